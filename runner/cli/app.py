@@ -1,0 +1,8 @@
+"""`tolu app` (being built)."""
+
+import click
+
+
+@click.group()
+def app() -> None:
+    """(being built)"""

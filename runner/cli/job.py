@@ -1,0 +1,8 @@
+"""`tolu job` (being built)."""
+
+import click
+
+
+@click.group()
+def job() -> None:
+    """(being built)"""

@@ -1,0 +1,8 @@
+"""`tolu launcher` (being built)."""
+
+import click
+
+
+@click.group()
+def launcher() -> None:
+    """(being built)"""

@@ -1,0 +1,8 @@
+"""`tolu queue` (being built)."""
+
+import click
+
+
+@click.group()
+def queue() -> None:
+    """(being built)"""

@@ -1,0 +1,396 @@
+"""Pydantic schemas shared by the server and the client.
+
+``*Create`` models are what a client sends to make a row, ``*Update`` models what it
+sends to change one (every field optional), and the bare name is what the server
+answers. Request models forbid unknown fields, so a typo is a 422 naming the field
+instead of a silently ignored value.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runner.states import BatchJobState, JobState
+
+#: Largest number of items one bulk request may carry; clients split larger work.
+MAX_BULK = 10_000
+
+Tags = dict[str, str]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a filtered list, with the total count of matching rows."""
+
+    count: int
+    results: list[T]
+
+
+# ---------------------------------------------------------------- users and auth
+
+
+class UserCreate(Request):
+    username: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@+-]+$")
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class User(Reply):
+    id: int
+    username: str
+    created_at: datetime
+
+
+class Token(Reply):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_at: datetime
+    username: str
+
+
+# ---------------------------------------------------------------- sites and apps
+
+
+class SiteCreate(Request):
+    name: str = Field(min_length=1, max_length=256)
+    path: str = Field(min_length=1, description="absolute path of the site directory on its host")
+    hostname: str = Field(min_length=1)
+    settings_summary: dict[str, Any] = Field(default_factory=dict)
+
+
+class SiteUpdate(Request):
+    name: str | None = None
+    path: str | None = None
+    hostname: str | None = None
+    settings_summary: dict[str, Any] | None = None
+    last_heartbeat: datetime | None = None
+
+
+class Site(Reply):
+    id: int
+    name: str
+    path: str
+    hostname: str
+    owner: str
+    settings_summary: dict[str, Any]
+    last_heartbeat: datetime | None
+    created_at: datetime
+
+
+class Resources(Request):
+    """What one job needs. ``wall_time_min`` 0 means no limit."""
+
+    num_nodes: int = Field(default=1, ge=1, le=100_000)
+    ranks_per_node: int = Field(default=1, ge=1, le=100_000)
+    threads_per_rank: int = Field(default=1, ge=1, le=100_000)
+    gpus_per_rank: int = Field(default=0, ge=0, le=1_000)
+    node_packing_count: int = Field(default=1, ge=1, le=100_000)
+    wall_time_min: float = Field(default=0, ge=0)
+
+
+class AppKind(StrEnum):
+    SHELL = "shell"
+    PYTHON = "python"
+
+
+#: Hook names an app may define; the processing service calls them on the site.
+HOOKS = ("preprocess", "postprocess", "handle_error", "handle_timeout")
+Hook = Literal["preprocess", "postprocess", "handle_error", "handle_timeout"]
+
+
+class AppCreate(Request):
+    site_id: int
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+    description: str = ""
+    kind: AppKind = AppKind.SHELL
+    #: shell apps: argv template, ``{param}`` placeholders filled per job (no shell).
+    command_template: str | None = None
+    #: python apps: the function, cloudpickled and base64-encoded.
+    serialized_function: str | None = None
+    #: parameter name -> default value; ``None`` marks a required parameter.
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    default_resources: Resources = Field(default_factory=Resources)
+    environment: dict[str, str] = Field(default_factory=dict)
+    #: which hooks the app's definition implements (others are skipped by the server).
+    hooks: list[Hook] = Field(default_factory=list)
+
+
+class AppUpdate(Request):
+    description: str | None = None
+    kind: AppKind | None = None
+    command_template: str | None = None
+    serialized_function: str | None = None
+    parameters: dict[str, Any] | None = None
+    default_resources: Resources | None = None
+    environment: dict[str, str] | None = None
+    hooks: list[Hook] | None = None
+
+
+class App(Reply):
+    id: int
+    site_id: int
+    name: str
+    description: str
+    kind: AppKind
+    command_template: str | None
+    serialized_function: str | None
+    parameters: dict[str, Any]
+    default_resources: Resources
+    environment: dict[str, str]
+    hooks: list[Hook]
+    created_at: datetime
+    updated_at: datetime
+
+
+# ---------------------------------------------------------------- transfers
+
+
+class TransferDirection(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class TransferState(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    DONE = "done"
+    ERROR = "error"
+
+
+class TransferItemCreate(Request):
+    """One file or directory to stage.
+
+    The remote end is ``LOCATION:PATH`` where LOCATION is an alias from the site's
+    ``transfer.locations`` settings (e.g. ``local:/data/in.txt`` or ``alcf:/proj/x``);
+    the local end is a path relative to the job's workdir. For ``in`` the remote end
+    is the source, for ``out`` the destination.
+    """
+
+    direction: TransferDirection
+    source: str = Field(min_length=1)
+    destination: str = Field(min_length=1)
+    recursive: bool = False
+
+
+class TransferItem(Reply):
+    id: int
+    job_id: int
+    direction: TransferDirection
+    source: str
+    destination: str
+    recursive: bool
+    state: TransferState
+    task_id: str | None
+    error: str | None
+    updated_at: datetime
+
+
+class TransferItemUpdate(Request):
+    id: int
+    state: TransferState | None = None
+    task_id: str | None = None
+    error: str | None = None
+
+
+# ---------------------------------------------------------------- jobs
+
+
+class JobCreate(Request):
+    app_id: int
+    #: optional name, unique within one bulk request, that other jobs of the same
+    #: request may list in ``parents`` (a whole DAG in one request).
+    key: str | None = Field(default=None, max_length=256)
+    #: parent job ids (int) or keys of jobs in the same request (str).
+    parents: list[int | str] = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    #: python apps: cloudpickled, base64-encoded ``(args, kwargs)``.
+    serialized_args: str | None = None
+    tags: Tags = Field(default_factory=dict)
+    environment: dict[str, str] = Field(default_factory=dict)
+    #: relative to the site's ``data/`` directory; default ``<app>/<job id>``.
+    workdir: str | None = None
+    #: None: the app's default resources.
+    resources: Resources | None = None
+    retry_limit: int = Field(default=3, ge=0, le=1_000)
+    transfers: list[TransferItemCreate] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobUpdate(Request):
+    """One element of a bulk update, or the body of ``PATCH /jobs/{id}``.
+
+    ``state`` is checked against the transition table; ``state_timestamp`` lets a
+    launcher report when the change really happened (its batches arrive later);
+    ``state_data`` goes into the Event (e.g. the tail of a failed job's output).
+    """
+
+    id: int | None = None
+    state: JobState | None = None
+    state_timestamp: datetime | None = None
+    state_data: dict[str, Any] = Field(default_factory=dict)
+    return_code: int | None = None
+    tags: Tags | None = None
+    parameters: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    retry_limit: int | None = Field(default=None, ge=0, le=1_000)
+    resources: Resources | None = None
+
+
+class Job(Reply):
+    id: int
+    app_id: int
+    site_id: int
+    state: JobState
+    parents: list[int]
+    parameters: dict[str, Any]
+    serialized_args: str | None
+    tags: Tags
+    environment: dict[str, str]
+    workdir: str
+    num_nodes: int
+    ranks_per_node: int
+    threads_per_rank: int
+    gpus_per_rank: int
+    node_packing_count: int
+    wall_time_min: float
+    return_code: int | None
+    retry_count: int
+    retry_limit: int
+    data: dict[str, Any]
+    batch_job_id: int | None
+    session_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(
+            num_nodes=self.num_nodes,
+            ranks_per_node=self.ranks_per_node,
+            threads_per_rank=self.threads_per_rank,
+            gpus_per_rank=self.gpus_per_rank,
+            node_packing_count=self.node_packing_count,
+            wall_time_min=self.wall_time_min,
+        )
+
+
+class Event(Reply):
+    id: int
+    job_id: int
+    from_state: JobState | None
+    to_state: JobState
+    timestamp: datetime
+    data: dict[str, Any]
+
+
+class DeleteResult(Reply):
+    deleted: int
+
+
+# ---------------------------------------------------------------- batch jobs and sessions
+
+
+class JobMode(StrEnum):
+    MPI = "mpi"
+    SERIAL = "serial"
+
+
+class BatchJobCreate(Request):
+    site_id: int
+    num_nodes: int = Field(ge=1, le=100_000)
+    wall_time_min: int = Field(ge=1, le=100_000)
+    job_mode: JobMode = JobMode.MPI
+    project: str = ""
+    queue: str = ""
+    filter_tags: Tags = Field(default_factory=dict)
+    #: extra scheduler options, rendered into the batch script by the scheduler class.
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class BatchJobUpdate(Request):
+    id: int | None = None
+    state: BatchJobState | None = None
+    scheduler_id: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    status_info: dict[str, Any] | None = None
+
+
+class BatchJob(Reply):
+    id: int
+    site_id: int
+    scheduler_id: str | None
+    project: str
+    queue: str
+    num_nodes: int
+    wall_time_min: int
+    job_mode: JobMode
+    filter_tags: Tags
+    options: dict[str, str]
+    state: BatchJobState
+    status_info: dict[str, Any]
+    start_time: datetime | None
+    end_time: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class SessionCreate(Request):
+    site_id: int
+    batch_job_id: int | None = None
+    #: seconds without a heartbeat after which the session expires.
+    ttl_sec: float = Field(default=60.0, gt=0, le=86_400)
+
+
+class Session(Reply):
+    id: int
+    site_id: int
+    batch_job_id: int | None
+    heartbeat: datetime
+    expires_at: datetime
+    ttl_sec: float
+
+
+class AcquireSpec(Request):
+    """What a launcher session can take now.
+
+    Jobs in RUNNABLE states, not held by another session, of this site, matching
+    ``filter_tags``, are taken in order (largest ``num_nodes`` first, then oldest)
+    while they fit: at most ``max_num_jobs``; each needs ``num_nodes`` <=
+    ``max_nodes_per_job`` and ``wall_time_min`` <= ``max_wall_time_min`` (0: no
+    limit on either side); the sum of ``num_nodes / node_packing_count`` stays <=
+    ``max_aggregate_nodes``. ``serial_only`` takes only single-node, single-rank jobs.
+    """
+
+    max_num_jobs: int = Field(ge=1, le=MAX_BULK)
+    max_nodes_per_job: int | None = Field(default=None, ge=1)
+    max_aggregate_nodes: float | None = Field(default=None, gt=0)
+    max_wall_time_min: float | None = Field(default=None, ge=0)
+    serial_only: bool = False
+    filter_tags: Tags = Field(default_factory=dict)
+    app_ids: list[int] | None = None
+
+
+class StateCount(Reply):
+    state: JobState
+    count: int
+
+
+class Health(Reply):
+    status: Literal["ok"] = "ok"
+    version: str
+    schema_revision: str | None
+    database: str

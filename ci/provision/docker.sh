@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# ci/provision/docker.sh -- a Docker engine for tolu's container tests (Debian, root, no systemd,
+# possibly no reachable registry).
+#
+#   ci/provision/docker.sh [start]    install docker.io if missing, start dockerd (vfs) with a pid file,
+#                                     wait for the API (no-op when an engine already answers)
+#   ci/provision/docker.sh base-image print a base image tag usable for ci/server.Dockerfile:
+#                                     python:3.11-slim if it is present or can be pulled, else
+#                                     local/debian-python:bookworm (built with debootstrap + docker import
+#                                     when missing; ~45 s, ~300 MB)
+#   ci/provision/docker.sh status     engine status
+#   ci/provision/docker.sh stop       stop the dockerd THIS script started (by its pid file)
+#
+# Notes: vfs copies every layer in full, so keep images few and small (`docker image prune -f`).
+# pip inside `docker build` may not verify a package proxy's TLS: images install from a host-built
+# wheelhouse with --no-index (see ci/server.Dockerfile).
+# Env knobs: DOCKER_STATE (/var/lib/tolu-ci/docker): pid file + dockerd.log;
+#            BASE_TAG (local/debian-python:bookworm); UPSTREAM_BASE (python:3.11-slim);
+#            DEBIAN_MIRROR (http://deb.debian.org/debian).
+set -euo pipefail
+
+STATE=${DOCKER_STATE:-/var/lib/tolu-ci/docker}
+BASE_TAG=${BASE_TAG:-local/debian-python:bookworm}
+UPSTREAM_BASE=${UPSTREAM_BASE:-python:3.11-slim}
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+log() { echo "[docker] $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+api_up() { docker info >/dev/null 2>&1; }
+
+do_start() {
+  if command -v docker >/dev/null && api_up; then log "engine already up"; return 0; fi
+  [ "$(id -u)" = 0 ] || die "no docker engine answers and we are not root (cannot start dockerd)"
+  if ! command -v dockerd >/dev/null; then
+    log "installing docker.io from Debian"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends docker.io iptables >/dev/null
+  fi
+  mkdir -p "$STATE"
+  if [ -s "$STATE/dockerd.pid" ] && kill -0 "$(cat "$STATE/dockerd.pid")" 2>/dev/null; then
+    log "dockerd (pid $(cat "$STATE/dockerd.pid")) running but API not answering yet"
+  else
+    # a stale pid file from a dead dockerd blocks the next start
+    rm -f "$STATE/dockerd.pid" /var/run/docker.pid
+    setsid dockerd --storage-driver=vfs --pidfile "$STATE/dockerd.pid" >"$STATE/dockerd.log" 2>&1 </dev/null &
+  fi
+  for _ in $(seq 1 120); do
+    if api_up; then log "engine up (dockerd pid $(cat "$STATE/dockerd.pid" 2>/dev/null || echo '?'))"; return 0; fi
+    sleep 0.5
+  done
+  tail -20 "$STATE/dockerd.log" >&2 || true
+  die "dockerd did not come up; see $STATE/dockerd.log"
+}
+
+do_base_image() {
+  do_start
+  if docker image inspect "$UPSTREAM_BASE" >/dev/null 2>&1; then echo "$UPSTREAM_BASE"; return 0; fi
+  if docker image inspect "$BASE_TAG" >/dev/null 2>&1; then echo "$BASE_TAG"; return 0; fi
+  if [ "${TOLU_CI_TRY_PULL:-1}" = 1 ] && timeout 30 docker pull -q "$UPSTREAM_BASE" >/dev/null 2>&1; then
+    echo "$UPSTREAM_BASE"; return 0
+  fi
+  log "no registry answers; building $BASE_TAG from Debian packages (debootstrap, ~45 s)"
+  [ "$(id -u)" = 0 ] || die "debootstrap needs root"
+  if ! command -v debootstrap >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null
+  fi
+  mkdir -p "$STATE"
+  local root
+  root=$(mktemp -d /var/tmp/tolu-base.XXXXXX)
+  # shellcheck disable=SC2064
+  trap "rm -rf '$root'" EXIT
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,curl bookworm "$root" \
+    "$DEBIAN_MIRROR" >"$STATE/debootstrap.log" 2>&1 || { tail -20 "$STATE/debootstrap.log" >&2; die "debootstrap failed"; }
+  # slim it: apt lists, caches, docs
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/usr/share/doc/* "$root"/usr/share/man/* \
+    "$root"/usr/share/locale/*
+  tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - "$BASE_TAG" >/dev/null
+  log "built $BASE_TAG"
+  echo "$BASE_TAG"
+}
+
+do_status() {
+  if api_up; then
+    echo "docker engine: up ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"
+  else
+    echo "docker engine: down"
+  fi
+  if [ -s "$STATE/dockerd.pid" ] && kill -0 "$(cat "$STATE/dockerd.pid")" 2>/dev/null; then
+    echo "dockerd started by this script: pid $(cat "$STATE/dockerd.pid")"
+  fi
+  api_up
+}
+
+do_stop() {
+  local f="$STATE/dockerd.pid" pid
+  if [ ! -s "$f" ] || ! kill -0 "$(cat "$f")" 2>/dev/null; then log "no dockerd started by this script"; return 0; fi
+  pid=$(cat "$f"); log "stopping dockerd (pid $pid)"
+  kill -TERM "$pid"
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || { rm -f "$f"; return 0; }; sleep 0.5; done
+  log "dockerd did not exit; SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; rm -f "$f"
+}
+
+case ${1:-start} in
+  start) do_start ;;
+  base-image) do_base_image ;;
+  status) do_status ;;
+  stop) do_stop ;;
+  *) echo "usage: $0 [start|base-image|status|stop]" >&2; exit 2 ;;
+esac

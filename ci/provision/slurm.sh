@@ -148,7 +148,7 @@ wait_idle() {
     st=$(sinfo -h -N -n "$HOST" -o %T 2>/dev/null | head -1 || true)
     case $st in
       idle|mixed|allocated|completing) log "node $HOST is $st"; sinfo; return 0;;
-      down*|drain*|drained*|fail*)
+      down*|drain*|fail*)
         if [ $resumed = 0 ]; then scontrol update nodename="$HOST" state=resume 2>/dev/null || true; resumed=1; fi;;
     esac
     sleep 0.5
@@ -191,8 +191,9 @@ stop_slurm() {
   if pid_alive "$SLURM_BASE/run/slurmctld.pid"; then
     local jobs; jobs=$(squeue -h -o %A 2>/dev/null | sort -u | tr '\n' ' ' || true)
     if [ -n "${jobs// /}" ]; then
+      log "cancelling jobs: $jobs"
       # shellcheck disable=SC2086  # word splitting of the id list is intended
-      log "cancelling jobs: $jobs"; scancel $jobs 2>/dev/null || true
+      scancel $jobs 2>/dev/null || true
       for _ in $(seq 1 60); do [ -z "$(squeue -h -t PD,R,CG,S -o %A 2>/dev/null)" ] && break; sleep 0.25; done
     fi
   fi

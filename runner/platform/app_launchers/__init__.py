@@ -1,0 +1,14 @@
+"""App launchers: how a job's ranks start. ``get("mpich")(executable=..., extra_args=...)``."""
+
+from runner.platform.app_launchers import local, mpich, openmpi, srun  # noqa: F401  (register)
+from runner.platform.app_launchers.base import (
+    AppLauncher,
+    LaunchSpec,
+    UnknownLauncher,
+    UnsupportedJob,
+    get,
+    names,
+    register,
+)
+
+__all__ = ["AppLauncher", "LaunchSpec", "UnknownLauncher", "UnsupportedJob", "get", "names", "register"]

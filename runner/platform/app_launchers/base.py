@@ -1,0 +1,98 @@
+"""The app-launcher contract: how the ranks of one job start (Parsl's launchers idea).
+
+A launcher turns a job's argv, its hosts and its rank layout into the argv of the
+start command (``mpiexec ...``, ``srun ...``, or the argv itself). Commands are lists
+of strings, never shell text. Classes register by name (``@register("mpich")``); a
+duplicate name is an error and ``get`` lists the known names when one is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, TypeVar
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything an app launcher needs to start one job."""
+
+    argv: Sequence[str]
+    hosts: Sequence[str]
+    ranks_per_node: int = 1
+    threads_per_rank: int = 1
+    gpus_per_rank: int = 0
+    #: the job's own variables (app + job environment, OMP_NUM_THREADS, GPU ids).
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.hosts)
+
+    @property
+    def num_ranks(self) -> int:
+        return self.num_nodes * self.ranks_per_node
+
+
+class UnknownLauncher(LookupError):
+    """An ``mpi_launcher`` name that no class registered."""
+
+
+class UnsupportedJob(ValueError):
+    """The job's layout cannot be started by this launcher (e.g. 4 ranks with ``local``)."""
+
+
+class AppLauncher(ABC):
+    """Builds the start command of one job."""
+
+    name: ClassVar[str]
+    #: the start command when the site settings name none.
+    default_executable: ClassVar[str] = ""
+
+    def __init__(self, *, executable: str = "", extra_args: Sequence[str] = ()) -> None:
+        self.executable = executable or self.find_default()
+        self.extra_args = list(extra_args)
+
+    @classmethod
+    def find_default(cls) -> str:
+        return shutil.which(cls.default_executable) or cls.default_executable
+
+    @abstractmethod
+    def command(self, spec: LaunchSpec) -> list[str]:
+        """The argv that starts every rank of ``spec``."""
+
+    def process_env(self, spec: LaunchSpec, base: Mapping[str, str]) -> dict[str, str]:
+        """Environment of the start command itself: the launcher's plus the job's."""
+        env = dict(base)
+        env.update(spec.env)
+        return env
+
+
+_REGISTRY: dict[str, type[AppLauncher]] = {}
+
+L = TypeVar("L", bound=type[AppLauncher])
+
+
+def register(name: str) -> Callable[[L], L]:
+    def deco(cls: L) -> L:
+        if name in _REGISTRY:
+            raise ValueError(f"app launcher {name!r} is already registered by {_REGISTRY[name].__name__}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def get(name: str) -> type[AppLauncher]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UnknownLauncher(f"no app launcher named {name!r} (known: {known})") from None
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)

@@ -1,0 +1,92 @@
+"""App launchers: the argv each builds, and real runs through the mpich wheel's mpiexec."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner.platform import app_launchers
+from runner.platform.app_launchers import LaunchSpec, UnsupportedJob
+
+SPEC = LaunchSpec(
+    argv=["./sim", "--in", "a b;c"],
+    hosts=["n1", "n2"],
+    ranks_per_node=2,
+    threads_per_rank=3,
+    gpus_per_rank=1,
+    env={"OMP_NUM_THREADS": "3"},
+)
+
+
+def test_registry_lists_names_and_rejects_unknown() -> None:
+    assert app_launchers.names() == ["local", "mpich", "openmpi", "srun"]
+    with pytest.raises(app_launchers.UnknownLauncher, match="known: local, mpich, openmpi, srun"):
+        app_launchers.get("aprun")
+    with pytest.raises(ValueError, match="already registered"):
+        app_launchers.register("mpich")(app_launchers.get("mpich"))
+
+
+def test_mpich_command() -> None:
+    cmd = app_launchers.get("mpich")(executable="mpiexec", extra_args=["-launcher", "fork"]).command(SPEC)
+    assert cmd == [
+        "mpiexec", "-n", "4", "-ppn", "2", "-hosts", "n1,n2", "-genv", "OMP_NUM_THREADS", "3",
+        "-launcher", "fork", "./sim", "--in", "a b;c",
+    ]  # fmt: skip
+
+
+def test_mpich_defaults_to_the_wheel_beside_the_interpreter() -> None:
+    launcher = app_launchers.get("mpich")()
+    assert launcher.executable == str(Path(sys.executable).parent / "mpiexec")
+
+
+def test_openmpi_command() -> None:
+    cmd = app_launchers.get("openmpi")(executable="mpirun").command(SPEC)
+    assert cmd == [
+        "mpirun", "-n", "4", "--map-by", "ppr:2:node:PE=3", "--host", "n1:2,n2:2",
+        "-x", "OMP_NUM_THREADS", "./sim", "--in", "a b;c",
+    ]  # fmt: skip
+
+
+def test_srun_command() -> None:
+    cmd = app_launchers.get("srun")(executable="srun").command(SPEC)
+    assert cmd[:1] == ["srun"] and cmd[-3:] == ["./sim", "--in", "a b;c"]
+    assert cmd[cmd.index("--nodelist") + 1] == "n1,n2"
+    assert cmd[cmd.index("--ntasks") + 1] == "4"
+    assert cmd[cmd.index("--gpus-per-task") + 1] == "1"
+
+
+def test_local_runs_one_process_only() -> None:
+    local = app_launchers.get("local")()
+    one = LaunchSpec(argv=["/bin/true"], hosts=["me"])
+    assert local.command(one) == ["/bin/true"]
+    with pytest.raises(UnsupportedJob, match="4 ranks"):
+        local.command(SPEC)
+
+
+def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_mpich_really_runs_ranks_on_fake_hosts() -> None:
+    """Hydra's fork launcher runs the 'remote' hosts locally: 3 hosts x 2 ranks."""
+    spec = LaunchSpec(
+        argv=["sh", "-c", 'echo "$PMI_RANK $PMI_HOSTNAME $TOLU_X"'],
+        hosts=["n1", "n2", "n3"],
+        ranks_per_node=2,
+        env={"TOLU_X": "a b;c"},
+    )
+    mpich = app_launchers.get("mpich")(extra_args=["-launcher", "fork"])
+    out = _run(mpich.command(spec), mpich.process_env(spec, os.environ))
+    assert out.returncode == 0, out.stderr
+    lines = sorted(out.stdout.split("\n")[:-1])
+    assert lines == [f"{r} n{r // 2 + 1} a b;c" for r in range(6)]
+
+
+def test_mpich_reports_the_failing_rank_code() -> None:
+    spec = LaunchSpec(argv=["sh", "-c", 'exit $((PMI_RANK + 3))'], hosts=["n1"], ranks_per_node=1)
+    mpich = app_launchers.get("mpich")(extra_args=["-launcher", "fork"])
+    assert _run(mpich.command(spec), dict(os.environ)).returncode == 3

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SETTINGS_FILE = "settings.yml"
+#: transfer backends a location may name (runner/platform/transfer/).
+TRANSFER_BACKENDS = ("local", "globus")
 
 
 class Section(BaseModel):
@@ -60,13 +62,40 @@ class SchedulerSettings(Section):
     default_queue: str = ""
 
 
+class GlobusSettings(Section):
+    #: this site's own Globus collection (the local end of every globus task).
+    local_endpoint_id: str = ""
+    #: confidential app client id; its secret is read from ``$<client_secret_env>``.
+    client_id: str = ""
+    client_secret_env: str = "TOLU_GLOBUS_CLIENT_SECRET"
+    #: alternatively an access token for the transfer API in ``$<access_token_env>``.
+    access_token_env: str = "TOLU_GLOBUS_TOKEN"
+
+
 class TransferSettings(Section):
     #: alias -> "backend:endpoint" (e.g. ``local: "local:"``, ``alcf: "globus:<uuid>"``)
     locations: dict[str, str] = Field(default_factory=lambda: {"local": "local:"})
     max_items_per_task: int = Field(default=200, ge=1)
+    #: tasks in flight per location.
     max_concurrent_tasks: int = Field(default=5, ge=1)
+    #: failed tasks are retried this many times before their items go to ``error``.
     retry_limit: int = Field(default=3, ge=0)
+    #: first pause before a retry; doubles with each further attempt.
+    retry_backoff_sec: float = Field(default=5.0, ge=0)
     poll_interval_sec: float = Field(default=5.0, gt=0)
+    globus: GlobusSettings = Field(default_factory=GlobusSettings)
+
+    @field_validator("locations")
+    @classmethod
+    def _known_backends(cls, value: dict[str, str]) -> dict[str, str]:
+        for alias, spec in value.items():
+            backend, sep, _ = spec.partition(":")
+            if not sep or backend not in TRANSFER_BACKENDS:
+                raise ValueError(
+                    f"{alias}: {spec!r} is not '<backend>:<endpoint>' with backend one of "
+                    f"{', '.join(TRANSFER_BACKENDS)}"
+                )
+        return value
 
 
 class ProcessingSettings(Section):

@@ -1,0 +1,211 @@
+"""The HTTP layer: one pooled ``requests.Session``, retries with backoff, typed errors.
+
+Retry policy (why: a launcher must ride out a server restart, but must not turn a
+rejected request into a storm):
+
+- connection errors (refused, reset, DNS, connect timeout) and 5xx answers are
+  retried with exponential backoff and jitter, up to ``retries`` times;
+- a read timeout is retried only for GET, because a POST/PATCH may already have
+  been applied;
+- 4xx answers are never retried.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+import requests
+from pydantic import BaseModel
+from requests.adapters import HTTPAdapter
+
+from runner.client.errors import TransportError, error_for_status
+
+log = logging.getLogger("runner.client")
+
+#: query-string value types: scalars, or lists of them (repeated keys).
+Params = Mapping[str, Any]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_unset=True)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+def encode_json(body: Any) -> bytes:
+    """Serialize a request body: models (exclude_unset), dicts, lists of either."""
+    if isinstance(body, BaseModel):
+        return body.model_dump_json(exclude_unset=True).encode()
+    return json.dumps(body, default=_json_default, separators=(",", ":")).encode()
+
+
+def _param_value(value: Any) -> str:
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def encode_params(params: Params | None) -> list[tuple[str, str]]:
+    """Query string pairs; None is skipped, lists repeat the key, ``tags`` dicts become k:v."""
+    out: list[tuple[str, str]] = []
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            out.extend((key, f"{k}:{v}") for k, v in value.items())
+        elif isinstance(value, str | bytes) or not isinstance(value, Sequence | set | frozenset):
+            out.append((key, _param_value(value)))
+        else:
+            out.extend((key, _param_value(v)) for v in value)
+    return out
+
+
+def _detail(resp: requests.Response) -> Any:
+    try:
+        body = resp.json()
+    except ValueError:
+        text = resp.text.strip()
+        return text[:500] if text else resp.reason
+    if isinstance(body, dict) and "detail" in body:
+        return body["detail"]
+    return body
+
+
+class HTTP:
+    """Sends requests to one server; shared by all managers of a Client."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 5,
+        backoff: float = 0.25,
+        max_backoff: float = 8.0,
+        pool_size: int = 10,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["Accept"] = "application/json"
+        self.session.headers["User-Agent"] = "tolu-client"
+        self.token = token
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    @token.setter
+    def token(self, value: str | None) -> None:
+        self._token = value
+        if value:
+            self.session.headers["Authorization"] = f"Bearer {value}"
+        else:
+            self.session.headers.pop("Authorization", None)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _sleep_before(self, attempt: int) -> None:
+        delay = min(self.max_backoff, self.backoff * (2**attempt))
+        time.sleep(delay * (0.5 + random.random() / 2))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Any = None,
+        raw_body: bytes | None = None,
+        timeout: float | None = None,
+    ) -> requests.Response:
+        """Send one request (retrying as described above); raise typed errors."""
+        url = self.url + path
+        data = raw_body if raw_body is not None else (None if body is None else encode_json(body))
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        query = encode_params(params)
+        attempt = 0
+        while True:
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    params=query,
+                    data=data,
+                    headers=headers,
+                    timeout=timeout if timeout is not None else self.timeout,
+                )
+            except requests.exceptions.RequestException as exc:
+                retriable = isinstance(
+                    exc, requests.exceptions.ConnectionError | requests.exceptions.ConnectTimeout
+                ) or (method == "GET" and isinstance(exc, requests.exceptions.Timeout))
+                if retriable and attempt < self.retries:
+                    log.warning(
+                        "%s %s: %s; retrying (%d/%d)", method, url, _short(exc), attempt + 1, self.retries
+                    )
+                    self._sleep_before(attempt)
+                    attempt += 1
+                    continue
+                raise TransportError(
+                    f"cannot reach the tolu server at {self.url}: {_short(exc)}"
+                    + (f" (after {attempt + 1} attempts)" if attempt else ""),
+                    method=method,
+                    url=url,
+                    attempts=attempt + 1,
+                ) from None
+            if resp.status_code >= 500 and attempt < self.retries:
+                log.warning(
+                    "%s %s: HTTP %d; retrying (%d/%d)",
+                    method,
+                    url,
+                    resp.status_code,
+                    attempt + 1,
+                    self.retries,
+                )
+                self._sleep_before(attempt)
+                attempt += 1
+                continue
+            if resp.status_code >= 400:
+                raise error_for_status(resp.status_code, _detail(resp), method=method, url=url)
+            return resp
+
+
+def _short(exc: BaseException) -> str:
+    """A one-line reason out of requests' nested exception text."""
+    text = str(exc)
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "timed out",
+        "Connection reset",
+        "Remote end closed connection",
+        "Connection aborted",
+    ):
+        if marker in text:
+            return marker.lower() if marker != "Connection refused" else "connection refused"
+    return text if len(text) < 200 else text[:200] + "..."

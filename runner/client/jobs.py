@@ -1,0 +1,435 @@
+"""``client.jobs``: create, list, change, delete and wait for jobs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from runner.client._base import IdsArg, Manager, StateArg, _as_list, _changes, _chunks, _encode_list, _parse
+from runner.client.errors import WaitTimeout
+from runner.models import (
+    MAX_BULK,
+    DeleteResult,
+    Job,
+    JobCreate,
+    JobUpdate,
+    Page,
+    Resources,
+    StateCount,
+    Tags,
+    TransferItemCreate,
+)
+from runner.states import FINAL, JobState
+
+
+def _job_params(
+    *,
+    id: IdsArg = None,
+    state: StateArg = None,
+    tags: Tags | None = None,
+    site_id: int | None = None,
+    app_id: int | None = None,
+    parent_id: int | None = None,
+    session_id: int | None = None,
+    batch_job_id: int | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    updated_after: datetime | None = None,
+    updated_before: datetime | None = None,
+    ordering: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": _as_list(id),
+        "state": _as_list(state),
+        "tags": tags or None,
+        "site_id": site_id,
+        "app_id": app_id,
+        "parent_id": parent_id,
+        "session_id": session_id,
+        "batch_job_id": batch_job_id,
+        "created_after": created_after,
+        "created_before": created_before,
+        "updated_after": updated_after,
+        "updated_before": updated_before,
+        "ordering": ordering,
+    }
+
+
+def _parents_of(job: JobCreate | Mapping[str, Any]) -> list[int | str]:
+    if isinstance(job, JobCreate):
+        return list(job.parents)
+    return list(job.get("parents") or [])
+
+
+def _key_of(job: JobCreate | Mapping[str, Any]) -> str | None:
+    return job.key if isinstance(job, JobCreate) else job.get("key")
+
+
+def _with_parents(job: JobCreate | Mapping[str, Any], parents: list[int | str]) -> JobCreate | dict[str, Any]:
+    if isinstance(job, JobCreate):
+        return job.model_copy(update={"parents": parents})
+    return {**job, "parents": parents}
+
+
+class JobManager(Manager):
+    """``client.jobs``: create, list, change and delete jobs, in bulk where it matters."""
+
+    path = "/jobs"
+
+    # ---- create
+
+    def bulk_create(self, jobs: Iterable[JobCreate | Mapping[str, Any]]) -> list[Job]:
+        """Create many jobs; returns them in the order given.
+
+        Requests carry at most ``MAX_BULK`` jobs; each request is all-or-nothing. A job
+        may name as parent the ``key`` of an earlier job in the list, even one sent in
+        an earlier request (the key is replaced by the created id).
+        """
+        items = list(jobs)
+        if len(items) <= MAX_BULK:
+            return self._create_chunk(items)
+        created: list[Job] = []
+        key_ids: dict[str, int] = {}
+        for chunk in _chunks(items, MAX_BULK):
+            chunk_keys = {k for k in (_key_of(j) for j in chunk) if k is not None}
+            prepared: list[JobCreate | Mapping[str, Any]] = []
+            for job in chunk:
+                parents = _parents_of(job)
+                if any(isinstance(p, str) and p not in chunk_keys for p in parents):
+                    resolved: list[int | str] = []
+                    for p in parents:
+                        if isinstance(p, str) and p not in chunk_keys:
+                            if p not in key_ids:
+                                raise ValueError(
+                                    f"job key {_key_of(job)!r}: parent key {p!r} is not an earlier job "
+                                    f"of this list (with more than {MAX_BULK} jobs, parents must come "
+                                    "before their children)"
+                                )
+                            resolved.append(key_ids[p])
+                        else:
+                            resolved.append(p)
+                    job = _with_parents(job, resolved)
+                prepared.append(job)
+            made = self._create_chunk(prepared)
+            for job, result in zip(chunk, made, strict=True):
+                key = _key_of(job)
+                if key is not None:
+                    key_ids[key] = result.id
+            created.extend(made)
+        return created
+
+    def _create_chunk(self, items: Sequence[JobCreate | Mapping[str, Any]]) -> list[Job]:
+        if not items:
+            return []
+        result: list[Job] = self._send("POST", list[Job], self.path, raw=_encode_list(JobCreate, items))
+        return result
+
+    def create(
+        self,
+        app_id: int,
+        *,
+        parameters: dict[str, Any] | None = None,
+        tags: Tags | None = None,
+        parents: Sequence[int | Job] | None = None,
+        resources: Resources | dict[str, Any] | None = None,
+        environment: dict[str, str] | None = None,
+        workdir: str | None = None,
+        retry_limit: int | None = None,
+        transfers: Sequence[TransferItemCreate | dict[str, Any]] | None = None,
+        serialized_args: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Job:
+        """Create one job. ``parents`` may be ids or Job objects (HyperQueue-style deps)."""
+        body = JobCreate.model_validate(
+            _changes(
+                app_id=app_id,
+                parameters=parameters,
+                tags=tags,
+                parents=[p.id if isinstance(p, Job) else p for p in parents] if parents else None,
+                resources=resources,
+                environment=environment,
+                workdir=workdir,
+                retry_limit=retry_limit,
+                transfers=list(transfers) if transfers is not None else None,
+                serialized_args=serialized_args,
+                data=data,
+            )
+        )
+        return self._create_chunk([body])[0]
+
+    # ---- read
+
+    def get(self, id: int) -> Job:
+        return self._get_one(Job, f"{self.path}/{id}")
+
+    def filter(
+        self,
+        *,
+        id: IdsArg = None,
+        state: StateArg = None,
+        tags: Tags | None = None,
+        site_id: int | None = None,
+        app_id: int | None = None,
+        parent_id: int | None = None,
+        session_id: int | None = None,
+        batch_job_id: int | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        ordering: str | None = None,
+        limit: int | None = None,
+    ) -> list[Job]:
+        """Every matching job (following pages), at most ``limit``.
+
+        ``state`` is one state or several (any matches); ``tags`` must all match;
+        ``ordering`` is one of id, -id, updated_at, -updated_at, created_at,
+        -created_at, state.
+        """
+        params = _job_params(
+            id=id,
+            state=state,
+            tags=tags,
+            site_id=site_id,
+            app_id=app_id,
+            parent_id=parent_id,
+            session_id=session_id,
+            batch_job_id=batch_job_id,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+            ordering=ordering or "id",
+        )
+        return self._follow(Job, params, limit)
+
+    def page(
+        self,
+        *,
+        id: IdsArg = None,
+        state: StateArg = None,
+        tags: Tags | None = None,
+        site_id: int | None = None,
+        app_id: int | None = None,
+        parent_id: int | None = None,
+        session_id: int | None = None,
+        batch_job_id: int | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+        ordering: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Page[Job]:
+        """One page of matching jobs with the total ``count``."""
+        params = _job_params(
+            id=id,
+            state=state,
+            tags=tags,
+            site_id=site_id,
+            app_id=app_id,
+            parent_id=parent_id,
+            session_id=session_id,
+            batch_job_id=batch_job_id,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+            ordering=ordering,
+        )
+        return self._page(Job, {**params, "limit": limit, "offset": offset})
+
+    def count(
+        self,
+        *,
+        id: IdsArg = None,
+        state: StateArg = None,
+        tags: Tags | None = None,
+        site_id: int | None = None,
+        app_id: int | None = None,
+        parent_id: int | None = None,
+        session_id: int | None = None,
+        batch_job_id: int | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+    ) -> int:
+        """How many jobs match."""
+        return self.page(
+            id=id,
+            state=state,
+            tags=tags,
+            site_id=site_id,
+            app_id=app_id,
+            parent_id=parent_id,
+            session_id=session_id,
+            batch_job_id=batch_job_id,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+            limit=1,
+        ).count
+
+    def counts(
+        self,
+        *,
+        id: IdsArg = None,
+        state: StateArg = None,
+        tags: Tags | None = None,
+        site_id: int | None = None,
+        app_id: int | None = None,
+        parent_id: int | None = None,
+        session_id: int | None = None,
+        batch_job_id: int | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+    ) -> dict[JobState, int]:
+        """Matching jobs per state (states with no job are left out)."""
+        params = _job_params(
+            id=id,
+            state=state,
+            tags=tags,
+            site_id=site_id,
+            app_id=app_id,
+            parent_id=parent_id,
+            session_id=session_id,
+            batch_job_id=batch_job_id,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+        )
+        resp = self._http.request("GET", f"{self.path}/counts", params=params)
+        rows: list[StateCount] = _parse(list[StateCount], resp.content)
+        return {r.state: r.count for r in rows if r.count}
+
+    # ---- change
+
+    def bulk_update(self, updates: Iterable[JobUpdate | Mapping[str, Any]]) -> list[Job]:
+        """Change many jobs (each update names its ``id``); all-or-nothing per request.
+
+        Split into requests of at most ``MAX_BULK``. Models are sent without being
+        validated again; dicts are validated by the server.
+        """
+        items = list(updates)
+        out: list[Job] = []
+        for chunk in _chunks(items, MAX_BULK):
+            out.extend(self._send("PATCH", list[Job], self.path, raw=_encode_list(JobUpdate, chunk)))
+        return out
+
+    def update(
+        self,
+        id: int,
+        *,
+        state: JobState | str | None = None,
+        state_timestamp: datetime | None = None,
+        state_data: dict[str, Any] | None = None,
+        return_code: int | None = None,
+        tags: Tags | None = None,
+        parameters: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        retry_limit: int | None = None,
+        resources: Resources | dict[str, Any] | None = None,
+    ) -> Job:
+        """Change one job; a ``state`` the life cycle forbids raises Conflict (409)."""
+        body = JobUpdate.model_validate(
+            _changes(
+                state=state,
+                state_timestamp=state_timestamp,
+                state_data=state_data,
+                return_code=return_code,
+                tags=tags,
+                parameters=parameters,
+                data=data,
+                retry_limit=retry_limit,
+                resources=resources,
+            )
+        )
+        result: Job = self._send("PATCH", Job, f"{self.path}/{id}", body)
+        return result
+
+    def delete(self, id: int) -> None:
+        self._delete(f"{self.path}/{id}")
+
+    def delete_where(
+        self,
+        *,
+        id: IdsArg = None,
+        state: StateArg = None,
+        tags: Tags | None = None,
+        site_id: int | None = None,
+        app_id: int | None = None,
+        parent_id: int | None = None,
+        session_id: int | None = None,
+        batch_job_id: int | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        updated_after: datetime | None = None,
+        updated_before: datetime | None = None,
+    ) -> int:
+        """Delete every matching job; returns how many. At least one filter is required."""
+        params = _job_params(
+            id=id,
+            state=state,
+            tags=tags,
+            site_id=site_id,
+            app_id=app_id,
+            parent_id=parent_id,
+            session_id=session_id,
+            batch_job_id=batch_job_id,
+            created_after=created_after,
+            created_before=created_before,
+            updated_after=updated_after,
+            updated_before=updated_before,
+        )
+        if not any(v is not None for v in params.values()):
+            raise ValueError("delete_where needs at least one filter")
+        resp = self._http.request("DELETE", self.path, params=params)
+        result: DeleteResult = _parse(DeleteResult, resp.content)
+        return result.deleted
+
+    # ---- wait
+
+    def wait(
+        self,
+        ids: Iterable[int | Job],
+        *,
+        states: Iterable[JobState | str] = FINAL,
+        timeout: float | None = None,
+        poll_sec: float = 1.0,
+    ) -> list[Job]:
+        """Block until every job is in one of ``states`` (default: a final state).
+
+        Returns the jobs in the order given. On timeout raises WaitTimeout listing the
+        jobs still pending and their states.
+        """
+        want = [j.id if isinstance(j, Job) else j for j in ids]
+        targets = {JobState(s) for s in states}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done: dict[int, Job] = {}
+        while True:
+            pending = [i for i in want if i not in done]
+            for chunk in _chunks(pending, 1_000):
+                for job in self.filter(id=chunk):
+                    if job.state in targets:
+                        done[job.id] = job
+            pending = [i for i in want if i not in done]
+            if not pending:
+                return [done[i] for i in want]
+            if deadline is not None and time.monotonic() >= deadline:
+                jobs = {j.id: j.state.value for j in self.filter(id=pending[:1_000])}
+                shown = ", ".join(f"{i}={jobs.get(i, '?')}" for i in pending[:20])
+                more = f" and {len(pending) - 20} more" if len(pending) > 20 else ""
+                raise WaitTimeout(
+                    f"{len(pending)} of {len(want)} jobs not in {sorted(s.value for s in targets)} after "
+                    f"{timeout}s: {shown}{more}",
+                    {i: jobs.get(i, "?") for i in pending},
+                )
+            time.sleep(poll_sec)

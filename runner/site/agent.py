@@ -223,8 +223,10 @@ def setup_logging(site_dir: Path, *, foreground: bool = False, level: int = logg
     for handler in handlers:
         handler.setFormatter(fmt)
         root.addHandler(handler)
-    # Quiet libraries that log every retried connection.
+    # The agent reports an unreachable server once (ServerHealth); the client and
+    # urllib3 would log every retried connection.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
+    logging.getLogger("runner.client").setLevel(logging.ERROR)
     return path
 
 

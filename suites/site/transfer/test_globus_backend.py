@@ -102,7 +102,9 @@ def sent_transfer(mock: responses.RequestsMock) -> dict[str, object]:
     return dict(json.loads(body))
 
 
-def test_stage_in_submits_one_task_remote_to_local(backend: GlobusBackend, mock: responses.RequestsMock) -> None:
+def test_stage_in_submits_one_task_remote_to_local(
+    backend: GlobusBackend, mock: responses.RequestsMock
+) -> None:
     submit_two(backend, mock, TransferDirection.IN)
     doc = sent_transfer(mock)
     assert doc["source_endpoint"] == REMOTE and doc["destination_endpoint"] == LOCAL
@@ -147,10 +149,12 @@ def test_task_status(
     assert detail in status.detail
 
 
-def test_failed_submit_raises_with_globus_reason(backend: GlobusBackend, mock: responses.RequestsMock) -> None:
+def test_failed_submit_raises_with_globus_reason(
+    backend: GlobusBackend, mock: responses.RequestsMock
+) -> None:
     load_response("transfer.get_submission_id", requests_mock=mock)
     load_response("transfer.submit_transfer", case="failure", requests_mock=mock)
-    with pytest.raises(TransferBackendError, match="400 ClientError.BadRequest.NoTransferItems"):
+    with pytest.raises(TransferBackendError, match=r"400 ClientError\.BadRequest\.NoTransferItems"):
         backend.submit(TransferDirection.IN, [FileTransfer("/a", Path("/b"))])
 
 

@@ -1,8 +1,224 @@
-"""`tolu site` (being built)."""
+"""``tolu site``: make a site directory, run its agent, see its state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import click
 
+from runner.cli._common import ToluGroup, echo, fail, format_time, get_client, print_table
+from runner.client import Client
+from runner.client.errors import Conflict, TransportError
+from runner.site import directory
+from runner.site.settings import SETTINGS_FILE, SiteSettings
+from runner.site.settings import load as load_settings
 
-@click.group()
+
+@click.group(cls=ToluGroup)
 def site() -> None:
-    """(being built)"""
+    """Sites: a directory on an HPC login node and the agent that serves it.
+
+    \b
+      tolu site init ./mysite --scheduler slurm   # settings.yml, apps/, registered
+      tolu site start ./mysite                    # the agent, in the background
+      tolu site status ./mysite
+      tolu site stop ./mysite
+    """
+
+
+def _client(settings_url: str = "") -> Client:
+    client = get_client()
+    if settings_url and settings_url.rstrip("/") != client.url:
+        client = Client(settings_url, client.token, username=client.username, retries=2)
+    return client
+
+
+@site.command()
+@click.argument("site_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", help="site name on the server [default: the directory name]")
+@click.option(
+    "--scheduler",
+    type=click.Choice(directory.SCHEDULERS),
+    default="local",
+    show_default=True,
+    help="the facility's batch scheduler",
+)
+@click.option("--url", default="", help="server URL [default: the one saved by `tolu login`]")
+def init(site_dir: Path, name: str | None, scheduler: str, url: str) -> None:
+    """Create SITE_DIR (commented settings.yml, apps/ with an example, data/, log/,
+    batch/) and register the site with the server.
+
+    Run it again on an existing site to register it if that failed the first time.
+    """
+    from runner.site.apps import EXAMPLE_APP, EXAMPLE_HOOKS
+
+    site_dir = site_dir.resolve()
+    settings_path = site_dir / SETTINGS_FILE
+    directory.make_layout(site_dir)
+    if not settings_path.exists():
+        text = directory.render_settings(name=name or site_dir.name, scheduler=scheduler, server_url=url)
+        settings_path.write_text(text)
+        (site_dir / "apps" / "hello.yml").write_text(EXAMPLE_APP)
+        (site_dir / "apps" / "_hooks_example.py").write_text(EXAMPLE_HOOKS)
+        echo(f"wrote {settings_path}")
+    settings = load_settings(site_dir)
+    if settings.site_id is not None:
+        echo(f"site {settings.name!r} is registered (id {settings.site_id}); nothing to do")
+        return
+    client = _client(settings.server_url)
+    site_name = settings.name or site_dir.name
+    try:
+        made = client.sites.create(
+            name=site_name,
+            path=str(site_dir),
+            hostname=socket.gethostname(),
+            settings_summary=_summary(settings),
+        )
+    except Conflict:
+        same = [s for s in client.sites.filter(name=site_name) if s.path == str(site_dir)]
+        if not same:
+            fail(f"a site named {site_name!r} already exists elsewhere: choose another with --name")
+        made = same[0]
+    except TransportError as exc:
+        fail(f"{exc}; the directory is ready, run `tolu site init {site_dir}` again to register it")
+    directory.set_site_id(site_dir, made.id)
+    echo(f"registered site {made.name!r} (id {made.id}) at {client.url}")
+    echo(f"next: tolu site start {site_dir}")
+
+
+def _summary(settings: SiteSettings) -> dict[str, object]:
+    return {
+        "scheduler": settings.scheduler.name,
+        "mpi_launcher": settings.launcher.mpi_launcher,
+        "transfer_locations": sorted(settings.transfer.locations),
+        "services": settings.services,
+    }
+
+
+@site.command(name="ls")
+def ls() -> None:
+    """List your sites."""
+    client = get_client()
+    rows = [
+        (
+            s.id,
+            s.name,
+            s.hostname,
+            s.path,
+            s.settings_summary.get("scheduler", ""),
+            format_time(s.last_heartbeat),
+        )
+        for s in client.sites.filter()
+    ]
+    print_table(["id", "name", "host", "path", "scheduler", "last heartbeat"], rows)
+
+
+def _load_registered(site_dir: Path) -> SiteSettings:
+    settings = load_settings(site_dir)
+    if settings.site_id is None:
+        fail(f"{site_dir / SETTINGS_FILE}: site_id is not set; run `tolu site init {site_dir}` first")
+    return settings
+
+
+@site.command()
+@click.argument("site_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--foreground", is_flag=True, help="run in this terminal (log also to stderr)")
+def start(site_dir: Path, foreground: bool) -> None:
+    """Validate the settings, sync SITE_DIR/apps with the server, and start the agent.
+
+    The agent runs in the background (pid in SITE_DIR/log/agent.pid, log in
+    SITE_DIR/log/agent.log) unless --foreground.
+    """
+    from runner.site.agent import Agent, enabled_services, main, make_context
+    from runner.site.apps import sync_apps
+
+    site_dir = site_dir.resolve()
+    settings = _load_registered(site_dir)
+    pid = directory.running_pid(site_dir)
+    if pid is not None:
+        fail(f"the agent of {site_dir} is already running (pid {pid}); `tolu site stop {site_dir}` first")
+    try:
+        names = enabled_services(settings)
+    except LookupError as exc:
+        fail(f"{site_dir / SETTINGS_FILE}: services: {exc}")
+    ctx = make_context(site_dir, settings)
+    synced = sync_apps(ctx)
+    echo(
+        f"apps: {len(synced)} synced ({len(synced.created)} new, {len(synced.updated)} updated); "
+        f"services: {', '.join(names)}"
+    )
+    del Agent  # imported to fail here, before daemonizing, if the agent cannot load
+    if foreground:
+        sys.exit(main([str(site_dir), "--foreground", "--pid-file"]))
+    log_dir = site_dir / "log"
+    log_dir.mkdir(exist_ok=True)
+    with open(log_dir / "agent.stdout", "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runner.site.agent", str(site_dir), "--pid-file"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=os.environ.copy(),
+        )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (log_dir / "agent.stdout").read_text(errors="replace").strip().splitlines()[-1:]
+            fail(f"the agent exited at once (status {proc.returncode}): {' '.join(tail)}")
+        if directory.running_pid(site_dir) == proc.pid:
+            echo(f"agent started (pid {proc.pid}); log: {directory.log_path(site_dir)}")
+            return
+        time.sleep(0.1)
+    fail(f"the agent (pid {proc.pid}) did not write {directory.pid_path(site_dir)} within 20 s")
+
+
+@site.command()
+@click.argument("site_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--timeout", default=60.0, show_default=True, help="seconds to wait before SIGKILL")
+def stop(site_dir: Path, timeout: float) -> None:
+    """Stop the agent of SITE_DIR (SIGTERM to the pid in log/agent.pid, SIGKILL after --timeout)."""
+    site_dir = site_dir.resolve()
+    pid = directory.running_pid(site_dir)
+    if pid is None:
+        directory.pid_path(site_dir).unlink(missing_ok=True)
+        echo(f"the agent of {site_dir} is not running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if directory.running_pid(site_dir) != pid:
+            echo(f"agent stopped (pid {pid})")
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    directory.pid_path(site_dir).unlink(missing_ok=True)
+    echo(f"agent killed after {timeout:g} s (pid {pid})")
+
+
+@site.command()
+@click.argument("site_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def status(site_dir: Path) -> None:
+    """Is the agent running; the site's last heartbeat; its jobs per state."""
+    site_dir = site_dir.resolve()
+    settings = _load_registered(site_dir)
+    pid = directory.running_pid(site_dir)
+    echo(f"site: {settings.name} (id {settings.site_id}) at {site_dir}")
+    state = f"running (pid {pid})" if pid else "not running"
+    echo(f"agent: {state}; log: {directory.log_path(site_dir)}")
+    assert settings.site_id is not None
+    client = _client(settings.server_url)
+    remote = client.sites.get(settings.site_id)
+    echo(f"last heartbeat: {format_time(remote.last_heartbeat)}")
+    counts = client.jobs.counts(site_id=settings.site_id)
+    rows = [(str(state), n) for state, n in counts.items() if n]
+    if rows:
+        print_table(["state", "jobs"], rows)
+    else:
+        echo("no jobs")

@@ -30,14 +30,13 @@ from pathlib import Path
 from types import FrameType
 
 from runner.client.errors import TransportError
+from runner.site import directory
 from runner.site import settings as site_settings
 from runner.site.service import Service, SiteContext, get_service
 from runner.site.settings import SiteSettings
 
 log = logging.getLogger("tolu.site.agent")
 
-LOG_FILE = "agent.log"
-PID_FILE = "agent.pid"
 #: longest pause between two tries while the server is unreachable.
 MAX_BACKOFF_SEC = 30.0
 #: services every agent runs, whatever ``services`` lists.
@@ -211,9 +210,8 @@ def _client_url(ctx: SiteContext) -> str:
 
 def setup_logging(site_dir: Path, *, foreground: bool = False, level: int = logging.INFO) -> Path:
     """Send log records to ``SITE/log/agent.log`` (and stderr in the foreground)."""
-    log_dir = site_dir / "log"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    path = log_dir / LOG_FILE
+    path = directory.log_path(site_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = logging.getLogger()
     root.setLevel(level)
@@ -239,7 +237,7 @@ def make_context(site_dir: Path, settings: SiteSettings | None = None) -> SiteCo
 
 
 def write_pid_file(site_dir: Path) -> Path:
-    path = site_dir / "log" / PID_FILE
+    path = directory.pid_path(site_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{os.getpid()}\n")
     return path

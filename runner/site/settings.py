@@ -6,6 +6,7 @@ with the file, the key and what is wrong, not at 3 a.m. inside an allocation.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,7 @@ class SettingsError(ValueError):
     """A settings file that cannot be used; the message names the file and the key."""
 
 
-def load(site_dir: str | Path) -> SiteSettings:
+def load(site_dir: str | os.PathLike[str]) -> SiteSettings:
     """Read and validate ``SITE/settings.yml``."""
     path = Path(site_dir) / SETTINGS_FILE
     try:

@@ -1,0 +1,183 @@
+"""Helpers shared by the ``tolu`` commands: one-line errors, the client, tables, k=v options.
+
+Every command built with :class:`ToluCommand`/:class:`ToluGroup` turns the errors a
+user can cause (server said no, server unreachable, bad file, bad option value) into
+one red line on stderr and exit status 1 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from runner.appdef import AppDefinitionError
+from runner.client import Client, ToluError
+from runner.models import App, Site
+from runner.site.settings import SettingsError
+from runner.site.settings import load as load_settings
+
+#: the errors a command reports as one line (anything else is a bug: traceback).
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ToluError,
+    AppDefinitionError,
+    SettingsError,
+    ValidationError,
+    OSError,
+)
+
+#: retries for interactive commands: fail in about a second when the server is down.
+CLI_RETRIES = 2
+
+
+def fail(message: str) -> NoReturn:
+    """Print one red line on stderr and exit 1."""
+    err_console().print(f"[bold red]Error:[/] {_one_line(message)}", highlight=False, markup=True)
+    sys.exit(1)
+
+
+def _one_line(message: str) -> str:
+    from rich.markup import escape
+
+    return escape(" ".join(str(message).split()))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        return f"{loc}: {first['msg']}" if loc else first["msg"]
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc) or type(exc).__name__
+
+
+class ToluCommand(click.Command):
+    """A click command whose user errors become one line on stderr and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            fail(_describe(exc))
+
+
+class ToluGroup(click.Group):
+    command_class = ToluCommand
+    group_class = type
+
+
+def out_console() -> Console:
+    # Wide when not a terminal, so piped tables and CliRunner output are not squeezed.
+    return Console(width=None if sys.stdout.isatty() else 200, soft_wrap=False)
+
+
+def err_console() -> Console:
+    return Console(stderr=True, width=None if sys.stderr.isatty() else 400)
+
+
+def echo(message: str) -> None:
+    """A plain line on stdout."""
+    click.echo(message)
+
+
+def get_client() -> Client:
+    """The client of ``tolu login`` (``$TOLU_CONFIG`` or ~/.config/tolu/credentials.yaml)."""
+    return Client.from_config(retries=CLI_RETRIES)
+
+
+# ---------------------------------------------------------------- option parsing
+
+
+def parse_value(text: str) -> Any:
+    """A ``--param`` value: JSON if it parses (5, 1.5, true, null, [1,2], "quoted"), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_pairs(values: Iterable[str], option: str, *, typed: bool = False, sep: str = "=") -> dict[str, Any]:
+    """``("a=1", "b=x")`` -> ``{"a": 1 or "1", "b": "x"}``; a value without ``=`` is an error."""
+    out: dict[str, Any] = {}
+    for item in values:
+        key, eq, value = item.partition(sep)
+        if not eq or not key:
+            fail(f"{option} {item!r}: expected KEY{sep}VALUE")
+        out[key] = parse_value(value) if typed else value
+    return out
+
+
+def format_tags(tags: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(tags.items()))
+
+
+def format_time(value: datetime | None) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
+    table = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out_console().print(table)
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+# ---------------------------------------------------------------- sites and apps
+
+
+SITE_HELP = "the site: its directory (with settings.yml), its id, or its name [default: $TOLU_SITE]"
+
+
+def site_option(required: bool = False) -> Callable[[Any], Any]:
+    return click.option("--site", "site", envvar="TOLU_SITE", help=SITE_HELP, required=required)
+
+
+def site_dir_id(site_dir: str | os.PathLike[str]) -> int:
+    """The registered site id of a site directory (from its settings.yml)."""
+    settings = load_settings(site_dir)
+    if settings.site_id is None:
+        fail(f"site {site_dir} is not registered with the server: run `tolu site init {site_dir}`")
+    return settings.site_id
+
+
+def resolve_site(client: Client, site: str) -> Site:
+    """A site given as a directory, an id or a name."""
+    path = Path(site)
+    if path.is_dir():
+        return client.sites.get(site_dir_id(path))
+    if site.isdigit():
+        return client.sites.get(int(site))
+    found = client.sites.filter(name=site)
+    if not found:
+        fail(f"no site {site!r}: give a site directory, id or name (see `tolu site ls`)")
+    return found[0]
+
+
+def resolve_app(client: Client, app: str, site: Site | None) -> App:
+    """An app given by id, or by name (within ``site`` if given; must be unambiguous)."""
+    if app.isdigit():
+        return client.apps.get(int(app))
+    found = client.apps.filter(name=app, site_id=site.id if site else None)
+    if not found:
+        where = f" at site {site.name!r}" if site else ""
+        fail(f"no app named {app!r}{where} (sync it with `tolu app sync --site DIR`; see `tolu app ls`)")
+    if len(found) > 1:
+        sites = ", ".join(str(a.site_id) for a in found)
+        fail(f"app {app!r} exists at several sites (ids {sites}): choose one with --site")
+    return found[0]

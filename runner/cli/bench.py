@@ -1,8 +1,469 @@
-"""`tolu bench` (being built)."""
+"""``tolu bench``: throughput, launcher and API benchmarks with their baselines.
+
+Every subcommand runs real components (server, site, launcher) on this machine,
+measures references in the same run, and writes DIR/bench.json (+ its JSON
+Schema), DIR/bench.csv and DIR/report.html through one engine (harness/bench).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console(stderr=True)
+out = Console()
+
+
+class RichProgress:
+    """Jobs done and the current rate (over the last few polls) on stderr."""
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._window: list[tuple[float, int]] = []
+
+    def begin(self, description: str, total: int) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>8} jobs/s"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total, rate="-")
+        self._window = [(time.monotonic(), 0)]
+
+    def update(self, done: int) -> None:
+        if self._progress is None or self._task is None:
+            return
+        now = time.monotonic()
+        self._window.append((now, done))
+        self._window = self._window[-6:]
+        (t_a, d_a), (t_b, d_b) = self._window[0], self._window[-1]
+        rate = f"{(d_b - d_a) / (t_b - t_a):,.0f}" if t_b > t_a else "-"
+        self._progress.update(self._task, completed=done, rate=rate)
+
+    def end(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        self._progress = None
+
+
+# ---------------------------------------------------------------- shared options and output
+
+THROUGHPUT_KEYS = (
+    "jobs_per_s",
+    "run_jobs_per_s",
+    "baseline_pool_jobs_per_s",
+    "baseline_mpiexec_jobs_per_s",
+    "ratio_run",
+    "ratio_overall",
+    "ratio_run_vs_pool",
+    "startup_s",
+    "overhead_ms_per_job",
+    "queue_p50_ms",
+    "queue_p99_ms",
+    "run_p50_ms",
+    "run_p99_ms",
+    "slot_utilization",
+    "server_requests",
+    "requests_per_job",
+    "server_peak_rss_mb",
+    "launcher_peak_rss_mb",
+    "jobs_failed",
+)
+API_KEYS = (
+    "create_jobs_per_s",
+    "cycle_jobs_per_s",
+    "acquire_ms_per_batch",
+    "update_ms_per_batch",
+    "page_p50_ms",
+    "page_p90_ms",
+    "page_max_ms",
+    "table_jobs",
+    "server_peak_rss_mb",
+    "ratio_create_vs_sqlite",
+    "ratio_cycle_vs_sqlite",
+)
+
+
+def common_options(f: Any) -> Any:
+    options = [
+        click.option(
+            "--server",
+            default="process",
+            show_default=True,
+            help="process (a local `python -m runner.server`), container, or the URL of a running server",
+        ),
+        click.option(
+            "--repeat",
+            type=click.IntRange(1, 100),
+            default=1,
+            show_default=True,
+            help="trials per scenario; the summary gives min/median/max",
+        ),
+        click.option(
+            "--out",
+            "out_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help="output directory [default: artifacts/bench-<command>-<timestamp>]",
+        ),
+        click.option(
+            "--compare",
+            "compare_path",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            help="an earlier bench.json to compare the ratios with",
+        ),
+        click.option(
+            "--fail-on",
+            type=click.FloatRange(0),
+            default=None,
+            metavar="PERCENT",
+            help="with --compare: exit 1 when a ratio got worse by more than PERCENT",
+        ),
+        click.option("--keep-work", is_flag=True, help="keep the server data and site directory"),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit in ("ratio", "fraction"):
+        return f"{value:.3f}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+def print_summary(result: Any, keys: Sequence[str]) -> None:
+    for scenario in result.scenarios:
+        table = Table(title=f"{scenario.name}: {scenario.description}", title_justify="left")
+        table.add_column("figure")
+        table.add_column("median", justify="right")
+        if len(scenario.trials) > 1:
+            table.add_column("min", justify="right")
+            table.add_column("max", justify="right")
+        table.add_column("unit")
+        table.add_column("aim")
+        for key in keys:
+            stat = scenario.summary.get(key)
+            info = scenario.figure_info.get(key)
+            if stat is None or info is None or stat.median is None:
+                continue
+            cells = [key, _fmt(stat.median, info.unit)]
+            if len(scenario.trials) > 1:
+                cells += [_fmt(stat.min, info.unit), _fmt(stat.max, info.unit)]
+            cells += [info.unit, info.aim or ""]
+            style = "bold" if key.startswith("ratio_") else None
+            table.add_row(*cells, style=style)
+        out.print(table)
+    for note in result.notes:
+        out.print(f"[yellow]note:[/yellow] {note}")
+    comp = result.comparison
+    if comp is not None:
+        table = Table(title=f"compared with {comp.baseline_path}", title_justify="left")
+        for col in ("scenario", "figure", "before", "after", "change %", ""):
+            table.add_column(col)
+        for row in comp.rows:
+            table.add_row(
+                row.scenario,
+                row.figure,
+                _fmt(row.before, "ratio"),
+                _fmt(row.after, "ratio"),
+                _fmt(row.change_percent, ""),
+                "[red]REGRESSED[/red]" if row.regressed else "ok",
+            )
+        out.print(table)
+
+
+@contextlib.contextmanager
+def _work_dir(out_dir: Path, keep: bool) -> Iterator[Path]:
+    if keep:
+        path = out_dir / "work"
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="tolu-bench-") as tmp:
+        try:
+            yield Path(tmp)
+        finally:
+            _save_logs(Path(tmp), out_dir / "logs")
+
+
+def _save_logs(work: Path, dest: Path) -> None:
+    """Server and launcher logs are artifacts; job workdirs are not."""
+    for log in [*work.glob("*/server/server.log"), *work.glob("*/site/log/*")]:
+        if log.is_file():
+            target = dest / log.relative_to(work)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(log, target)
+
+
+def _finish(outcome: Any, keys: Sequence[str]) -> None:
+    print_summary(outcome.result, keys)
+    out.print(f"bench.json: {outcome.json_path}")
+    out.print(f"bench.csv:  {outcome.csv_path}")
+    out.print(f"[bold]report:[/bold]     {outcome.report_path}")
+    if outcome.regressed:
+        fail_on = outcome.result.comparison.fail_on_percent
+        raise click.ClickException(f"a ratio regressed by more than {fail_on:g}% (see the table above)")
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from harness.bench.baselines import BaselineError
+    from harness.bench.stack import StackError
+    from harness.bench.tasks import TaskError
+    from harness.bench.throughput import BenchError
+    from runner.client.errors import ToluError
+
+    return (BaselineError, StackError, TaskError, BenchError, ToluError)
+
+
+# ---------------------------------------------------------------- commands
 
 
 @click.group()
 def bench() -> None:
-    """(being built)"""
+    """Benchmarks with baselines measured in the same run; reports in artifacts/.
+
+    \b
+    tolu bench throughput                 # 2,000 /bin/true jobs, serial and MPI mode (< 2 min)
+    tolu bench launcher                   # issue 3's figures: 2,000 jobs, 2 slots, both modes
+    tolu bench api                        # bulk create, acquire/complete cycles, page latency
+    tolu bench throughput --jobs 100000 --mode serial   # the scale check
+    """
+
+
+def run_throughput(
+    command: str,
+    *,
+    jobs: int,
+    mode: str,
+    workers: int,
+    server: str,
+    database: str,
+    task: str,
+    repeat: int,
+    out_dir: Path | None,
+    compare_path: Path | None,
+    fail_on: float | None,
+    baseline_jobs: int | None,
+    timeout: float | None,
+    keep_work: bool,
+) -> None:
+    from harness.bench import engine, machine
+    from harness.bench.stack import open_stack
+    from harness.bench.tasks import parse
+    from harness.bench.throughput import ThroughputScenario
+
+    errors = _errors()
+    try:
+        the_task = parse(task)
+        out_dir = out_dir or engine.default_out_dir(command)
+        modes = ["serial", "mpi"] if mode == "both" else [mode]
+        params = {
+            "jobs": jobs,
+            "mode": mode,
+            "workers": workers,
+            "server": server,
+            "database": database,
+            "task": task,
+            "repeat": repeat,
+        }
+        with (
+            _work_dir(out_dir, keep_work) as work,
+            open_stack(work / command, server=server, database=database, slots=workers) as stack,
+        ):
+            info = machine.collect(database=database, database_version=stack.database.version)
+            runners = [
+                ThroughputScenario(
+                    stack=stack,
+                    mode=m,
+                    jobs=jobs,
+                    workers=workers,
+                    task=the_task,
+                    baseline_jobs=baseline_jobs or min(jobs, 5_000),
+                    timeout_s=timeout or 120 + jobs / 20,
+                    progress=RichProgress(),
+                )
+                for m in modes
+            ]
+            opts = engine.RunOptions(
+                command=command,
+                argv=["tolu", "bench", *sys.argv[2:]],
+                parameters=params,
+                out_dir=out_dir,
+                repeat=repeat,
+                compare_path=compare_path,
+                fail_on=fail_on,
+            )
+            outcome = engine.run(opts, runners, info)
+    except errors as exc:
+        raise click.ClickException(str(exc)) from None
+    _finish(outcome, THROUGHPUT_KEYS)
+
+
+@bench.command()
+@click.option("--jobs", "-n", type=click.IntRange(1), default=2_000, show_default=True, help="jobs per trial")
+@click.option("--mode", type=click.Choice(["serial", "mpi", "both"]), default="both", show_default=True)
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(1),
+    default=2,
+    show_default=True,
+    help="worker slots (and baseline concurrency)",
+)
+@click.option("--database", type=click.Choice(["sqlite", "postgresql"]), default="sqlite", show_default=True)
+@click.option("--task", default="true", show_default=True, help="true | sleep:SECONDS | python-noop")
+@click.option(
+    "--baseline-jobs",
+    type=click.IntRange(1),
+    default=None,
+    help="tasks per baseline measurement [default: min(jobs, 5000)]",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1),
+    default=None,
+    help="seconds a trial may take [default: 120 + jobs/20]",
+)
+@common_options
+def throughput(**kw: Any) -> None:
+    """N jobs through a real server and launcher vs. the raw spawn rate.
+
+    Measures from the first submission to the last job final; baselines
+    (ProcessPoolExecutor(W), bare `mpiexec -n 1` loop) run in the same trial and
+    the ratios to them are printed. Example:
+
+    \b
+      tolu bench throughput --jobs 5000 --mode serial --repeat 3
+    """
+    run_throughput("throughput", **kw)
+
+
+@bench.command()
+@click.option("--database", type=click.Choice(["sqlite", "postgresql"]), default="sqlite", show_default=True)
+@common_options
+def launcher(**kw: Any) -> None:
+    """Issue 3's benchmark: 2,000 /bin/true jobs, 2 slots, serial and MPI mode.
+
+    Serial mode vs ProcessPoolExecutor(2), MPI mode vs a 2-way bare
+    `mpiexec -n 1 /bin/true` loop; aim: ratio >= 0.8 for both.
+    """
+    run_throughput(
+        "launcher", jobs=2_000, mode="both", workers=2, task="true", baseline_jobs=None, timeout=None, **kw
+    )
+
+
+@bench.command()
+@click.option(
+    "--jobs",
+    "-n",
+    type=click.IntRange(1),
+    default=10_000,
+    show_default=True,
+    help="jobs bulk created and cycled per trial",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 10_000),
+    default=1_000,
+    show_default=True,
+    help="jobs per acquire/update request in the cycle",
+)
+@click.option(
+    "--table-jobs",
+    type=click.IntRange(1),
+    default=100_000,
+    show_default=True,
+    help="jobs in the table when pages are listed",
+)
+@click.option("--pages", type=click.IntRange(1), default=60, show_default=True, help="page requests timed")
+@click.option(
+    "--database",
+    type=click.Choice(["sqlite", "postgresql", "both"]),
+    default="sqlite",
+    show_default=True,
+    help="both: SQLite then PostgreSQL in one run, with the ratios",
+)
+@common_options
+def api(
+    jobs: int,
+    batch: int,
+    table_jobs: int,
+    pages: int,
+    database: str,
+    server: str,
+    repeat: int,
+    out_dir: Path | None,
+    compare_path: Path | None,
+    fail_on: float | None,
+    keep_work: bool,
+) -> None:
+    """Server hot paths: bulk create, acquire-and-complete cycles, filtered pages.
+
+    \b
+      tolu bench api --database both
+    """
+    from harness.bench import engine, machine
+    from harness.bench.api import ApiScenario
+    from harness.bench.stack import open_stack
+
+    errors = _errors()
+    out_dir = out_dir or engine.default_out_dir("api")
+    kinds = ["sqlite", "postgresql"] if database == "both" else [database]
+    params = {
+        "jobs": jobs,
+        "batch": batch,
+        "table_jobs": table_jobs,
+        "pages": pages,
+        "database": database,
+        "server": server,
+        "repeat": repeat,
+    }
+    try:
+        with _work_dir(out_dir, keep_work) as work, contextlib.ExitStack() as stacks:
+            runners: list[ApiScenario] = []
+            for kind in kinds:
+                stack = stacks.enter_context(open_stack(work / f"api-{kind}", server=server, database=kind))
+                ref = runners[0] if runners and runners[0].stack.database.kind == "sqlite" else None
+                runners.append(
+                    ApiScenario(
+                        stack, jobs=jobs, batch=batch, table_jobs=table_jobs, pages=pages, reference=ref
+                    )
+                )
+            versions = ", ".join(f"{r.stack.database.kind} {r.stack.database.version}" for r in runners)
+            info = machine.collect(database=database, database_version=versions)
+            opts = engine.RunOptions(
+                command="api",
+                argv=["tolu", "bench", *sys.argv[2:]],
+                parameters=params,
+                out_dir=out_dir,
+                repeat=repeat,
+                compare_path=compare_path,
+                fail_on=fail_on,
+            )
+            outcome = engine.run(opts, runners, info)
+    except errors as exc:
+        raise click.ClickException(str(exc)) from None
+    _finish(outcome, API_KEYS)

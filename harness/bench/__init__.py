@@ -1,0 +1,1 @@
+"""The benchmark engine behind ``tolu bench`` (see docs/performance.md)."""

@@ -1,0 +1,103 @@
+"""References measured in the same run, on the same machine, running the same task.
+
+- ``process_pool``: ``ProcessPoolExecutor(W)`` whose workers each spawn the task
+  (the raw process-spawn rate of this machine at W-way concurrency);
+- ``mpiexec_loop``: W threads each running ``mpiexec -n 1 <task>`` back to back
+  (what MPI mode can at best reach with the same concurrency).
+
+Both time only the work: the pool is warmed up before the clock starts, so the
+ratios to them are conservative.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from harness.bench.schema import Baseline
+
+
+class BaselineError(RuntimeError):
+    """A baseline task that did not run (command, return code and output included)."""
+
+
+def _run(argv: Sequence[str], *, keep_sigpipe_ignored: bool = False) -> int:
+    return subprocess.run(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+        restore_signals=not keep_sigpipe_ignored,
+    ).returncode
+
+
+def _run_many(argv: tuple[str, ...], count: int) -> int:
+    """Run the task ``count`` times; the number of non-zero exits."""
+    return sum(1 for _ in range(count) if _run(argv) != 0)
+
+
+def process_pool(argv: Sequence[str], *, workers: int, jobs: int) -> Baseline:
+    argv = tuple(argv)
+    # Chunks keep the pool's own IPC out of the per-task cost: this is the spawn rate.
+    chunk = max(1, min(32, jobs // (workers * 8) or 1))
+    chunks = [chunk] * (jobs // chunk) + ([jobs % chunk] if jobs % chunk else [])
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(_run_many, [argv] * workers, [1] * workers))  # warm up every worker
+        start = time.perf_counter()
+        failures = sum(pool.map(_run_many, [argv] * len(chunks), chunks))
+        seconds = time.perf_counter() - start
+    if failures:
+        raise BaselineError(f"{failures} of {jobs} runs of {list(argv)} exited non-zero")
+    return Baseline(
+        name="process_pool",
+        description=f"ProcessPoolExecutor({workers}) spawning the task {jobs} times",
+        command=list(argv),
+        workers=workers,
+        jobs=jobs,
+        seconds=seconds,
+        jobs_per_s=jobs / seconds,
+    )
+
+
+def mpiexec_loop(mpiexec: str, argv: Sequence[str], *, workers: int, jobs: int) -> Baseline:
+    command = [mpiexec, "-n", "1", *argv]
+    lock = threading.Lock()
+    remaining = [jobs]
+    failures: list[int] = []
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if remaining[0] <= 0:
+                    return
+                remaining[0] -= 1
+            # Hydra's mpiexec now and then dies of SIGPIPE (-13) when two run at once;
+            # with SIGPIPE ignored (as Python itself runs) it completes normally.
+            code = _run(command, keep_sigpipe_ignored=True)
+            if code != 0:
+                with lock:
+                    failures.append(code)
+
+    _run(command, keep_sigpipe_ignored=True)  # warm the page cache for mpiexec and its proxy
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    if failures:
+        raise BaselineError(f"{len(failures)} of {jobs} runs of {command} exited non-zero ({failures[0]})")
+    return Baseline(
+        name="mpiexec_loop",
+        description=f"{workers} threads each running `mpiexec -n 1 <task>` back to back, {jobs} in all",
+        command=command,
+        workers=workers,
+        jobs=jobs,
+        seconds=seconds,
+        jobs_per_s=jobs / seconds,
+    )

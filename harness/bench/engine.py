@@ -1,0 +1,105 @@
+"""The one code path behind every ``tolu bench`` command.
+
+A command builds its scenarios (objects with ``describe()`` and ``run(index)``);
+the engine repeats them, interleaved so that noise hits every scenario alike,
+summarizes min/median/max, writes bench.json, bench.schema.json, bench.csv and
+report.html, compares with an earlier run, and says whether a ratio regressed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from harness.bench import output, report, stats
+from harness.bench.compare import compare
+from harness.bench.schema import BenchResult, Machine, Scenario
+from harness.bench.throughput import JobRow, TrialOutput
+
+
+class ScenarioRunner(Protocol):
+    @property
+    def name(self) -> str: ...
+    def describe(self) -> Scenario: ...
+    def run(self, index: int) -> TrialOutput: ...
+
+
+@dataclass
+class RunOptions:
+    command: str
+    argv: list[str]
+    parameters: dict[str, Any]
+    out_dir: Path
+    repeat: int = 1
+    compare_path: Path | None = None
+    fail_on: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunOutcome:
+    result: BenchResult
+    json_path: Path
+    report_path: Path
+    csv_path: Path
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.result.comparison and self.result.comparison.regressed)
+
+
+def default_out_dir(command: str, root: Path | None = None) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return (root or Path("artifacts")) / f"bench-{command}-{stamp}"
+
+
+def run(opts: RunOptions, runners: Sequence[ScenarioRunner], machine: Machine) -> RunOutcome:
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    scenarios = {r.name: r.describe() for r in runners}
+    rows: list[JobRow] = []
+    created_at = datetime.now(UTC)
+    start = time.perf_counter()
+    for index in range(opts.repeat):
+        for runner in runners:
+            out = runner.run(index)
+            scenarios[runner.name].trials.append(out.trial)
+            rows.extend(out.rows)
+    for scenario in scenarios.values():
+        scenario.summary = stats.summarize(scenario.trials)
+    result = BenchResult(
+        command=opts.command,
+        argv=opts.argv,
+        created_at=created_at,
+        seconds=time.perf_counter() - start,
+        machine=machine,
+        parameters=opts.parameters,
+        scenarios=list(scenarios.values()),
+        notes=_notes(machine, opts.notes),
+        csv=output.CSV_NAME,
+        report=output.REPORT_NAME,
+    )
+    if opts.compare_path is not None:
+        result.comparison = compare(result, opts.compare_path, opts.fail_on)
+    csv_path = output.write_csv(rows, opts.out_dir)
+    json_path = output.write_json(result, opts.out_dir)
+    report_path = report.write(result, opts.out_dir / output.REPORT_NAME, rows)
+    return RunOutcome(result, json_path, report_path, csv_path)
+
+
+def _notes(machine: Machine, extra: list[str]) -> list[str]:
+    notes = list(extra)
+    if (
+        machine.load_average
+        and machine.cores_logical
+        and machine.load_average[0] > 0.5 * machine.cores_logical
+    ):
+        notes.append(
+            f"the machine was busy when the run started (1-min load {machine.load_average[0]:.2f} on "
+            f"{machine.cores_logical} cores): absolute rates are noisy; the ratios, measured in the same "
+            "trial, are the figures to trust"
+        )
+    return notes

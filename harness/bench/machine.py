@@ -1,0 +1,120 @@
+"""What machine a benchmark ran on: the facts that make its numbers comparable.
+
+Collected once per run, before any work starts, so the load average tells how busy
+the machine already was.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+
+from harness.bench.schema import Machine
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, falling back to platform.processor()."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def mpiexec_path() -> str | None:
+    """The ``mpiexec`` next to this Python (the mpich wheel's) or on PATH."""
+    beside = Path(sys.executable).parent / "mpiexec"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("mpiexec")
+
+
+def mpi_version(mpiexec: str | None = None) -> str | None:
+    """First line naming the MPI library, from ``mpichversion`` or ``mpiexec --version``."""
+    mpiexec = mpiexec or mpiexec_path()
+    if mpiexec is None:
+        return None
+    candidates = [[str(Path(mpiexec).parent / "mpichversion")], [mpiexec, "--version"]]
+    for argv in candidates:
+        if not Path(argv[0]).exists():
+            continue
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        for line in out.splitlines():
+            if re.search(r"version", line, re.IGNORECASE):
+                return " ".join(line.split())
+    return None
+
+
+def os_release() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.platform()
+
+
+def git_commit(repo: Path | None = None) -> str | None:
+    repo = repo or Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def tolu_version() -> str:
+    try:
+        return metadata.version("tolu")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def collect(*, database: str = "sqlite", database_version: str | None = None) -> Machine:
+    """Describe this machine now."""
+    mem = psutil.virtual_memory()
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = []
+    mpiexec = mpiexec_path()
+    return Machine(
+        hostname=socket.gethostname(),
+        cpu_model=cpu_model(),
+        cores_logical=psutil.cpu_count(logical=True) or 0,
+        cores_physical=psutil.cpu_count(logical=False),
+        memory_bytes=mem.total,
+        memory_available_bytes=mem.available,
+        os=os_release(),
+        kernel=platform.release(),
+        python=platform.python_version(),
+        python_implementation=platform.python_implementation(),
+        mpi=mpi_version(mpiexec),
+        mpiexec=mpiexec,
+        database=database,
+        database_version=database_version,
+        tolu_version=tolu_version(),
+        git_commit=git_commit(),
+        load_average=load,
+    )

@@ -1,0 +1,169 @@
+"""The ``bench.json`` document: one versioned schema for every ``tolu bench`` command.
+
+A run holds scenarios (``serial``, ``mpi``, ``api-sqlite``...), each repeated as trials.
+A trial keeps its raw timings, its phases and its derived figures; the scenario's
+summary gives min/median/max of every figure over the trials. Ratios to the
+baselines measured in the same trial are figures too (``ratio_*``): those are the
+numbers to compare across machines, and the ones ``--compare``/``--fail-on`` check.
+
+The JSON Schema (``bench.schema.json``, next to this module and next to every
+``bench.json``) is generated from these models; bump SCHEMA_VERSION on any change
+that is not purely additive.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION: Literal["1.0"] = "1.0"
+SCHEMA_FILE = Path(__file__).with_name("bench.schema.json")
+
+Better = Literal["higher", "lower", "none"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Machine(Model):
+    hostname: str
+    cpu_model: str
+    cores_logical: int
+    cores_physical: int | None
+    memory_bytes: int
+    memory_available_bytes: int
+    os: str
+    kernel: str
+    python: str
+    python_implementation: str
+    mpi: str | None
+    mpiexec: str | None
+    database: str
+    database_version: str | None = None
+    tolu_version: str
+    git_commit: str | None
+    #: 1, 5 and 15 minute load averages when the run started: how busy the machine was.
+    load_average: list[float]
+
+
+class FigureInfo(Model):
+    unit: str
+    better: Better
+    description: str = ""
+    #: the aim from the issue, when there is one (e.g. ">= 0.8").
+    aim: str | None = None
+
+
+class Stat(Model):
+    min: float | None
+    median: float | None
+    max: float | None
+    values: list[float | None]
+
+
+class Baseline(Model):
+    """A reference measured in the same trial on the same machine."""
+
+    name: str
+    description: str
+    command: list[str]
+    workers: int
+    jobs: int
+    seconds: float
+    jobs_per_s: float
+
+
+class Phase(Model):
+    """A stretch of a trial; times in seconds from the trial's first submission."""
+
+    name: str
+    start_s: float
+    end_s: float
+    jobs: int
+    seconds: float
+    jobs_per_s: float | None
+
+
+class Series(Model):
+    """A time series for the report: ``t`` seconds from the trial start."""
+
+    t: list[float]
+    values: list[float]
+
+
+class Trial(Model):
+    index: int
+    started_at: datetime
+    seconds: float
+    phases: list[Phase] = Field(default_factory=list)
+    figures: dict[str, float | None] = Field(default_factory=dict)
+    baselines: list[Baseline] = Field(default_factory=list)
+    #: raw measurements that are not per job (e.g. each page request's latency in ms).
+    raw: dict[str, list[float]] = Field(default_factory=dict)
+    series: dict[str, Series] = Field(default_factory=dict)
+    #: final state -> number of jobs, so a run that lost or failed jobs is visible.
+    final_states: dict[str, int] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+
+class Scenario(Model):
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    figure_info: dict[str, FigureInfo] = Field(default_factory=dict)
+    trials: list[Trial] = Field(default_factory=list)
+    summary: dict[str, Stat] = Field(default_factory=dict)
+
+
+class CompareRow(Model):
+    scenario: str
+    figure: str
+    before: float | None
+    after: float | None
+    change_percent: float | None
+    regressed: bool
+
+
+class Comparison(Model):
+    baseline_path: str
+    fail_on_percent: float | None
+    rows: list[CompareRow]
+    regressed: bool
+
+
+class BenchResult(Model):
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    #: which ``tolu bench`` command: throughput | api | launcher
+    command: str
+    argv: list[str]
+    created_at: datetime
+    seconds: float
+    machine: Machine
+    parameters: dict[str, Any]
+    scenarios: list[Scenario]
+    notes: list[str] = Field(default_factory=list)
+    comparison: Comparison | None = None
+    #: per-job timestamps, relative to this file.
+    csv: str | None = None
+    report: str | None = None
+
+
+def json_schema() -> dict[str, Any]:
+    schema = BenchResult.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://tolu.invalid/bench/{SCHEMA_VERSION}/bench.schema.json"
+    return schema
+
+
+def json_schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def load(path: str | Path) -> BenchResult:
+    """Read a ``bench.json`` (raises pydantic.ValidationError on a malformed one)."""
+    return BenchResult.model_validate_json(Path(path).read_text())

@@ -1,0 +1,332 @@
+"""The real pieces a benchmark runs: database, server, user, site, app, launcher.
+
+Everything is started here and stopped by PID when the ``with`` block ends; the
+server is H1's ServerProcess (or a container, or an existing URL), the client is
+H2's, the launcher H5's LauncherProcess. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shlex
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+import yaml
+
+from harness.bench.tasks import Task
+
+DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg://tolu:tolu@127.0.0.1:5432/postgres"
+
+
+class StackError(RuntimeError):
+    """A piece of the benchmark stack that did not start; says which and why."""
+
+
+# ---------------------------------------------------------------- database
+
+
+@dataclass
+class Database:
+    kind: str  # sqlite | postgresql
+    url: str | None  # None: the server's own SQLite file in its data dir
+    version: str | None
+    _drop: str | None = None
+    _admin_url: str | None = None
+
+    def drop(self) -> None:
+        if self._drop is None or self._admin_url is None:
+            return
+        import psycopg
+
+        with psycopg.connect(_libpq_url(self._admin_url), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self._drop}" WITH (FORCE)')
+        self._drop = None
+
+
+def _libpq_url(url: str) -> str:
+    return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
+
+
+def _with_dbname(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def open_database(kind: str, *, admin_url: str | None = None) -> Database:
+    """SQLite (the server's default file) or a fresh PostgreSQL database."""
+    if kind == "sqlite":
+        return Database("sqlite", None, sqlite3.sqlite_version)
+    if kind != "postgresql":
+        raise StackError(f"--database {kind!r}: expected sqlite or postgresql")
+    admin_url = admin_url or os.environ.get("TOLU_TEST_POSTGRES_URL", DEFAULT_POSTGRES_ADMIN_URL)
+    import psycopg
+
+    name = f"tolu_bench_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(_libpq_url(admin_url), autocommit=True, connect_timeout=10) as conn:
+            version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        raise StackError(
+            f"PostgreSQL at {_redact(admin_url)} is not usable: {exc}".strip()
+            + " (set TOLU_TEST_POSTGRES_URL, or run ci/provision/postgres.sh)"
+        ) from None
+    return Database("postgresql", _with_dbname(admin_url, name), version, _drop=name, _admin_url=admin_url)
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+# ---------------------------------------------------------------- server
+
+
+@dataclass
+class Server:
+    url: str
+    pid: int | None
+    log_path: Path | None
+    kind: str
+    _stop: Any = None
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop()
+            self._stop = None
+
+
+def start_server(kind: str, data_dir: Path, database: Database) -> Server:
+    """``process`` (ServerProcess), ``container`` (harness/container.py) or a URL."""
+    if kind.startswith(("http://", "https://")):
+        return Server(kind.rstrip("/"), None, None, "url")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "server.log"
+    if kind == "process":
+        from runner.server.process import ServerProcess
+
+        proc = ServerProcess(data_dir, database_url=database.url, log_path=log_path)
+        try:
+            proc.start(timeout=60)
+        except Exception as exc:
+            proc.stop()
+            raise StackError(f"the tolu server did not start: {exc} (log: {log_path})") from exc
+        return Server(proc.url, proc.pid, log_path, "process", proc.stop)
+    if kind == "container":
+        from harness.container import ContainerServer
+
+        box = ContainerServer(data_dir, database_url=database.url, log_path=log_path)
+        try:
+            box.start(timeout=120)
+        except Exception as exc:
+            box.stop()
+            raise StackError(f"the tolu server container did not start: {exc} (log: {log_path})") from exc
+        return Server(box.url, box.pid, log_path, "container", box.stop)
+    raise StackError(f"--server {kind!r}: expected process, container or an http(s):// URL")
+
+
+# ---------------------------------------------------------------- request counting
+
+
+_ACCESS_LINE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \S+ HTTP/[\d.]+"\s+\d{3}')
+
+
+class RequestCounter:
+    """Requests the server has answered, counted on the server side.
+
+    Reads the server's ``/metrics`` counter when it has one, else counts the access
+    log lines in its log file; ``None`` when neither is available (e.g. a remote URL).
+    """
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.source: str | None = None
+        self._log_offset = 0
+        self._log_count = 0
+
+    def count(self) -> int | None:
+        metrics = self._from_metrics()
+        if metrics is not None:
+            self.source = "metrics"
+            return metrics
+        logged = self._from_log()
+        if logged is not None:
+            self.source = "access log"
+        return logged
+
+    def _from_metrics(self) -> int | None:
+        if self.source not in (None, "metrics"):
+            return None
+        try:
+            resp = requests.get(self.server.url + "/metrics", timeout=5)
+        except requests.RequestException:
+            return None
+        if resp.status_code != 200:
+            self.source = "none" if self.source is None else self.source
+            return None
+        total = 0.0
+        found = False
+        for line in resp.text.splitlines():
+            if line.startswith(("tolu_http_requests_total", "http_requests_total")):
+                with contextlib.suppress(ValueError):
+                    total += float(line.rsplit(" ", 1)[1])
+                    found = True
+        if not found:
+            self.source = "none"
+            return None
+        return int(total)
+
+    def _from_log(self) -> int | None:
+        path = self.server.log_path
+        if path is None or not path.exists():
+            return None
+        with path.open("rb") as fh:
+            fh.seek(self._log_offset)
+            chunk = fh.read()
+        # only whole lines; the rest is read next time
+        cut = chunk.rfind(b"\n") + 1
+        self._log_offset += cut
+        self._log_count += len(_ACCESS_LINE.findall(chunk[:cut].decode("utf-8", "replace")))
+        # no access line at all: the server does not log requests, so we cannot tell
+        return self._log_count or None
+
+
+# ---------------------------------------------------------------- the stack
+
+
+@dataclass
+class Stack:
+    """A running server with a registered user, a site directory and one app per task."""
+
+    server: Server
+    database: Database
+    client: Any
+    username: str
+    password: str
+    site_id: int
+    site_dir: Path
+    config_path: Path
+    apps: dict[str, int] = field(default_factory=dict)
+
+    def app_for(self, task: Task, workers: int) -> int:
+        """The app running ``task`` (created on first use)."""
+        key = task.spec
+        if key not in self.apps:
+            from runner.models import AppCreate
+
+            spec = AppCreate(
+                site_id=self.site_id,
+                name=task.app_name,
+                description=f"tolu bench task {task.spec}",
+                command_template=shlex.join(task.argv),
+            )
+            app = self.client.apps.create(**spec.model_dump())
+            self.apps[key] = int(app.id)
+        return self.apps[key]
+
+
+def write_site(site_dir: Path, *, site_id: int, server_url: str, slots: int) -> Path:
+    """A site directory as runner/site/settings.py describes it, for ``slots`` worker slots."""
+    from runner.site.settings import SETTINGS_FILE, SiteSettings
+
+    for sub in ("apps", "data", "log", "batch"):
+        (site_dir / sub).mkdir(parents=True, exist_ok=True)
+    settings = SiteSettings.model_validate(
+        {
+            "site_id": site_id,
+            "name": site_dir.name,
+            "server_url": server_url,
+            "launcher": {"mpi_launcher": "mpich", "node": {"cpus": slots}, "node_discovery": "local"},
+            "services": [],
+        }
+    )
+    path = site_dir / SETTINGS_FILE
+    path.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+@contextlib.contextmanager
+def open_stack(
+    work_dir: Path, *, server: str = "process", database: str = "sqlite", slots: int = 2
+) -> Iterator[Stack]:
+    """Start everything under ``work_dir``; stop it all (by PID) on exit."""
+    from runner.client import Client
+
+    db = open_database(database)
+    srv: Server | None = None
+    old_config = os.environ.get("TOLU_CONFIG")
+    try:
+        srv = start_server(server, work_dir / "server", db)
+        username = f"bench_{secrets.token_hex(4)}"
+        password = secrets.token_urlsafe(16)
+        Client.register(srv.url, username, password)
+        client = Client.login(srv.url, username, password)
+        config_path = work_dir / "credentials.yaml"
+        client.save_config(config_path)
+        os.environ["TOLU_CONFIG"] = str(config_path)
+        site_dir = work_dir / "site"
+        site_dir.mkdir(parents=True, exist_ok=True)
+        site = client.sites.create(
+            name=f"bench-{secrets.token_hex(3)}", path=str(site_dir), hostname=socket.gethostname()
+        )
+        write_site(site_dir, site_id=int(site.id), server_url=srv.url, slots=slots)
+        yield Stack(srv, db, client, username, password, int(site.id), site_dir, config_path)
+    finally:
+        if old_config is None:
+            os.environ.pop("TOLU_CONFIG", None)
+        else:
+            os.environ["TOLU_CONFIG"] = old_config
+        if srv is not None:
+            srv.stop()
+        with contextlib.suppress(Exception):
+            db.drop()
+
+
+# ---------------------------------------------------------------- launcher
+
+
+@dataclass
+class Launcher:
+    pid: int
+    log_dir: Path
+    _proc: Any
+
+    def alive(self) -> bool:
+        probe = getattr(self._proc, "is_running", None) or getattr(self._proc, "alive", None)
+        if callable(probe):
+            return bool(probe())
+        poll = getattr(getattr(self._proc, "proc", None), "poll", None)
+        if callable(poll):
+            return poll() is None
+        try:
+            os.kill(self.pid, 0)
+        except OSError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        self._proc.stop()
+
+
+def start_launcher(stack: Stack, mode: str, *, tags: dict[str, str] | None = None) -> Launcher:
+    from runner.launcher.process import LauncherProcess
+
+    opts: dict[str, Any] = {}
+    if tags:
+        opts["tags"] = tags
+    proc = LauncherProcess(stack.site_dir, mode, **opts)
+    proc.start()
+    deadline = time.monotonic() + 10
+    while getattr(proc, "pid", None) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return Launcher(int(proc.pid), stack.site_dir / "log", proc)

@@ -1,0 +1,106 @@
+"""Small, dependency-free statistics over benchmark timings."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+
+from harness.bench.schema import Series, Stat, Trial
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100), linear interpolation; None for no values."""
+    if not values:
+        return None
+    data = sorted(values)
+    if len(data) == 1:
+        return data[0]
+    pos = (len(data) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = math.ceil(pos)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def latency_figures(prefix: str, values_ms: Sequence[float]) -> dict[str, float | None]:
+    """``{prefix}_p50_ms``, p90, p99, max and mean for a list of latencies in ms."""
+    return {
+        f"{prefix}_p50_ms": percentile(values_ms, 50),
+        f"{prefix}_p90_ms": percentile(values_ms, 90),
+        f"{prefix}_p99_ms": percentile(values_ms, 99),
+        f"{prefix}_max_ms": max(values_ms) if values_ms else None,
+        f"{prefix}_mean_ms": statistics.fmean(values_ms) if values_ms else None,
+    }
+
+
+def summarize(trials: Sequence[Trial]) -> dict[str, Stat]:
+    """min/median/max of every figure over the trials (None values skipped)."""
+    names: list[str] = []
+    for trial in trials:
+        names.extend(n for n in trial.figures if n not in names)
+    out: dict[str, Stat] = {}
+    for name in names:
+        values = [t.figures.get(name) for t in trials]
+        present = [v for v in values if v is not None]
+        out[name] = Stat(
+            min=min(present) if present else None,
+            median=statistics.median(present) if present else None,
+            max=max(present) if present else None,
+            values=values,
+        )
+    return out
+
+
+def rate(jobs: int, seconds: float) -> float | None:
+    return jobs / seconds if seconds > 0 else None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def concurrency(intervals: Iterable[tuple[float, float]], *, step: float) -> Series:
+    """How many intervals are open at each ``step`` (a sampled step function)."""
+    edges: list[tuple[float, int]] = []
+    for start, end in intervals:
+        edges.append((start, 1))
+        edges.append((max(end, start), -1))
+    if not edges:
+        return Series(t=[], values=[])
+    edges.sort()
+    t_end = edges[-1][0]
+    ts: list[float] = []
+    vals: list[float] = []
+    level = 0
+    i = 0
+    t = 0.0
+    while t <= t_end + step:
+        while i < len(edges) and edges[i][0] <= t:
+            level += edges[i][1]
+            i += 1
+        ts.append(round(t, 6))
+        vals.append(float(level))
+        t += step
+    return Series(t=ts, values=vals)
+
+
+def completions(times: Iterable[float], *, step: float) -> Series:
+    """Completions per second in bins of ``step`` seconds."""
+    data = sorted(times)
+    if not data:
+        return Series(t=[], values=[])
+    nbins = int(data[-1] // step) + 1
+    counts = [0] * nbins
+    for t in data:
+        counts[max(0, int(t // step))] += 1
+    return Series(t=[round(i * step, 6) for i in range(nbins)], values=[c / step for c in counts])
+
+
+def time_step(duration_s: float) -> float:
+    """A bin width giving a few hundred points at most."""
+    for step in (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0):
+        if duration_s / step <= 400:
+            return step
+    return 120.0

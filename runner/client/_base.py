@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 
 M = TypeVar("M")
 
-#: rows fetched per request when ``filter()`` follows pages.
-PAGE_SIZE = 5_000
-
 StateArg = JobState | str | Iterable[JobState | str] | None
 IdsArg = int | Iterable[int] | None
 
@@ -75,11 +72,12 @@ class Manager:
         return page
 
     def _follow(self, model: type[M], params: Mapping[str, Any], limit: int | None) -> list[M]:
-        """Every matching row (at most ``limit``), fetching PAGE_SIZE rows per request."""
+        """Every matching row (at most ``limit``), ``page_size`` rows per request."""
         out: list[M] = []
         offset = 0
         while limit is None or len(out) < limit:
-            want = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - len(out))
+            size = self._http.page_size
+            want = size if limit is None else min(size, limit - len(out))
             page = self._page(model, {**params, "limit": want, "offset": offset})
             out.extend(page.results)
             offset += len(page.results)

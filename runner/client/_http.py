@@ -101,12 +101,15 @@ class HTTP:
         backoff: float = 0.25,
         max_backoff: float = 8.0,
         pool_size: int = 10,
+        page_size: int = 5_000,
     ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        #: rows per request when a manager's ``filter()`` follows pages.
+        self.page_size = page_size
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)

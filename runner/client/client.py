@@ -19,7 +19,7 @@ from runner.client.managers import (
     TransferManager,
     adapter,
 )
-from runner.models import Health, Token, User, UserCreate
+from runner.models import Health, Token, User
 
 
 class Client:
@@ -28,6 +28,7 @@ class Client:
     ``timeout`` is per request (seconds); connection errors and 5xx answers are
     retried ``retries`` times with exponential backoff starting at ``backoff``
     seconds; 4xx answers raise at once (see ``runner.client.errors``).
+    ``page_size`` is how many rows ``filter()`` fetches per request as it follows pages.
 
     >>> client = Client.from_config()                     # after `tolu login`
     >>> client.jobs.filter(state="RUNNING", tags={"run": "a"})
@@ -42,8 +43,9 @@ class Client:
         timeout: float = 30.0,
         retries: int = 5,
         backoff: float = 0.25,
+        page_size: int = 5_000,
     ) -> None:
-        self._http = HTTP(url, token, timeout=timeout, retries=retries, backoff=backoff)
+        self._http = HTTP(url, token, timeout=timeout, retries=retries, backoff=backoff, page_size=page_size)
         self.username = username
         self.sites = SiteManager(self._http)
         self.apps = AppManager(self._http)
@@ -73,7 +75,7 @@ class Client:
         """Create an account. Conflict (409) if the name is taken."""
         http = HTTP(url, timeout=timeout, retries=retries)
         try:
-            body = UserCreate(username=username, password=password)
+            body = {"username": username, "password": password}
             resp = http.request("POST", "/users/register", body=body)
             user: User = adapter(User).validate_json(resp.content)
             return user
@@ -86,9 +88,7 @@ class Client:
     ) -> Client:
         """Log in with a password; the returned client carries the bearer token."""
         client = cls(url, timeout=timeout, retries=retries, username=username)
-        resp = client._http.request(
-            "POST", "/users/login", body=UserCreate(username=username, password=password)
-        )
+        resp = client._http.request("POST", "/users/login", body={"username": username, "password": password})
         token: Token = adapter(Token).validate_json(resp.content)
         client._http.token = token.access_token
         client.username = token.username

@@ -142,20 +142,18 @@ class JobManager(Manager):
         data: dict[str, Any] | None = None,
     ) -> Job:
         """Create one job. ``parents`` may be ids or Job objects (HyperQueue-style deps)."""
-        body = JobCreate.model_validate(
-            _changes(
-                app_id=app_id,
-                parameters=parameters,
-                tags=tags,
-                parents=[p.id if isinstance(p, Job) else p for p in parents] if parents else None,
-                resources=resources,
-                environment=environment,
-                workdir=workdir,
-                retry_limit=retry_limit,
-                transfers=list(transfers) if transfers is not None else None,
-                serialized_args=serialized_args,
-                data=data,
-            )
+        body = _changes(
+            app_id=app_id,
+            parameters=parameters,
+            tags=tags,
+            parents=[p.id if isinstance(p, Job) else p for p in parents] if parents else None,
+            resources=resources,
+            environment=environment,
+            workdir=workdir,
+            retry_limit=retry_limit,
+            transfers=list(transfers) if transfers is not None else None,
+            serialized_args=serialized_args,
+            data=data,
         )
         return self._create_chunk([body])[0]
 
@@ -339,18 +337,16 @@ class JobManager(Manager):
         resources: Resources | dict[str, Any] | None = None,
     ) -> Job:
         """Change one job; a ``state`` the life cycle forbids raises Conflict (409)."""
-        body = JobUpdate.model_validate(
-            _changes(
-                state=state,
-                state_timestamp=state_timestamp,
-                state_data=state_data,
-                return_code=return_code,
-                tags=tags,
-                parameters=parameters,
-                data=data,
-                retry_limit=retry_limit,
-                resources=resources,
-            )
+        body = _changes(
+            state=state,
+            state_timestamp=state_timestamp,
+            state_data=state_data,
+            return_code=return_code,
+            tags=tags,
+            parameters=parameters,
+            data=data,
+            retry_limit=retry_limit,
+            resources=resources,
         )
         result: Job = self._send("PATCH", Job, f"{self.path}/{id}", body)
         return result

@@ -19,7 +19,6 @@ from runner.models import (
     AppKind,
     AppUpdate,
     BatchJob,
-    BatchJobCreate,
     BatchJobUpdate,
     Event,
     Hook,
@@ -28,9 +27,7 @@ from runner.models import (
     Page,
     Resources,
     Session,
-    SessionCreate,
     Site,
-    SiteCreate,
     SiteUpdate,
     Tags,
     TransferDirection,
@@ -58,7 +55,7 @@ class SiteManager(Manager):
         self, *, name: str, path: str, hostname: str, settings_summary: dict[str, Any] | None = None
     ) -> Site:
         """Register a site. 409 (Conflict) if this user already has one of that name."""
-        body = SiteCreate(name=name, path=path, hostname=hostname, settings_summary=settings_summary or {})
+        body = {"name": name, "path": path, "hostname": hostname, "settings_summary": settings_summary or {}}
         result: Site = self._send("POST", Site, self.path, body)
         return result
 
@@ -155,23 +152,21 @@ class AppManager(Manager):
         hooks: Sequence[Hook] | None = None,
     ) -> App:
         """Register an app. 409 if the site already has an app of that name."""
-        body = AppCreate.model_validate(
-            _changes(
-                site_id=site_id,
-                name=name,
-                description=description,
-                kind=kind,
-                command_template=command_template,
-                serialized_function=serialized_function,
-                parameters=parameters,
-                default_resources=default_resources,
-                environment=environment,
-                hooks=list(hooks) if hooks is not None else None,
-            )
+        body = _changes(
+            site_id=site_id,
+            name=name,
+            description=description,
+            kind=kind,
+            command_template=command_template,
+            serialized_function=serialized_function,
+            parameters=parameters,
+            default_resources=default_resources,
+            environment=environment,
+            hooks=list(hooks) if hooks is not None else None,
         )
         return self.create_from(body)
 
-    def create_from(self, app: AppCreate) -> App:
+    def create_from(self, app: AppCreate | Mapping[str, Any]) -> App:
         """Register an app from an ``AppCreate`` (as ``runner.appdef`` makes them)."""
         result: App = self._send("POST", App, self.path, app)
         return result
@@ -202,17 +197,15 @@ class AppManager(Manager):
         environment: dict[str, str] | None = None,
         hooks: Sequence[Hook] | None = None,
     ) -> App:
-        body = AppUpdate.model_validate(
-            _changes(
-                description=description,
-                kind=kind,
-                command_template=command_template,
-                serialized_function=serialized_function,
-                parameters=parameters,
-                default_resources=default_resources,
-                environment=environment,
-                hooks=list(hooks) if hooks is not None else None,
-            )
+        body = _changes(
+            description=description,
+            kind=kind,
+            command_template=command_template,
+            serialized_function=serialized_function,
+            parameters=parameters,
+            default_resources=default_resources,
+            environment=environment,
+            hooks=list(hooks) if hooks is not None else None,
         )
         result: App = self._send("PATCH", App, f"{self.path}/{id}", body)
         return result
@@ -381,17 +374,15 @@ class BatchJobManager(Manager):
         filter_tags: Tags | None = None,
         options: dict[str, str] | None = None,
     ) -> BatchJob:
-        body = BatchJobCreate.model_validate(
-            dict(
-                site_id=site_id,
-                num_nodes=num_nodes,
-                wall_time_min=wall_time_min,
-                job_mode=job_mode,
-                project=project,
-                queue=queue,
-                filter_tags=filter_tags or {},
-                options=options or {},
-            )
+        body = dict(
+            site_id=site_id,
+            num_nodes=num_nodes,
+            wall_time_min=wall_time_min,
+            job_mode=job_mode,
+            project=project,
+            queue=queue,
+            filter_tags=filter_tags or {},
+            options=options or {},
         )
         result: BatchJob = self._send("POST", BatchJob, self.path, body)
         return result
@@ -430,14 +421,12 @@ class BatchJobManager(Manager):
         end_time: datetime | None = None,
         status_info: dict[str, Any] | None = None,
     ) -> BatchJob:
-        body = BatchJobUpdate.model_validate(
-            _changes(
-                state=state,
-                scheduler_id=scheduler_id,
-                start_time=start_time,
-                end_time=end_time,
-                status_info=status_info,
-            )
+        body = _changes(
+            state=state,
+            scheduler_id=scheduler_id,
+            start_time=start_time,
+            end_time=end_time,
+            status_info=status_info,
         )
         result: BatchJob = self._send("PATCH", BatchJob, f"{self.path}/{id}", body)
         return result
@@ -461,7 +450,7 @@ class SessionManager(Manager):
     path = "/sessions"
 
     def create(self, site_id: int, batch_job_id: int | None = None, ttl_sec: float = 60.0) -> Session:
-        body = SessionCreate(site_id=site_id, batch_job_id=batch_job_id, ttl_sec=ttl_sec)
+        body = {"site_id": site_id, "batch_job_id": batch_job_id, "ttl_sec": ttl_sec}
         result: Session = self._send("POST", Session, self.path, body)
         return result
 
@@ -473,7 +462,7 @@ class SessionManager(Manager):
     def acquire(
         self,
         id: int,
-        spec: AcquireSpec | None = None,
+        spec: AcquireSpec | Mapping[str, Any] | None = None,
         *,
         max_num_jobs: int | None = None,
         max_nodes_per_job: int | None = None,
@@ -487,16 +476,14 @@ class SessionManager(Manager):
         if spec is None:
             if max_num_jobs is None:
                 raise TypeError("acquire() needs a spec or max_num_jobs")
-            spec = AcquireSpec.model_validate(
-                _changes(
-                    max_num_jobs=max_num_jobs,
-                    max_nodes_per_job=max_nodes_per_job,
-                    max_aggregate_nodes=max_aggregate_nodes,
-                    max_wall_time_min=max_wall_time_min,
-                    serial_only=serial_only or None,
-                    filter_tags=filter_tags,
-                    app_ids=list(app_ids) if app_ids is not None else None,
-                )
+            spec = _changes(
+                max_num_jobs=max_num_jobs,
+                max_nodes_per_job=max_nodes_per_job,
+                max_aggregate_nodes=max_aggregate_nodes,
+                max_wall_time_min=max_wall_time_min,
+                serial_only=serial_only or None,
+                filter_tags=filter_tags,
+                app_ids=list(app_ids) if app_ids is not None else None,
             )
         result: list[Job] = self._send("POST", list[Job], f"{self.path}/{id}/acquire", spec)
         return result

@@ -90,3 +90,17 @@ def test_mpich_reports_the_failing_rank_code() -> None:
     spec = LaunchSpec(argv=["sh", "-c", 'exit $((PMI_RANK + 3))'], hosts=["n1"], ranks_per_node=1)
     mpich = app_launchers.get("mpich")(extra_args=["-launcher", "fork"])
     assert _run(mpich.command(spec), dict(os.environ)).returncode == 3
+
+
+def test_uneven_rank_counts_put_the_extra_rank_first() -> None:
+    """Serial mode's layout: rank 0 (the server talker) shares the first node with a worker."""
+    spec = LaunchSpec(
+        argv=["sh", "-c", 'echo "$PMI_RANK $PMI_HOSTNAME"'], hosts=["n1", "n2"], rank_counts=[2, 1]
+    )
+    mpich = app_launchers.get("mpich")(extra_args=["-launcher", "fork"])
+    cmd = mpich.command(spec)
+    assert cmd[1:5] == ["-n", "3", "-hosts", "n1:2,n2:1"]
+    out = _run(cmd, dict(os.environ))
+    assert sorted(out.stdout.split("\n")[:-1]) == ["0 n1", "1 n1", "2 n2"]
+    assert "--host" in (o := app_launchers.get("openmpi")(executable="mpirun").command(spec))
+    assert o[o.index("--host") + 1] == "n1:2,n2:1"

@@ -26,6 +26,13 @@ class LaunchSpec:
     gpus_per_rank: int = 0
     #: the job's own variables (app + job environment, OMP_NUM_THREADS, GPU ids).
     env: Mapping[str, str] = field(default_factory=dict)
+    #: ranks on each host when they differ (serial mode's extra rank 0 on the first
+    #: node); None: ``ranks_per_node`` everywhere.
+    rank_counts: Sequence[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.rank_counts is not None and len(self.rank_counts) != len(self.hosts):
+            raise ValueError("rank_counts needs one count per host")
 
     @property
     def num_nodes(self) -> int:
@@ -33,7 +40,15 @@ class LaunchSpec:
 
     @property
     def num_ranks(self) -> int:
+        if self.rank_counts is not None:
+            return sum(self.rank_counts)
         return self.num_nodes * self.ranks_per_node
+
+    def counts(self) -> list[int]:
+        """Ranks on each host, in host order."""
+        if self.rank_counts is not None:
+            return list(self.rank_counts)
+        return [self.ranks_per_node] * len(self.hosts)
 
 
 class UnknownLauncher(LookupError):

@@ -20,12 +20,11 @@ class MPICHLauncher(AppLauncher):
         return str(beside) if beside.exists() else super().find_default()
 
     def command(self, spec: LaunchSpec) -> list[str]:
-        cmd = [
-            self.executable,
-            "-n", str(spec.num_ranks),
-            "-ppn", str(spec.ranks_per_node),
-            "-hosts", ",".join(spec.hosts),
-        ]  # fmt: skip
+        if spec.rank_counts is None:
+            layout = ["-ppn", str(spec.ranks_per_node), "-hosts", ",".join(spec.hosts)]
+        else:
+            layout = ["-hosts", ",".join(f"{h}:{n}" for h, n in zip(spec.hosts, spec.counts(), strict=True))]
+        cmd = [self.executable, "-n", str(spec.num_ranks), *layout]
         for key, value in spec.env.items():
             cmd += ["-genv", key, value]
         return [*cmd, *self.extra_args, *spec.argv]

@@ -14,7 +14,7 @@ class OpenMPILauncher(AppLauncher):
             self.executable,
             "-n", str(spec.num_ranks),
             "--map-by", f"ppr:{spec.ranks_per_node}:node:PE={spec.threads_per_rank}",
-            "--host", ",".join(f"{h}:{spec.ranks_per_node}" for h in spec.hosts),
+            "--host", ",".join(f"{h}:{n}" for h, n in zip(spec.hosts, spec.counts(), strict=True)),
         ]  # fmt: skip
         # -x NAME exports the variable from mpirun's own environment (process_env).
         for key in spec.env:

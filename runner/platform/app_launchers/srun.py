@@ -14,7 +14,9 @@ class SrunLauncher(AppLauncher):
             self.executable,
             "--nodes", str(spec.num_nodes),
             "--ntasks", str(spec.num_ranks),
-            "--ntasks-per-node", str(spec.ranks_per_node),
+            *(["--ntasks-per-node", str(spec.ranks_per_node)] if spec.rank_counts is None else []),
+            # uneven counts only ever mean "one extra rank first", which block placement gives
+            "--distribution", "block",
             "--cpus-per-task", str(spec.threads_per_rank),
             "--nodelist", ",".join(spec.hosts),
             # the step's environment is srun's own (process_env), job variables included

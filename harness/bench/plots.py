@@ -44,6 +44,7 @@ def lines_png(
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     if series or hlines:
         ax.legend(fontsize="small")

@@ -62,28 +62,23 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def concurrency(intervals: Iterable[tuple[float, float]], *, step: float) -> Series:
-    """How many intervals are open at each ``step`` (a sampled step function)."""
-    edges: list[tuple[float, int]] = []
-    for start, end in intervals:
-        edges.append((start, 1))
-        edges.append((max(end, start), -1))
-    if not edges:
+    """Mean number of open intervals in each bin of ``step`` seconds.
+
+    A time average, not a sample: millisecond-long jobs still count for the share
+    of the bin they were running, so the curve is the slot occupancy.
+    """
+    spans = [(a, max(a, b)) for a, b in intervals]
+    if not spans:
         return Series(t=[], values=[])
-    edges.sort()
-    t_end = edges[-1][0]
-    ts: list[float] = []
-    vals: list[float] = []
-    level = 0
-    i = 0
-    t = 0.0
-    while t <= t_end + step:
-        while i < len(edges) and edges[i][0] <= t:
-            level += edges[i][1]
-            i += 1
-        ts.append(round(t, 6))
-        vals.append(float(level))
-        t += step
-    return Series(t=ts, values=vals)
+    nbins = int(max(b for _, b in spans) // step) + 1
+    busy = [0.0] * nbins
+    for a, b in spans:
+        first, last = int(a // step), int(b // step)
+        for i in range(max(0, first), min(nbins - 1, last) + 1):
+            lo, hi = max(a, i * step), min(b, (i + 1) * step)
+            if hi > lo:
+                busy[i] += hi - lo
+    return Series(t=[round(i * step, 6) for i in range(nbins)], values=[x / step for x in busy])
 
 
 def completions(times: Iterable[float], *, step: float) -> Series:

@@ -287,12 +287,12 @@ class ThroughputScenario:
             for r in rows
             if r.running_s is not None and r.final_s is not None
         ]
-        busy = [
-            (r.running_s, r.done_s if r.done_s is not None else r.final_s)
-            for r in rows
-            if r.running_s is not None and (r.done_s is not None or r.final_s is not None)
-        ]
-        busy_s = sum(max(0.0, b - a) for a, b in busy if b is not None)
+        busy: list[tuple[float, float]] = []
+        for r in rows:
+            end = r.done_s if r.done_s is not None else r.final_s
+            if r.running_s is not None and end is not None:
+                busy.append((r.running_s, end))
+        busy_s = sum(max(0.0, b - a) for a, b in busy)
         figures: dict[str, float | None] = {
             "jobs_per_s": jobs_per_s,
             "run_jobs_per_s": run_jobs_per_s,
@@ -365,7 +365,7 @@ class ThroughputScenario:
                 else "server requests: not countable (no /metrics counter and no access log)"
             ],
             series={
-                "running": stats.concurrency(busy, step=step),  # type: ignore[arg-type]
+                "running": stats.concurrency(busy, step=step),
                 "completions_per_s": stats.completions(finals, step=step),
             },
             final_states=final_states,

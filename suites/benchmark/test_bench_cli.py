@@ -1,0 +1,116 @@
+"""`tolu bench throughput` end to end (small N): the files it promises, valid against the schema.
+
+Behaviour only: nothing here asserts how fast anything was.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from harness.bench.compare import compare
+from harness.bench.schema import SCHEMA_FILE, json_schema, load
+
+JOBS = 200
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "out"
+    argv = [
+        sys.executable,
+        "-m",
+        "runner.cli.main",
+        "bench",
+        "throughput",
+        "--jobs",
+        str(JOBS),
+        "--mode",
+        "both",
+        "--baseline-jobs",
+        "50",
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, (
+        f"{argv} exited {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    assert "report:" in done.stdout and str(out / "report.html") in done.stdout.replace("\n", "")
+    return out
+
+
+def test_bench_json_validates_against_its_schema(bench_dir: Path) -> None:
+    document = json.loads((bench_dir / "bench.json").read_text())
+    schema = json.loads((bench_dir / "bench.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(document)
+    assert document["schema_version"] == "1.0"
+    assert document["machine"]["cores_logical"] >= 1 and document["machine"]["cpu_model"]
+
+
+def test_every_job_finished_and_figures_are_there(bench_dir: Path) -> None:
+    result = load(bench_dir / "bench.json")
+    assert [s.name for s in result.scenarios] == ["serial", "mpi"]
+    for scenario in result.scenarios:
+        (trial,) = scenario.trials
+        assert trial.final_states == {"JOB_FINISHED": JOBS}
+        for figure in (
+            "jobs_per_s",
+            "run_jobs_per_s",
+            "ratio_run",
+            "ratio_overall",
+            "queue_p50_ms",
+            "run_p50_ms",
+            "slot_utilization",
+            "server_peak_rss_mb",
+            "launcher_peak_rss_mb",
+        ):
+            value = trial.figures[figure]
+            assert value is not None and value > 0, figure
+        names = {b.name for b in trial.baselines}
+        assert names == ({"process_pool", "mpiexec_loop"} if scenario.name == "mpi" else {"process_pool"})
+        assert [p.name for p in trial.phases] == ["create", "startup", "run", "overall"]
+        assert scenario.summary["ratio_run"].median == trial.figures["ratio_run"]
+
+
+def test_csv_has_one_row_per_job(bench_dir: Path) -> None:
+    with (bench_dir / "bench.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * JOBS
+    for row in rows:
+        assert row["final_state"] == "JOB_FINISHED"
+        assert float(row["created_s"]) <= float(row["running_s"]) <= float(row["final_s"])
+
+
+def test_report_is_self_contained(bench_dir: Path) -> None:
+    html = (bench_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4
+    assert 'src="http' not in html and "<script src" not in html
+    for text in ("throughput over time", "jobs running", "queue latency", "Machine"):
+        assert text in html
+
+
+def test_compare_flags_a_ratio_regression(bench_dir: Path, tmp_path: Path) -> None:
+    current = load(bench_dir / "bench.json")
+    better = json.loads((bench_dir / "bench.json").read_text())
+    for scenario in better["scenarios"]:
+        for name, stat in scenario["summary"].items():
+            if name.startswith("ratio_") and stat["median"]:
+                stat["median"] *= 1.5
+    before = tmp_path / "before.json"
+    before.write_text(json.dumps(better))
+    assert compare(current, before, fail_on=10).regressed
+    assert not compare(current, bench_dir / "bench.json", fail_on=10).regressed
+
+
+def test_committed_schema_matches_the_models() -> None:
+    assert json.loads(SCHEMA_FILE.read_text()) == json_schema(), (
+        "harness/bench/bench.schema.json is stale: regenerate it with "
+        "python -c 'from harness.bench.schema import *; SCHEMA_FILE.write_text(json_schema_text())'"
+    )

@@ -1,0 +1,127 @@
+"""Per-run and per-test state of the plugin, kept in pytest's stash."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.artifacts import Recorder
+from harness.locations import Detection, Registry
+from harness.selection import Unavailable, missing_verdict
+
+
+@dataclass
+class Daemon:
+    """A process the harness started; stopped by PID at the latest when pytest ends."""
+
+    label: str
+    pid: int
+    stop: Callable[[], None]
+
+
+@dataclass
+class RunState:
+    run_id: str
+    run_dir: Path
+    registry: Registry
+    detection: Detection
+    required: frozenset[str]
+    started: datetime
+    #: True in an xdist worker: it writes evidence, the controller writes the report.
+    is_worker: bool
+    worker_id: str = "main"
+    junit_path: Path | None = None
+    recorder: Recorder = field(default_factory=Recorder)
+    daemons: list[Daemon] = field(default_factory=list)
+    #: databases used by servers in this process (for the report's environment).
+    databases: set[str] = field(default_factory=set)
+
+    def missing_required(self) -> list[str]:
+        return sorted(f for f in self.required if f not in self.detection.features)
+
+    def need(self, *features: str) -> None:
+        """Skip (or fail, when required) the current test unless every feature is here."""
+        verdict = missing_verdict(
+            [f for f in features if f not in self.detection.features], self.detection, self.required
+        )
+        fail_or_skip(verdict)
+
+    def track(self, label: str, pid: int, stop: Callable[[], None]) -> Daemon:
+        daemon = Daemon(label, pid, stop)
+        self.daemons.append(daemon)
+        return daemon
+
+    def untrack(self, daemon: Daemon) -> None:
+        if daemon in self.daemons:
+            self.daemons.remove(daemon)
+
+    def stop_leftover_daemons(self) -> list[str]:
+        """Stop what a fixture did not (interrupt, crash); by PID, never by name."""
+        stopped: list[str] = []
+        for daemon in reversed(list(self.daemons)):
+            try:
+                daemon.stop()
+            except Exception:
+                kill_pid(daemon.pid)
+            stopped.append(f"{daemon.label} (pid {daemon.pid})")
+        self.daemons.clear()
+        return stopped
+
+
+def fail_or_skip(verdict: Unavailable | None) -> None:
+    if verdict is None:
+        return
+    if verdict.must_fail:
+        pytest.fail(verdict.reason, pytrace=False)
+    pytest.skip(verdict.reason)
+
+
+def kill_pid(pid: int, grace_sec: float = 5.0) -> None:
+    """SIGTERM the process group of ``pid`` (or the process), then SIGKILL after the grace time."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            pgid = os.getpgid(pid)
+            if pgid == pid:
+                os.killpg(pgid, sig)
+            else:
+                os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_sec
+        while time.monotonic() < deadline:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = 0
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+            else:
+                if done == pid:
+                    return
+            time.sleep(0.05)
+
+
+run_key = pytest.StashKey[RunState]()
+#: per test: the phase reports so far (fixtures look at the call outcome in teardown).
+reports_key = pytest.StashKey[dict[str, pytest.TestReport]]()
+#: per test: why it was skipped or failed by a location/requires mark.
+unavailable_key = pytest.StashKey[Unavailable | None]()
+
+
+def run_state(config: pytest.Config) -> RunState:
+    return config.stash[run_key]
+
+
+def item_info(item: pytest.Item) -> dict[str, Any]:
+    """What each of the test's reports carries to the controller (JSON-able for xdist)."""
+    return {"markers": sorted({m.name for m in item.iter_markers()})}

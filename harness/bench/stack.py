@@ -113,9 +113,7 @@ def start_server(kind: str, data_dir: Path, database: Database) -> Server:
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
     if kind == "process":
-        from runner.server.process import ServerProcess
-
-        proc = ServerProcess(data_dir, database_url=database.url, log_path=log_path)
+        proc = _counted_server_process(data_dir, database_url=database.url, log_path=log_path)
         try:
             proc.start(timeout=60)
         except Exception as exc:
@@ -135,70 +133,61 @@ def start_server(kind: str, data_dir: Path, database: Database) -> Server:
     raise StackError(f"--server {kind!r}: expected process, container or an http(s):// URL")
 
 
+def _counted_server_process(data_dir: Path, **kwargs: Any) -> Any:
+    """H1's ServerProcess, starting the server through harness.bench.counted_server."""
+    from runner.server.process import ServerProcess
+
+    class CountedServerProcess(ServerProcess):
+        def command(self) -> list[str]:
+            cmd = list(super().command())
+            cmd[cmd.index("runner.server")] = "harness.bench.counted_server"
+            return cmd
+
+    return CountedServerProcess(data_dir, **kwargs)
+
+
 # ---------------------------------------------------------------- request counting
-
-
-_ACCESS_LINE = re.compile(r'"(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \S+ HTTP/[\d.]+"\s+\d{3}')
 
 
 class RequestCounter:
     """Requests the server has answered, counted on the server side.
 
-    Reads the server's ``/metrics`` counter when it has one, else counts the access
-    log lines in its log file; ``None`` when neither is available (e.g. a remote URL).
+    Asks the counter of harness.bench.counted_server (``--server process``), else a
+    Prometheus-style ``/metrics`` (``tolu_http_requests_total``/``http_requests_total``)
+    if the server has one; ``None`` when neither answers (e.g. a remote URL).
     """
 
     def __init__(self, server: Server) -> None:
         self.server = server
         self.source: str | None = None
-        self._log_offset = 0
-        self._log_count = 0
+        self.by_route: dict[str, int] = {}
 
     def count(self) -> int | None:
-        metrics = self._from_metrics()
-        if metrics is not None:
-            self.source = "metrics"
-            return metrics
-        logged = self._from_log()
-        if logged is not None:
-            self.source = "access log"
-        return logged
+        from harness.bench.counted_server import COUNTER_PATH
 
-    def _from_metrics(self) -> int | None:
-        if self.source not in (None, "metrics"):
-            return None
         try:
-            resp = requests.get(self.server.url + "/metrics", timeout=5)
-        except requests.RequestException:
+            resp = requests.get(self.server.url + COUNTER_PATH, timeout=10)
+            if resp.status_code == 200:
+                body = resp.json()
+                self.source = "request counter"
+                self.by_route = {str(k): int(v) for k, v in body.get("by_route", {}).items()}
+                return int(body["total"])
+            resp = requests.get(self.server.url + "/metrics", timeout=10)
+        except (requests.RequestException, ValueError, KeyError):
             return None
         if resp.status_code != 200:
-            self.source = "none" if self.source is None else self.source
             return None
         total = 0.0
         found = False
         for line in resp.text.splitlines():
             if line.startswith(("tolu_http_requests_total", "http_requests_total")):
-                with contextlib.suppress(ValueError):
+                with contextlib.suppress(ValueError, IndexError):
                     total += float(line.rsplit(" ", 1)[1])
                     found = True
         if not found:
-            self.source = "none"
             return None
+        self.source = "/metrics"
         return int(total)
-
-    def _from_log(self) -> int | None:
-        path = self.server.log_path
-        if path is None or not path.exists():
-            return None
-        with path.open("rb") as fh:
-            fh.seek(self._log_offset)
-            chunk = fh.read()
-        # only whole lines; the rest is read next time
-        cut = chunk.rfind(b"\n") + 1
-        self._log_offset += cut
-        self._log_count += len(_ACCESS_LINE.findall(chunk[:cut].decode("utf-8", "replace")))
-        # no access line at all: the server does not log requests, so we cannot tell
-        return self._log_count or None
 
 
 # ---------------------------------------------------------------- the stack

@@ -1,0 +1,70 @@
+"""``python -m runner.server``: run one server process (uvicorn) in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from runner.server.settings import ServerSettings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m runner.server", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="default $TOLU_DATA_DIR or ~/.local/share/tolu"
+    )
+    parser.add_argument(
+        "--database-url", default=None, help="default $TOLU_DATABASE_URL or SQLite in the data dir"
+    )
+    parser.add_argument("--migrate", action="store_true", help="upgrade an older schema before serving")
+    parser.add_argument("--log-level", default="info")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import uvicorn
+
+    from runner.server import schema
+    from runner.server.app import create_app
+    from runner.server.db import Database
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = ServerSettings.from_env(
+        data_dir=args.data_dir, database_url=args.database_url, migrate=args.migrate or None
+    )
+    # Check the schema before uvicorn starts, so a mismatch is one clear line and
+    # exit code 2 rather than a traceback inside the lifespan.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.url)
+    try:
+        schema.ensure_current(db.engine, migrate=settings.migrate)
+    except schema.SchemaError as exc:
+        print(f"tolu server: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The FastAPI application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+import runner
+from runner import models
+from runner.server import auth, errors, schema
+from runner.server.db import Database
+from runner.server.routes import apps, batch_jobs, events, jobs, sessions, sites, transfers, users
+from runner.server.services import sessions as session_service
+from runner.server.settings import ServerSettings
+
+log = logging.getLogger("tolu.server")
+
+
+async def _expire_sessions(db: Database, period: float) -> None:
+    """Background task: end sessions whose heartbeat is older than their ttl."""
+    while True:
+        await asyncio.sleep(period)
+        try:
+            n = await asyncio.to_thread(_expire_once, db)
+            if n:
+                log.info("expired %d session(s)", n)
+        except Exception:  # a transient database error must not kill the task
+            log.exception("session expiry failed; retrying in %.1fs", period)
+
+
+def _expire_once(db: Database) -> int:
+    with db.write() as conn:
+        return session_service.expire(conn)
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """The app for ``settings``. Nothing touches the database until the lifespan starts."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.url)
+        try:
+            revision = schema.ensure_current(db.engine, migrate=settings.migrate)
+        except Exception:
+            db.dispose()
+            raise
+        app.state.db = db
+        app.state.revision = revision
+        app.state.tokens = auth.TokenIssuer(
+            auth.load_or_create_secret(settings.data_dir), timedelta(hours=settings.token_ttl_hours)
+        )
+        log.info("tolu server %s on %s (schema %s)", runner.__version__, db.kind, revision)
+        task = asyncio.create_task(_expire_sessions(db, settings.session_check_sec))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            db.dispose()
+
+    app = FastAPI(
+        title="tolu",
+        version=runner.__version__,
+        description="tolu job runner API; see docs/api.md.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+
+    @app.get("/health", response_model=models.Health, tags=["health"])
+    def health(request: Request) -> Response:
+        db: Database = request.app.state.db
+        return errors.json_response(
+            {
+                "status": "ok",
+                "version": runner.__version__,
+                "schema_revision": request.app.state.revision,
+                "database": db.kind,
+            }
+        )
+
+    for module in (users, sites, apps, jobs, events, transfers, batch_jobs, sessions):
+        app.include_router(module.router)
+    return app

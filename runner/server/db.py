@@ -1,0 +1,152 @@
+"""Database engines and transactions for SQLite and PostgreSQL.
+
+SQLite: one file, WAL journal, ``busy_timeout``; every write transaction starts
+with ``BEGIN IMMEDIATE`` (it takes the write lock up front, so two writers never
+dead-lock upgrading a read lock) and, inside one server process, writers queue on
+a lock instead of spinning in SQLite's busy handler.
+PostgreSQL (psycopg 3): READ COMMITTED; acquisition uses ``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
+from sqlalchemy.pool import QueuePool
+
+from runner.server import tables as t
+
+SQLITE_FILE = "tolu.db"
+BUSY_TIMEOUT_MS = 30_000
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{Path(data_dir).resolve() / SQLITE_FILE}"
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def utcnow() -> datetime:
+    """Now as naive UTC, the form every timestamp column holds."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def to_naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with tolu's connection settings (see module doc)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            poolclass=QueuePool,
+            pool_size=8,
+            max_overflow=8,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy's "begin" event (below) emit BEGIN, so we choose its kind.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA cache_size=-65536")
+            cur.execute("PRAGMA temp_store=MEMORY")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            mode = conn.get_execution_options().get("tolu_begin", "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+    return create_engine(
+        url,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        pool_size=8,
+        max_overflow=8,
+        pool_pre_ping=True,
+        connect_args={"options": "-c timezone=utc"},
+    )
+
+
+def database_kind(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
+
+
+class Database:
+    """The engine plus the two kinds of transaction the services use."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.kind = database_kind(url)
+        self.engine = make_engine(url)
+        self._write_lock = threading.Lock() if self.kind == "sqlite" else None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.kind == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction: commits on success, rolls back on any exception."""
+        if self._write_lock is None:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+            return
+        with self._write_lock, self.engine.connect() as conn:
+            conn = conn.execution_options(tolu_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    def allocate_ids(self, conn: Connection, table: Any, n: int) -> list[int]:
+        """Reserve ``n`` new primary keys of ``table`` inside the write transaction ``conn``.
+
+        Knowing ids before inserting lets one request insert a whole DAG (children
+        name parents by id) with one executemany per table.
+        """
+        if n == 0:
+            return []
+        if self.is_sqlite:
+            # Inside BEGIN IMMEDIATE nobody else can insert; AUTOINCREMENT's counter
+            # keeps ids of deleted rows from coming back.
+            seq = conn.execute(
+                text("SELECT seq FROM sqlite_sequence WHERE name = :name"), {"name": table.name}
+            ).scalar()
+            top = conn.execute(select(func.max(table.c.id))).scalar()
+            start = max(seq or 0, top or 0) + 1
+            return list(range(start, start + n))
+        rows = conn.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+            {"t": table.name, "n": n},
+        ).scalars()
+        return sorted(int(r) for r in rows)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+__all__ = ["Database", "database_kind", "make_engine", "sqlite_url", "t", "to_naive_utc", "utcnow"]

@@ -1,0 +1,98 @@
+"""Domain errors of the services and how they become HTTP answers.
+
+Services raise these; they know nothing about HTTP. ``install`` maps them (and
+FastAPI's own validation errors) to the bodies docs/api.md promises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+Loc = Sequence[str | int]
+
+
+class ServiceError(Exception):
+    status = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def body(self) -> Any:
+        return {"detail": self.detail}
+
+
+class Unauthorized(ServiceError):
+    status = 401
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class Invalid(ServiceError):
+    """422 with one or more field paths, shaped like FastAPI's own validation errors."""
+
+    status = 422
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+        self.errors = errors
+
+    @classmethod
+    def at(cls, loc: Loc, msg: str, type_: str = "value_error") -> Invalid:
+        return cls([{"loc": list(loc), "msg": msg, "type": type_}])
+
+    def body(self) -> Any:
+        return {"detail": self.errors}
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(body, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+def _clean(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    out = []
+    for err in errors:
+        item = {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type", "")}
+        if "input" in err and err.get("type") == "extra_forbidden":
+            item["msg"] = f"unknown field {item['loc'][-1]!r}" if item["loc"] else "unknown field"
+        out.append(item)
+    return out
+
+
+def install(app: FastAPI) -> None:
+    async def service_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceError)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        resp = json_response(exc.body(), exc.status)
+        if headers:
+            resp.headers.update(headers)
+        return resp
+
+    async def validation_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return json_response({"detail": _clean(exc.errors())}, 422)
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return json_response({"detail": exc.detail}, exc.status_code)
+
+    app.add_exception_handler(ServiceError, service_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from starlette.responses import Response
+
+from runner import models
+from runner.server.errors import json_response
+from runner.server.routes.deps import DEFAULT, Db, Limit, Offset, Who
+from runner.server.services import jobs
+from runner.states import JobState
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+
+def job_filter(
+    id: Annotated[list[int] | None, Query(description="job ids (repeatable)")] = None,
+    state: Annotated[list[JobState] | None, Query(description="states (repeatable)")] = None,
+    tags: Annotated[list[str] | None, Query(description="key:value (repeatable, all must match)")] = None,
+    site_id: int | None = None,
+    app_id: int | None = None,
+    parent_id: int | None = None,
+    session_id: int | None = None,
+    batch_job_id: int | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    updated_after: datetime | None = None,
+    updated_before: datetime | None = None,
+) -> jobs.JobFilter:
+    return jobs.JobFilter(
+        id=id,
+        state=state,
+        tags=jobs.parse_tags(tags),
+        site_id=site_id,
+        app_id=app_id,
+        parent_id=parent_id,
+        session_id=session_id,
+        batch_job_id=batch_job_id,
+        created_after=created_after,
+        created_before=created_before,
+        updated_after=updated_after,
+        updated_before=updated_before,
+    )
+
+
+Filter = Annotated[jobs.JobFilter, Depends(job_filter)]
+Ordering = Annotated[str | None, Query(description="id, updated_at, created_at, state; prefix - to reverse")]
+
+
+@router.post("", status_code=201, response_model=list[models.Job])
+def bulk_create(body: list[models.JobCreate], who: Who, db: Db) -> Response:
+    with db.write() as conn:
+        return json_response(jobs.bulk_create(conn, db, who, body), 201)
+
+
+@router.get("", response_model=models.Page[models.Job])
+def list_jobs(
+    who: Who, db: Db, flt: Filter, ordering: Ordering = None, limit: Limit = DEFAULT, offset: Offset = 0
+) -> Response:
+    with db.read() as conn:
+        return json_response(jobs.filter(conn, who, flt, ordering=ordering, limit=limit, offset=offset))
+
+
+@router.get("/counts", response_model=list[models.StateCount])
+def counts(who: Who, db: Db, flt: Filter) -> Response:
+    with db.read() as conn:
+        return json_response(jobs.counts(conn, who, flt))
+
+
+@router.patch("", response_model=list[models.Job])
+def bulk_update(body: list[models.JobUpdate], who: Who, db: Db) -> Response:
+    with db.write() as conn:
+        return json_response(jobs.bulk_update(conn, who, body))
+
+
+@router.delete("", response_model=models.DeleteResult)
+def delete_where(who: Who, db: Db, flt: Filter) -> Response:
+    with db.write() as conn:
+        return json_response({"deleted": jobs.delete_where(conn, who, flt)})
+
+
+@router.get("/{job_id}", response_model=models.Job)
+def get(job_id: int, who: Who, db: Db) -> Response:
+    with db.read() as conn:
+        return json_response(jobs.get(conn, who, job_id))
+
+
+@router.patch("/{job_id}", response_model=models.Job)
+def update(job_id: int, body: models.JobUpdate, who: Who, db: Db) -> Response:
+    body = body.model_copy(update={"id": job_id})
+    with db.write() as conn:
+        return json_response(jobs.bulk_update(conn, who, [body], loc_prefix=False)[0])
+
+
+@router.delete("/{job_id}", status_code=204)
+def delete(job_id: int, who: Who, db: Db) -> Response:
+    with db.write() as conn:
+        jobs.delete_one(conn, who, job_id)
+    return Response(status_code=204)

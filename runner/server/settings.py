@@ -1,0 +1,47 @@
+"""How one server runs: where its data lives, which database, token lifetime."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.server.db import sqlite_url
+
+ENV_DATA_DIR = "TOLU_DATA_DIR"
+ENV_DATABASE_URL = "TOLU_DATABASE_URL"
+ENV_SECRET_KEY = "TOLU_SECRET_KEY"
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get(ENV_DATA_DIR)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "tolu"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSettings:
+    data_dir: Path
+    #: None: SQLite file ``<data_dir>/tolu.db``.
+    database_url: str | None = None
+    #: upgrade an older schema at startup (an empty database is always set up).
+    migrate: bool = False
+    token_ttl_hours: float = 24.0 * 7
+    #: how often the background task looks for expired sessions.
+    session_check_sec: float = 2.0
+
+    @property
+    def url(self) -> str:
+        return self.database_url or sqlite_url(self.data_dir)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> ServerSettings:
+        values: dict[str, object] = {
+            "data_dir": default_data_dir(),
+            "database_url": os.environ.get(ENV_DATABASE_URL) or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        values["data_dir"] = Path(str(values["data_dir"])).expanduser()
+        return cls(**values)  # type: ignore[arg-type]

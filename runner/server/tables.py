@@ -1,0 +1,220 @@
+"""The server's tables (SQLAlchemy 2 Core).
+
+Every table is changed only through an Alembic migration in ``migrations/versions``;
+``tolu server migrate`` applies them. Rows that a user owns carry ``owner_id``
+directly (jobs, events, transfers, batch jobs, sessions), so that scoping a query
+to one user never needs a join on the hot path.
+
+Timestamps are naive UTC on both databases. JSON columns hold dicts and lists.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+#: Deterministic constraint names, so migrations can drop and alter them by name.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+#: A 64-bit key on PostgreSQL that stays SQLite's rowid alias (INTEGER PRIMARY KEY).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(128), nullable=False, unique=True),
+    Column("password_hash", String(256), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("hostname", String(256), nullable=False),
+    Column("settings_summary", JSON, nullable=False),
+    Column("last_heartbeat", DateTime, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("owner_id", "name"),
+    sqlite_autoincrement=True,
+)
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("site_id", Integer, ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("command_template", Text, nullable=True),
+    Column("serialized_function", Text, nullable=True),
+    Column("parameters", JSON, nullable=False),
+    Column("default_resources", JSON, nullable=False),
+    Column("environment", JSON, nullable=False),
+    Column("hooks", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("site_id", "name"),
+    Index(None, "owner_id"),
+    sqlite_autoincrement=True,
+)
+
+batch_jobs = Table(
+    "batch_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("site_id", Integer, ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("scheduler_id", String(256), nullable=True),
+    Column("project", String(256), nullable=False),
+    Column("queue", String(256), nullable=False),
+    Column("num_nodes", Integer, nullable=False),
+    Column("wall_time_min", Integer, nullable=False),
+    Column("job_mode", String(16), nullable=False),
+    Column("filter_tags", JSON, nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("status_info", JSON, nullable=False),
+    Column("start_time", DateTime, nullable=True),
+    Column("end_time", DateTime, nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index(None, "owner_id", "site_id", "state"),
+    sqlite_autoincrement=True,
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("site_id", Integer, ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("batch_job_id", Integer, ForeignKey("batch_jobs.id", ondelete="SET NULL"), nullable=True),
+    Column("heartbeat", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("ttl_sec", Float, nullable=False),
+    Index(None, "expires_at"),
+    Index(None, "owner_id", "site_id"),
+    sqlite_autoincrement=True,
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("site_id", Integer, ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("app_id", Integer, ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("parents", JSON, nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("serialized_args", Text, nullable=True),
+    Column("tags", JSON, nullable=False),
+    Column("environment", JSON, nullable=False),
+    Column("workdir", Text, nullable=False),
+    Column("num_nodes", Integer, nullable=False),
+    Column("ranks_per_node", Integer, nullable=False),
+    Column("threads_per_rank", Integer, nullable=False),
+    Column("gpus_per_rank", Integer, nullable=False),
+    Column("node_packing_count", Integer, nullable=False),
+    Column("wall_time_min", Float, nullable=False),
+    Column("return_code", Integer, nullable=True),
+    Column("retry_count", Integer, nullable=False),
+    Column("retry_limit", Integer, nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("batch_job_id", Integer, ForeignKey("batch_jobs.id", ondelete="SET NULL"), nullable=True),
+    Column("session_id", Integer, ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True),
+    #: bookkeeping that spares the hot path a query: does any job name this one as
+    #: parent; how many stage-in / stage-out items does it have.
+    Column("has_children", Boolean, nullable=False),
+    Column("n_stage_in", Integer, nullable=False),
+    Column("n_stage_out", Integer, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index(None, "owner_id", "state"),
+    Index(None, "site_id", "state", "session_id"),
+    Index(None, "session_id"),
+    Index(None, "app_id"),
+    Index(None, "batch_job_id"),
+    sqlite_autoincrement=True,
+)
+
+job_parents = Table(
+    "job_parents",
+    metadata,
+    Column("child_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("parent_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Index(None, "parent_id"),
+)
+
+job_tags = Table(
+    "job_tags",
+    metadata,
+    Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", String(1024), nullable=False),
+    Index(None, "key", "value", "job_id"),
+)
+
+transfer_items = Table(
+    "transfer_items",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("site_id", Integer, ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("destination", Text, nullable=False),
+    Column("recursive", Boolean, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("task_id", String(256), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("updated_at", DateTime, nullable=False),
+    Index(None, "job_id"),
+    Index(None, "owner_id", "site_id", "state"),
+    sqlite_autoincrement=True,
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("site_id", Integer, nullable=False),
+    Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("from_state", String(32), nullable=True),
+    Column("to_state", String(32), nullable=False),
+    Column("timestamp", DateTime, nullable=False),
+    Column("data", JSON, nullable=False),
+    Index(None, "job_id"),
+    Index(None, "owner_id", "timestamp"),
+)

@@ -105,6 +105,12 @@ def _trials(scenario: Scenario) -> str:
         if trial.final_states:
             block.append(f"<p>final states: {_e(states)}</p>")
         block.extend(f"<p>{_e(n)}</p>" for n in trial.notes)
+        if trial.requests_by_route:
+            routes = "".join(
+                f"<tr><td>{_e(route)}</td><td>{count:,}</td></tr>"
+                for route, count in trial.requests_by_route.items()
+            )
+            block.append(f"<table><tr><th>server route</th><th>requests</th></tr>{routes}</table>")
         parts.append("".join(block))
     return "".join(parts)
 

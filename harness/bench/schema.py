@@ -109,6 +109,8 @@ class Trial(Model):
     #: final state -> number of jobs, so a run that lost or failed jobs is visible.
     final_states: dict[str, int] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+    #: server requests answered during the trial, per route (``POST /sessions/{id}/acquire``).
+    requests_by_route: dict[str, int] = Field(default_factory=dict)
 
 
 class Scenario(Model):

@@ -14,7 +14,6 @@ import secrets
 import shlex
 import socket
 import sqlite3
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -291,31 +290,19 @@ class Launcher:
     _proc: Any
 
     def alive(self) -> bool:
-        probe = getattr(self._proc, "is_running", None) or getattr(self._proc, "alive", None)
-        if callable(probe):
-            return bool(probe())
-        poll = getattr(getattr(self._proc, "proc", None), "poll", None)
-        if callable(poll):
-            return poll() is None
-        try:
-            os.kill(self.pid, 0)
-        except OSError:
-            return False
-        return True
+        return bool(self._proc.poll() is None)
+
+    def tail(self) -> str:
+        return str(self._proc.console_tail(2000))
 
     def stop(self) -> None:
         self._proc.stop()
 
 
 def start_launcher(stack: Stack, mode: str, *, tags: dict[str, str] | None = None) -> Launcher:
+    """H5's LauncherProcess (``tolu launcher --site ... --mode ...``), stopped by PID later."""
     from runner.launcher.process import LauncherProcess
 
-    opts: dict[str, Any] = {}
-    if tags:
-        opts["tags"] = tags
-    proc = LauncherProcess(stack.site_dir, mode, **opts)
+    proc = LauncherProcess(stack.site_dir, mode, tags=tags, env={"TOLU_CONFIG": str(stack.config_path)})
     proc.start()
-    deadline = time.monotonic() + 10
-    while getattr(proc, "pid", None) is None and time.monotonic() < deadline:
-        time.sleep(0.01)
     return Launcher(int(proc.pid), stack.site_dir / "log", proc)

@@ -139,6 +139,7 @@ class ThroughputScenario:
         ]
         counter = RequestCounter(stack.server)
         requests_before = counter.count()
+        routes_before = dict(counter.by_route)
         rss = PeakRSS(skip_exe=self.task.argv[0])
         rss.watch("server", stack.server.pid)
         rss.start()
@@ -170,7 +171,8 @@ class ThroughputScenario:
                 if not launcher.alive():
                     raise BenchError(
                         f"the {self.mode} launcher (pid {launcher.pid}) exited with {self.jobs - done} jobs "
-                        f"not final; states {dict(counts)}; logs in {launcher.log_dir}"
+                        f"not final; states {dict(counts)}; logs in {launcher.log_dir}; "
+                        f"its output ends: {launcher.tail()[-800:]}"
                     )
                 if time.monotonic() > deadline:
                     raise BenchError(
@@ -184,29 +186,32 @@ class ThroughputScenario:
             rss.stop()
         t_seen = time.time()
         requests_after = counter.count()
+        routes = {
+            route: n - routes_before.get(route, 0)
+            for route, n in counter.by_route.items()
+            if n - routes_before.get(route, 0) > 0
+        }
 
         rows, final_states = self._collect(index, ids, t0, tags)
-        harness_requests += 2  # the two reads of _collect, at least
-        return TrialOutput(
-            self._derive(
-                index,
-                started_at,
-                rows,
-                final_states,
-                measured,
-                t0=t0,
-                t_created=t_created,
-                t_launch=t_launch,
-                t_seen=t_seen,
-                rss=rss,
-                requests=None
-                if requests_before is None or requests_after is None
-                else requests_after - requests_before,
-                request_source=counter.source,
-                harness_requests=harness_requests,
-            ),
+        trial = self._derive(
+            index,
+            started_at,
             rows,
+            final_states,
+            measured,
+            t0=t0,
+            t_created=t_created,
+            t_launch=t_launch,
+            t_seen=t_seen,
+            rss=rss,
+            requests=None
+            if requests_before is None or requests_after is None
+            else requests_after - requests_before,
+            request_source=counter.source,
+            harness_requests=harness_requests,
         )
+        trial.requests_by_route = dict(sorted(routes.items(), key=lambda kv: -kv[1]))
+        return TrialOutput(trial, rows)
 
     def _collect(
         self, index: int, ids: set[int], t0: float, tags: dict[str, str]

@@ -1,8 +1,232 @@
-"""`tolu server` (being built)."""
+"""``tolu server``: run, stop, migrate and inspect a tolu server.
+
+The server keeps its data (SQLite file, signing key, log, pid file) in a data
+directory: ``--data-dir``, else ``$TOLU_DATA_DIR``, else ``~/.local/share/tolu``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
 
 import click
+
+PID_FILE = "server.pid"
+
+_data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="server data directory [default: $TOLU_DATA_DIR or ~/.local/share/tolu]",
+)
+_database_option = click.option(
+    "--database-url",
+    default=None,
+    envvar="TOLU_DATABASE_URL",
+    help="e.g. postgresql+psycopg://user:pw@host/db [default: SQLite file in the data dir]",
+)
+
+
+def _data_dir(value: Path | None) -> Path:
+    from runner.server.settings import default_data_dir
+
+    return (value or default_data_dir()).expanduser().resolve()
+
+
+def _read_pid_file(data_dir: Path) -> dict[str, Any] | None:
+    path = data_dir / PID_FILE
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) and isinstance(info.get("pid"), int) else None
+
+
+def _is_our_server(pid: int) -> bool:
+    """The PID is alive and runs ``runner.server`` (not a recycled PID)."""
+    import psutil
+
+    try:
+        cmdline = psutil.Process(pid).cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    return "runner.server" in cmdline
+
+
+def _healthy(url: str) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=3) as resp:
+            body = json.loads(resp.read())
+            return body if isinstance(body, dict) else None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
 
 
 @click.group()
 def server() -> None:
-    """(being built)"""
+    """Run the tolu server (FastAPI + SQLite or PostgreSQL).
+
+    \b
+    Examples:
+      tolu server up --detach                  # SQLite in ~/.local/share/tolu, port 8000
+      tolu server status
+      tolu server down
+      tolu server up --database-url postgresql+psycopg://tolu:tolu@127.0.0.1/tolu
+      tolu server migrate                      # after upgrading tolu
+    """
+
+
+@server.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=8000, show_default=True, type=int, help="port (0: pick a free one)")
+@_data_dir_option
+@_database_option
+@click.option("--detach", is_flag=True, help="run in the background; stop with `tolu server down`")
+@click.option("--migrate", is_flag=True, help="upgrade an older database schema first")
+def up(
+    host: str, port: int, data_dir: Path | None, database_url: str | None, detach: bool, migrate: bool
+) -> None:
+    """Start a server.
+
+    In the foreground it logs to the terminal until Ctrl-C. With --detach it writes
+    DATA_DIR/server.pid, logs to DATA_DIR/server.log and prints the URL.
+
+    \b
+    Example:
+      tolu server up --detach --port 8000
+    """
+    directory = _data_dir(data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    info = _read_pid_file(directory)
+    if info and _is_our_server(info["pid"]):
+        raise click.ClickException(
+            f"a server is already running for {directory} at {info.get('url')} (pid {info['pid']}); "
+            "stop it with `tolu server down`"
+        )
+    if not detach:
+        from runner.server.__main__ import main
+
+        argv = ["--host", host, "--port", str(port), "--data-dir", str(directory)]
+        if database_url:
+            argv += ["--database-url", database_url]
+        if migrate:
+            argv.append("--migrate")
+        sys.exit(main(argv))
+
+    from runner.server.process import ServerProcess, ServerStartError
+
+    proc = ServerProcess(directory, host=host, port=port, database_url=database_url, migrate=migrate)
+    try:
+        proc.start(timeout=60)
+    except ServerStartError as exc:
+        last = [line for line in exc.log_tail.splitlines() if line.strip()]
+        hint = last[-1] if last else "no output"
+        raise click.ClickException(f"server did not start: {hint} (log: {exc.log_path})") from None
+    pid = proc.detach()
+    (directory / PID_FILE).write_text(
+        json.dumps({"pid": pid, "url": proc.url, "log": str(proc.log_path)}) + "\n"
+    )
+    click.echo(f"tolu server running at {proc.url} (pid {pid})")
+    click.echo(f"log: {proc.log_path}")
+    click.echo("stop it with: tolu server down" + (f" --data-dir {directory}" if data_dir else ""))
+
+
+@server.command()
+@_data_dir_option
+@click.option("--timeout", default=10.0, show_default=True, help="seconds before SIGKILL")
+def down(data_dir: Path | None, timeout: float) -> None:
+    """Stop the server started with `up --detach` (by the PID in DATA_DIR/server.pid).
+
+    \b
+    Example:
+      tolu server down --data-dir ./server-data
+    """
+    directory = _data_dir(data_dir)
+    info = _read_pid_file(directory)
+    if info is None:
+        raise click.ClickException(f"no server.pid in {directory}: no detached server runs from there")
+    pid = info["pid"]
+    if not _is_our_server(pid):
+        (directory / PID_FILE).unlink(missing_ok=True)
+        click.echo(f"server (pid {pid}) was not running; removed stale {directory / PID_FILE}")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _is_our_server(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _is_our_server(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    (directory / PID_FILE).unlink(missing_ok=True)
+    click.echo(f"stopped tolu server (pid {pid})")
+
+
+@server.command()
+@_data_dir_option
+def status(data_dir: Path | None) -> None:
+    """Say whether the detached server of DATA_DIR runs, and its health.
+
+    \b
+    Example:
+      tolu server status
+    """
+    directory = _data_dir(data_dir)
+    info = _read_pid_file(directory)
+    if info is None or not _is_our_server(info["pid"]):
+        raise click.ClickException(f"no tolu server running for {directory}")
+    health = _healthy(str(info.get("url")))
+    if health is None:
+        raise click.ClickException(
+            f"server pid {info['pid']} runs but {info.get('url')}/health does not answer "
+            f"(log: {info.get('log')})"
+        )
+    click.echo(
+        f"running at {info.get('url')} (pid {info['pid']}): tolu {health.get('version')}, "
+        f"{health.get('database')}, schema {health.get('schema_revision')}, log {info.get('log')}"
+    )
+
+
+@server.command()
+@_data_dir_option
+@_database_option
+@click.option(
+    "--revision",
+    default="head",
+    show_default=True,
+    help="target: head, a revision id, -1 (one back), base (empty)",
+)
+def migrate(data_dir: Path | None, database_url: str | None, revision: str) -> None:
+    """Upgrade (or downgrade) the database schema.
+
+    \b
+    Examples:
+      tolu server migrate                         # to the newest schema
+      tolu server migrate --revision -1           # one step back
+      tolu server migrate --database-url postgresql+psycopg://tolu:tolu@127.0.0.1/tolu
+    """
+    from runner.server import schema
+    from runner.server.db import Database, sqlite_url
+
+    directory = _data_dir(data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    db = Database(database_url or sqlite_url(directory))
+    try:
+        before = schema.current_revision(db.engine)
+        if revision.startswith("-") or revision == "base" or schema.is_ancestor(revision, before):
+            schema.downgrade(db.engine, revision)
+        else:
+            schema.upgrade(db.engine, revision)
+        after = schema.current_revision(db.engine)
+    except Exception as exc:  # alembic raises several kinds; all are one line for the user
+        raise click.ClickException(f"migration failed: {exc}") from None
+    finally:
+        db.dispose()
+    click.echo(f"{db.kind} schema: {before or 'empty'} -> {after or 'empty'}")

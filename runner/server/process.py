@@ -60,6 +60,7 @@ class ServerProcess:
         database_url: str | None = None,
         log_path: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
+        migrate: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.host = host
@@ -67,6 +68,9 @@ class ServerProcess:
         self.database_url = database_url
         self.log_path = Path(log_path) if log_path else self.data_dir / LOG_FILE
         self.env = dict(env or {})
+        #: pass --migrate (upgrade an older schema); ``tolu server up`` turns it off
+        #: so an old database is refused with a hint instead of changed silently.
+        self.migrate = migrate
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
 
@@ -90,8 +94,9 @@ class ServerProcess:
             str(self.port),
             "--data-dir",
             str(self.data_dir),
-            "--migrate",
         ]
+        if self.migrate:
+            cmd.append("--migrate")
         if self.database_url:
             cmd += ["--database-url", self.database_url]
         return cmd

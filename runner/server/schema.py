@@ -91,3 +91,15 @@ def ensure_current(engine: Engine, *, migrate: bool = False) -> str:
     if current is None:
         raise SchemaError(f"database has tables but no tolu schema revision; {hint}")
     raise SchemaError(f"database schema is at revision {current}, this tolu needs {head}; {hint}")
+
+
+def is_ancestor(target: str, current: str | None) -> bool:
+    """True when revision ``target`` lies strictly below ``current`` (reaching it is a downgrade)."""
+    if current is None or target in ("head", "heads") or target == current:
+        return False
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    try:
+        below = {rev.revision for rev in script.iterate_revisions(current, "base")}
+    except Exception:
+        return False
+    return target in below

@@ -112,7 +112,9 @@ def test_lsf_bjobs_json(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Non
 
 
 def test_slurm_parsers(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    slurm = scheduler("slurm", tmp_path)
+    from runner.platform.schedulers.slurm import Slurm
+
+    slurm = Slurm(tmp_path)
     with caplog.at_level(logging.WARNING):
         st = slurm.parse_status_output(result(recorded("slurm_squeue.txt")), [])
     assert {k: v.state for k, v in st.items()} == {

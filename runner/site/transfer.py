@@ -146,10 +146,16 @@ class TransferService(Service):
                         self.not_before.pop(item_id, None)
                         self.report(item_id, TransferState.DONE, task_id=task.task_id)
                 else:
-                    self.failed(task.item_ids, task.direction, location, status.detail or "task failed")
+                    reason = status.detail or "task failed"
+                    self.failed(task.item_ids, task.direction, location, reason, task.task_id)
 
     def failed(
-        self, item_ids: Sequence[int], direction: TransferDirection, location: str, reason: str
+        self,
+        item_ids: Sequence[int],
+        direction: TransferDirection,
+        location: str,
+        reason: str,
+        task_id: str | None = None,
     ) -> None:
         """Retry after a pause that doubles per attempt; after the limit, ``error`` with the reason."""
         gave_up = 0
@@ -161,7 +167,7 @@ class TransferService(Service):
                 self.attempts.pop(item_id, None)
                 self.not_before.pop(item_id, None)
                 error = f"stage-{direction.value} via {location} failed after {attempts} attempts: {reason}"
-                self.report(item_id, TransferState.ERROR, error=error)
+                self.report(item_id, TransferState.ERROR, task_id=task_id, error=error)
             else:
                 pause = self.cfg.retry_backoff_sec * 2 ** (attempts - 1)
                 self.not_before[item_id] = time.monotonic() + pause

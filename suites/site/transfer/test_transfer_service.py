@@ -217,7 +217,7 @@ def test_globus_location_through_recorded_responses(
         register_response_set("tolu-service-task", task_answers(task_id))
         load_response("tolu-service-task", case=outcome, requests_mock=mock)
         drive(svc, ids, {S.PREPROCESSED, S.FAILED})
-        submits = [c for c in mock.calls if c.request.method == "POST" and "/transfer" in c.request.url]
+        submits = [c for c in mock.calls if c.request.method == "POST" and "/transfer" in str(c.request.url)]
     assert len(submits) == 1  # both jobs' items in one Globus task
     items = [i for j in ids for i in tolu_client.transfers.filter(job_id=j)]
     assert {i.task_id for i in items} == {task_id}

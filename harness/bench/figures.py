@@ -35,6 +35,7 @@ THROUGHPUT: dict[str, FigureInfo] = {
     "ratio_overall": _info("ratio", "higher", "jobs_per_s / the mode's baseline"),
     "ratio_run_vs_pool": _info("ratio", "higher", "run_jobs_per_s / process-pool baseline"),
     "jobs_failed": _info("jobs", "lower", "jobs that did not end JOB_FINISHED"),
+    "run_errors": _info("events", "lower", "RUN_ERROR/RUN_TIMEOUT events (each one a retry or a failure)"),
 }
 for _name, _label in (("queue", "creation to RUNNING"), ("run", "RUNNING to final")):
     for _q in _LAT:

@@ -7,8 +7,9 @@ really happened), so the harness's own polling does not blur them.
 
 from __future__ import annotations
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -84,6 +85,8 @@ class ThroughputScenario:
     timeout_s: float
     progress: Progress
     poll_s: float = 0.5
+    #: RUN_ERROR/RUN_TIMEOUT events of the last trial, with their data (return code, output tail).
+    errors: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -133,7 +136,6 @@ class ThroughputScenario:
                 "app_id": app_id,
                 "tags": tags,
                 "resources": {"node_packing_count": self.workers},
-                "retry_limit": 0,
             }
             for _ in range(self.jobs)
         ]
@@ -211,6 +213,11 @@ class ThroughputScenario:
             harness_requests=harness_requests,
         )
         trial.requests_by_route = dict(sorted(routes.items(), key=lambda kv: -kv[1]))
+        if self.errors:
+            trial.notes.append(
+                f"{len(self.errors)} RUN_ERROR/RUN_TIMEOUT events (jobs retried up to their limit)"
+            )
+            trial.notes.extend(self.errors[:5])
         return TrialOutput(trial, rows)
 
     def _collect(
@@ -220,10 +227,13 @@ class ThroughputScenario:
         jobs = client.jobs.filter(site_id=self.stack.site_id, tags=tags)
         after = datetime.fromtimestamp(t0 - 1, UTC)
         firsts: dict[str, dict[int, float]] = {}
+        self.errors = []
         for state in ("RUNNING", "RUN_DONE", "RUN_ERROR", "RUN_TIMEOUT", *FINAL):
             seen: dict[int, float] = {}
             for ev in client.events.filter(site_id=self.stack.site_id, to_state=state, after=after):
                 jid = int(ev.job_id)
+                if jid in ids and state in ("RUN_ERROR", "RUN_TIMEOUT"):
+                    self.errors.append(f"job {jid} {state}: {json.dumps(ev.data)[:300]}")
                 if jid in ids:
                     ts = epoch(ev.timestamp) - t0
                     # the last RUNNING (a retried job ran more than once), the first final
@@ -318,6 +328,7 @@ class ThroughputScenario:
             "ratio_overall": stats.ratio(jobs_per_s, reference.jobs_per_s),
             "ratio_run_vs_pool": stats.ratio(run_jobs_per_s, pool.jobs_per_s),
             "jobs_failed": float(n - final_states.get("JOB_FINISHED", 0)),
+            "run_errors": float(len(self.errors)),
         }
         figures.update(stats.latency_figures("queue", queue_ms))
         figures.update(stats.latency_figures("run", run_ms))

@@ -85,6 +85,7 @@ THROUGHPUT_KEYS = (
     "server_peak_rss_mb",
     "launcher_peak_rss_mb",
     "jobs_failed",
+    "run_errors",
 )
 API_KEYS = (
     "create_jobs_per_s",

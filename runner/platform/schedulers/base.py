@@ -257,6 +257,7 @@ class BatchScheduler(ABC):
         }
         for arg in launcher_argv:
             quote(arg)  # refuses newlines in launcher arguments too
+        script_options(batch_job, settings)  # bad option names fail for every scheduler alike
         return render(self.template_path().read_text(), context)
 
     @classmethod

@@ -1,0 +1,38 @@
+"""Helpers for the scheduler suite (imported by its tests): drive services against the real server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import pytest
+
+from harness.fixtures_site import SiteHandle
+from runner.client import Client
+from runner.site.service import Service, SiteContext
+from runner.site.settings import load
+
+
+def drive(services: Iterable[Service], until: Callable[[], bool], *, timeout: float = 60.0,
+          pause: float = 0.3, what: str = "condition", each: Callable[[], None] | None = None) -> None:
+    """Call every service's ``run_once`` in turn until ``until()`` holds (fails after ``timeout``).
+
+    ``each`` runs after every round (to check an invariant while things move).
+    """
+    services = list(services)
+    deadline = time.monotonic() + timeout
+    while True:
+        for service in services:
+            service.run_once()
+        if each is not None:
+            each()
+        if until():
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}", pytrace=False)
+        time.sleep(pause)
+
+
+def context(site: SiteHandle, client: Client) -> SiteContext:
+    """The SiteContext an agent would build for ``site`` (settings read back from its file)."""
+    return SiteContext(site_dir=site.path, settings=load(site.path), client=client)

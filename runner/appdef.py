@@ -18,9 +18,10 @@ token afterwards, so a parameter value can never add arguments or shell syntax.
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.util
 import inspect
-import itertools
+import re
 import shlex
 import string
 import sys
@@ -438,11 +439,11 @@ def _yaml_apps(path: Path) -> list[type[AppDef]]:
     return out
 
 
-_module_counter = itertools.count()
-
-
 def _python_apps(path: Path) -> list[type[AppDef] | PythonApp]:
-    module_name = f"tolu_apps_{path.stem}_{next(_module_counter)}"
+    # A stable name per file: the same definition pickles to the same bytes, so a
+    # sync can tell an unchanged python app from a changed one.
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    module_name = f"tolu_apps_{re.sub(r'[^A-Za-z0-9_]', '_', path.stem)}_{digest}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise AppDefinitionError(f"{path}: cannot be imported")

@@ -8,6 +8,7 @@ one red line on stderr and exit status 1 — never a traceback.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -90,8 +91,14 @@ def echo(message: str) -> None:
     click.echo(message)
 
 
+def quiet_retries() -> None:
+    """Retry warnings stay out of the terminal: a command prints one line, or one error."""
+    logging.getLogger("runner.client").setLevel(logging.ERROR)
+
+
 def get_client() -> Client:
     """The client of ``tolu login`` (``$TOLU_CONFIG`` or ~/.config/tolu/credentials.yaml)."""
+    quiet_retries()
     return Client.from_config(retries=CLI_RETRIES)
 
 

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from runner.cli._common import CLI_RETRIES, ToluCommand, echo, fail
+from runner.cli._common import CLI_RETRIES, ToluCommand, echo, fail, quiet_retries
 from runner.client import Client, default_url
 
 _URL_HELP = "server URL [default: $TOLU_URL or http://127.0.0.1:8000]"
@@ -55,6 +55,7 @@ def register(url: str | None, username: str | None, password_stdin: bool, no_log
       tolu register --username alice                 # prompts twice for the password
       echo "$PASS" | tolu register -u alice --password-stdin --url http://host:8000
     """
+    quiet_retries()
     url = url or default_url()
     name = _username(username, password_stdin)
     password = _read_password(password_stdin, confirm=True)
@@ -76,6 +77,7 @@ def login(url: str | None, username: str | None, password_stdin: bool) -> None:
       tolu login --username alice                    # prompts for the password
       echo "$PASS" | tolu login -u alice --password-stdin --url http://host:8000
     """
+    quiet_retries()
     url = url or default_url()
     name = _username(username, password_stdin)
     password = _read_password(password_stdin, confirm=False)

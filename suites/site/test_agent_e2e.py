@@ -1,0 +1,149 @@
+"""The whole site agent, for real: `tolu site init` + `tolu site start` with a queue
+maintainer of depth 1 on the local scheduler runs 200 jobs with stage-in and
+stage-out through the local transfer backend, and survives a server restart in the
+middle (it retries, loses nothing, and logs one clear warning)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.evidence import Evidence
+from runner.client import Client
+from runner.server.process import ServerProcess
+from runner.site import directory
+from runner.states import JobState
+
+N_JOBS = 200
+TOLU = [sys.executable, "-c", "from runner.cli.main import cli; cli()"]
+
+COPY_APP = """\
+name: copy
+command_template: cp in.bin out.bin
+"""
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server this test may restart (same port, same database, same secret)."""
+    server = ServerProcess(tmp_path / "server", env={"TOLU_SECRET_KEY": secrets.token_hex(32)})
+    server.start(timeout=90)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def user(own_server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Client:
+    password = secrets.token_urlsafe(16)
+    Client.register(own_server.url, "agent-e2e", password)
+    client = Client.login(own_server.url, "agent-e2e", password)
+    monkeypatch.setenv("TOLU_CONFIG", str(client.save_config(tmp_path / "credentials.yaml")))
+    return client
+
+
+def tolu(*args: str, timeout: float = 120) -> str:
+    done = subprocess.run(
+        [*TOLU, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
+    )
+    assert done.returncode == 0, f"tolu {' '.join(args)}: exit {done.returncode}\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def configure(site_dir: Path) -> None:
+    path = site_dir / "settings.yml"
+    raw: dict[str, Any] = yaml.safe_load(path.read_text())
+    raw["services"] = ["processing", "transfer", "scheduler", "queue_maintainer"]
+    raw["scheduler"]["poll_interval_sec"] = 1.0
+    raw["processing"]["poll_interval_sec"] = 0.5
+    raw["transfer"].update(poll_interval_sec=0.5, retry_backoff_sec=0.5, max_items_per_task=50)
+    raw["queue_maintainer"].update(
+        enabled=True, depth=1, job_mode="serial", wall_time_min=30, poll_interval_sec=1.0
+    )
+    raw["launcher"].update(idle_timeout_sec=5)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    (site_dir / "apps" / "copy.yml").write_text(COPY_APP)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_agent_runs_200_staged_jobs_through_a_server_restart(
+    tmp_path: Path,
+    own_server: ServerProcess,
+    user: Client,
+    tolu_evidence: Evidence,
+    wait_for_jobs: Callable[..., Any],
+) -> None:
+    site_dir = tmp_path / "site"
+    out = tolu("site", "init", str(site_dir), "--name", "e2e", "--scheduler", "local")
+    assert "registered site 'e2e'" in out
+    tolu_evidence.add_site(site_dir)
+    configure(site_dir)
+    out = tolu("site", "start", str(site_dir))
+    assert "agent started" in out
+    agent_pid = directory.running_pid(site_dir)
+    assert agent_pid is not None
+    try:
+        site_id = yaml.safe_load((site_dir / "settings.yml").read_text())["site_id"]
+        (app,) = [a for a in user.apps.filter(site_id=site_id) if a.name == "copy"]
+        remote, results = tmp_path / "remote", tmp_path / "results"
+        remote.mkdir()
+        payloads = [os.urandom(512 + 37 * i) for i in range(N_JOBS)]
+        specs = []
+        for i, data in enumerate(payloads):
+            (remote / f"in{i}.bin").write_bytes(data)
+            specs.append(
+                {
+                    "app_id": app.id,
+                    "tags": {"i": str(i)},
+                    "transfers": [
+                        {"direction": "in", "source": f"local:{remote}/in{i}.bin", "destination": "in.bin"},
+                        {
+                            "direction": "out",
+                            "source": "out.bin",
+                            "destination": f"local:{results}/out{i}.bin",
+                        },
+                    ],
+                }
+            )
+        jobs = user.jobs.bulk_create(specs)
+        ids = [j.id for j in jobs]
+
+        # Restart the server in the middle: once some jobs finished, before all did.
+        wait_until(lambda: user.jobs.count(site_id=site_id, state="JOB_FINISHED") > 0, 300, "a finished job")
+        own_server.stop()
+        log_file = directory.log_path(site_dir)
+        wait_until(lambda: "unreachable" in log_file.read_text(), 60, "the agent to notice the outage")
+        time.sleep(5)  # a few backoff rounds with the server down
+        own_server.start(timeout=90)
+
+        finished = wait_for_jobs(user, ids, [JobState.JOB_FINISHED], timeout=900)
+        assert len(finished) == N_JOBS
+        for job in finished:
+            i = int(job.tags["i"])
+            assert (results / f"out{i}.bin").read_bytes() == payloads[i], f"job {job.id} output"
+        assert directory.running_pid(site_dir) == agent_pid, "the agent did not survive"
+    finally:
+        tolu("site", "stop", str(site_dir))
+    log = directory.log_path(site_dir).read_text()
+    assert log.count("unreachable") == 1, log
+    assert "reachable again" in log
+    assert "Traceback" not in log, log
+    assert directory.running_pid(site_dir) is None

@@ -62,8 +62,20 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _one_line_usage(exc: click.UsageError, ctx: click.Context) -> click.UsageError:
+    # click prints the usage block above a usage error when it knows the context;
+    # we print one line and point at --help instead.
+    return click.UsageError(f"{exc.format_message().strip()} (see `{ctx.command_path} --help`)")
+
+
 class ToluCommand(click.Command):
     """A click command whose user errors become one line on stderr and exit 1."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line_usage(exc, ctx) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -75,6 +87,34 @@ class ToluCommand(click.Command):
 class ToluGroup(click.Group):
     command_class = ToluCommand
     group_class = type
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line_usage(exc, ctx) from None
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            raise _one_line_usage(exc, ctx) from None
+
+
+class StateType(click.ParamType):
+    """A job state, case-insensitive (``killed`` or ``KILLED``)."""
+
+    name = "STATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from runner.states import JobState
+
+        text = str(value).upper()
+        if text not in JobState.__members__:
+            self.fail(f"{value!r} is not a job state (one of {', '.join(JobState.__members__)})", param, ctx)
+        return text
 
 
 def out_console() -> Console:

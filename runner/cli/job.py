@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from runner.cli._common import (
+    StateType,
     ToluGroup,
     echo,
     fail,
@@ -25,8 +26,7 @@ from runner.client import Client
 from runner.models import JobCreate, JobUpdate, Resources, Site, TransferDirection, TransferItemCreate
 from runner.states import JobState
 
-STATES = [s.value for s in JobState]
-_state_type = click.Choice(STATES, case_sensitive=False)
+_state_type = StateType()
 
 
 @click.group(cls=ToluGroup)

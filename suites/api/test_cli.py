@@ -20,7 +20,7 @@ from runner.server.process import free_port
 
 
 def tolu(*args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False, prog_name="tolu")
 
 
 def ok(*args: str, input: str | None = None) -> str:
@@ -29,10 +29,10 @@ def ok(*args: str, input: str | None = None) -> str:
     return result.stdout
 
 
-def error(*args: str, input: str | None = None) -> str:
-    """Run a command that must fail: exit 1, nothing on stdout, one line on stderr."""
+def error(*args: str, input: str | None = None, code: int = 1) -> str:
+    """Run a command that must fail: exit ``code``, one line on stderr."""
     result = tolu(*args, input=input)
-    assert result.exit_code == 1, f"tolu {' '.join(args)} exited {result.exit_code}: {result.output}"
+    assert result.exit_code == code, f"tolu {' '.join(args)} exited {result.exit_code}: {result.output}"
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     assert "Traceback" not in result.stderr
@@ -200,6 +200,12 @@ def test_job_create_errors_are_one_line(tolu_client: Client, site_dir: Path) -> 
     assert "--param 'name': expected KEY=VALUE" in error("job", "create", "--app", "hello", "--param", "name")
     assert "parents" in error("job", "create", "--app", "hello", "--parent", "999999999")
     assert "--stage-in" in error("job", "create", "--app", "hello", "--stage-in", "nowhere")
+    # Usage errors (exit 2) are one line too, pointing at --help.
+    line = error("job", "ls", "--state", "BOGUS", code=2)
+    assert "'BOGUS' is not a job state" in line and "(see `tolu job ls --help`)" in line
+    assert "Missing option '--app'" in error("job", "create", code=2)
+    assert "Did you mean 'ls'" in error("job", "lss", code=2)
+    assert ok("job", "ls", "--state", "killed", "--by-state").split() == ["state", "count", "total", "0"]
 
 
 def test_no_traceback_in_a_real_process(tolu_server: object, tmp_path: Path) -> None:

@@ -54,7 +54,7 @@ def process_pool(argv: Sequence[str], *, workers: int, jobs: int) -> Baseline:
         raise BaselineError(f"{failures} of {jobs} runs of {list(argv)} exited non-zero")
     return Baseline(
         name="process_pool",
-        description=f"ProcessPoolExecutor({workers}) spawning the task {jobs} times",
+        description=f"ProcessPoolExecutor({workers}) whose workers spawn the task",
         command=list(argv),
         workers=workers,
         jobs=jobs,
@@ -94,10 +94,34 @@ def mpiexec_loop(mpiexec: str, argv: Sequence[str], *, workers: int, jobs: int) 
         raise BaselineError(f"{len(failures)} of {jobs} runs of {command} exited non-zero ({failures[0]})")
     return Baseline(
         name="mpiexec_loop",
-        description=f"{workers} threads each running `mpiexec -n 1 <task>` back to back, {jobs} in all",
+        description=f"{workers} threads each running `mpiexec -n 1 <task>` back to back",
         command=command,
         workers=workers,
         jobs=jobs,
         seconds=seconds,
         jobs_per_s=jobs / seconds,
     )
+
+
+def combine(before: Sequence[Baseline], after: Sequence[Baseline]) -> list[Baseline]:
+    """One baseline per name from the runs before and after the measured work."""
+    out = []
+    for a in before:
+        b = next((x for x in after if x.name == a.name), None)
+        if b is None:
+            out.append(a)
+            continue
+        jobs = a.jobs + b.jobs
+        seconds = a.seconds + b.seconds
+        out.append(
+            a.model_copy(
+                update={
+                    "jobs": jobs,
+                    "seconds": seconds,
+                    "jobs_per_s": jobs / seconds,
+                    "description": f"{a.description}; half before the tolu run ({a.jobs_per_s:.0f} jobs/s), "
+                    f"half after ({b.jobs_per_s:.0f} jobs/s)",
+                }
+            )
+        )
+    return out

@@ -21,7 +21,9 @@ THROUGHPUT: dict[str, FigureInfo] = {
     "overhead_ms_per_job": _info(
         "ms", "lower", "run-phase slot-time per job minus the process-pool baseline's"
     ),
-    "slot_utilization": _info("fraction", "higher", "mean busy slots / slots in the run phase"),
+    "slot_utilization": _info(
+        "fraction", "higher", "mean busy slots / slots in the run phase (RUNNING to RUN_DONE times)"
+    ),
     "server_requests": _info("requests", "lower", "requests the server answered during the trial"),
     "server_requests_per_s": _info("requests/s", "none", "server requests / overall_s"),
     "requests_per_job": _info("requests", "lower", "server requests / jobs (bulk on the hot path)"),

@@ -87,7 +87,8 @@ def _trials(scenario: Scenario) -> str:
         bases = "".join(
             f"<tr><td>{_e(b.name)}</td><td style='text-align:left'><code>{_e(shlex.join(b.command))}</code>"
             "</td>"
-            f"<td>{b.workers}</td><td>{b.jobs}</td><td>{b.seconds:.3f}</td><td>{_fmt(b.jobs_per_s)}</td></tr>"
+            f"<td>{b.workers}</td><td>{b.jobs}</td><td>{b.seconds:.3f}</td><td>{_fmt(b.jobs_per_s)}</td>"
+            f"<td style='text-align:left'>{_e(b.description)}</td></tr>"
             for b in trial.baselines
         )
         states = ", ".join(f"{k}: {v}" for k, v in sorted(trial.final_states.items())) or "-"
@@ -100,7 +101,7 @@ def _trials(scenario: Scenario) -> str:
         if bases:
             block.append(
                 "<table><tr><th>baseline</th><th>command</th><th>workers</th><th>jobs</th><th>seconds</th>"
-                f"<th>jobs/s</th></tr>{bases}</table>"
+                f"<th>jobs/s</th><th>how</th></tr>{bases}</table>"
             )
         if trial.final_states:
             block.append(f"<p>final states: {_e(states)}</p>")
@@ -133,7 +134,7 @@ def _throughput_plots(scenario: Scenario, rows: Sequence[JobRow]) -> str:
                     done,
                     title=f"{scenario.name}: throughput over time",
                     xlabel="seconds since first submission",
-                    ylabel="jobs finished / s",
+                    ylabel="jobs completed / s (RUN_DONE)",
                     hlines=ref,
                 ),
                 "throughput over time",

@@ -93,9 +93,10 @@ def completions(times: Iterable[float], *, step: float) -> Series:
     return Series(t=[round(i * step, 6) for i in range(nbins)], values=[c / step for c in counts])
 
 
-def time_step(duration_s: float) -> float:
-    """A bin width giving a few hundred points at most."""
+def time_step(duration_s: float, events: int = 10_000) -> float:
+    """A bin width giving at most a few hundred bins, and ~20 events per bin on average."""
+    most = max(10.0, min(400.0, events / 20))
     for step in (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0):
-        if duration_s / step <= 400:
+        if duration_s / step <= most:
             return step
     return 120.0

@@ -111,21 +111,21 @@ class ThroughputScenario:
 
     # ------------------------------------------------------------ baselines
 
-    def measure_baselines(self) -> list[Baseline]:
-        out = [baselines.process_pool(self.task.argv, workers=self.workers, jobs=self.baseline_jobs)]
+    def measure_baselines(self, jobs: int) -> list[Baseline]:
+        out = [baselines.process_pool(self.task.argv, workers=self.workers, jobs=jobs)]
         if self.mode == "mpi":
             mpiexec = mpiexec_path()
             if mpiexec is None:
                 raise BenchError("MPI mode needs mpiexec (the mpich wheel's, beside this Python)")
-            out.append(
-                baselines.mpiexec_loop(mpiexec, self.task.argv, workers=self.workers, jobs=self.baseline_jobs)
-            )
+            out.append(baselines.mpiexec_loop(mpiexec, self.task.argv, workers=self.workers, jobs=jobs))
         return out
 
     # ------------------------------------------------------------ the trial
 
     def run(self, index: int) -> TrialOutput:
-        measured = self.measure_baselines()
+        # Half of the baseline runs before tolu's run and half after, so a machine whose
+        # load changes during the trial weighs on both sides of the ratio alike.
+        before = self.measure_baselines(max(1, self.baseline_jobs // 2))
         stack = self.stack
         client = stack.client
         app_id = stack.app_for(self.task, self.workers)
@@ -194,6 +194,8 @@ class ThroughputScenario:
             if n - routes_before.get(route, 0) > 0
         }
 
+        after = self.measure_baselines(max(1, self.baseline_jobs - self.baseline_jobs // 2))
+        measured = baselines.combine(before, after)
         rows, final_states = self._collect(index, ids, t0, tags)
         trial = self._derive(
             index,
@@ -332,7 +334,10 @@ class ThroughputScenario:
         }
         figures.update(stats.latency_figures("queue", queue_ms))
         figures.update(stats.latency_figures("run", run_ms))
-        step = stats.time_step(last_final)
+        step = stats.time_step(last_final, n)
+        # completions at the time the launcher saw each job end (its RUN_DONE timestamp);
+        # the final Events are written per reported batch, which would make the curve spiky.
+        ended = [end for _, end in busy]
         phases = [
             Phase(
                 name="create",
@@ -382,7 +387,7 @@ class ThroughputScenario:
             ],
             series={
                 "running": stats.concurrency(busy, step=step),
-                "completions_per_s": stats.completions(finals, step=step),
+                "completions_per_s": stats.completions(ended, step=step),
             },
             final_states=final_states,
         )

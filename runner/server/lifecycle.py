@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, func, select, update
 
+from runner.server import bulk
 from runner.server import tables as t
+from runner.server.bulk import ids_in
 from runner.server.db import utcnow
 from runner.states import JobState, check
 
 S = JobState
+_VALUE = {s: s.value for s in JobState}
 
 #: Columns loaded into a JobRec.
 REC_COLUMNS = (
@@ -37,6 +40,8 @@ REC_COLUMNS = (
     t.jobs.c.n_stage_in,
     t.jobs.c.n_stage_out,
 )
+
+EVENT_INSERT_COLUMNS = ("owner_id", "site_id", "job_id", "from_state", "to_state", "timestamp", "data")
 
 #: Largest IN (...) list sent in one statement (SQLite allows 32,766 variables).
 CHUNK = 5_000
@@ -84,21 +89,20 @@ class JobRec:
 
 
 def load_recs(conn: Connection, ids: Sequence[int], owner_id: int | None = None) -> dict[int, JobRec]:
-    out: dict[int, JobRec] = {}
-    for part in chunks(list(ids)):
-        stmt = select(*REC_COLUMNS).where(t.jobs.c.id.in_(part))
-        if owner_id is not None:
-            stmt = stmt.where(t.jobs.c.owner_id == owner_id)
-        for row in conn.execute(stmt):
-            out[row[0]] = JobRec.from_row(row)
-    return out
+    if not ids:
+        return {}
+    stmt = select(*REC_COLUMNS).where(ids_in(t.jobs.c.id, ids))
+    if owner_id is not None:
+        stmt = stmt.where(t.jobs.c.owner_id == owner_id)
+    return {row[0]: JobRec.from_row(row) for row in conn.execute(stmt)}
 
 
 class Advancer:
     def __init__(self, conn: Connection, now: datetime | None = None) -> None:
         self.conn = conn
         self.now = now or utcnow()
-        self.events: list[dict[str, Any]] = []
+        self.events: list[tuple[Any, ...]] = []
+        self._now_db = bulk.ts(conn, self.now)
         self.recs: dict[int, JobRec] = {}
         self._hooks: dict[int, frozenset[str]] = {}
         self._finished_parents: list[int] = []
@@ -120,15 +124,15 @@ class Advancer:
     ) -> None:
         """Write the Event of a transition (also the creation event, from None)."""
         self.events.append(
-            {
-                "owner_id": rec.owner_id,
-                "site_id": rec.site_id,
-                "job_id": rec.id,
-                "from_state": from_state.value if from_state else None,
-                "to_state": to_state.value,
-                "timestamp": ts or self.now,
-                "data": data or {},
-            }
+            (
+                rec.owner_id,
+                rec.site_id,
+                rec.id,
+                _VALUE[from_state] if from_state else None,
+                _VALUE[to_state],
+                self._now_db if ts is None else bulk.ts(self.conn, ts),
+                bulk.dumps(data) if data else "{}",
+            )
         )
 
     def move(
@@ -241,49 +245,40 @@ class Advancer:
 
     def _write(self) -> None:
         dirty = [r for r in self.recs.values() if r.dirty]
-        if dirty:
-            stmt = (
-                update(t.jobs)
-                .where(t.jobs.c.id == bindparam("_id"))
-                .values(
-                    state=bindparam("_state"),
-                    retry_count=bindparam("_retry_count"),
-                    return_code=bindparam("_return_code"),
-                    session_id=bindparam("_session_id"),
-                    updated_at=bindparam("_updated_at"),
+        # Jobs of one batch mostly end alike (same state, return code, ...): one
+        # UPDATE ... WHERE id IN (...) per distinct outcome instead of one per job.
+        groups: dict[tuple[str, int, int | None, int | None], list[int]] = {}
+        for r in dirty:
+            key = (_VALUE[r.state], r.retry_count, r.return_code, r.session_id)
+            groups.setdefault(key, []).append(r.id)
+            r.dirty = False
+        for (state, retry_count, return_code, session_id), ids in groups.items():
+            if ids:
+                self.conn.execute(
+                    update(t.jobs)
+                    .where(ids_in(t.jobs.c.id, ids))
+                    .values(
+                        state=state,
+                        retry_count=retry_count,
+                        return_code=return_code,
+                        session_id=session_id,
+                        updated_at=self.now,
+                    )
                 )
-            )
-            self.conn.execute(
-                stmt,
-                [
-                    {
-                        "_id": r.id,
-                        "_state": r.state.value,
-                        "_retry_count": r.retry_count,
-                        "_return_code": r.return_code,
-                        "_session_id": r.session_id,
-                        "_updated_at": self.now,
-                    }
-                    for r in dirty
-                ],
-            )
-            for r in dirty:
-                r.dirty = False
         if self.events:
-            self.conn.execute(t.events.insert(), self.events)
+            bulk.insert_rows(self.conn, t.events, EVENT_INSERT_COLUMNS, self.events)
             self.events = []
 
     def _waiting_children(self, parent_ids: Sequence[int]) -> dict[int, list[int]]:
         """child id -> the given parents it waits for (children in AWAITING_PARENTS only)."""
         out: dict[int, list[int]] = {}
-        for part in chunks(list(parent_ids)):
-            stmt = (
-                select(t.job_parents.c.child_id, t.job_parents.c.parent_id)
-                .join(t.jobs, t.jobs.c.id == t.job_parents.c.child_id)
-                .where(t.job_parents.c.parent_id.in_(part), t.jobs.c.state == S.AWAITING_PARENTS.value)
-            )
-            for child, parent in self.conn.execute(stmt):
-                out.setdefault(child, []).append(parent)
+        stmt = (
+            select(t.job_parents.c.child_id, t.job_parents.c.parent_id)
+            .join(t.jobs, t.jobs.c.id == t.job_parents.c.child_id)
+            .where(ids_in(t.job_parents.c.parent_id, parent_ids), t.jobs.c.state == S.AWAITING_PARENTS.value)
+        )
+        for child, parent in self.conn.execute(stmt):
+            out.setdefault(child, []).append(parent)
         return out
 
     def _load_children(self, child_ids: Iterable[int]) -> list[JobRec]:
@@ -311,20 +306,14 @@ class Advancer:
             return
         still_waiting: set[int] = set()
         child_ids = list(waiting)
-        for part in chunks(child_ids):
-            parent = t.jobs.alias("parent")
-            stmt = (
-                select(t.job_parents.c.child_id)
-                .join(parent, parent.c.id == t.job_parents.c.parent_id)
-                .where(
-                    and_(
-                        t.job_parents.c.child_id.in_(part),
-                        parent.c.state != S.JOB_FINISHED.value,
-                    )
-                )
-                .distinct()
-            )
-            still_waiting.update(self.conn.execute(stmt).scalars())
+        parent = t.jobs.alias("parent")
+        stmt = (
+            select(t.job_parents.c.child_id)
+            .join(parent, parent.c.id == t.job_parents.c.parent_id)
+            .where(ids_in(t.job_parents.c.child_id, child_ids), parent.c.state != S.JOB_FINISHED.value)
+            .distinct()
+        )
+        still_waiting.update(self.conn.execute(stmt).scalars())
         for rec in self._load_children([c for c in child_ids if c not in still_waiting]):
             if rec.state is S.AWAITING_PARENTS:
                 self._leave_waiting(rec)

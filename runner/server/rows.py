@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, Connection
 
 from runner import models
+from runner.server import bulk
 from runner.server import tables as t
 
 
@@ -52,3 +53,22 @@ def one(keys: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
 
 def page(count: int, results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"count": count, "results": results}
+
+
+class RawShape:
+    """Fast reads for answers: JSON columns as text embedded verbatim (orjson.Fragment)."""
+
+    def __init__(self, table: Any, keys: Sequence[str]) -> None:
+        self.keys = list(keys)
+        self._cols = {flag: bulk.raw_columns(table, keys, flag) for flag in (True, False)}
+        self._conv = {flag: bulk.row_converters(table, keys, flag) for flag in (True, False)}
+
+    def columns(self, conn: Connection) -> list[Any]:
+        return self._cols[bulk.is_sqlite(conn)]
+
+    def dicts(self, conn: Connection, result: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+        return bulk.raw_dicts(self.keys, self._conv[bulk.is_sqlite(conn)], result)
+
+
+JOBS = RawShape(t.jobs, JOB_KEYS)
+EVENTS = RawShape(t.events, EVENT_KEYS)

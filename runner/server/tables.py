@@ -162,7 +162,6 @@ jobs = Table(
     Index(None, "owner_id", "state"),
     Index(None, "site_id", "state", "session_id"),
     Index(None, "session_id"),
-    Index(None, "app_id"),
     Index(None, "batch_job_id"),
     sqlite_autoincrement=True,
 )
@@ -181,7 +180,6 @@ job_tags = Table(
     Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(256), primary_key=True),
     Column("value", String(1024), nullable=False),
-    Index(None, "key", "value", "job_id"),
 )
 
 transfer_items = Table(

@@ -46,5 +46,5 @@ def filter(
     if before is not None:
         where.append(e.timestamp < to_naive_utc(before))
     total = count(conn, t.events, where)
-    stmt = order(select(*rows.EVENT_COLUMNS).where(*where), t.events, ordering, ORDERINGS, "id")
-    return rows.page(total, rows.dicts(rows.EVENT_KEYS, conn.execute(stmt.limit(limit).offset(offset))))
+    stmt = order(select(*rows.EVENTS.columns(conn)).where(*where), t.events, ordering, ORDERINGS, "id")
+    return rows.page(total, rows.EVENTS.dicts(conn, conn.execute(stmt.limit(limit).offset(offset))))

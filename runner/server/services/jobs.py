@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, delete, exists, func, select, update
+from sqlalchemy import JSON, ColumnElement, Connection, DateTime, delete, exists, func, select, update
 
 from runner.models import MAX_BULK, JobCreate, JobUpdate, Resources
-from runner.server import rows
+from runner.server import bulk, rows
 from runner.server import tables as t
 from runner.server.auth import Principal
+from runner.server.bulk import ids_in
 from runner.server.db import Database, to_naive_utc, utcnow
 from runner.server.errors import Conflict, Invalid, NotFound
 from runner.server.lifecycle import Advancer, JobRec, chunks, load_recs
@@ -123,11 +124,11 @@ def parse_tags(raw: Sequence[str] | None) -> dict[str, str]:
 
 def get(conn: Connection, who: Principal, job_id: int) -> dict[str, Any]:
     row = conn.execute(
-        select(*rows.JOB_COLUMNS).where(t.jobs.c.id == job_id, t.jobs.c.owner_id == who.user_id)
+        select(*rows.JOBS.columns(conn)).where(t.jobs.c.id == job_id, t.jobs.c.owner_id == who.user_id)
     ).first()
     if row is None:
         raise NotFound(f"job {job_id} not found")
-    return rows.one(rows.JOB_KEYS, row)
+    return rows.JOBS.dicts(conn, [row])[0]
 
 
 def filter(
@@ -135,9 +136,9 @@ def filter(
 ) -> dict[str, Any]:
     where = flt.where(who.user_id)
     total = count(conn, t.jobs, where)
-    stmt = order(select(*rows.JOB_COLUMNS).where(*where), t.jobs, ordering, ORDERINGS, "id")
+    stmt = order(select(*rows.JOBS.columns(conn)).where(*where), t.jobs, ordering, ORDERINGS, "id")
     result = conn.execute(stmt.limit(limit).offset(offset))
-    return rows.page(total, rows.dicts(rows.JOB_KEYS, result))
+    return rows.page(total, rows.JOBS.dicts(conn, result))
 
 
 def counts(conn: Connection, who: Principal, flt: JobFilter) -> list[dict[str, Any]]:
@@ -151,11 +152,10 @@ def counts(conn: Connection, who: Principal, flt: JobFilter) -> list[dict[str, A
 
 
 def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    out: dict[int, dict[str, Any]] = {}
-    for part in chunks(list(dict.fromkeys(ids))):
-        for row in conn.execute(select(*rows.JOB_COLUMNS).where(t.jobs.c.id.in_(part))):
-            out[row[0]] = rows.one(rows.JOB_KEYS, row)
-    return out
+    if not ids:
+        return {}
+    stmt = select(*rows.JOBS.columns(conn)).where(ids_in(t.jobs.c.id, list(dict.fromkeys(ids))))
+    return {job["id"]: job for job in rows.JOBS.dicts(conn, conn.execute(stmt))}
 
 
 # ---------------------------------------------------------------- creating
@@ -224,6 +224,19 @@ def _topological(items: Sequence[JobCreate], keys: dict[str, int]) -> list[int]:
                 if isinstance(p, str) and not state[keys[p]]:
                     stack.append((keys[p], False))
     return order_
+
+
+_JOB_INSERT = [c.name for c in t.jobs.columns]
+#: per column: 1 = JSON (encode), 2 = timestamp (always "now" at creation), 0 = as is.
+_JOB_PLAN = [
+    (c.name, 1 if isinstance(c.type, JSON) else 2 if isinstance(c.type, DateTime) else 0)
+    for c in t.jobs.columns
+]
+
+
+def _job_tuple(row: dict[str, Any], now_db: Any) -> tuple[Any, ...]:
+    dumps = bulk.dumps
+    return tuple(dumps(row[n]) if k == 1 else now_db if k == 2 else row[n] for n, k in _JOB_PLAN)
 
 
 def bulk_create(
@@ -301,10 +314,13 @@ def bulk_create(
 
     job_rows: list[dict[str, Any]] = [{} for _ in items]
     recs: list[JobRec | None] = [None] * len(items)
-    parent_rows: list[dict[str, int]] = []
-    tag_rows: list[dict[str, Any]] = []
+    parent_rows: list[tuple[int, int]] = []
+    tag_rows: list[tuple[int, str, str]] = []
     transfer_rows: list[dict[str, Any]] = []
     has_children = [False] * len(items)
+    now_db = bulk.ts(conn, now)
+    default_resources = {a.id: Resources(**(a.default_resources or {})) for a in apps.values()}
+    preprocessed_by_site = {a.id for a in apps.values() if "preprocess" in (a.hooks or ())}
     for it in items:
         for p in it.parents:
             if isinstance(p, str):
@@ -314,10 +330,13 @@ def bulk_create(
         it = items[i]
         app = apps[it.app_id]
         job_id = ids[i]
-        res = it.resources or Resources(**(app.default_resources or {}))
-        parents = [ids[keys[p]] if isinstance(p, str) else p for p in it.parents]
-        parents = list(dict.fromkeys(parents))
-        n_in = sum(1 for x in it.transfers if x.direction == "in")
+        res = it.resources or default_resources[app.id]
+        parents = (
+            list(dict.fromkeys(ids[keys[p]] if isinstance(p, str) else p for p in it.parents))
+            if it.parents
+            else []
+        )
+        n_in = sum(1 for x in it.transfers if x.direction == "in") if it.transfers else 0
         rec = JobRec(
             id=job_id,
             owner_id=owner,
@@ -348,9 +367,20 @@ def bulk_create(
                     failed_parent = failed_parent or f"parent job {p} is {pstate}"
                 elif pstate != S.JOB_FINISHED.value:
                     unfinished = True
-        adv.record(rec, None, S.CREATED)
-        adv.start(rec, unfinished, failed_parent, fresh=True)
-        rec.dirty = False
+        if not it.parents and not it.transfers and app.id not in preprocessed_by_site:
+            # The common case, without the general machinery: CREATED -> STAGED_IN -> PREPROCESSED.
+            rec.state = S.PREPROCESSED
+            adv.events.extend(
+                [
+                    (owner, app.site_id, job_id, None, "CREATED", now_db, "{}"),
+                    (owner, app.site_id, job_id, "CREATED", "STAGED_IN", now_db, "{}"),
+                    (owner, app.site_id, job_id, "STAGED_IN", "PREPROCESSED", now_db, "{}"),
+                ]
+            )
+        else:
+            adv.record(rec, None, S.CREATED)
+            adv.start(rec, unfinished, failed_parent, fresh=True)
+            rec.dirty = False
         job_rows[i] = {
             "id": job_id,
             "owner_id": owner,
@@ -381,33 +411,33 @@ def bulk_create(
             "created_at": now,
             "updated_at": now,
         }
-        parent_rows.extend({"child_id": job_id, "parent_id": p} for p in parents)
-        tag_rows.extend({"job_id": job_id, "key": k, "value": v} for k, v in it.tags.items())
-        transfer_rows.extend(
-            {
-                "owner_id": owner,
-                "site_id": app.site_id,
-                "job_id": job_id,
-                "direction": x.direction.value,
-                "source": x.source,
-                "destination": x.destination,
-                "recursive": x.recursive,
-                "state": "pending",
-                "task_id": None,
-                "error": None,
-                "updated_at": now,
-            }
-            for x in it.transfers
-        )
+        if parents:
+            parent_rows.extend((job_id, p) for p in parents)
+        if it.tags:
+            tag_rows.extend((job_id, k, v) for k, v in it.tags.items())
+        if it.transfers:
+            transfer_rows.extend(
+                {
+                    "owner_id": owner,
+                    "site_id": app.site_id,
+                    "job_id": job_id,
+                    "direction": x.direction.value,
+                    "source": x.source,
+                    "destination": x.destination,
+                    "recursive": x.recursive,
+                    "state": "pending",
+                    "task_id": None,
+                    "error": None,
+                    "updated_at": now,
+                }
+                for x in it.transfers
+            )
 
-    conn.execute(t.jobs.insert(), job_rows)
+    bulk.insert_rows(conn, t.jobs, _JOB_INSERT, [_job_tuple(r, now_db) for r in job_rows])
     if int_parents:
-        for part in chunks(sorted(int_parents)):
-            conn.execute(update(t.jobs).where(t.jobs.c.id.in_(part)).values(has_children=True))
-    if parent_rows:
-        conn.execute(t.job_parents.insert(), parent_rows)
-    if tag_rows:
-        conn.execute(t.job_tags.insert(), tag_rows)
+        conn.execute(update(t.jobs).where(ids_in(t.jobs.c.id, sorted(int_parents))).values(has_children=True))
+    bulk.insert_rows(conn, t.job_parents, ("child_id", "parent_id"), parent_rows)
+    bulk.insert_rows(conn, t.job_tags, ("job_id", "key", "value"), tag_rows)
     if transfer_rows:
         conn.execute(t.transfer_items.insert(), transfer_rows)
     adv.flush()
@@ -443,7 +473,11 @@ def bulk_update(
         for it in items:
             assert it.id is not None
             rec = adv.track(recs[it.id])
-            values = it.model_dump(include=set(_FIELDS), exclude_unset=True, exclude_none=True)
+            values = (
+                it.model_dump(include=set(_FIELDS), exclude_unset=True, exclude_none=True)
+                if not it.model_fields_set.isdisjoint(_FIELDS)
+                else None
+            )
             if values:
                 if "retry_limit" in values:
                     rec.retry_limit = values["retry_limit"]

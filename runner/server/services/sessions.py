@@ -17,6 +17,7 @@ from runner.models import AcquireSpec, SessionCreate
 from runner.server import rows
 from runner.server import tables as t
 from runner.server.auth import Principal
+from runner.server.bulk import ids_in
 from runner.server.db import Database, utcnow
 from runner.server.errors import NotFound
 from runner.server.lifecycle import Advancer, chunks, load_recs
@@ -141,7 +142,7 @@ def acquire(
     offset = 0
     while len(chosen) < spec.max_num_jobs:
         stmt = (
-            select(*rows.JOB_COLUMNS)
+            select(*rows.JOBS.columns(conn))
             .where(*where)
             .order_by(j.num_nodes.desc(), j.id)
             .limit(batch)
@@ -149,7 +150,7 @@ def acquire(
         )
         if not db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True, of=t.jobs)
-        got = rows.dicts(rows.JOB_KEYS, conn.execute(stmt))
+        got = rows.JOBS.dicts(conn, conn.execute(stmt))
         for job in got:
             if budget is not None:
                 need = job["num_nodes"] / job["node_packing_count"]
@@ -169,8 +170,7 @@ def acquire(
     values: dict[str, Any] = {"session_id": session_id, "updated_at": now}
     if session["batch_job_id"] is not None:
         values["batch_job_id"] = session["batch_job_id"]
-    for part in chunks(ids):
-        conn.execute(update(t.jobs).where(j.id.in_(part)).values(**values))
+    conn.execute(update(t.jobs).where(ids_in(j.id, ids)).values(**values))
     for job in chosen:
         job.update(values)
     return chosen

@@ -1,0 +1,150 @@
+"""The hot path's database primitives, below SQLAlchemy's per-row processing.
+
+Bulk requests carry up to 10,000 jobs and write three to four Events per job;
+SQLAlchemy's per-parameter type processing would cost more than the database.
+Here rows go to the driver as ready tuples (JSON already encoded, timestamps in
+the column's stored form): ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+Reads that feed JSON answers skip decoding: JSON columns come back as text and
+are embedded as ``orjson.Fragment``s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    Connection,
+    DateTime,
+    String,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    column,
+    func,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.compiler import compiles
+
+SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def is_sqlite(conn: Connection) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def ts(conn: Connection, value: datetime | None) -> Any:
+    """A naive-UTC datetime in the form the driver stores for a DateTime column."""
+    if value is None or not is_sqlite(conn):
+        return value
+    return value.strftime(SQLITE_TS)
+
+
+class IdsIn(ColumnElement[bool]):
+    """``col IN ids`` with ONE bound parameter, however many ids (no 5,000-name IN list).
+
+    SQLite: ``col IN (SELECT value FROM json_each(:ids))``; PostgreSQL: ``col = ANY(:ids)``.
+    """
+
+    inherit_cache = False
+    type = Boolean()
+    _is_implicitly_boolean = True
+
+    def __init__(self, col: ColumnElement[Any], ids: Sequence[int]) -> None:
+        self.col = col
+        self.ids = [int(i) for i in ids]
+
+
+def ids_in(col: ColumnElement[Any], ids: Sequence[int]) -> ColumnElement[bool]:
+    return IdsIn(col, ids)
+
+
+@compiles(IdsIn, "sqlite")
+def _compile_ids_in_sqlite(element: IdsIn, compiler: Any, **kw: Any) -> str:
+    param = bindparam(None, dumps(element.ids), type_=String, unique=True)
+    sub: Any = select(column("value")).select_from(func.json_each(param))
+    return str(compiler.process(element.col.in_(sub), **kw))
+
+
+@compiles(IdsIn)
+def _compile_ids_in_default(element: IdsIn, compiler: Any, **kw: Any) -> str:
+    param = bindparam(None, element.ids, type_=ARRAY(BigInteger), unique=True)
+    return str(compiler.process(element.col == any_(param), **kw))
+
+
+def raw_columns(table: Any, names: Sequence[str], sqlite: bool) -> list[ColumnElement[Any]]:
+    """Columns of ``table`` for a JSON answer: JSON as text, SQLite timestamps as text."""
+    out: list[ColumnElement[Any]] = []
+    for name in names:
+        col = table.c[name]
+        if isinstance(col.type, JSON):
+            out.append((type_coerce(col, Text) if sqlite else cast(col, Text)).label(name))
+        elif sqlite and isinstance(col.type, DateTime):
+            out.append(type_coerce(col, String).label(name))
+        else:
+            out.append(col)
+    return out
+
+
+def row_converters(table: Any, names: Sequence[str], sqlite: bool) -> list[tuple[int, Any]]:
+    """(position, converter) for the raw columns that need one before orjson."""
+    conv: list[tuple[int, Any]] = []
+    for i, name in enumerate(names):
+        col = table.c[name]
+        if isinstance(col.type, JSON):
+            conv.append((i, _fragment))
+        elif sqlite and isinstance(col.type, DateTime):
+            conv.append((i, _sqlite_ts_to_iso))
+    return conv
+
+
+def _fragment(value: str | None) -> Any:
+    return None if value is None else orjson.Fragment(value)
+
+
+def _sqlite_ts_to_iso(value: str | None) -> str | None:
+    # "2026-01-02 03:04:05.678901" (naive UTC) -> "2026-01-02T03:04:05.678901Z"
+    if value is None:
+        return None
+    return f"{value[:10]}T{value[11:]}Z"
+
+
+def raw_dicts(
+    names: Sequence[str], converters: Sequence[tuple[int, Any]], rows: Iterable[Sequence[Any]]
+) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, fn in converters:
+            values[i] = fn(values[i])
+        out.append(dict(zip(names, values, strict=True)))
+    return out
+
+
+def insert_rows(conn: Connection, table: Any, names: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert ready tuples (JSON as str; timestamps via ``ts``) into ``table``."""
+    if not rows:
+        return
+    cols = ", ".join(names)
+    if is_sqlite(conn):
+        marks = ", ".join("?" for _ in names)
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({cols}) VALUES ({marks})", rows)
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({cols}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)

@@ -247,17 +247,22 @@ def bench() -> None:
     """Benchmarks with baselines measured in the same run; reports in artifacts/.
 
     \b
-    tolu bench throughput                 # 2,000 /bin/true jobs, serial and MPI mode (< 2 min)
+    tolu bench throughput                 # 2,000 serial + 1,000 MPI-mode /bin/true jobs (< 2 min)
     tolu bench launcher                   # issue 3's figures: 2,000 jobs, 2 slots, both modes
     tolu bench api                        # bulk create, acquire/complete cycles, page latency
     tolu bench throughput --jobs 100000 --mode serial   # the scale check
     """
 
 
+#: jobs per mode when --jobs is not given: the README's first command stays under two
+#: minutes on a 2-core machine (one mpiexec per job makes MPI mode the slower one).
+DEFAULT_JOBS = {"serial": 2_000, "mpi": 1_000}
+
+
 def run_throughput(
     command: str,
     *,
-    jobs: int,
+    jobs: int | None,
     mode: str,
     workers: int,
     server: str,
@@ -281,8 +286,9 @@ def run_throughput(
         the_task = parse(task)
         out_dir = out_dir or engine.default_out_dir(command)
         modes = ["serial", "mpi"] if mode == "both" else [mode]
+        per_mode = {m: jobs or DEFAULT_JOBS[m] for m in modes}
         params = {
-            "jobs": jobs,
+            "jobs": per_mode,
             "mode": mode,
             "workers": workers,
             "server": server,
@@ -299,11 +305,11 @@ def run_throughput(
                 ThroughputScenario(
                     stack=stack,
                     mode=m,
-                    jobs=jobs,
+                    jobs=per_mode[m],
                     workers=workers,
                     task=the_task,
-                    baseline_jobs=baseline_jobs or min(jobs, 5_000),
-                    timeout_s=timeout or 120 + jobs / 20,
+                    baseline_jobs=baseline_jobs or min(per_mode[m], 5_000),
+                    timeout_s=timeout or 120 + per_mode[m] / 20,
                     progress=RichProgress(),
                 )
                 for m in modes
@@ -324,7 +330,13 @@ def run_throughput(
 
 
 @bench.command()
-@click.option("--jobs", "-n", type=click.IntRange(1), default=2_000, show_default=True, help="jobs per trial")
+@click.option(
+    "--jobs",
+    "-n",
+    type=click.IntRange(1),
+    default=None,
+    help="jobs per trial and mode [default: serial 2000, mpi 1000]",
+)
 @click.option("--mode", type=click.Choice(["serial", "mpi", "both"]), default="both", show_default=True)
 @click.option(
     "--workers",

@@ -236,13 +236,6 @@ def make_context(site_dir: Path, settings: SiteSettings | None = None) -> SiteCo
     return SiteContext(site_dir=site_dir, settings=settings, client=site_client(settings))
 
 
-def write_pid_file(site_dir: Path) -> Path:
-    path = directory.pid_path(site_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{os.getpid()}\n")
-    return path
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runner.site.agent", description=__doc__)
     parser.add_argument("site_dir", type=Path)
@@ -256,12 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(site_dir, foreground=args.foreground)
-    pid_path = write_pid_file(site_dir) if args.pid_file else None
+    pid_path = directory.write_pid(site_dir) if args.pid_file else None
     try:
         agent = Agent(make_context(site_dir, settings))
         agent.run_forever()
     finally:
-        if pid_path is not None and pid_path.read_text().strip() == str(os.getpid()):
+        if pid_path is not None and directory.running_pid(site_dir) == os.getpid():
             pid_path.unlink(missing_ok=True)
     return 0
 

@@ -189,23 +189,35 @@ def log_path(site_dir: Path) -> Path:
     return site_dir / "log" / LOG_FILE
 
 
-def running_pid(site_dir: Path) -> int | None:
-    """The pid of this site's running agent, or None (a stale pid file is ignored)."""
-    try:
-        pid = int(pid_path(site_dir).read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    # A recycled pid belongs to some other program: not ours to signal.
-    if b"runner.site.agent" not in cmdline and not any(a.endswith(b"tolu") for a in cmdline):
-        return None
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), None if no such process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+    fields = stat.rsplit(")", 1)[-1].split()
+    if fields[0] == "Z":  # a zombie has finished
+        return None
+    return fields[19]
+
+
+def write_pid(site_dir: Path, pid: int | None = None) -> Path:
+    """Record the agent's pid with its start time, so a recycled pid is never taken for it."""
+    pid = os.getpid() if pid is None else pid
+    path = pid_path(site_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{pid} {_start_time(pid) or ''}\n")
+    return path
+
+
+def running_pid(site_dir: Path) -> int | None:
+    """The pid of this site's running agent, or None (a stale pid file is ignored)."""
+    try:
+        pid_text, _, started = pid_path(site_dir).read_text().strip().partition(" ")
+        pid = int(pid_text)
+    except (FileNotFoundError, ValueError):
+        return None
+    now = _start_time(pid)
+    if now is None or (started and now != started):
         return None
     return pid

@@ -35,6 +35,8 @@ from runner.states import JobState
 
 log = logging.getLogger("tolu.site.transfer")
 
+#: job ids per ``GET /transfers`` (they go into the query string).
+JOB_IDS_PER_QUERY = 200
 #: the job state in which each direction's items are moved.
 STAGE_STATE = {TransferDirection.IN: JobState.READY, TransferDirection.OUT: JobState.POSTPROCESSED}
 
@@ -214,28 +216,24 @@ class TransferService(Service):
         capacity = {loc: self.cfg.max_concurrent_tasks - self.in_flight(loc) for loc in self.cfg.locations}
         if not any(c > 0 for c in capacity.values()):
             return
-        limit = sum(max(0, c) for c in capacity.values()) * self.cfg.max_items_per_task
+        busy = {i for t in self.tasks.values() for i in t.item_ids}
+        now = time.monotonic()
+        # Enough jobs to fill the free task slots even when the oldest ones are all
+        # in flight or waiting for a retry (those come first in id order).
+        free = sum(max(0, c) for c in capacity.values())
+        limit = free * self.cfg.max_items_per_task + len(busy) + len(self.not_before)
         jobs = {
             j.id: j
             for j in self.ctx.client.jobs.filter(
                 site_id=self.ctx.site_id, state=[JobState.READY, JobState.POSTPROCESSED], limit=limit
             )
         }
-        if not jobs:
-            return
         wanted: list[Resolved] = []
-        now = time.monotonic()
-        busy = {i for t in self.tasks.values() for i in t.item_ids}
         for direction, state in STAGE_STATE.items():
-            if not any(j.state == state for j in jobs.values()):
-                continue
-            for item in self.ctx.client.transfers.filter(
-                site_id=self.ctx.site_id, state=TransferState.PENDING, direction=direction
-            ):
-                job = jobs.get(item.job_id)
-                if job is None or job.state != state or item.id in busy or item.id in self.unsent:
-                    continue
-                if self.not_before.get(item.id, 0.0) > now:
+            ids = [j.id for j in jobs.values() if j.state == state]
+            for item in self.pending_items(ids, direction):
+                job = jobs[item.job_id]
+                if item.id in busy or item.id in self.unsent or self.not_before.get(item.id, 0.0) > now:
                     continue
                 try:
                     wanted.append(self.resolve(item, job))
@@ -250,6 +248,19 @@ class TransferService(Service):
                     break
                 capacity[location] -= 1
                 self.submit(location, direction, chunk)
+
+    def pending_items(self, job_ids: Sequence[int], direction: TransferDirection) -> list[TransferItem]:
+        """The pending items of these jobs in one direction (a request per JOB_IDS_PER_QUERY jobs)."""
+        items: list[TransferItem] = []
+        for start in range(0, len(job_ids), JOB_IDS_PER_QUERY):
+            chunk = list(job_ids[start : start + JOB_IDS_PER_QUERY])
+            items += self.ctx.client.transfers.filter(
+                site_id=self.ctx.site_id,
+                job_id=chunk,  # type: ignore[arg-type]  # the route takes a repeated job_id
+                state=TransferState.PENDING,
+                direction=direction,
+            )
+        return items
 
     def submit(self, location: str, direction: TransferDirection, chunk: Sequence[Resolved]) -> None:
         ids = [r.item.id for r in chunk]

@@ -14,10 +14,12 @@ from runner.site.settings import load
 
 
 def drive(services: Iterable[Service], until: Callable[[], bool], *, timeout: float = 60.0,
-          pause: float = 0.3, what: str = "condition", each: Callable[[], None] | None = None) -> None:
-    """Call every service's ``run_once`` in turn until ``until()`` holds (fails after ``timeout``).
+          pause: float = 0.3, what: str = "condition", each: Callable[[], None] | None = None,
+          fail: bool = True) -> bool:
+    """Call every service's ``run_once`` in turn until ``until()`` holds (True).
 
-    ``each`` runs after every round (to check an invariant while things move).
+    After ``timeout`` the test fails (``fail=False``: returns False). ``each`` runs after
+    every round (to check an invariant while things move).
     """
     services = list(services)
     deadline = time.monotonic() + timeout
@@ -27,8 +29,10 @@ def drive(services: Iterable[Service], until: Callable[[], bool], *, timeout: fl
         if each is not None:
             each()
         if until():
-            return
+            return True
         if time.monotonic() > deadline:
+            if not fail:
+                return False
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}", pytrace=False)
         time.sleep(pause)
 

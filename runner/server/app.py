@@ -7,15 +7,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
 
 import runner
 from runner import models
 from runner.server import auth, errors, schema
 from runner.server.db import Database
-from runner.server.routes import apps, batch_jobs, events, jobs, sessions, sites, transfers, users
+from runner.server.routes import apps, batch_jobs, body, events, jobs, sessions, sites, transfers, users
 from runner.server.services import sessions as session_service
 from runner.server.settings import ServerSettings
 
@@ -88,4 +90,17 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     for module in (users, sites, apps, jobs, events, transfers, batch_jobs, sessions):
         app.include_router(module.router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            components = doc.setdefault("components", {}).setdefault("schemas", {})
+            for name, schema_ in body.EXTRA_SCHEMAS.items():
+                components.setdefault(name, schema_)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -180,6 +180,7 @@ job_tags = Table(
     Column("job_id", BigId, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(256), primary_key=True),
     Column("value", String(1024), nullable=False),
+    Index(None, "key", "value", "job_id"),
 )
 
 transfer_items = Table(

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from runner import models
 from runner.server.errors import json_response
+from runner.server.routes.body import json_body, openapi_body
 from runner.server.routes.deps import DEFAULT, Db, Limit, Offset, Who
 from runner.server.services import jobs
 from runner.states import JobState
@@ -49,8 +50,17 @@ Filter = Annotated[jobs.JobFilter, Depends(job_filter)]
 Ordering = Annotated[str | None, Query(description="id, updated_at, created_at, state; prefix - to reverse")]
 
 
-@router.post("", status_code=201, response_model=list[models.Job])
-def bulk_create(body: list[models.JobCreate], who: Who, db: Db) -> Response:
+CreateBody = Annotated[list[models.JobCreate], Depends(json_body(list[models.JobCreate]))]
+UpdateBody = Annotated[list[models.JobUpdate], Depends(json_body(list[models.JobUpdate]))]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=list[models.Job],
+    openapi_extra=openapi_body(list[models.JobCreate], "jobs to create (at most MAX_BULK), a DAG by key"),
+)
+def bulk_create(body: CreateBody, who: Who, db: Db) -> Response:
     with db.write() as conn:
         return json_response(jobs.bulk_create(conn, db, who, body), 201)
 
@@ -69,8 +79,12 @@ def counts(who: Who, db: Db, flt: Filter) -> Response:
         return json_response(jobs.counts(conn, who, flt))
 
 
-@router.patch("", response_model=list[models.Job])
-def bulk_update(body: list[models.JobUpdate], who: Who, db: Db) -> Response:
+@router.patch(
+    "",
+    response_model=list[models.Job],
+    openapi_extra=openapi_body(list[models.JobUpdate], "updates, each with the job id (at most MAX_BULK)"),
+)
+def bulk_update(body: UpdateBody, who: Who, db: Db) -> Response:
     with db.write() as conn:
         return json_response(jobs.bulk_update(conn, who, body))
 

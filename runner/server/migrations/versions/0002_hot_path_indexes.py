@@ -1,9 +1,7 @@
-"""hot path indexes: drop the two that only slowed inserts
+"""hot path indexes: drop jobs(app_id), which only slowed inserts
 
-Tag filters probe job_tags by its primary key (job_id, key) per candidate job, so
-the (key, value, job_id) index was never the better plan (and on PostgreSQL with
-stale statistics it was a much worse one). Jobs by app are found through the
-owner/state index; app deletion is rare.
+Jobs by app are found through the owner/state and site/state indexes; deleting an
+app (the one query that wanted it) is rare.
 
 Revision ID: 0002
 Revises: 0001
@@ -21,10 +19,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.drop_index("ix_job_tags_key_value_job_id", table_name="job_tags")
     op.drop_index("ix_jobs_app_id", table_name="jobs")
 
 
 def downgrade() -> None:
     op.create_index("ix_jobs_app_id", "jobs", ["app_id"], unique=False)
-    op.create_index("ix_job_tags_key_value_job_id", "job_tags", ["key", "value", "job_id"], unique=False)

@@ -383,7 +383,13 @@ class ThroughputScenario:
             notes=[
                 f"server requests counted from the server's {request_source}"
                 if request_source
-                else "server requests: not countable (no /metrics counter and no access log)"
+                else "server requests: not counted (a server started elsewhere has no /_bench/requests "
+                "or /metrics counter)",
+                *(
+                    []
+                    if self.stack.server.pid is not None
+                    else ["server memory: not measured (the server runs outside this machine's view)"]
+                ),
             ],
             series={
                 "running": stats.concurrency(busy, step=step),

@@ -73,6 +73,12 @@ def _with_parents(job: JobCreate | Mapping[str, Any], parents: list[int | str]) 
     return {**job, "parents": parents}
 
 
+def _chunk_size(size: int) -> int:
+    if not 1 <= size <= MAX_BULK:
+        raise ValueError(f"chunk_size must be between 1 and {MAX_BULK}, not {size}")
+    return size
+
+
 class JobManager(Manager):
     """``client.jobs``: create, list, change and delete jobs, in bulk where it matters."""
 
@@ -80,19 +86,22 @@ class JobManager(Manager):
 
     # ---- create
 
-    def bulk_create(self, jobs: Iterable[JobCreate | Mapping[str, Any]]) -> list[Job]:
+    def bulk_create(
+        self, jobs: Iterable[JobCreate | Mapping[str, Any]], *, chunk_size: int = MAX_BULK
+    ) -> list[Job]:
         """Create many jobs; returns them in the order given.
 
-        Requests carry at most ``MAX_BULK`` jobs; each request is all-or-nothing. A job
-        may name as parent the ``key`` of an earlier job in the list, even one sent in
-        an earlier request (the key is replaced by the created id).
+        Requests carry at most ``chunk_size`` (<= ``MAX_BULK``) jobs; each request is
+        all-or-nothing. A job may name as parent the ``key`` of an earlier job in the
+        list, even one sent in an earlier request (the key is replaced by the created id).
         """
         items = list(jobs)
-        if len(items) <= MAX_BULK:
+        size = _chunk_size(chunk_size)
+        if len(items) <= size:
             return self._create_chunk(items)
         created: list[Job] = []
         key_ids: dict[str, int] = {}
-        for chunk in _chunks(items, MAX_BULK):
+        for chunk in _chunks(items, size):
             chunk_keys = {k for k in (_key_of(j) for j in chunk) if k is not None}
             prepared: list[JobCreate | Mapping[str, Any]] = []
             for job in chunk:
@@ -104,7 +113,7 @@ class JobManager(Manager):
                             if p not in key_ids:
                                 raise ValueError(
                                     f"job key {_key_of(job)!r}: parent key {p!r} is not an earlier job "
-                                    f"of this list (with more than {MAX_BULK} jobs, parents must come "
+                                    f"of this list (with more than {size} jobs, parents must come "
                                     "before their children)"
                                 )
                             resolved.append(key_ids[p])
@@ -310,15 +319,17 @@ class JobManager(Manager):
 
     # ---- change
 
-    def bulk_update(self, updates: Iterable[JobUpdate | Mapping[str, Any]]) -> list[Job]:
+    def bulk_update(
+        self, updates: Iterable[JobUpdate | Mapping[str, Any]], *, chunk_size: int = MAX_BULK
+    ) -> list[Job]:
         """Change many jobs (each update names its ``id``); all-or-nothing per request.
 
-        Split into requests of at most ``MAX_BULK``. Models are sent without being
-        validated again; dicts are validated by the server.
+        Split into requests of at most ``chunk_size`` (<= ``MAX_BULK``). Models are sent
+        without being validated again; dicts are validated by the server.
         """
         items = list(updates)
         out: list[Job] = []
-        for chunk in _chunks(items, MAX_BULK):
+        for chunk in _chunks(items, _chunk_size(chunk_size)):
             out.extend(self._send("PATCH", list[Job], self.path, raw=_encode_list(JobUpdate, chunk)))
         return out
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from harness.fixtures_server import ServerHandle
 from runner.cli.main import cli
 from runner.client import Client
 from runner.server.process import free_port
@@ -67,11 +68,11 @@ def site_dir(tolu_client: Client, tmp_path: Path) -> Path:
 
 
 def test_register_and_login_read_the_password_from_stdin(
-    tolu_server: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tolu_server: ServerHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "creds.yaml"
     monkeypatch.setenv("TOLU_CONFIG", str(config))
-    url: str = tolu_server.url  # type: ignore[attr-defined]
+    url = tolu_server.url
     out = ok("register", "--url", url, "-u", "cli-alice", "--password-stdin", input="long-password-1\n")
     assert "Registered cli-alice" in out and "Logged in as cli-alice" in out
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
@@ -208,7 +209,7 @@ def test_job_create_errors_are_one_line(tolu_client: Client, site_dir: Path) -> 
     assert ok("job", "ls", "--state", "killed", "--by-state").split() == ["state", "count", "total", "0"]
 
 
-def test_no_traceback_in_a_real_process(tolu_server: object, tmp_path: Path) -> None:
+def test_no_traceback_in_a_real_process(tmp_path: Path) -> None:
     """The installed entry point: errors are one line on stderr, exit 1, no traceback."""
     tolu_bin = Path(sys.executable).with_name("tolu")
     env = {**os.environ, "TOLU_CONFIG": str(tmp_path / "none.yaml")}

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from harness.fixtures_server import ServerHandle
 from runner.client import AuthError, Client, Conflict, InvalidRequest, NotFound
 from runner.models import MAX_BULK, App, JobCreate, JobUpdate, Site
 from runner.states import JobState
@@ -176,7 +177,7 @@ def test_bulk_update_is_all_or_nothing(tolu_client: Client, app: App) -> None:
     assert [j.id for j in done] == [j.id for j in jobs] and {j.state for j in done} == {S.KILLED}
 
 
-def test_filters_pagination_and_counts(tolu_server: object, tolu_client: Client, app: App) -> None:
+def test_filters_pagination_and_counts(tolu_server: ServerHandle, tolu_client: Client, app: App) -> None:
     c = tolu_client
     c.jobs.bulk_create([{"app_id": app.id, "tags": {"run": "a", "i": str(i % 3)}} for i in range(25)])
     c.jobs.bulk_create([{"app_id": app.id, "tags": {"run": "b"}} for _ in range(5)])
@@ -206,23 +207,27 @@ def test_filters_pagination_and_counts(tolu_server: object, tolu_client: Client,
     small.close()
 
 
-def test_bulk_create_splits_at_max_bulk(tolu_client: Client, app: App) -> None:
+def test_bulk_requests_are_split(tolu_client: Client, app: App) -> None:
     c = tolu_client
-    n = MAX_BULK + 3
+    n = 11
     jobs: list[JobCreate | dict[str, object]] = [{"app_id": app.id, "tags": {"big": "1"}} for _ in range(n)]
-    # The last job names the first one's key: it lives in the first request, the child in the second.
+    # The last job names the first one's key: the parent goes in the first request, the child in the last.
     jobs[0] = {"app_id": app.id, "key": "root", "tags": {"big": "1"}}
-    jobs[-1] = {"app_id": app.id, "key": "leaf", "parents": ["root"], "tags": {"big": "1"}}
-    made = c.jobs.bulk_create(jobs)
-    assert len(made) == n and len({j.id for j in made}) == n
-    assert made[-1].parents == [made[0].id] and made[-1].state == S.AWAITING_PARENTS
+    jobs[-1] = JobCreate(app_id=app.id, key="leaf", parents=["root", "mid"], tags={"big": "1"})
+    jobs[-2] = {"app_id": app.id, "key": "mid", "tags": {"big": "1"}}
+    made = c.jobs.bulk_create(jobs, chunk_size=4)
+    assert len(made) == n and [j.id for j in made] == sorted({j.id for j in made})
+    assert made[-1].parents == [made[0].id, made[-2].id] and made[-1].state == S.AWAITING_PARENTS
     assert c.jobs.count(tags={"big": "1"}) == n
     with pytest.raises(ValueError, match="parents must come before"):
         c.jobs.bulk_create(
-            [{"app_id": app.id, "parents": ["later"]}]
-            + [{"app_id": app.id} for _ in range(MAX_BULK)]
-            + [{"app_id": app.id, "key": "later"}]
+            [{"app_id": app.id, "parents": ["later"]}, {"app_id": app.id, "key": "later"}], chunk_size=1
         )
+    assert c.jobs.count(tags={"big": "1"}) == n
+    updated = c.jobs.bulk_update([{"id": j.id, "tags": {"big": "2"}} for j in made], chunk_size=3)
+    assert [j.id for j in updated] == [j.id for j in made] and c.jobs.count(tags={"big": "2"}) == n
+    with pytest.raises(ValueError, match="chunk_size"):
+        c.jobs.bulk_create([], chunk_size=MAX_BULK + 1)
 
 
 def test_sessions_acquire_run_and_finish(tolu_client: Client, site: Site, app: App) -> None:
@@ -297,7 +302,7 @@ def test_another_users_rows_are_not_found(
     assert tolu_client.jobs.get(job.id).state == S.PREPROCESSED
 
 
-def test_auth_errors(tolu_server: object, tolu_client: Client) -> None:
+def test_auth_errors(tolu_server: ServerHandle, tolu_client: Client) -> None:
     url = tolu_client.url
     with pytest.raises(AuthError) as err:
         Client.login(url, tolu_client.username or "", "wrong-password")

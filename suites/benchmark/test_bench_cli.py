@@ -114,3 +114,25 @@ def test_committed_schema_matches_the_models() -> None:
         "harness/bench/bench.schema.json is stale: regenerate it with "
         "python -c 'from harness.bench.schema import *; SCHEMA_FILE.write_text(json_schema_text())'"
     )
+
+
+def test_bench_api_small(tmp_path: Path) -> None:
+    out = tmp_path / "api"
+    argv = [
+        sys.executable, "-m", "runner.cli.main", "bench", "api",
+        "--jobs", "300", "--batch", "100", "--table-jobs", "600", "--pages", "5", "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, (
+        f"{argv} exited {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    schema = json.loads((out / "bench.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(json.loads((out / "bench.json").read_text()))
+    (scenario,) = load(out / "bench.json").scenarios
+    (trial,) = scenario.trials
+    assert scenario.name == "api-sqlite"
+    assert trial.notes[0].startswith("300 of 300 jobs went through acquire-and-complete")
+    assert trial.figures["table_jobs"] == 600
+    assert len(trial.raw["page_ms"]) == 5
+    assert [p.name for p in trial.phases] == ["create", "acquire-and-complete", "fill table"]
+    assert "page latency" in (out / "report.html").read_text()

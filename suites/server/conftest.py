@@ -1,0 +1,103 @@
+"""Fixtures of the server suite.
+
+``tolu_server`` (parametrized over SQLite and PostgreSQL), ``tolu_client`` and
+``postgres_url`` come from the harness. Here: more users, raw HTTP for what the
+client would refuse to send, a site with an app, and scratch databases for the
+migration tests (never the one the running server uses).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from harness.fixtures_server import ServerHandle
+from runner.client import Client
+from runner.models import App, Site
+
+
+@pytest.fixture
+def make_user(tolu_server: ServerHandle) -> Iterator[Callable[[], Client]]:
+    """``make_user() -> Client``: another fresh, logged-in user of the same server."""
+    made: list[Client] = []
+
+    def make() -> Client:
+        name = f"user-{uuid.uuid4().hex[:12]}"
+        password = secrets.token_urlsafe(18)
+        Client.register(tolu_server.url, name, password)
+        client = Client.login(tolu_server.url, name, password)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+class Raw:
+    """Plain HTTP as ``tolu_client``'s user, for bodies the typed client would not send."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def __call__(self, method: str, path: str, **kw: Any) -> requests.Response:
+        return self.session.request(method, self.url + path, timeout=60, **kw)
+
+
+@pytest.fixture
+def raw(tolu_client: Client) -> Iterator[Raw]:
+    assert tolu_client.token is not None
+    http = Raw(tolu_client.url, tolu_client.token)
+    yield http
+    http.session.close()
+
+
+@dataclass
+class SiteApp:
+    site: Site
+    app: App
+
+
+def make_site_app(client: Client, *, hooks: list[str] | None = None, name: str = "echo") -> SiteApp:
+    site = client.sites.create(name=f"site-{uuid.uuid4().hex[:8]}", path="/tmp/site", hostname="localhost")
+    app = client.apps.create(
+        site_id=site.id, name=name, command_template="echo {x}", parameters={"x": "1"}, hooks=hooks or []
+    )
+    return SiteApp(site, app)
+
+
+@pytest.fixture
+def site_app(tolu_client: Client) -> SiteApp:
+    return make_site_app(tolu_client)
+
+
+@pytest.fixture
+def scratch_url(tolu_database: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty database of the parametrized kind, for migration tests."""
+    if tolu_database == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scratch.db'}"
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from harness.probes import libpq_url, postgres_admin_url
+
+    request.getfixturevalue("postgres_url")  # the harness's PostgreSQL checks (skip / --require)
+    admin = postgres_admin_url()
+    name = f"tolu_scratch_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq_url(admin), autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(libpq_url(admin), autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,143 @@
+"""Schema migrations on SQLite and PostgreSQL, and the server's refusal of a schema
+it does not know (older or newer)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select, text
+
+from runner.server import schema
+from runner.server import tables as t
+from runner.server.db import make_engine
+
+
+def _diff(url: str) -> list[object]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(compare_metadata(MigrationContext.configure(conn), t.metadata))
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_from_empty_matches_the_tables(scratch_url: str) -> None:
+    engine = make_engine(scratch_url)
+    try:
+        assert schema.current_revision(engine) is None
+        schema.upgrade(engine)
+        assert schema.current_revision(engine) == schema.head_revision()
+        assert {"jobs", "events", "job_tags", "sessions"} <= set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert _diff(scratch_url) == []
+
+
+def test_downgrade_upgrade_round_trip(scratch_url: str) -> None:
+    engine = make_engine(scratch_url)
+    try:
+        schema.upgrade(engine)
+        schema.downgrade(engine, "-1")
+        assert schema.current_revision(engine) not in (None, schema.head_revision())
+        schema.downgrade(engine, "base")
+        assert schema.current_revision(engine) is None
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        schema.upgrade(engine)
+        assert schema.current_revision(engine) == schema.head_revision()
+    finally:
+        engine.dispose()
+    assert _diff(scratch_url) == []
+
+
+def test_upgrade_from_previous_keeps_rows(scratch_url: str) -> None:
+    engine = make_engine(scratch_url)
+    try:
+        schema.upgrade(engine, "0001")
+        with engine.begin() as conn:
+            conn.execute(
+                t.users.insert().values(username="old", password_hash="x", created_at=datetime.now(UTC))
+            )
+        schema.upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(select(t.users.c.username)).scalars().all() == ["old"]
+    finally:
+        engine.dispose()
+
+
+def _serve(data_dir: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m runner.server`` just long enough to see whether it refuses."""
+    cmd = [sys.executable, "-m", "runner.server", "--port", "1", "--data-dir", str(data_dir), "--database-url", url]
+    return subprocess.run(
+        [*cmd, *extra], capture_output=True, text=True, timeout=120, env={**os.environ, "TOLU_SECRET_KEY": "k"}
+    )
+
+
+def test_server_refuses_an_older_schema_and_names_the_command(scratch_url: str, tmp_path: Path) -> None:
+    engine = make_engine(scratch_url)
+    try:
+        schema.upgrade(engine, "0001")
+    finally:
+        engine.dispose()
+    result = _serve(tmp_path, scratch_url)
+    assert result.returncode == 2, result.stderr
+    assert "tolu server migrate" in result.stderr
+    assert "0001" in result.stderr
+
+
+def test_server_refuses_a_newer_schema(scratch_url: str, tmp_path: Path) -> None:
+    engine = make_engine(scratch_url)
+    try:
+        schema.upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed'"))
+    finally:
+        engine.dispose()
+    result = _serve(tmp_path, scratch_url)
+    assert result.returncode == 2, result.stderr
+    assert "newer" in result.stderr and "f00dfeed" in result.stderr
+    assert "tolu server migrate" in result.stderr
+
+
+def test_server_refuses_tables_without_a_revision(scratch_url: str, tmp_path: Path) -> None:
+    engine = make_engine(scratch_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE something_else (id INTEGER PRIMARY KEY)"))
+    finally:
+        engine.dispose()
+    result = _serve(tmp_path, scratch_url)
+    assert result.returncode == 2, result.stderr
+    assert "tolu server migrate" in result.stderr
+
+
+def test_ensure_current_migrates_only_when_asked(scratch_url: str) -> None:
+    engine = make_engine(scratch_url)
+    try:
+        schema.upgrade(engine, "0001")
+        with pytest.raises(schema.SchemaError, match="tolu server migrate"):
+            schema.ensure_current(engine)
+        assert schema.ensure_current(engine, migrate=True) == schema.head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_cli_migrate_down_and_up(tmp_path: Path) -> None:
+    tolu = [sys.executable, "-m", "runner.cli.main", "server", "migrate", "--data-dir", str(tmp_path)]
+    env = {**os.environ}
+    env.pop("TOLU_DATABASE_URL", None)
+    up = subprocess.run(tolu, capture_output=True, text=True, timeout=120, env=env)
+    assert up.returncode == 0, up.stderr
+    assert f"empty -> {schema.head_revision()}" in up.stdout
+    down = subprocess.run([*tolu, "--revision", "-1"], capture_output=True, text=True, timeout=120, env=env)
+    assert down.returncode == 0, down.stderr
+    assert f"{schema.head_revision()} -> 0001" in down.stdout
+    bad = subprocess.run([*tolu, "--revision", "nope"], capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode != 0
+    assert bad.stderr.strip().count("\n") == 0 and "nope" in bad.stderr

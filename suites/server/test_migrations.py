@@ -73,9 +73,23 @@ def test_upgrade_from_previous_keeps_rows(scratch_url: str) -> None:
 
 def _serve(data_dir: Path, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m runner.server`` just long enough to see whether it refuses."""
-    cmd = [sys.executable, "-m", "runner.server", "--port", "1", "--data-dir", str(data_dir), "--database-url", url]
+    cmd = [
+        sys.executable,
+        "-m",
+        "runner.server",
+        "--port",
+        "1",
+        "--data-dir",
+        str(data_dir),
+        "--database-url",
+        url,
+    ]
     return subprocess.run(
-        [*cmd, *extra], capture_output=True, text=True, timeout=120, env={**os.environ, "TOLU_SECRET_KEY": "k"}
+        [*cmd, *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TOLU_SECRET_KEY": "k"},
     )
 
 

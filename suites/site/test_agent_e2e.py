@@ -60,7 +60,7 @@ def tolu(*args: str, timeout: float = 120) -> str:
     return done.stdout
 
 
-def configure(site_dir: Path) -> None:
+def configure(site_dir: Path, queue: str = "") -> None:
     path = site_dir / "settings.yml"
     raw: dict[str, Any] = yaml.safe_load(path.read_text())
     raw["services"] = ["processing", "transfer", "scheduler", "queue_maintainer"]
@@ -68,7 +68,7 @@ def configure(site_dir: Path) -> None:
     raw["processing"]["poll_interval_sec"] = 0.5
     raw["transfer"].update(poll_interval_sec=0.5, retry_backoff_sec=0.5, max_items_per_task=50)
     raw["queue_maintainer"].update(
-        enabled=True, depth=1, job_mode="serial", wall_time_min=30, poll_interval_sec=1.0
+        enabled=True, depth=1, job_mode="serial", wall_time_min=30, poll_interval_sec=1.0, queue=queue
     )
     raw["launcher"].update(idle_timeout_sec=5)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -84,18 +84,24 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+@pytest.mark.parametrize("scheduler", ["local", "slurm"])
 def test_agent_runs_200_staged_jobs_through_a_server_restart(
+    scheduler: str,
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     own_server: ServerProcess,
     user: Client,
     tolu_evidence: Evidence,
     wait_for_jobs: Callable[..., Any],
 ) -> None:
+    queue = ""
+    if scheduler == "slurm":
+        queue = request.getfixturevalue("slurm").default_partition  # skipped where there is none
     site_dir = tmp_path / "site"
-    out = tolu("site", "init", str(site_dir), "--name", "e2e", "--scheduler", "local")
+    out = tolu("site", "init", str(site_dir), "--name", "e2e", "--scheduler", scheduler)
     assert "registered site 'e2e'" in out
     tolu_evidence.add_site(site_dir)
-    configure(site_dir)
+    configure(site_dir, queue)
     out = tolu("site", "start", str(site_dir))
     assert "agent started" in out
     agent_pid = directory.running_pid(site_dir)

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import ClassVar, TypeVar
 
 from runner.models import BatchJob, Job
-from runner.platform.schedulers import BackfillWindow, BatchScheduler, SchedulerError, create
+from runner.platform.schedulers import BackfillWindow, BatchScheduler, SchedulerError, create, get
 from runner.site.service import Service, SiteContext, register_service
 from runner.site.settings import AutoscalerSettings
 from runner.states import BACKLOG, BatchJobState, JobState
@@ -53,6 +53,9 @@ class Limits:
     max_queued: int = 1
     max_queue_wait_min: float = 0
     idle_timeout_min: float = 5
+    #: nodes all allocations together may hold (queued and running); None: no cap. The
+    #: ``local`` scheduler caps it at 1 (one machine), a facility at its partition size.
+    max_total_nodes: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_nodes <= self.max_nodes:
@@ -64,12 +67,22 @@ class Limits:
                 f"autoscaler: need 1 <= min_wall_time_min ({self.min_wall_time_min}) "
                 f"<= max_wall_time_min ({self.max_wall_time_min})"
             )
+        if self.max_total_nodes is not None and self.max_total_nodes < self.min_nodes:
+            raise ValueError(
+                f"autoscaler: max_total_nodes ({self.max_total_nodes}, what the scheduler can give) "
+                f"< min_nodes ({self.min_nodes})"
+            )
         if self.max_queued < 0 or self.max_queue_wait_min < 0 or self.idle_timeout_min < 0:
             raise ValueError("autoscaler: max_queued, max_queue_wait_min and idle_timeout_min must be >= 0")
 
     @classmethod
-    def from_settings(cls, s: AutoscalerSettings) -> Limits:
+    def from_settings(cls, s: AutoscalerSettings, *, capacity_nodes: int | None = None) -> Limits:
+        """Limits from settings.yml; ``capacity_nodes`` (what the scheduler can ever give) caps the total."""
+        total = getattr(s, "max_total_nodes", None)
+        if capacity_nodes is not None:
+            total = capacity_nodes if total is None else min(total, capacity_nodes)
         return cls(
+            max_total_nodes=total,
             min_nodes=s.min_nodes, max_nodes=s.max_nodes, min_wall_time_min=s.min_wall_time_min,
             max_wall_time_min=s.max_wall_time_min, max_queued=s.max_queued,
             max_queue_wait_min=s.max_queue_wait_min, idle_timeout_min=s.idle_timeout_min,
@@ -194,7 +207,8 @@ class BacklogPolicy(Policy):
     * demand = max(largest job's nodes, min(all jobs side by side, node-minutes / wall time));
     * supply = nodes of queued allocations + idle nodes of running ones;
     * the deficit is requested in allocations of min..max nodes, first into backfill
-      windows (they start now), while fewer than ``max_queued`` are queued;
+      windows (they start now), while fewer than ``max_queued`` are queued and the
+      total stays within ``max_total_nodes``;
     * a queued allocation waiting longer than ``max_queue_wait_min`` is withdrawn;
     * with nothing runnable for ``idle_timeout_min``, queued allocations and running
       ones with no busy node are withdrawn; nothing is ever requested then.
@@ -236,10 +250,12 @@ class BacklogPolicy(Policy):
         queued = sum(1 for a in kept if not a.running)
 
         floor = max(limits.min_nodes, biggest)
+        room = math.inf if limits.max_total_nodes is None else limits.max_total_nodes - sum(
+            a.num_nodes for a in kept)
         windows = sorted(snapshot.windows, key=lambda w: -w.num_nodes)
         submit: list[Request] = []
-        while deficit > 1e-9 and queued + len(submit) < limits.max_queued:
-            size = clamp(deficit, floor, limits.max_nodes)
+        while deficit > 1e-9 and queued + len(submit) < limits.max_queued and room >= floor:
+            size = clamp(min(deficit, room), floor, limits.max_nodes)
             req_wall = wall
             reason = f"backlog needs {demand} node(s), {supply:g} available or coming"
             fit = next((w for w in windows if w.num_nodes >= floor and
@@ -255,6 +271,7 @@ class BacklogPolicy(Policy):
                 reason += f"; fits a backfill window of {fit.num_nodes} node(s)"
             submit.append(Request(size, req_wall, reason))
             deficit -= size
+            room -= size
         return Decision(submit=tuple(submit), withdraw=tuple(withdraw))
 
 
@@ -293,7 +310,8 @@ class Autoscaler(Service):
         super().__init__(ctx)
         self.settings = ctx.settings.autoscaler
         self.period_sec = self.settings.poll_interval_sec
-        self.limits = Limits.from_settings(self.settings)
+        self.limits = Limits.from_settings(
+            self.settings, capacity_nodes=get(ctx.settings.scheduler.name).capacity_nodes)
         self.policy = get_policy(self.settings.policy)
         self.clock = clock
         self.idle_since_min: float | None = None
@@ -309,8 +327,9 @@ class Autoscaler(Service):
     def snapshot(self) -> Snapshot:
         client, site_id = self.ctx.client, self.ctx.site_id
         now = _minutes(self.clock())
-        backlog = group_backlog(client.jobs.filter(site_id=site_id, state=sorted(BACKLOG),
-                                                   limit=MAX_BACKLOG_READ))
+        waiting = client.jobs.filter(site_id=site_id, state=sorted(BACKLOG), limit=MAX_BACKLOG_READ)
+        # jobs a launcher session already holds are served, whatever their state says
+        backlog = group_backlog(j for j in waiting if j.session_id is None)
         running_jobs = client.jobs.filter(site_id=site_id, state=[JobState.RUNNING])
         busy: dict[int, float] = {}
         for j in running_jobs:

@@ -187,6 +187,8 @@ class BatchScheduler(ABC):
     job_id_shell: ClassVar[str] = ""
     #: the scheduler's state words -> BatchJobState; anything else is UNKNOWN with a warning.
     state_table: ClassVar[Mapping[str, BatchJobState]] = {}
+    #: most nodes this scheduler can ever give at once (None: unknown, a facility's business).
+    capacity_nodes: ClassVar[int | None] = None
 
     def __init__(self, work_dir: str | Path, *, command_timeout_sec: float = 60.0,
                  env: Mapping[str, str] | None = None) -> None:

@@ -46,6 +46,8 @@ class Local(BatchScheduler):
     job_id_shell = "${" + ID_ENV + "}"
     #: states as reported by this class itself (there is no external tool).
     state_table = {"running": BatchJobState.RUNNING}
+    #: one machine: two allocations would be two launchers fighting over the same cores.
+    capacity_nodes = 1
 
     def directives(self, batch_job: BatchJob, settings: SchedulerSettings) -> list[str]:
         return [f"# local: {int(batch_job.num_nodes)} node(s), {int(batch_job.wall_time_min)} min, "

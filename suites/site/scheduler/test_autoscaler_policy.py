@@ -35,6 +35,7 @@ def limits(draw: st.DrawFn) -> Limits:
         max_queued=draw(st.integers(0, 6)),
         max_queue_wait_min=draw(st.sampled_from([0, 5, 30, 120])),
         idle_timeout_min=draw(st.sampled_from([0, 1, 5, 30])),
+        max_total_nodes=draw(st.one_of(st.none(), st.integers(min_nodes, 200))),
     )
 
 
@@ -81,6 +82,8 @@ def test_requests_stay_within_limits(snap: Snapshot, lim: Limits) -> None:
     after = apply(snap, decision)
     if decision.submit:
         assert queued(after) <= lim.max_queued
+        if lim.max_total_nodes is not None:
+            assert sum(a.num_nodes for a in after.allocations) <= lim.max_total_nodes
     withdrawable = {a.id for a in snap.allocations if a.withdrawable}
     assert {w.id for w in decision.withdraw} <= withdrawable, "withdrew an allocation it did not make"
 
@@ -118,9 +121,11 @@ def test_converges_no_thrashing(snap: Snapshot, lim: Limits) -> None:
 def test_asks_for_work_when_runnable_and_nothing_allocated(lim: Limits, backlog: list[JobShape]) -> None:
     snap = Snapshot(100.0, tuple(backlog))
     decision = POLICY.decide(snap, lim)
-    if runnable(backlog, lim) and lim.max_queued > 0:
+    jobs = runnable(backlog, lim)
+    biggest = max((math.ceil(j.footprint) for j in jobs), default=0)
+    fits = lim.max_total_nodes is None or lim.max_total_nodes >= max(lim.min_nodes, biggest)
+    if jobs and lim.max_queued > 0 and fits:
         assert decision.submit, "runnable backlog, nothing allocated, yet no request"
-        biggest = max(math.ceil(j.footprint) for j in runnable(backlog, lim))
         assert all(r.num_nodes >= biggest for r in decision.submit), "request too small for the largest job"
 
 

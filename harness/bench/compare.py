@@ -16,11 +16,23 @@ from harness.bench.schema import BenchResult, CompareRow, Comparison, load
 def compare(current: BenchResult, baseline_path: str | Path, fail_on: float | None) -> Comparison:
     before = load(baseline_path)
     rows: list[CompareRow] = []
+    notes: list[str] = []
     old_scenarios = {s.name: s for s in before.scenarios}
     for scenario in current.scenarios:
         old = old_scenarios.get(scenario.name)
         if old is None:
+            notes.append(f"scenario {scenario.name}: not in {baseline_path}")
             continue
+        differ = sorted(
+            k
+            for k in scenario.parameters.keys() & old.parameters.keys()
+            if scenario.parameters[k] != old.parameters[k]
+        )
+        if differ:
+            notes.append(
+                f"scenario {scenario.name}: parameters differ: "
+                + ", ".join(f"{k} {old.parameters[k]!r} -> {scenario.parameters[k]!r}" for k in differ)
+            )
         for name, stat in scenario.summary.items():
             if not name.startswith(COMPARED_PREFIX) or name not in old.summary:
                 continue
@@ -46,4 +58,5 @@ def compare(current: BenchResult, baseline_path: str | Path, fail_on: float | No
         fail_on_percent=fail_on,
         rows=rows,
         regressed=any(r.regressed for r in rows),
+        notes=notes,
     )

@@ -205,8 +205,9 @@ def _comparison(result: BenchResult) -> str:
         f"<td class='{'bad' if r.regressed else 'good'}'>{'REGRESSED' if r.regressed else 'ok'}</td></tr>"
         for r in comp.rows
     )
+    notes = "".join(f'<p class="note">{_e(n)}</p>' for n in comp.notes)
     return (
-        f"<h2>Compared with {_e(comp.baseline_path)}</h2><p>fail on: {_e(comp.fail_on_percent)}%</p>"
+        f"<h2>Compared with {_e(comp.baseline_path)}</h2><p>fail on: {_e(comp.fail_on_percent)}%</p>{notes}"
         "<table><tr><th>scenario</th><th>figure</th><th>before</th><th>after</th><th>change</th><th></th></tr>"
         f"{rows}</table>"
     )

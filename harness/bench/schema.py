@@ -136,6 +136,8 @@ class Comparison(Model):
     fail_on_percent: float | None
     rows: list[CompareRow]
     regressed: bool
+    #: e.g. scenarios whose parameters differ (then the ratios compare different things).
+    notes: list[str] = Field(default_factory=list)
 
 
 class BenchResult(Model):

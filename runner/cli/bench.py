@@ -194,6 +194,8 @@ def print_summary(result: Any, keys: Sequence[str]) -> None:
                 "[red]REGRESSED[/red]" if row.regressed else "ok",
             )
         out.print(table)
+        for note in comp.notes:
+            out.print(f"[yellow]note:[/yellow] {note}")
 
 
 @contextlib.contextmanager

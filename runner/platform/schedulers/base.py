@@ -27,7 +27,7 @@ import shlex
 import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -308,11 +308,21 @@ class BatchScheduler(ABC):
         wanted = list(dict.fromkeys(ids))
         if not wanted:
             return {}
-        found = {k: v for k, v in self.query(wanted).items() if k in wanted}
+        found = {k: self.with_exit_code(v) for k, v in self.query(wanted).items() if k in wanted}
         missing = [i for i in wanted if i not in found]
         if missing:
             found.update(self.resolve_vanished(missing))
         return found
+
+    def with_exit_code(self, status: SchedulerStatus) -> SchedulerStatus:
+        """A final status the scheduler gave without an exit code, completed from the exit-code file."""
+        if status.exit_code is not None or status.state not in (BatchJobState.FINISHED, BatchJobState.FAILED):
+            return status
+        try:
+            code = int(self.exit_code_file(status.scheduler_id).read_text().strip())
+            return replace(status, exit_code=code)
+        except (OSError, ValueError):
+            return status
 
     def resolve_vanished(self, ids: Sequence[str]) -> dict[str, SchedulerStatus]:
         """Jobs that left the queue: the scheduler's history, then the exit-code file, else FAILED."""

@@ -72,6 +72,7 @@ def test_submit_track_cancel_resolve(slurm: SlurmInfo, tmp_path: Path) -> None:
         finished = _wait(sched, done_id, {B.FINISHED, B.FAILED})
         assert finished.state is B.FINISHED and finished.native_state == "COMPLETED"
         assert finished.start_time is not None and finished.end_time is not None
+        assert finished.exit_code == 0  # squeue has none: completed from the exit-code file
         assert (tmp_path / "batch" / f"{done_id}.ec").read_text().strip() == "0"
 
         running = _wait(sched, sleep_id, {B.RUNNING})

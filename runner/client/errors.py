@@ -11,6 +11,7 @@ carries the server's own message, so ``str(exc)`` is what a person needs to read
     ├── ConfigError          credentials file missing or unreadable
     ├── TransportError       connection refused/reset/timed out after the retries
     ├── WaitTimeout          jobs.wait() ran out of time (lists the stuck jobs)
+    ├── JobsFailed           jobs.wait(raise_on_failure=True) saw FAILED/KILLED jobs
     └── APIError             the server answered 4xx/5xx: .status, .detail
         ├── AuthError        401/403
         ├── NotFound         404 (also another user's id)
@@ -42,6 +43,18 @@ class TransportError(ToluError):
         self.method = method
         self.url = url
         self.attempts = attempts
+
+
+class JobsFailed(ToluError):
+    """``jobs.wait(raise_on_failure=True)``: some jobs ended FAILED or KILLED.
+
+    ``.failed`` holds those jobs, ``.outputs`` maps each id to its output file.
+    """
+
+    def __init__(self, message: str, failed: list[Any], outputs: dict[int, str]) -> None:
+        super().__init__(message)
+        self.failed = failed
+        self.outputs = outputs
 
 
 class WaitTimeout(ToluError):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from harness.fixtures_server import ServerHandle
-from runner.client import AuthError, Client, Conflict, InvalidRequest, NotFound
+from runner.client import AuthError, Client, Conflict, InvalidRequest, JobsFailed, NotFound, WaitTimeout
 from runner.models import MAX_BULK, App, JobCreate, JobUpdate, Site
 from runner.states import JobState
 
@@ -173,8 +173,12 @@ def test_bulk_update_is_all_or_nothing(tolu_client: Client, app: App) -> None:
     assert err.value.status == 409
     assert str(jobs[3].id) in str(err.value) and "JOB_FINISHED" in str(err.value)
     assert {j.state for j in c.jobs.filter(id=[j.id for j in jobs])} == {S.PREPROCESSED}
-    done = c.jobs.bulk_update([{"id": j.id, "state": "KILLED"} for j in jobs])
-    assert [j.id for j in done] == [j.id for j in jobs] and {j.state for j in done} == {S.KILLED}
+    done = c.jobs.bulk_update([{"id": j.id, "state": "KILLED"} for j in jobs[:2]])
+    assert [j.id for j in done] == [j.id for j in jobs[:2]] and {j.state for j in done} == {S.KILLED}
+    assert c.jobs.bulk_update([JobUpdate(id=j.id, state=S.KILLED) for j in jobs[2:]], returning=False) is None
+    assert {j.state for j in c.jobs.filter(id=[j.id for j in jobs])} == {S.KILLED}
+    with pytest.raises(Conflict):  # errors are raised the same without the answer
+        c.jobs.bulk_update([{"id": jobs[0].id, "state": "RUNNING"}], returning=False)
 
 
 def test_filters_pagination_and_counts(tolu_server: ServerHandle, tolu_client: Client, app: App) -> None:
@@ -315,3 +319,21 @@ def test_auth_errors(tolu_server: ServerHandle, tolu_client: Client) -> None:
     with pytest.raises(InvalidRequest) as err2:
         Client.register(url, "bob", "short")
     assert "password" in err2.value.paths[0]
+
+
+def test_wait_reports_failures_timeouts_and_unknown_ids(tolu_client: Client, site: Site, app: App) -> None:
+    c = tolu_client
+    a, b = c.jobs.bulk_create([{"app_id": app.id}, {"app_id": app.id}])
+    c.jobs.update(a.id, state=S.KILLED)
+    with pytest.raises(WaitTimeout) as timeout:
+        c.jobs.wait([a, b], timeout=0.3, poll_sec=0.1)
+    assert timeout.value.pending == {b.id: "PREPROCESSED"} and f"{b.id}=PREPROCESSED" in str(timeout.value)
+    c.jobs.update(b.id, state=S.KILLED)
+    assert [j.state for j in c.jobs.wait([a.id, b.id], timeout=10)] == [S.KILLED, S.KILLED]
+    with pytest.raises(JobsFailed) as failed:
+        c.jobs.wait([a, b], timeout=10, raise_on_failure=True)
+    assert [j.id for j in failed.value.failed] == [a.id, b.id]
+    assert failed.value.outputs[a.id] == f"{site.path}/data/{a.workdir}/job.out"
+    assert "2 of 2 jobs failed" in str(failed.value) and failed.value.outputs[b.id] in str(failed.value)
+    with pytest.raises(NotFound, match="jobs not found: 999999999"):
+        c.jobs.wait([a.id, 999_999_999], timeout=10)

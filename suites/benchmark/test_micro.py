@@ -20,16 +20,19 @@ def noop_app(tolu_site: Any, tolu_client: Any) -> Any:
 def test_acquire(benchmark: Any, tolu_site: Any, tolu_client: Any, noop_app: Any) -> None:
     session = tolu_client.sessions.create(tolu_site.id, ttl_sec=600)
     acquired: list[int] = []
+    rounds: list[int] = []
 
     def make_jobs() -> None:
         tolu_client.jobs.bulk_create([{"app_id": noop_app.id} for _ in range(BATCH)])
+        rounds.append(1)
 
     def acquire() -> None:
         acquired.extend(int(j.id) for j in tolu_client.sessions.acquire(session.id, max_num_jobs=BATCH))
 
     benchmark.pedantic(acquire, setup=make_jobs, rounds=5, iterations=1)
 
-    assert len(acquired) == 5 * BATCH
+    # (rounds: 5, or 1 when pytest-benchmark is disabled)
+    assert len(acquired) == len(rounds) * BATCH
     assert len(set(acquired)) == len(acquired), "a job was acquired twice"
     held = tolu_client.jobs.filter(session_id=session.id)
     assert {j.id for j in held} == set(acquired)
@@ -52,7 +55,8 @@ def test_bulk_update(benchmark: Any, tolu_site: Any, tolu_client: Any, noop_app:
     benchmark.pedantic(run_and_finish, setup=acquire_batch, rounds=5, iterations=1)
 
     counts = tolu_client.jobs.counts(site_id=tolu_site.id)
-    assert counts.get("JOB_FINISHED", 0) == len(done) == 5 * BATCH
+    assert done and len(done) % BATCH == 0
+    assert counts.get("JOB_FINISHED", 0) == len(done)
     events = tolu_client.events.filter(job_id=done[0])
     assert [str(e.to_state) for e in events][-1] == "JOB_FINISHED"
 

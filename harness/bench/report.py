@@ -64,6 +64,8 @@ def _summary(scenario: Scenario) -> str:
     head = "<tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"
     body = []
     for name, stat in scenario.summary.items():
+        if stat.median is None:
+            continue
         info = scenario.figure_info.get(name)
         unit = info.unit if info else ""
         cls = ' class="ratio"' if name.startswith(COMPARED_PREFIX) else ""

@@ -11,16 +11,15 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from server_helpers import SiteApp, make_site_app
 
 from harness.fixtures_server import ServerHandle
 from runner.client import Client
-from runner.models import App, Site
 
 
 @pytest.fixture
@@ -59,20 +58,6 @@ def raw(tolu_client: Client) -> Iterator[Raw]:
     http = Raw(tolu_client.url, tolu_client.token)
     yield http
     http.session.close()
-
-
-@dataclass
-class SiteApp:
-    site: Site
-    app: App
-
-
-def make_site_app(client: Client, *, hooks: list[str] | None = None, name: str = "echo") -> SiteApp:
-    site = client.sites.create(name=f"site-{uuid.uuid4().hex[:8]}", path="/tmp/site", hostname="localhost")
-    app = client.apps.create(
-        site_id=site.id, name=name, command_template="echo {x}", parameters={"x": "1"}, hooks=hooks or []
-    )
-    return SiteApp(site, app)
 
 
 @pytest.fixture

@@ -34,6 +34,9 @@ border-radius:6px;padding:8px 14px;margin:12px 0}img{max-width:100%}code{backgro
 """
 
 
+MIN_TESTS_FOR_PLOT = 5
+
+
 def _e(value: Any) -> str:
     return escape("" if value is None else str(value))
 
@@ -169,8 +172,10 @@ def _timings(report: Mapping[str, Any]) -> str:
         f"<td class='num'>{t['duration']:.3f}</td><td>{_e(', '.join(t['markers']))}</td></tr>"
         for t in tests
     )
+    # A plot of one or two bars says nothing the table does not (and matplotlib costs seconds).
+    figure = plots.durations(tests) if len(tests) >= MIN_TESTS_FOR_PLOT else None
     return (
-        f"<h2>Per-test timings</h2>{_img(plots.durations(tests), 'slowest tests')}"
+        f"<h2>Per-test timings</h2>{_img(figure, 'slowest tests')}"
         f"<details><summary>all {len(tests)} tests</summary><table><tr><th>test</th><th>outcome</th>"
         f"<th>seconds</th><th>markers</th></tr>{rows}</table></details>"
     )

@@ -37,6 +37,7 @@ from harness.fixtures_site import (
 )
 from harness.markers import AREAS, OTHER_MARKERS, SUITES_DIR, folder_areas
 from harness.probes import run_probes
+from harness.report import RUN_DIR_PREFIX
 from harness.run import RunState, fail_or_skip, item_info, reports_key, run_key, run_state, unavailable_key
 from harness.selection import evaluate_location_marks, evaluate_requires_marks, parse_required
 
@@ -247,6 +248,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report: pytest.TestReport = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and Path(longrepr[0]).name == "run.py":
+        # Skipped by a location/requires mark or a fixture's need(): point at the test, not
+        # at harness/run.py where the skip was raised (as _pytest/skipping.py does).
+        filename, line = item.reportinfo()[:2]
+        report.longrepr = (str(filename), (line or 0) + 1, longrepr[2])
     report.tolu = item_info(item)  # type: ignore[attr-defined]
     item.stash.setdefault(reports_key, {})[report.when] = report
     return report
@@ -305,7 +312,7 @@ class _Reporter:
                         f"  {entry['nodeid']}: {entry['file']}:{entry['line']}: {entry['text'][:200]}"
                     )
         tr.write_sep("-", "tolu artifacts")
-        tr.write_line(f"tolu artifacts: {state.run_dir}")
+        tr.write_line(f"{RUN_DIR_PREFIX}{state.run_dir}")
         if report is not None:
             tr.write_line(f"tolu report: {state.run_dir / 'report.html'}")
 

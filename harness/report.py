@@ -12,6 +12,7 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_RESOURCE = "report.schema.json"
+#: how a run names its artifact folder in the terminal summary.
+RUN_DIR_PREFIX = "tolu artifacts: "
 
 
 def schema() -> dict[str, Any]:
@@ -131,6 +134,25 @@ def build_report(
         },
         "tests": tests,
     }
+
+
+def read(run_dir: Path) -> dict[str, Any]:
+    """The report.json of a run folder."""
+    data: dict[str, Any] = json.loads((Path(run_dir) / "report.json").read_text())
+    return data
+
+
+def printed_run_dir(lines: Iterable[str]) -> Path:
+    """The artifact folder a run printed at its end (``tolu artifacts: DIR``)."""
+    found = [line.removeprefix(RUN_DIR_PREFIX) for line in lines if line.startswith(RUN_DIR_PREFIX)]
+    if not found:
+        raise LookupError("no 'tolu artifacts:' line in the output")
+    return Path(found[-1])
+
+
+def records_by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The report's tests by function name (no module, no parameters)."""
+    return {t["nodeid"].split("::")[-1].split("[")[0]: t for t in report["tests"]}
 
 
 def write_report(run_dir: Path, report: dict[str, Any]) -> None:

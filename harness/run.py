@@ -24,7 +24,7 @@ class Daemon:
 
     label: str
     pid: int
-    stop: Callable[[], None]
+    stop: Callable[[], object]
 
 
 @dataclass
@@ -54,7 +54,7 @@ class RunState:
         )
         fail_or_skip(verdict)
 
-    def track(self, label: str, pid: int, stop: Callable[[], None]) -> Daemon:
+    def track(self, label: str, pid: int, stop: Callable[[], object]) -> Daemon:
         daemon = Daemon(label, pid, stop)
         self.daemons.append(daemon)
         return daemon

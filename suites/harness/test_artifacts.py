@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pytest
 
-from harness.report import SCHEMA_VERSION, printed_run_dir, read, schema, records_by_name, validate
+from harness.report import SCHEMA_VERSION, printed_run_dir, read, records_by_name, schema, validate
 
 MIXED = """
 import pytest

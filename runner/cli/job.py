@@ -37,6 +37,7 @@ def job() -> None:
     Examples:
       tolu job create --app hello --param name=world -n 100 --tag run=a
       tolu job ls --tag run=a --by-state
+      tolu job show 12
       tolu job modify 12 13 --state KILLED
       tolu job rm --tag run=a
     """
@@ -237,6 +238,62 @@ def ls(
     print_table(("id", "app", "state", "tags", "nodes", "updated"), rows2)
     if len(jobs) < page.count:
         echo(f"({len(jobs)} of {page.count} jobs shown; --limit 0 shows all)")
+
+
+@job.command()
+@click.argument("job_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="print JSON (the job and its events)")
+def show(job_id: int, as_json: bool) -> None:
+    """Show one job: its fields and its state history.
+
+    \b
+    Example:
+      tolu job show 12
+    """
+    client = get_client()
+    j = client.jobs.get(job_id)
+    events = client.events.filter(job_id=job_id, ordering="id")
+    if as_json:
+        print_json({**j.model_dump(mode="json"), "events": [e.model_dump(mode="json") for e in events]})
+        return
+    app = client.apps.get(j.app_id)
+    site = client.sites.get(j.site_id)
+    fields = [
+        ("id", j.id),
+        ("app", f"{app.name} (id {app.id})"),
+        ("site", f"{site.name} (id {site.id})"),
+        ("state", j.state.value),
+        ("parameters", ", ".join(f"{k}={v}" for k, v in j.parameters.items()) or "-"),
+        ("tags", format_tags(j.tags) or "-"),
+        ("parents", ", ".join(map(str, j.parents)) or "-"),
+        (
+            "resources",
+            f"{j.num_nodes} nodes x {j.ranks_per_node} ranks x {j.threads_per_rank} threads, "
+            f"{j.gpus_per_rank} gpus/rank, packing {j.node_packing_count}, "
+            f"wall time {j.wall_time_min or 'none'} min",
+        ),
+        ("return code", "-" if j.return_code is None else j.return_code),
+        ("retries", f"{j.retry_count} of {j.retry_limit}"),
+        ("workdir", f"{site.path}/data/{j.workdir}"),
+        ("created", format_time(j.created_at)),
+        ("updated", format_time(j.updated_at)),
+    ]
+    width = max(len(k) for k, _ in fields)
+    for key, value in fields:
+        echo(f"{key:<{width}}  {value}")
+    echo("")
+    print_table(
+        ("time", "from", "to", "data"),
+        [
+            (
+                format_time(e.timestamp),
+                e.from_state.value if e.from_state else "-",
+                e.to_state.value,
+                ", ".join(f"{k}={v}" for k, v in e.data.items()),
+            )
+            for e in events
+        ],
+    )
 
 
 @job.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -174,6 +175,11 @@ def test_jobs_create_list_modify_remove(tolu_client: Client, site_dir: Path) -> 
     assert "(100 of 1000 jobs shown" in ok("job", "ls", "--tag", "run=a")
     rows = json.loads(ok("job", "ls", "--tag", "run=a", "--limit", "0", "--json"))
     assert len(rows) == 1000 and rows[0]["parameters"] == {"name": "x"}
+
+    shown = ok("job", "show", parent)
+    assert re.search(r"^state +PREPROCESSED$", shown, re.M) and "run=dag" in shown and "/data/" in shown
+    assert "STAGED_IN" in shown and json.loads(ok("job", "show", parent, "--json"))["events"]
+    assert "job 999999999 not found" in error("job", "show", "999999999")
 
     # modify: all or nothing, by id.
     first, second = (str(j.id) for j in children)

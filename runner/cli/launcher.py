@@ -1,8 +1,92 @@
-"""`tolu launcher` (being built)."""
+"""``tolu launcher``: run a site's jobs inside an allocation (or on a workstation)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
 
 import click
 
+from runner.cli._common import ToluCommand, fail, parse_pairs
 
-@click.group()
-def launcher() -> None:
-    """(being built)"""
+
+@click.command(cls=ToluCommand)
+@click.option(
+    "--site", "site_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+    help="Site directory (holds settings.yml; job workdirs go to SITE/data).",
+)
+@click.option(
+    "--mode", type=click.Choice(["mpi", "serial"]), default="mpi", show_default=True,
+    help="mpi: one mpiexec per job, packed on nodes. serial: one mpi4py rank per node "
+    "runs many small single-node tasks.",
+)
+@click.option("--batch-job-id", type=int, help="The BatchJob this launcher runs in (its filter tags apply).")
+@click.option(
+    "--wall-time-min", type=float,
+    help="The launcher's own wall time: only jobs that fit the remaining time are taken, "
+    "and running ones end as RUN_TIMEOUT when it is over. Default: no limit.",
+)
+@click.option(
+    "--hostfile", type=click.Path(dir_okay=False, exists=True),
+    help="Nodes to use, one per line (host or host:slots), instead of discovering them "
+    "(Slurm, PBS, Cobalt, or this host alone).",
+)
+@click.option(
+    "--max-idle-sec", type=float,
+    help="Stop after this many seconds with nothing to run. Default: launcher.idle_timeout_sec "
+    "from settings.yml (0 there: never).",
+)
+@click.option(
+    "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only run jobs with this tag (repeatable)."
+)
+def launcher(
+    site_dir: Path,
+    mode: str,
+    batch_job_id: int | None,
+    wall_time_min: float | None,
+    hostfile: str | None,
+    max_idle_sec: float | None,
+    tags: tuple[str, ...],
+) -> None:
+    """Run the site's runnable jobs until idle, out of time, or stopped (SIGTERM).
+
+    Opens a session with the server (heartbeats; if this process dies its jobs come
+    back as RESTART_READY once the session expires), acquires jobs that fit the free
+    nodes, runs them, and reports their states in batches. Job output goes to
+    SITE/data/<workdir>/job.out; the launcher's log to SITE/log/launcher-<pid>.log.
+
+    \b
+      tolu launcher --site ./mysite --mode serial --max-idle-sec 10
+      tolu launcher --site ./mysite --mode mpi --wall-time-min 60 --hostfile nodes.txt
+    """
+    from runner.launcher import common
+    from runner.launcher.common import LauncherError, LauncherOptions
+
+    opts = LauncherOptions(
+        site_dir=site_dir,
+        mode=mode,
+        batch_job_id=batch_job_id,
+        wall_time_min=wall_time_min,
+        hostfile=str(Path(hostfile).resolve()) if hostfile else None,
+        max_idle_sec=max_idle_sec,
+        tags=parse_pairs(tags, "--tag"),
+    )
+    try:
+        if mode == "mpi":
+            from runner.launcher import mpi_mode
+
+            log_path = common.setup_logging(site_dir)
+            click.echo(f"launcher (mpi mode, pid {os.getpid()}): log {log_path}", err=True)
+            code = mpi_mode.run(opts)
+        else:
+            from runner.launcher import serial_start
+            from runner.site import settings as site_settings
+
+            settings = site_settings.load(site_dir)
+            common.setup_logging(site_dir)
+            click.echo(f"launcher (serial mode, pid {os.getpid()}): logs in {site_dir / 'log'}", err=True)
+            code = serial_start.run(opts, settings.launcher)
+    except LauncherError as exc:
+        fail(str(exc))
+    sys.exit(code)

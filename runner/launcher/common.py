@@ -1,0 +1,303 @@
+"""What both launcher modes share: options, site, apps, session, outcome reporting."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from runner.client import Client
+from runner.client.errors import ToluError
+from runner.launcher.session import LauncherSession, Reporter
+from runner.launcher.tasks import Task, TaskError, TaskFactory
+from runner.models import AcquireSpec, App, Job
+from runner.site import settings as site_settings
+from runner.states import JobState
+
+log = logging.getLogger("runner.launcher")
+
+#: minutes kept free at the end of the allocation when acquiring (start-up, reporting).
+WALL_TIME_MARGIN_MIN = 0.5
+#: seconds between acquire attempts while the server has nothing for us.
+IDLE_ACQUIRE_SEC = 1.0
+
+
+class LauncherError(RuntimeError):
+    """A launcher that cannot start: bad site, not logged in, site not registered."""
+
+
+@dataclass
+class LauncherOptions:
+    site_dir: Path
+    mode: str = "mpi"
+    batch_job_id: int | None = None
+    #: the launcher's own wall time (minutes); None: no limit.
+    wall_time_min: float | None = None
+    hostfile: str | None = None
+    #: stop after this many seconds with nothing running and nothing to acquire;
+    #: None: the site setting ``launcher.idle_timeout_sec`` (0 there: never).
+    max_idle_sec: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    #: serial mode: the interpreter running each rank.
+    python: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one task ended, as a worker reports it (picklable, no Job attached)."""
+
+    job_id: int
+    returncode: int | None
+    started: float
+    ended: float
+    timed_out: bool = False
+    stopped: bool = False
+    error: str = ""
+    tail: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def setup_logging(site_dir: Path, name: str | None = None) -> Path:
+    log_dir = site_dir / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / (name or f"launcher-{os.getpid()}.log")
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("runner")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return path
+
+
+class Context:
+    """The site, the server connection and the session of one launcher run."""
+
+    def __init__(self, opts: LauncherOptions, client: Client | None = None) -> None:
+        self.opts = opts
+        self.site_dir = opts.site_dir.resolve()
+        try:
+            self.settings = site_settings.load(self.site_dir)
+        except site_settings.SettingsError as exc:
+            raise LauncherError(str(exc)) from None
+        if self.settings.site_id is None:
+            raise LauncherError(
+                f"{self.site_dir}/settings.yml has no site_id: register the site with `tolu site init`"
+            )
+        self.site_id: int = self.settings.site_id
+        self.client = client or Client.from_config()
+        self.started = time.time()
+        self.deadline = (
+            self.started + opts.wall_time_min * 60 if opts.wall_time_min and opts.wall_time_min > 0 else None
+        )
+        idle = opts.max_idle_sec if opts.max_idle_sec is not None else self.settings.launcher.idle_timeout_sec
+        self.max_idle_sec = idle if idle > 0 else None
+        self.filter_tags = dict(opts.tags)
+        self.stop_reason = ""
+        self.apps: dict[int, App] = {}
+        self.factory = TaskFactory(self.site_dir / "data", self.apps)
+        ls = self.settings.launcher
+        self.session = LauncherSession(
+            self.client,
+            self.site_id,
+            batch_job_id=opts.batch_job_id,
+            heartbeat_sec=ls.heartbeat_sec,
+            on_lost=self.request_stop,
+        )
+        self.reporter = Reporter(self.client, ls.report_interval_sec)
+        self.held: dict[int, Job] = {}
+
+    # ------------------------------------------------------------ life
+
+    def open(self) -> None:
+        if self.opts.batch_job_id is not None:
+            batch_job = self.client.batch_jobs.get(self.opts.batch_job_id)
+            self.filter_tags = {**batch_job.filter_tags, **self.filter_tags}
+        self.refresh_apps()
+        self.session.start()
+        self.reporter.start()
+
+    def close(self) -> None:
+        self.reporter.close()
+        self.session.close()
+        self.client.close()
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop_reason:
+            log.info("stopping: %s", reason)
+            self.stop_reason = reason
+
+    def install_signals(self, wake_fd: int | None = None) -> None:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            self.request_stop(f"received {signal.Signals(signum).name}")
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+        if wake_fd is not None:
+            signal.set_wakeup_fd(wake_fd, warn_on_full_buffer=False)
+
+    # ------------------------------------------------------------ time
+
+    def remaining_min(self) -> float | None:
+        if self.deadline is None:
+            return None
+        return (self.deadline - time.time()) / 60
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
+
+    def acquire_wall_time(self) -> float | None:
+        """``max_wall_time_min`` for acquiring: what is left of the allocation, less a margin."""
+        left = self.remaining_min()
+        if left is None:
+            return None
+        return max(0.0, math.floor((left - WALL_TIME_MARGIN_MIN) * 100) / 100)
+
+    # ------------------------------------------------------------ jobs
+
+    def refresh_apps(self) -> None:
+        for app in self.client.apps.filter(site_id=self.site_id):
+            self.apps[app.id] = app
+        self.factory.apps = self.apps
+
+    def make_tasks(self, jobs: list[Job]) -> list[Task]:
+        """Tasks for newly acquired jobs; a job that cannot become one is FAILED with the reason."""
+        if any(j.app_id not in self.apps for j in jobs):
+            self.refresh_apps()
+        tasks = []
+        for job in jobs:
+            self.held[job.id] = job
+            try:
+                tasks.append(self.factory.make(job))
+            except (TaskError, OSError) as exc:
+                self.fail(job.id, f"cannot build the command: {exc}")
+        return tasks
+
+    def fail(self, job_id: int, reason: str) -> None:
+        log.warning("job %d failed before starting: %s", job_id, reason)
+        self.held.pop(job_id, None)
+        self.reporter.update(job_id, JobState.FAILED, time.time(), state_data={"reason": reason})
+
+    def report_started(self, job_id: int, when: float) -> None:
+        job = self.held.get(job_id)
+        if job is not None and job.state is not JobState.RUNNING:
+            self.reporter.update(job_id, JobState.RUNNING, when)
+
+    def report_outcome(self, o: Outcome) -> None:
+        job = self.held.pop(o.job_id, None)
+        # the job's data is replaced as a whole, so keep what it held
+        extra: dict[str, Any] = {"data": {**(job.data if job else {}), **o.result}} if o.result else {}
+        if o.error:
+            self.reporter.update(
+                o.job_id, JobState.RUN_ERROR, o.ended, state_data={"error": o.error}, **extra
+            )
+        elif o.timed_out or o.stopped:
+            wall = job.wall_time_min if job else 0
+            reason = f"job wall time {wall:g} min exceeded" if o.timed_out else (
+                f"launcher stopped ({self.stop_reason or 'shutdown'})"
+            )
+            self.reporter.update(
+                o.job_id,
+                JobState.RUN_TIMEOUT,
+                o.ended,
+                state_data={"reason": reason, "tail": o.tail},
+                return_code=o.returncode,
+                **extra,
+            )
+        elif o.returncode == 0:
+            self.reporter.update(o.job_id, JobState.RUN_DONE, o.ended, return_code=0, **extra)
+        else:
+            self.reporter.update(
+                o.job_id,
+                JobState.RUN_ERROR,
+                o.ended,
+                return_code=o.returncode,
+                state_data={"return_code": o.returncode, "tail": o.tail},
+                **extra,
+            )
+
+
+class Fetcher:
+    """Acquires jobs in a background thread so the loop that runs them never waits on HTTP.
+
+    The loop asks with ``request(spec)`` when it has room (at most one request in
+    flight), and collects ready Tasks with ``take()``; ``on_ready`` is called (from
+    the fetcher thread) when a batch arrives, to wake the loop.
+    """
+
+    def __init__(self, ctx: Context, on_ready: Callable[[], None] | None = None) -> None:
+        self.ctx = ctx
+        self.on_ready = on_ready
+        self._cv = threading.Condition()
+        self._spec: AcquireSpec | None = None
+        self._results: list[Task] = []
+        self._busy = False
+        self._closed = False
+        #: no new request before this time (the server had nothing last time).
+        self.quiet_until = 0.0
+        self.last_count = 0
+        self._thread = threading.Thread(target=self._loop, name="tolu-fetcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def can_request(self) -> bool:
+        return not self._busy and time.time() >= self.quiet_until
+
+    def request(self, spec: AcquireSpec) -> None:
+        with self._cv:
+            if self._busy:
+                return
+            self._busy = True
+            self._spec = spec
+            self._cv.notify()
+
+    def take(self) -> list[Task]:
+        with self._cv:
+            out, self._results = self._results, []
+            return out
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while self._spec is None and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                spec, self._spec = self._spec, None
+            assert spec is not None
+            tasks: list[Task] = []
+            try:
+                jobs = self.ctx.session.acquire(spec)
+                if jobs:
+                    log.info("acquired %d job(s)", len(jobs))
+                    tasks = self.ctx.make_tasks(jobs)
+                self.last_count = len(jobs)
+                # nothing now: ask again a little later, not in a tight loop
+                self.quiet_until = 0.0 if jobs else time.time() + IDLE_ACQUIRE_SEC
+            except ToluError as exc:
+                log.warning("acquire failed: %s", exc)
+                self.quiet_until = time.time() + IDLE_ACQUIRE_SEC
+            with self._cv:
+                self._results.extend(tasks)
+                self._busy = False
+            if self.on_ready is not None:
+                self.on_ready()
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)

@@ -1,0 +1,232 @@
+"""MPI mode: one process on the head node, one start command (``mpiexec``) per job.
+
+The loop acquires jobs that fit the free nodes, places them with the node manager,
+starts each through the site's app launcher with its hosts, and sleeps in the
+process group's selector until a child exits, a wall time runs out or a signal
+arrives. Status changes go to the batched reporter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+
+from runner.launcher.common import IDLE_ACQUIRE_SEC, Context, Fetcher, LauncherOptions, Outcome
+from runner.launcher.procs import Exit, ProcessGroup, StartError
+from runner.launcher.tasks import Task, prepare_workdir, read_result
+from runner.models import AcquireSpec
+from runner.platform import app_launchers, nodes
+from runner.platform.app_launchers import AppLauncher, LaunchSpec, UnsupportedJob
+from runner.platform.node_manager import Assignment, JobRequest, NodeManager
+
+log = logging.getLogger("runner.launcher.mpi")
+
+#: largest number of jobs asked for in one acquire.
+ACQUIRE_BATCH = 1000
+
+
+def request_of(task: Task) -> JobRequest:
+    return JobRequest(
+        job_id=task.job_id,
+        num_nodes=task.num_nodes,
+        ranks_per_node=task.ranks_per_node,
+        threads_per_rank=task.threads_per_rank,
+        gpus_per_rank=task.gpus_per_rank,
+        node_packing_count=task.node_packing_count,
+    )
+
+
+class MPIMode:
+    def __init__(self, ctx: Context, node_list: list[nodes.Node], app_launcher: AppLauncher) -> None:
+        self.ctx = ctx
+        self.nodes = NodeManager(node_list)
+        self.app_launcher = app_launcher
+        self.procs = ProcessGroup(die_with_parent=True)
+        self.fetcher = Fetcher(ctx, on_ready=self.procs.wake)
+        self.waiting: deque[Task] = deque()
+        self.running: dict[int, Task] = {}
+        self.last_busy = time.time()
+        self.base_env = dict(os.environ)
+        #: node-equivalents held beyond what runs, so a finished job is replaced at
+        #: once instead of after a round trip to the server.
+        self.prefetch_nodes = len(node_list) * ctx.settings.launcher.prefetch
+
+    # ------------------------------------------------------------ the loop
+
+    def run(self) -> int:
+        ctx = self.ctx
+        ctx.install_signals(self.procs.wake_fd)
+        ctx.open()
+        self.fetcher.start()
+        log.info(
+            "MPI mode on %d node(s) %s with %s; wall time %s min",
+            len(self.nodes.nodes),
+            ",".join(n.hostname for n in self.nodes.nodes[:8]),
+            self.app_launcher.name,
+            ctx.opts.wall_time_min,
+        )
+        try:
+            while not ctx.stop_reason:
+                if ctx.out_of_time():
+                    ctx.request_stop("wall time reached")
+                    break
+                self._take_fetched()
+                self._start_waiting()
+                self._maybe_acquire()
+                if self._idle_too_long():
+                    ctx.request_stop(f"idle for {ctx.max_idle_sec:g} s")
+                    break
+                for ex in self.procs.wait(self._timeout()):
+                    self._finished(ex)
+        finally:
+            self._shutdown()
+        return 0
+
+    def _timeout(self) -> float:
+        now = time.time()
+        t = IDLE_ACQUIRE_SEC
+        if not self.fetcher.busy and self._room() > 0:
+            t = max(0.0, self.fetcher.quiet_until - now)
+        if self.ctx.deadline is not None:
+            t = min(t, max(0.0, self.ctx.deadline - now))
+        if self.ctx.max_idle_sec is not None and not self.running:
+            t = min(t, max(0.0, self.last_busy + self.ctx.max_idle_sec - now))
+        return t
+
+    def _idle_too_long(self) -> bool:
+        # a request in flight does not count: the loop makes one every second while idle
+        if self.running or self.waiting or self.fetcher.last_count:
+            self.last_busy = time.time()
+            return False
+        limit = self.ctx.max_idle_sec
+        return limit is not None and time.time() - self.last_busy >= limit
+
+    # ------------------------------------------------------------ acquiring
+
+    def _room(self) -> float:
+        """Node-equivalents the launcher may still take: free nodes plus the prefetch."""
+        waiting = sum(t.num_nodes / (t.node_packing_count if t.num_nodes == 1 else 1) for t in self.waiting)
+        return self.nodes.free_node_equivalents() + self.prefetch_nodes - waiting
+
+    def _maybe_acquire(self) -> None:
+        room = self._room()
+        if room <= 1e-9 or not self.fetcher.can_request():
+            return
+        self.fetcher.request(
+            AcquireSpec(
+                max_num_jobs=ACQUIRE_BATCH,
+                max_nodes_per_job=len(self.nodes.nodes),
+                max_aggregate_nodes=room,
+                max_wall_time_min=self.ctx.acquire_wall_time(),
+                filter_tags=self.ctx.filter_tags,
+            )
+        )
+
+    def _take_fetched(self) -> None:
+        for task in self.fetcher.take():
+            reason = self.nodes.never_fits(request_of(task))
+            if reason is not None:
+                self.ctx.fail(task.job_id, f"does not fit this allocation: {reason}")
+            else:
+                self.waiting.append(task)
+
+    # ------------------------------------------------------------ starting
+
+    def _start_waiting(self) -> None:
+        # In order. A job that waits for whole nodes reserves them: jobs behind it
+        # may still start, but only where they leave it enough idle nodes, so it
+        # is not starved by a stream of small ones.
+        still: deque[Task] = deque()
+        reserved = 0
+        while self.waiting:
+            task = self.waiting.popleft()
+            idle_before = self.nodes.idle_nodes()
+            a = self.nodes.assign(request_of(task))
+            idle_after = self.nodes.idle_nodes()
+            if a is not None and reserved and idle_after < idle_before and idle_after < reserved:
+                self.nodes.free(task.job_id)
+                a = None
+            if a is None:
+                still.append(task)
+                if task.num_nodes > 1:
+                    reserved = max(reserved, task.num_nodes)
+                continue
+            self._start(task, a)
+        self.waiting = still
+
+    def _start(self, task: Task, a: Assignment) -> None:
+        spec = LaunchSpec(
+            argv=task.argv,
+            hosts=a.hosts,
+            ranks_per_node=task.ranks_per_node,
+            threads_per_rank=task.threads_per_rank,
+            gpus_per_rank=task.gpus_per_rank,
+            env={**task.env, **a.env()},
+        )
+        try:
+            argv = self.app_launcher.command(spec)
+            prepare_workdir(task)
+            started = self.procs.start(
+                task.job_id,
+                argv,
+                cwd=task.out_path.parent,
+                env=self.app_launcher.process_env(spec, self.base_env),
+                out_path=task.out_path,
+                wall_time_sec=task.wall_time_sec,
+            )
+        except UnsupportedJob as exc:
+            self.nodes.free(task.job_id)
+            self.ctx.fail(task.job_id, str(exc))
+            return
+        except (StartError, OSError) as exc:
+            self.nodes.free(task.job_id)
+            now = time.time()
+            self.ctx.report_started(task.job_id, now)
+            self.ctx.report_outcome(Outcome(task.job_id, None, now, now, error=str(exc)))
+            return
+        self.running[task.job_id] = task
+        self.ctx.report_started(task.job_id, started)
+        log.debug("job %d started on %s", task.job_id, ",".join(a.hosts))
+
+    def _finished(self, ex: Exit) -> None:
+        task = self.running.pop(ex.key)
+        self.nodes.free(ex.key)
+        failed = ex.returncode != 0 or ex.timed_out or ex.stopped
+        self.ctx.report_outcome(
+            Outcome(
+                job_id=ex.key,
+                returncode=ex.returncode,
+                started=ex.started,
+                ended=ex.ended,
+                timed_out=ex.timed_out,
+                stopped=ex.stopped,
+                tail=ex.output_tail() if failed else "",
+                result=read_result(task),
+            )
+        )
+        log.debug("job %d ended: rc=%d", ex.key, ex.returncode)
+
+    # ------------------------------------------------------------ stopping
+
+    def _shutdown(self) -> None:
+        ctx = self.ctx
+        if self.running:
+            log.info("stopping %d running job(s)", len(self.running))
+            self.procs.terminate_all()
+            while self.running:
+                for ex in self.procs.wait(1.0):
+                    self._finished(ex)
+        self.procs.close()
+        self.fetcher.close()
+        log.info("launcher done (%s)", ctx.stop_reason or "finished")
+        ctx.close()
+
+
+def run(opts: LauncherOptions) -> int:
+    ctx = Context(opts)
+    ls = ctx.settings.launcher
+    node_list = nodes.discover(ls, hostfile=opts.hostfile)
+    launcher = app_launchers.get(ls.mpi_launcher)(executable=ls.mpiexec, extra_args=ls.mpi_args)
+    return MPIMode(ctx, node_list, launcher).run()

@@ -1,0 +1,424 @@
+"""Serial mode: many small single-node tasks, one mpi4py rank per node, started once.
+
+``mpiexec -n RANKS python -m runner.launcher.serial_mode OPTIONS_JSON``. Rank 0
+talks to the server (session, acquire, batched reports) and hands tasks to the
+worker ranks over MPI, keeping each one ``slots x (1 + prefetch)`` tasks deep so a
+worker never waits for the server. With one rank, rank 0 is also the worker.
+
+A worker runs up to its node's slots at once (node manager rules: packing count,
+CPUs, GPUs), each task a plain subprocess (no MPI_Init per task), notices exits
+through pidfds at once, and reports starts and ends in batches.
+
+No blocking MPI call sits on a hot path: MPICH's blocking receive spins a core,
+which on a small node is a core taken from the tasks. Ranks poll with ``Iprobe``
+between waits on their children.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.launcher.common import (
+    IDLE_ACQUIRE_SEC,
+    Context,
+    Fetcher,
+    LauncherOptions,
+    Outcome,
+    setup_logging,
+)
+from runner.launcher.procs import ProcessGroup, StartError, die_with_parent_self
+from runner.launcher.tasks import Task, prepare_workdir, read_result
+from runner.models import MAX_BULK, AcquireSpec
+from runner.platform import nodes
+from runner.platform.node_manager import JobRequest, NodeManager
+
+log = logging.getLogger("runner.launcher.serial")
+
+TAG_TASKS = 1
+TAG_REPORT = 2
+TAG_STOP = 3
+TAG_SETUP = 4
+
+#: a worker that has finished tasks reports at least this often (seconds).
+WORKER_REPORT_SEC = 0.05
+#: how long a waiting rank sleeps between MPI polls.
+POLL_SEC = 0.002
+
+
+@dataclass
+class Report:
+    started: list[tuple[int, float]] = field(default_factory=list)
+    done: list[Outcome] = field(default_factory=list)
+    #: tasks the worker gives back unstarted (when stopping).
+    returned: list[int] = field(default_factory=list)
+    #: tasks that can never run on this node, with the reason.
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    final: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.started or self.done or self.returned or self.failed or self.final)
+
+
+#: variables through which MPI's process manager talks to a rank; a task started by
+#: a rank must not inherit them, or an MPI program in it would join the launcher's job.
+MPI_ENV_PREFIXES = ("PMI_", "PMIX_", "MPIR_", "HYDRA_", "HYDI_", "MPI_LOCAL", "OMPI_", "I_MPI_HYDRA")
+
+
+def task_base_env(env: Mapping[str, str], hostname: str) -> dict[str, str]:
+    out = {k: v for k, v in env.items() if not k.startswith(MPI_ENV_PREFIXES)}
+    out["TOLU_NODE"] = hostname
+    return out
+
+
+def request_of(task: Task) -> JobRequest:
+    return JobRequest(
+        job_id=task.job_id,
+        threads_per_rank=task.threads_per_rank,
+        gpus_per_rank=task.gpus_per_rank,
+        node_packing_count=task.node_packing_count,
+    )
+
+
+class Worker:
+    """Runs tasks on one node, as many at once as the node manager allows."""
+
+    def __init__(self, node: nodes.Node) -> None:
+        self.node = node
+        self.nm = NodeManager([node])
+        self.procs = ProcessGroup(die_with_parent=False)
+        self.queue: deque[Task] = deque()
+        self.running: dict[int, Task] = {}
+        self.report = Report()
+        self.last_report = time.time()
+        self.base_env = task_base_env(os.environ, node.hostname)
+        self.stopping = False
+
+    @property
+    def slots(self) -> int:
+        return max(1, self.node.cpus)
+
+    def add(self, tasks: list[Task]) -> None:
+        for t in tasks:
+            reason = self.nm.never_fits(request_of(t))
+            if reason is not None:
+                self.report.failed.append((t.job_id, f"does not fit the node: {reason}"))
+            else:
+                self.queue.append(t)
+        self._start_queued()
+
+    def _start_queued(self) -> None:
+        while self.queue and not self.stopping:
+            task = self.queue[0]
+            a = self.nm.assign(request_of(task))
+            if a is None:
+                return
+            self.queue.popleft()
+            env = {**self.base_env, **task.env, **a.env()}
+            try:
+                prepare_workdir(task)
+                started = self.procs.start(
+                    task.job_id,
+                    task.argv,
+                    cwd=Path(task.workdir),
+                    env=env,
+                    out_path=task.out_path,
+                    wall_time_sec=task.wall_time_sec,
+                )
+            except (StartError, OSError) as exc:
+                self.nm.free(task.job_id)
+                now = time.time()
+                self.report.started.append((task.job_id, now))
+                self.report.done.append(Outcome(task.job_id, None, now, now, error=str(exc)))
+                continue
+            self.running[task.job_id] = task
+            self.report.started.append((task.job_id, started))
+
+    def step(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for exits, record them, start what now fits."""
+        for ex in self.procs.wait(timeout):
+            task = self.running.pop(ex.key)
+            self.nm.free(ex.key)
+            failed = ex.returncode != 0 or ex.timed_out or ex.stopped
+            self.report.done.append(
+                Outcome(
+                    job_id=ex.key,
+                    returncode=ex.returncode,
+                    started=ex.started,
+                    ended=ex.ended,
+                    timed_out=ex.timed_out,
+                    stopped=ex.stopped,
+                    tail=ex.output_tail() if failed else "",
+                    result=read_result(task),
+                )
+            )
+        self._start_queued()
+
+    def take_report(self, force: bool = False) -> Report | None:
+        """The pending report when it is due: soon after an exit, at once when starving."""
+        r = self.report
+        if not r:
+            return None
+        low = len(self.queue) <= self.slots
+        due = force or r.final or bool(r.returned or r.failed)
+        due = due or (bool(r.done) and (low or time.time() - self.last_report >= WORKER_REPORT_SEC))
+        if not due:
+            return None
+        self.report = Report()
+        self.last_report = time.time()
+        return r
+
+    def stop(self) -> Report:
+        """Stop every running task (they end as RUN_TIMEOUT), give back the queued ones."""
+        self.stopping = True
+        self.report.returned.extend(t.job_id for t in self.queue)
+        self.queue.clear()
+        self.procs.terminate_all()
+        while self.running:
+            self.step(1.0)
+        self.procs.close()
+        self.report.final = True
+        r, self.report = self.report, Report()
+        return r
+
+
+class Master:
+    """Rank 0: server session, acquiring (in the fetcher thread), handing out, reporting."""
+
+    def __init__(self, ctx: Context, targets: dict[int, int], fetcher: Fetcher) -> None:
+        self.ctx = ctx
+        #: rank -> how many tasks it should hold (running + queued)
+        self.targets = targets
+        self.outstanding: dict[int, set[int]] = {r: set() for r in targets}
+        self.ready: deque[Task] = deque()
+        self.fetcher = fetcher
+        self.last_busy = time.time()
+
+    def deficit(self) -> int:
+        return sum(self.targets[r] - len(self.outstanding[r]) for r in self.targets)
+
+    def busy(self) -> bool:
+        # a request in flight does not count: one goes out every second while idle
+        return bool(self.ready) or any(self.outstanding.values()) or self.fetcher.last_count > 0
+
+    def maybe_acquire(self) -> None:
+        self.ready.extend(self.fetcher.take())
+        # ask for a full round ahead, so the workers never wait for the server
+        held = sum(len(o) for o in self.outstanding.values()) + len(self.ready)
+        want = 2 * sum(self.targets.values()) - held
+        if want <= 0 or not self.fetcher.can_request():
+            return
+        self.fetcher.request(
+            AcquireSpec(
+                max_num_jobs=min(MAX_BULK, want),
+                max_nodes_per_job=1,
+                max_wall_time_min=self.ctx.acquire_wall_time(),
+                serial_only=True,
+                filter_tags=self.ctx.filter_tags,
+            )
+        )
+
+    def hand_out(self, rank: int) -> list[Task]:
+        n = self.targets[rank] - len(self.outstanding[rank])
+        give: list[Task] = []
+        while n > 0 and self.ready:
+            give.append(self.ready.popleft())
+            n -= 1
+        self.outstanding[rank].update(t.job_id for t in give)
+        return give
+
+    def on_report(self, rank: int, r: Report) -> None:
+        for job_id, t in r.started:
+            self.ctx.report_started(job_id, t)
+        for o in r.done:
+            self.outstanding[rank].discard(o.job_id)
+            self.ctx.report_outcome(o)
+        for job_id, reason in r.failed:
+            self.outstanding[rank].discard(job_id)
+            self.ctx.fail(job_id, reason)
+        for job_id in r.returned:
+            # never started: the server releases it when the session ends
+            self.outstanding[rank].discard(job_id)
+            self.ctx.held.pop(job_id, None)
+
+    def should_stop(self) -> bool:
+        ctx = self.ctx
+        if ctx.stop_reason:
+            return True
+        if ctx.out_of_time():
+            ctx.request_stop("wall time reached")
+            return True
+        if self.busy():
+            self.last_busy = time.time()
+        elif ctx.max_idle_sec is not None and time.time() - self.last_busy >= ctx.max_idle_sec:
+            ctx.request_stop(f"idle for {ctx.max_idle_sec:g} s")
+            return True
+        return False
+
+
+# ---------------------------------------------------------------- rank programs
+
+
+def run_single(ctx: Context, node: nodes.Node) -> None:
+    """One rank: the master feeds its own worker directly, no messages."""
+    worker = Worker(node)
+    fetcher = Fetcher(ctx, on_ready=worker.procs.wake)
+    master = Master(ctx, {0: worker.slots * (1 + ctx.settings.launcher.prefetch)}, fetcher)
+    ctx.install_signals(worker.procs.wake_fd)
+    fetcher.start()
+    try:
+        while not master.should_stop():
+            master.maybe_acquire()
+            give = master.hand_out(0)
+            if give:
+                worker.add(give)
+            # Sleep until a task exits (pidfd), jobs arrive from the fetcher, a signal
+            # comes, or it is time to ask the server again.
+            timeout = IDLE_ACQUIRE_SEC
+            if not fetcher.busy:
+                timeout = min(timeout, max(0.0, fetcher.quiet_until - time.time()))
+            worker.step(timeout)
+            r = worker.take_report(force=True)
+            if r:
+                master.on_report(0, r)
+        master.on_report(0, worker.stop())
+    finally:
+        fetcher.close()
+
+
+def run_master(ctx: Context, comm: Any, worker_nodes: list[nodes.Node]) -> None:
+    from mpi4py import MPI
+
+    prefetch = ctx.settings.launcher.prefetch
+    targets = {r: max(1, n.cpus) * (1 + prefetch) for r, n in enumerate(worker_nodes, start=1)}
+    fetcher = Fetcher(ctx)
+    master = Master(ctx, targets, fetcher)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    ctx.install_signals(wake_w)
+    fetcher.start()
+    status = MPI.Status()
+    while not master.should_stop():
+        got = _drain_reports(comm, master, status)
+        master.maybe_acquire()
+        for rank in targets:
+            give = master.hand_out(rank)
+            if give:
+                comm.send(give, dest=rank, tag=TAG_TASKS)
+                got = True
+        if not got:
+            time.sleep(POLL_SEC if any(master.outstanding.values()) or fetcher.busy else 0.02)
+    fetcher.close()
+    for rank in targets:
+        comm.send(None, dest=rank, tag=TAG_STOP)
+    finals = 0
+    while finals < len(targets):
+        if comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REPORT, status=status):
+            r = comm.recv(source=status.Get_source(), tag=TAG_REPORT)
+            master.on_report(status.Get_source(), r)
+            finals += int(r.final)
+        else:
+            time.sleep(POLL_SEC)
+    os.close(wake_r)
+    os.close(wake_w)
+
+
+def _drain_reports(comm: Any, master: Master, status: Any) -> bool:
+    from mpi4py import MPI
+
+    got = False
+    while comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REPORT, status=status):
+        source = status.Get_source()
+        master.on_report(source, comm.recv(source=source, tag=TAG_REPORT))
+        got = True
+    return got
+
+
+def run_worker(comm: Any, node: nodes.Node) -> None:
+    from mpi4py import MPI
+
+    worker = Worker(node)
+    stop = {"flag": False}
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop["flag"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.set_wakeup_fd(worker.procs.wake_fd, warn_on_full_buffer=False)
+    status = MPI.Status()
+    while not stop["flag"]:
+        while comm.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
+            tag = status.Get_tag()
+            msg = comm.recv(source=0, tag=tag)
+            if tag == TAG_STOP:
+                stop["flag"] = True
+                break
+            worker.add(msg)
+        if stop["flag"]:
+            break
+        r = worker.take_report()
+        if r:
+            comm.send(r, dest=0, tag=TAG_REPORT)
+        worker.step(POLL_SEC if not worker.queue else WORKER_REPORT_SEC)
+    final = worker.stop()
+    comm.ssend(final, dest=0, tag=TAG_REPORT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    raw = json.loads(argv[0])
+    raw["site_dir"] = Path(raw["site_dir"])
+    opts = LauncherOptions(**raw)
+    # If mpiexec (or its proxy) is killed, take the tasks down instead of orphaning them.
+    die_with_parent_self()
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    if rank == 0:
+        setup_logging(opts.site_dir)
+        ctx = Context(opts)
+        ls = ctx.settings.launcher
+        found = nodes.discover(ls, hostfile=opts.hostfile)
+        # worker rank r runs on node r-1 (the CLI starts one extra rank on the first node)
+        worker_nodes = found[:1] if size == 1 else [found[i % len(found)] for i in range(size - 1)]
+        for r in range(1, size):
+            comm.send(worker_nodes[r - 1], dest=r, tag=TAG_SETUP)
+        log.info(
+            "serial mode: %d rank(s), workers on %s",
+            size,
+            ",".join(f"{n.hostname}({n.cpus} slots)" for n in worker_nodes),
+        )
+        try:
+            ctx.open()
+            if size == 1:
+                run_single(ctx, worker_nodes[0])
+            else:
+                run_master(ctx, comm, worker_nodes)
+        finally:
+            log.info("launcher done (%s)", ctx.stop_reason or "finished")
+            ctx.close()
+    else:
+        node = comm.recv(source=0, tag=TAG_SETUP)
+        run_worker(comm, node)
+    return 0
+
+
+def options_json(opts: LauncherOptions) -> str:
+    raw = asdict(opts)
+    raw["site_dir"] = str(opts.site_dir)
+    return json.dumps(raw)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Start serial mode: the ``mpiexec`` line that runs ``runner.launcher.serial_mode``.
+
+One worker rank per node plus rank 0 (the one that talks to the server) on the
+first node; a single node gets one rank that does both. The start command comes
+from the site's app launcher, like any job's, so ``srun`` or ``mpirun`` sites work
+the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from types import FrameType
+
+from runner.launcher.common import LauncherOptions
+from runner.launcher.procs import _die_with_parent, _load_libc
+from runner.launcher.serial_mode import options_json
+from runner.platform import app_launchers, nodes
+from runner.platform.app_launchers import LaunchSpec
+from runner.site.settings import LauncherSettings
+
+log = logging.getLogger("runner.launcher.serial")
+
+
+def command(opts: LauncherOptions, settings: LauncherSettings, node_list: list[nodes.Node]) -> list[str]:
+    python = opts.python or sys.executable
+    argv = [python, "-m", "runner.launcher.serial_mode", options_json(opts)]
+    if settings.mpi_launcher == "local":
+        if len(node_list) > 1:
+            raise app_launchers.UnsupportedJob(
+                "serial mode on several nodes needs an MPI launcher (launcher.mpi_launcher)"
+            )
+        return argv  # mpi4py starts as a singleton
+    hosts = [n.hostname for n in node_list]
+    counts = [1] if len(hosts) == 1 else [2] + [1] * (len(hosts) - 1)
+    spec = LaunchSpec(argv=argv, hosts=hosts[:1] if len(hosts) == 1 else hosts, rank_counts=counts)
+    launcher = app_launchers.get(settings.mpi_launcher)(
+        executable=settings.mpiexec, extra_args=settings.mpi_args
+    )
+    return launcher.command(spec)
+
+
+def run(opts: LauncherOptions, settings: LauncherSettings) -> int:
+    """Run serial mode to its end; SIGTERM/SIGINT are passed on to ``mpiexec``."""
+    node_list = nodes.discover(settings, hostfile=opts.hostfile)
+    cmd = command(opts, settings, node_list)
+    log.info("serial mode: %s", subprocess.list2cmdline(cmd[:8]) + " ...")
+    _load_libc()
+    # mpiexec gets SIGTERM if this process dies, and passes it on to every rank.
+    # Its own session, so a terminal's Ctrl-C reaches it once, through us, as SIGTERM
+    # (a second SIGINT would make Hydra abort without the ranks cleaning up).
+    proc = subprocess.Popen(
+        cmd, preexec_fn=_die_with_parent, start_new_session=True, env=dict(os.environ)
+    )
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return proc.wait()

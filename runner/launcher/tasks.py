@@ -1,0 +1,135 @@
+"""From a server Job and its App to what a launcher starts: argv, environment, workdir.
+
+Shell apps: ``runner.appdef.job_argv`` fills the command template (no shell).
+Python-function apps: the function and arguments are written into the job's
+workdir and run by ``python -m runner.launcher.pyrunner``, which leaves the result
+(or the exception with its traceback) in ``.tolu/result.json`` for the launcher to
+put into the job's ``data``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner import appdef
+from runner.models import App, AppKind, Job
+
+OUTPUT_FILE = "job.out"
+#: per-job launcher files inside the workdir (python-function payloads, results).
+META_DIR = ".tolu"
+RESULT_FILE = "result.json"
+
+
+class TaskError(ValueError):
+    """A job that cannot be turned into a command (missing parameter, broken app)."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One job, ready to start; small and picklable (serial mode sends it over MPI)."""
+
+    job_id: int
+    argv: list[str]
+    workdir: str
+    env: dict[str, str] = field(default_factory=dict)
+    wall_time_sec: float | None = None
+    python: bool = False
+    num_nodes: int = 1
+    ranks_per_node: int = 1
+    threads_per_rank: int = 1
+    gpus_per_rank: int = 0
+    node_packing_count: int = 1
+
+    @property
+    def out_path(self) -> Path:
+        return Path(self.workdir) / OUTPUT_FILE
+
+    @property
+    def result_path(self) -> Path:
+        return Path(self.workdir) / META_DIR / RESULT_FILE
+
+
+def job_env(app: App, job: Job) -> dict[str, str]:
+    """The job's own variables: the app's, the job's over them, and OMP_NUM_THREADS."""
+    env = {"OMP_NUM_THREADS": str(job.threads_per_rank)}
+    env.update(app.environment)
+    env.update(job.environment)
+    env["TOLU_JOB_ID"] = str(job.id)
+    return env
+
+
+class TaskFactory:
+    """Turns acquired jobs into Tasks; knows the site's data directory and the apps."""
+
+    def __init__(self, data_dir: Path, apps: Mapping[int, App]) -> None:
+        self.data_dir = data_dir
+        self.apps = dict(apps)
+
+    def workdir(self, job: Job) -> Path:
+        path = (self.data_dir / job.workdir).resolve()
+        if self.data_dir.resolve() not in (path, *path.parents):
+            raise TaskError(f"workdir {job.workdir!r} leaves the site's data directory")
+        return path
+
+    def make(self, job: Job) -> Task:
+        app = self.apps.get(job.app_id)
+        if app is None:
+            raise TaskError(f"app {job.app_id} of job {job.id} is unknown to this launcher")
+        workdir = self.workdir(job)
+        wall = job.wall_time_min * 60 if job.wall_time_min > 0 else None
+        common: dict[str, Any] = {
+            "job_id": job.id,
+            "workdir": str(workdir),
+            "env": job_env(app, job),
+            "wall_time_sec": wall,
+            "num_nodes": job.num_nodes,
+            "ranks_per_node": job.ranks_per_node,
+            "threads_per_rank": job.threads_per_rank,
+            "gpus_per_rank": job.gpus_per_rank,
+            "node_packing_count": job.node_packing_count,
+        }
+        if app.kind is AppKind.PYTHON:
+            if not app.serialized_function:
+                raise TaskError(f"python app {app.name!r} has no serialized_function")
+            write_python_payload(workdir, app, job)
+            argv = [sys.executable, "-m", "runner.launcher.pyrunner", str(workdir / META_DIR)]
+            return Task(argv=argv, python=True, **common)
+        try:
+            argv = appdef.job_argv(app, job)
+        except appdef.AppDefinitionError as exc:
+            raise TaskError(str(exc)) from None
+        return Task(argv=argv, **common)
+
+
+def write_python_payload(workdir: Path, app: App, job: Job) -> None:
+    meta = workdir / META_DIR
+    meta.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "function": app.serialized_function,
+        "args": job.serialized_args,
+        "parameters": {**{k: v for k, v in app.parameters.items() if v is not None}, **job.parameters},
+    }
+    (meta / "call.json").write_text(json.dumps(payload))
+    # A stale result from an earlier attempt must not be reported for this one.
+    (meta / RESULT_FILE).unlink(missing_ok=True)
+
+
+def read_result(task: Task) -> dict[str, Any]:
+    """What a python-function task left for the job's ``data`` (empty for shell tasks)."""
+    if not task.python:
+        return {}
+    try:
+        data: dict[str, Any] = json.loads(task.result_path.read_text())
+    except (OSError, ValueError):
+        return {"exception": {"type": "LauncherError", "message": "the function left no result file"}}
+    return data
+
+
+def prepare_workdir(task: Task) -> None:
+    os.makedirs(task.workdir, exist_ok=True)

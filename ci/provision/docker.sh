@@ -75,6 +75,7 @@ do_base_image() {
   # slim it: apt lists, caches, docs
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/usr/share/doc/* "$root"/usr/share/man/* \
     "$root"/usr/share/locale/*
+  chmod 0755 "$root"   # mktemp -d makes it 0700: the image root would be closed to non-root users
   tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - "$BASE_TAG" >/dev/null
   log "built $BASE_TAG"
   echo "$BASE_TAG"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import subprocess
@@ -284,6 +285,7 @@ def slurm(request: pytest.FixtureRequest) -> SlurmInfo:
 
 
 @pytest.fixture
-def wait_for_jobs() -> Callable[..., list[Job]]:
-    """``wait_for_jobs(client, jobs, states=("JOB_FINISHED",), timeout=60)`` (harness.waiting)."""
-    return _wait_for_jobs
+def wait_for_jobs(tolu_evidence: Evidence) -> Callable[..., list[Job]]:
+    """``wait_for_jobs(client, jobs, states=("JOB_FINISHED",), timeout=60)`` (harness.waiting);
+    failures show the output of failed jobs of the test's sites."""
+    return functools.partial(_wait_for_jobs, site_dirs=tolu_evidence.sites)

@@ -123,9 +123,12 @@ def throughput(jobs: Sequence[Mapping[str, Any]]) -> str | None:
     t0 = min([*finished, *(c[0] for c in changes)])
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 3.2))
+    lines: list[Any] = []
     if finished:
         xs = sorted(t - t0 for t in finished)
-        ax.step(xs, range(1, len(xs) + 1), where="post", color="#006d2c", label="finished (cumulative)")
+        lines += ax.step(
+            xs, range(1, len(xs) + 1), where="post", color="#006d2c", label="finished (cumulative)"
+        )
         ax.set_ylabel("jobs finished")
     if changes:
         ax2 = ax.twinx()
@@ -134,9 +137,10 @@ def throughput(jobs: Sequence[Mapping[str, Any]]) -> str | None:
             running += delta
             xs2.append(t - t0)
             ys2.append(running)
-        ax2.step(xs2, ys2, where="post", color="#1f77b4", alpha=0.7, label="running")
+        lines += ax2.step(xs2, ys2, where="post", color="#1f77b4", alpha=0.7, label="running")
         ax2.set_ylabel("jobs running", color="#1f77b4")
     ax.set_xlabel("seconds")
-    ax.set_title("throughput and concurrency")
-    ax.legend(loc="upper left", fontsize=7)
+    rate = f", {len(finished) / max(max(finished) - t0, 1e-3):.1f} jobs/s" if len(finished) > 1 else ""
+    ax.set_title(f"throughput and concurrency ({len(finished)} finished{rate})")
+    ax.legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize=7)
     return to_base64_png(fig)

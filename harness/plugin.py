@@ -121,6 +121,8 @@ def _make_run_state(config: pytest.Config) -> RunState:
         registry = _locations.load(files)
     except _locations.LocationsError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if config.getoption("database"):
+        parse_databases(config.getoption("database"))
     required = parse_required(config.getoption("require"))
     unknown = sorted(required - registry.known_features())
     if unknown:
@@ -208,6 +210,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(area)
 
 
+def parse_databases(option: str) -> list[str]:
+    chosen = [d.strip() for d in option.split(",") if d.strip()]
+    bad = [d for d in chosen if d not in DATABASES]
+    if bad or not chosen:
+        raise pytest.UsageError(f"--database: unknown database {option!r} (known: {', '.join(DATABASES)})")
+    return chosen
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run server tests of suites/server and suites/api on every database."""
     if "tolu_database" not in metafunc.fixturenames:
@@ -215,16 +225,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     config = metafunc.config
     option = config.getoption("database")
     if option:
-        chosen = [d.strip() for d in option.split(",") if d.strip()]
-        bad = [d for d in chosen if d not in DATABASES]
-        if bad:
-            raise pytest.UsageError(
-                f"--database: unknown database {bad[0]!r} (known: {', '.join(DATABASES)})"
-            )
+        chosen = parse_databases(option)
     else:
         areas = set(folder_areas(metafunc.definition.path, config.rootpath, config.getini("tolu_suites_dir")))
         areas |= {m.name for m in metafunc.definition.iter_markers()}
         chosen = list(DATABASES) if areas & ALL_DATABASE_AREAS else ["sqlite"]
+    if len(chosen) == 1:
+        return  # tolu_database answers --database (or sqlite) itself; no "[sqlite]" in every test id
     params = [
         pytest.param(db, marks=pytest.mark.requires("postgres"), id=db)
         if db == "postgresql"

@@ -106,3 +106,52 @@ def test_unknown_marker_is_an_error_with_strict_markers(tree: pytest.Pytester) -
     tree.makepyfile(**{"suites/site/test_typo.py": "import pytest\n@pytest.mark.sit\ndef test_x(): pass\n"})
     result = tree.runpytest()
     result.stdout.fnmatch_lines(["*'sit' not found in `markers` configuration option*"])
+
+
+DB_TEST = """
+def test_db(tolu_database):
+    print("DATABASE", tolu_database)
+"""
+
+
+def test_server_and_api_tests_run_on_every_database(tree: pytest.Pytester) -> None:
+    tree.makepyfile(
+        **{
+            "suites/server/test_s.py": DB_TEST,
+            "suites/api/test_a.py": DB_TEST,
+            "suites/site/test_t.py": DB_TEST,
+        }
+    )
+    result = tree.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines_random(
+        [
+            "suites/server/test_s.py::test_db[[]sqlite[]]",
+            "suites/server/test_s.py::test_db[[]postgresql[]]",
+            "suites/api/test_a.py::test_db[[]sqlite[]]",
+            "suites/api/test_a.py::test_db[[]postgresql[]]",
+            "suites/site/test_t.py::test_db",
+        ]
+    )
+    only = tree.runpytest("-s", "--database", "postgresql", "--location", "workstation", "suites/site")
+    only.stdout.fnmatch_lines(["*DATABASE postgresql*"])
+
+
+def test_postgresql_case_skips_or_fails_without_postgres(
+    tree: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree.makepyfile(**{"suites/api/test_a.py": DB_TEST})
+    # a PostgreSQL that is not there: nothing listens on port 1
+    monkeypatch.setenv("TOLU_TEST_POSTGRES_URL", "postgresql+psycopg://tolu:tolu@127.0.0.1:1/postgres")
+    result = tree.runpytest()
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*requires postgres: postgres: cannot connect to *127.0.0.1:1*"])
+    required = tree.runpytest("--require", "postgres")
+    required.assert_outcomes(passed=1, errors=1)
+    required.stdout.fnmatch_lines(["*required component missing (postgres in --require): postgres: cannot*"])
+
+
+def test_bad_database_is_a_usage_error(tree: pytest.Pytester) -> None:
+    tree.makepyfile(**{"suites/test_x.py": "def test_x(): pass"})
+    result = tree.runpytest("--database", "oracle")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--database: unknown database 'oracle' (known: sqlite, postgresql)*"])

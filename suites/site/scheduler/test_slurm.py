@@ -183,17 +183,12 @@ def test_launcher_in_slurm_allocation_runs_jobs(
             b.state in (B.FINISHED, B.FAILED) for b in tolu_client.batch_jobs.filter(site_id=tolu_site.id)
         )
 
-    idled_out = drive(
+    drive(
         [maintainer, scheduler],
         allocation_ended,
         timeout=60,
-        fail=mode == "serial",
         what="the allocation to end after the launcher idled out",
     )
-    if not idled_out:  # withdraw it the way `tolu queue rm` / the autoscaler would
-        for b in tolu_client.batch_jobs.filter(site_id=tolu_site.id, state=["queued", "running"]):
-            tolu_client.batch_jobs.delete(b.id)
-        drive([scheduler], allocation_ended, timeout=60, what="the withdrawn allocation to end")
     batch_jobs = tolu_client.batch_jobs.filter(site_id=tolu_site.id)
     assert len(batch_jobs) == 1, batch_jobs
     bj = batch_jobs[0]
@@ -203,8 +198,3 @@ def test_launcher_in_slurm_allocation_runs_jobs(
     assert {j.batch_job_id for j in ran} == {bj.id}
     outputs = sorted((tolu_site.path / "data" / j.workdir / "job.out").read_text().strip() for j in ran)
     assert outputs == sorted(f"hello n{i}" for i in range(8))
-    if not idled_out:
-        pytest.xfail(
-            "H5 launcher: mpi mode does not stop after launcher.idle_timeout_sec with nothing to run "
-            "(allocation withdrawn instead); everything else above passed"
-        )

@@ -181,6 +181,28 @@ def call_python(
     return fn(*args, **{**(parameters or {}), **kwargs})
 
 
+class PythonJobError(RuntimeError):
+    """A python-function job raised; the message carries its type, message and traceback tail."""
+
+
+def job_result(job: Job) -> Any:
+    """The return value of a finished python-function job.
+
+    Reads what the launcher stores in ``job.data``: ``result`` (cloudpickled, base64)
+    or ``exception`` (``type``, ``message``, ``traceback``), which raises PythonJobError.
+    """
+    if "exception" in job.data:
+        exc = job.data["exception"] or {}
+        tail = str(exc.get("traceback", "")).strip().splitlines()[-3:]
+        raise PythonJobError(
+            f"job {job.id}: {exc.get('type', 'Exception')}: {exc.get('message', '')}"
+            + (" | " + " | ".join(tail) if tail else "")
+        )
+    if "result" not in job.data:
+        raise PythonJobError(f"job {job.id} ({job.state}) has no result yet")
+    return deserialize(job.data["result"])
+
+
 # ---------------------------------------------------------------- definitions
 
 

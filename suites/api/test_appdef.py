@@ -292,3 +292,22 @@ def test_run_hook_outcomes(tmp_path: Path) -> None:
     # Default decisions of the base hooks: retry while retries remain.
     assert run_hook(AppDef, "handle_timeout", _job(retry_count=0), tmp_path).state == JobState.RESTART_READY
     assert run_hook(AppDef, "handle_timeout", _job(retry_count=1), tmp_path).state == JobState.FAILED
+
+
+def test_job_result_reads_the_result_or_raises_the_jobs_exception() -> None:
+    from runner.appdef import PythonJobError, job_result, serialize_function
+
+    assert job_result(_job(state="JOB_FINISHED", data={"result": serialize_function(len)})) is len
+    failed = _job(
+        data={
+            "exception": {
+                "type": "ZeroDivisionError",
+                "message": "division by zero",
+                "traceback": "Traceback ...\n  x = 1 / 0\nZeroDivisionError: division by zero",
+            }
+        }
+    )
+    with pytest.raises(PythonJobError, match="job 1: ZeroDivisionError: division by zero"):
+        job_result(failed)
+    with pytest.raises(PythonJobError, match="no result yet"):
+        job_result(_job(state="RUNNING"))

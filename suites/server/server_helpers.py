@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from runner.client import Client
-from runner.models import App, Site
+from runner.models import App, Hook, Site
 
 
 @dataclass
@@ -15,7 +15,7 @@ class SiteApp:
     app: App
 
 
-def make_site_app(client: Client, *, hooks: list[str] | None = None, name: str = "echo") -> SiteApp:
+def make_site_app(client: Client, *, hooks: list[Hook] | None = None, name: str = "echo") -> SiteApp:
     site = client.sites.create(name=f"site-{uuid.uuid4().hex[:8]}", path="/tmp/site", hostname="localhost")
     app = client.apps.create(
         site_id=site.id, name=name, command_template="echo {x}", parameters={"x": "1"}, hooks=hooks or []

@@ -10,7 +10,7 @@ from server_helpers import SiteApp, make_site_app
 
 from runner.client import Client
 from runner.client.errors import Conflict
-from runner.models import HOOKS, Event, Job
+from runner.models import HOOKS, Event, Hook, Job
 from runner.states import TRANSITIONS, JobState
 
 S = JobState
@@ -18,7 +18,7 @@ ALL_STATES = sorted(JobState, key=str)
 
 
 def history(client: Client, job_id: int) -> list[Event]:
-    return sorted(client.events.filter(job_id=[job_id]), key=lambda e: e.id)
+    return sorted(client.events.filter(job_id=job_id), key=lambda e: e.id)
 
 
 def assert_replays(client: Client, job: Job) -> None:
@@ -46,7 +46,7 @@ def assert_replays(client: Client, job: Job) -> None:
 )
 @given(data=st.data(), hooks=st.lists(st.sampled_from(HOOKS), unique=True))
 def test_random_transitions_stay_in_the_table(
-    tolu_client: Client, data: st.DataObject, hooks: list[str]
+    tolu_client: Client, data: st.DataObject, hooks: list[Hook]
 ) -> None:
     sa = make_site_app(tolu_client, hooks=hooks, name="app")
     job = tolu_client.jobs.create(
@@ -191,7 +191,7 @@ def test_transfers_gate_the_job(tolu_client: Client, site_app: SiteApp) -> None:
         ]
     )
     assert job.state is S.READY
-    items = {i.source: i for i in tolu_client.transfers.filter(job_id=[job.id])}
+    items = {i.source: i for i in tolu_client.transfers.filter(job_id=job.id)}
     assert len(items) == 3 and all(i.state == "pending" for i in items.values())
     tolu_client.transfers.bulk_update([{"id": items["local:/data/a"].id, "state": "done"}])
     assert tolu_client.jobs.get(job.id).state is S.READY
@@ -212,7 +212,7 @@ def test_a_transfer_error_fails_the_job(tolu_client: Client, site_app: SiteApp) 
             }
         ]
     )
-    (item,) = tolu_client.transfers.filter(job_id=[job.id])
+    (item,) = tolu_client.transfers.filter(job_id=job.id)
     tolu_client.transfers.bulk_update([{"id": item.id, "state": "error", "error": "no such file"}])
     job = tolu_client.jobs.get(job.id)
     assert job.state is S.FAILED

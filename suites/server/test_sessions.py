@@ -1,0 +1,134 @@
+"""Launcher sessions: acquisition that fits, heartbeats, expiry, and many processes
+acquiring at once never getting the same job."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from typing import Any
+
+from server_helpers import SiteApp
+
+from runner.client import Client
+from runner.client.errors import NotFound
+from runner.models import Job
+from runner.states import JobState
+
+S = JobState
+
+
+def _wait_for(client: Client, job_id: int, state: JobState, timeout: float = 20.0) -> Job:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.jobs.get(job_id)
+        if job.state is state or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
+
+
+def test_acquire_takes_what_fits_largest_first(tolu_client: Client, site_app: SiteApp) -> None:
+    a = site_app.app.id
+    made = tolu_client.jobs.bulk_create(
+        [
+            {"app_id": a, "resources": {"num_nodes": 4}, "tags": {"k": "big"}},
+            {"app_id": a, "resources": {"num_nodes": 2}},
+            {"app_id": a, "resources": {"num_nodes": 1, "node_packing_count": 4}},
+            {"app_id": a, "resources": {"num_nodes": 1, "node_packing_count": 4}},
+            {"app_id": a, "resources": {"num_nodes": 1, "ranks_per_node": 8}},
+            {"app_id": a, "resources": {"num_nodes": 1, "wall_time_min": 120}},
+        ]
+    )
+    big, two, small1, small2, mpi, long = made
+    s = tolu_client.sessions.create(site_app.site.id)
+    got = tolu_client.sessions.acquire(
+        s.id, max_num_jobs=10, max_nodes_per_job=2, max_aggregate_nodes=2.5, max_wall_time_min=60
+    )
+    assert [j.id for j in got] == [two.id, small1.id, small2.id]
+    assert all(j.session_id == s.id for j in got)
+    assert [j.id for j in tolu_client.sessions.acquire(s.id, max_num_jobs=10, serial_only=True)] == [long.id]
+    assert [j.id for j in tolu_client.sessions.acquire(s.id, max_num_jobs=10, filter_tags={"k": "big"})] == [
+        big.id
+    ]
+    assert [j.id for j in tolu_client.sessions.acquire(s.id, max_num_jobs=10)] == [mpi.id]
+    assert tolu_client.sessions.acquire(s.id, max_num_jobs=10) == []
+    assert {j.id for j in tolu_client.jobs.filter(session_id=s.id)} == {j.id for j in made}
+
+
+def test_deleting_a_session_times_out_running_jobs_and_releases_the_rest(
+    tolu_client: Client, site_app: SiteApp
+) -> None:
+    running, held = tolu_client.jobs.bulk_create([{"app_id": site_app.app.id}] * 2)
+    s = tolu_client.sessions.create(site_app.site.id)
+    assert len(tolu_client.sessions.acquire(s.id, max_num_jobs=2)) == 2
+    tolu_client.jobs.update(running.id, state="RUNNING")
+    tolu_client.sessions.delete(s.id)
+    r, h = tolu_client.jobs.get(running.id), tolu_client.jobs.get(held.id)
+    assert r.state is S.RESTART_READY and r.retry_count == 1 and r.session_id is None
+    assert h.state is S.PREPROCESSED and h.session_id is None
+    states = [e.to_state for e in tolu_client.events.filter(job_id=running.id)]
+    assert states[-2:] == [S.RUN_TIMEOUT, S.RESTART_READY]
+    # and they can be acquired again
+    s2 = tolu_client.sessions.create(site_app.site.id)
+    assert {j.id for j in tolu_client.sessions.acquire(s2.id, max_num_jobs=5)} == {running.id, held.id}
+
+
+def test_an_expired_session_releases_its_jobs(tolu_client: Client, site_app: SiteApp) -> None:
+    (job,) = tolu_client.jobs.bulk_create([{"app_id": site_app.app.id}])
+    s = tolu_client.sessions.create(site_app.site.id, ttl_sec=1)
+    tolu_client.sessions.acquire(s.id, max_num_jobs=1)
+    tolu_client.jobs.update(job.id, state="RUNNING")
+    # no heartbeat: the server's background check ends the session
+    job = _wait_for(tolu_client, job.id, S.RESTART_READY)
+    assert job.state is S.RESTART_READY and job.session_id is None
+    reason = next(e for e in tolu_client.events.filter(job_id=job.id) if e.to_state is S.RUN_TIMEOUT)
+    assert "expired" in reason.data["reason"]
+    try:
+        tolu_client.sessions.heartbeat(s.id)
+        raise AssertionError("heartbeat on an expired session must be 404")
+    except NotFound:
+        pass
+
+
+def test_heartbeat_keeps_a_session_alive(tolu_client: Client, site_app: SiteApp) -> None:
+    s = tolu_client.sessions.create(site_app.site.id, ttl_sec=2)
+    for _ in range(4):
+        time.sleep(1)
+        beat = tolu_client.sessions.heartbeat(s.id)
+    assert beat.expires_at > beat.heartbeat
+    assert [x.id for x in tolu_client.sessions.filter()] == [s.id]
+
+
+def _acquirer(url: str, token: str, site_id: int, out: Any) -> None:
+    client = Client(url, token)
+    session = client.sessions.create(site_id)
+    mine: list[int] = []
+    while True:
+        got = client.sessions.acquire(session.id, max_num_jobs=7)
+        if not got:
+            break
+        client.jobs.bulk_update([{"id": j.id, "state": "RUNNING"} for j in got])
+        mine.extend(j.id for j in got)
+    out.put((session.id, mine))
+
+
+def test_concurrent_acquirers_never_share_a_job(tolu_client: Client, site_app: SiteApp) -> None:
+    jobs = tolu_client.jobs.bulk_create([{"app_id": site_app.app.id}] * 300)
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    assert tolu_client.token is not None
+    procs = [
+        ctx.Process(target=_acquirer, args=(tolu_client.url, tolu_client.token, site_app.site.id, out))
+        for _ in range(4)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=180) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    taken = [job_id for _, ids in results for job_id in ids]
+    assert len(taken) == len(set(taken)), "a job was handed to two sessions"
+    assert set(taken) == {j.id for j in jobs}
+    owner = {job_id: sid for sid, ids in results for job_id in ids}
+    for job in tolu_client.jobs.filter(id=[j.id for j in jobs]):
+        assert job.state is S.RUNNING and job.session_id == owner[job.id]

@@ -49,12 +49,17 @@ def _pre(text: str | None) -> str:
     return f"<pre>{_e(text)}</pre>" if text else ""
 
 
+def _when(iso: str) -> str:
+    return iso[:19].replace("T", " ") + " UTC" if len(iso) >= 19 else iso
+
+
 def _header(report: Mapping[str, Any]) -> str:
     loc = report["location"]
     env = report["environment"]
     return (
         f"<header><h1>tolu test run {_e(report['run_id'])}</h1>"
-        f"<div>{_e(report['start'])} &rarr; {_e(report['end'])} ({report['duration']:.1f} s) at "
+        f"<div>{_e(_when(report['start']))} &rarr; {_e(_when(report['end']))} "
+        f"({report['duration']:.1f} s) at "
         f"<b>{_e(loc['name'])}</b> ({_e(loc['reason'])}) on {_e(env['hostname'])}</div></header>"
     )
 

@@ -118,7 +118,7 @@ def throughput(jobs: Sequence[Mapping[str, Any]]) -> str | None:
                 changes.append((t, 1))
             elif event.get("from") == "RUNNING":
                 changes.append((t, -1))
-    if not finished and not changes:
+    if not finished:
         return None
     t0 = min([*finished, *(c[0] for c in changes)])
     plt = _pyplot()

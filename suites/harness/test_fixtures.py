@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,45 @@ def test_server_client_site_fixtures(tree: pytest.Pytester) -> None:
     html = (printed_run_dir(result.stdout.lines) / "report.html").read_text()
     assert "job states over time" not in html or "data:image/png" in html
     assert html.count("<h2>Jobs</h2>") == 1
+
+
+INTERRUPTED = """
+import os
+import signal
+
+
+def test_interrupted(tolu_server):
+    with open("server.pid", "w") as fh:
+        fh.write(str(tolu_server.pid))
+    os.kill(os.getpid(), signal.SIGINT)   # as if Ctrl-C was pressed mid-test
+"""
+
+
+def test_server_is_stopped_by_pid_when_the_run_is_interrupted(tree: pytest.Pytester) -> None:
+    tree.makepyfile(**{"suites/site/test_interrupt.py": INTERRUPTED})
+    result = tree.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    pid = int((tree.path / "server.pid").read_text())
+    assert pid > 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    # the interrupted run still leaves its report
+    report = read(printed_run_dir(result.stdout.lines))
+    assert report["exitstatus"] == pytest.ExitCode.INTERRUPTED
+
+
+SLURM = """
+def test_slurm(slurm):
+    assert slurm.partitions and slurm.default_partition in slurm.partitions
+    assert slurm.nodes >= 1 and slurm.cpus_per_node >= 1
+"""
+
+
+def test_slurm_fixture_where_slurm_is(tree: pytest.Pytester) -> None:
+    tree.makepyfile(**{"suites/site/scheduler/test_s.py": SLURM})
+    result = tree.runpytest()
+    outcomes = result.parseoutcomes()
+    if outcomes.get("skipped"):  # no answering Slurm here: skipped with the probe's reason
+        result.stdout.fnmatch_lines(["SKIPPED*requires slurm: slurm: *"])
+    else:
+        result.assert_outcomes(passed=1)

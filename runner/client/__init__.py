@@ -16,6 +16,7 @@ from runner.client.errors import (
     TransportError,
     WaitTimeout,
 )
+from runner.client.jobs import JobBatch, JobRef
 from runner.client.managers import SyncResult
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "Conflict",
     "FieldError",
     "InvalidRequest",
+    "JobBatch",
+    "JobRef",
     "JobsFailed",
     "NotFound",
     "ServerError",

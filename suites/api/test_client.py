@@ -337,3 +337,22 @@ def test_wait_reports_failures_timeouts_and_unknown_ids(tolu_client: Client, sit
     assert "2 of 2 jobs failed" in str(failed.value) and failed.value.outputs[b.id] in str(failed.value)
     with pytest.raises(NotFound, match="jobs not found: 999999999"):
         c.jobs.wait([a.id, 999_999_999], timeout=10)
+
+
+def test_job_batch_builds_a_dag_in_one_request(tolu_client: Client, app: App) -> None:
+    c = tolu_client
+    outside = c.jobs.create(app.id)
+    batch = c.jobs.batch()
+    prep = batch.add(app, parameters={"name": "prep"}, tags={"dag": "1"})
+    sims = [batch.add(app.id, parents=[prep, outside], parameters={"name": f"s{i}"}) for i in range(3)]
+    final = batch.add(app, parents=sims, tags={"dag": "1"})
+    jobs = batch.submit()
+    assert len(jobs) == len(batch) == 5
+    assert batch[prep].state == S.PREPROCESSED and batch[prep].parents == []
+    assert sorted(batch[sims[0]].parents) == sorted([batch[prep].id, outside.id])
+    assert sorted(batch[final].parents) == sorted(batch[s].id for s in sims)
+    assert batch[final].state == S.AWAITING_PARENTS
+    with pytest.raises(ValueError, match="already submitted"):
+        batch.add(app)
+    with pytest.raises(TypeError, match="JobRef"):
+        c.jobs.batch().add(app, parents=["not-a-ref"])  # type: ignore[list-item]

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import cloudpickle
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from runner.models import HOOKS, App, AppCreate, AppKind, Hook, Job, Resources
 from runner.states import JobState
@@ -413,7 +413,9 @@ class _YamlApp(BaseModel):
     description: str = ""
     command_template: str
     parameters: dict[str, Any] = Field(default_factory=dict)
-    resources: Resources = Field(default_factory=Resources)
+    resources: Resources = Field(
+        default_factory=Resources, validation_alias=AliasChoices("resources", "default_resources")
+    )
     environment: dict[str, str] = Field(default_factory=dict)
 
 

@@ -154,11 +154,14 @@ class Context:
         return self.deadline is not None and time.time() >= self.deadline
 
     def acquire_wall_time(self) -> float | None:
-        """``max_wall_time_min`` for acquiring: what is left of the allocation, less a margin."""
+        """``max_wall_time_min`` for acquiring: what is left of the allocation, less a margin
+        (start-up and reporting; a tenth of the wall time, at most WALL_TIME_MARGIN_MIN)."""
         left = self.remaining_min()
-        if left is None:
+        if left is None or self.opts.wall_time_min is None:
             return None
-        return max(0.0, math.floor((left - WALL_TIME_MARGIN_MIN) * 100) / 100)
+        margin = min(WALL_TIME_MARGIN_MIN, 0.1 * self.opts.wall_time_min)
+        # never 0: the server reads 0 as "no limit"
+        return max(0.001, math.floor((left - margin) * 1000) / 1000)
 
     # ------------------------------------------------------------ jobs
 

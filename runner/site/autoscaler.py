@@ -78,7 +78,7 @@ class Limits:
     @classmethod
     def from_settings(cls, s: AutoscalerSettings, *, capacity_nodes: int | None = None) -> Limits:
         """Limits from settings.yml; ``capacity_nodes`` (what the scheduler can ever give) caps the total."""
-        total = getattr(s, "max_total_nodes", None)
+        total = s.max_total_nodes
         if capacity_nodes is not None:
             total = capacity_nodes if total is None else min(total, capacity_nodes)
         return cls(

@@ -131,6 +131,8 @@ autoscaler:
   policy: backlog
   min_nodes: 1
   max_nodes: 1
+  # Cap on the nodes of all allocations together (null: what the scheduler can give).
+  max_total_nodes: null
   min_wall_time_min: 10
   max_wall_time_min: 60
   # Most allocations queued (not yet running) at once.

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SETTINGS_FILE = "settings.yml"
 #: transfer backends a location may name (runner/platform/transfer/).
@@ -121,6 +121,8 @@ class AutoscalerSettings(Section):
     policy: str = "backlog"
     min_nodes: int = Field(default=1, ge=1)
     max_nodes: int = Field(default=1, ge=1)
+    #: cap on the nodes of all allocations together (None: what the scheduler can give).
+    max_total_nodes: int | None = Field(default=None, ge=1)
     min_wall_time_min: int = Field(default=10, ge=1)
     max_wall_time_min: int = Field(default=60, ge=1)
     max_queued: int = Field(default=1, ge=0)
@@ -130,6 +132,17 @@ class AutoscalerSettings(Section):
     queue: str = ""
     project: str = ""
     poll_interval_sec: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> AutoscalerSettings:
+        if self.min_nodes > self.max_nodes:
+            raise ValueError(f"min_nodes ({self.min_nodes}) is larger than max_nodes ({self.max_nodes})")
+        if self.min_wall_time_min > self.max_wall_time_min:
+            raise ValueError(
+                f"min_wall_time_min ({self.min_wall_time_min}) is larger than "
+                f"max_wall_time_min ({self.max_wall_time_min})"
+            )
+        return self
 
 
 class SiteSettings(Section):

@@ -156,7 +156,12 @@ def _make_run_state(config: pytest.Config) -> RunState:
     state = RunState(
         run_id, run_dir, registry, detection, required, started, is_worker=workerinput is not None
     )
-    if not state.is_worker:
+    # Runs that run no tests (--collect-only, --markers, --fixtures, --help) leave no folder.
+    informational = ("collectonly", "markers", "showfixtures", "show_fixtures_per_test", "help", "version")
+    state.writes_artifacts = not state.is_worker and not any(
+        getattr(config.option, name, False) for name in informational
+    )
+    if state.writes_artifacts:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not config.option.xmlpath:
             # junitxml reads this in its own pytest_configure, which runs after ours (tryfirst).
@@ -196,7 +201,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             f"tolu required: {', '.join(sorted(state.required))}"
             + (f" -- MISSING: {', '.join(missing)}" if missing else " (all present)")
         )
-    lines.append(f"tolu artifacts: {state.run_dir}")
+    if state.writes_artifacts:
+        lines.append(f"tolu artifacts: {state.run_dir}")
     return lines
 
 
@@ -287,7 +293,7 @@ class _Reporter:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         state = self.state
         stopped = state.stop_leftover_daemons()
-        if state.is_worker:
+        if not state.writes_artifacts:
             return
         from harness.report import build_report, write_report
 
@@ -302,7 +308,7 @@ class _Reporter:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state
-        if state.is_worker:
+        if not state.writes_artifacts:
             return
         report: dict[str, Any] | None = getattr(self, "report", None)
         tr = terminalreporter

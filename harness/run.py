@@ -39,6 +39,8 @@ class RunState:
     is_worker: bool
     worker_id: str = "main"
     junit_path: Path | None = None
+    #: False in xdist workers and in runs that run no tests (--collect-only, --markers, ...).
+    writes_artifacts: bool = False
     recorder: Recorder = field(default_factory=Recorder)
     daemons: list[Daemon] = field(default_factory=list)
     #: databases used by servers in this process (for the report's environment).

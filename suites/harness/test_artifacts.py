@@ -169,3 +169,11 @@ def test_xdist_workers_results_are_merged(tree: pytest.Pytester) -> None:
     assert {t["worker"] for t in report["tests"]} <= {"gw0", "gw1"}
     assert report["log_errors"]["unexpected"] == 1  # evidence written by a worker, merged
     assert report["environment"]["xdist_workers"] == 2
+
+
+@pytest.mark.parametrize("option", ["--collect-only", "--markers", "--fixtures"])
+def test_runs_that_run_no_tests_leave_no_folder(tree: pytest.Pytester, option: str) -> None:
+    tree.makepyfile(**{"suites/test_ok.py": "def test_a(): pass\n"})
+    result = tree.runpytest(option)
+    assert result.ret == pytest.ExitCode.OK
+    assert not (tree.path / "artifacts").exists()

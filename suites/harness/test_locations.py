@@ -127,3 +127,23 @@ def test_unknown_location_is_a_usage_error(tree: pytest.Pytester) -> None:
     result = tree.runpytest("--location", "atlantis")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown location 'atlantis' (known: *workstation*)*"])
+
+
+def test_missing_components_are_reported_not_fatal(
+    tree: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no sbatch, qsub, nvidia-smi
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    monkeypatch.setenv("TOLU_TEST_POSTGRES_URL", "postgresql+psycopg://tolu:tolu@127.0.0.1:1/postgres")
+    tree.makepyfile(**{"suites/test_x.py": "def test_x(): pass"})
+    result = tree.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "tolu features absent: docker (no docker engine socket at */no-docker.sock); "
+            "slurm (sbatch not on PATH); pbs (qsub not on PATH); postgres (cannot connect to *); "
+            "gpu (nvidia-smi not on PATH)*",
+        ]
+    )

@@ -7,14 +7,27 @@ history would show it.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from runner.cli._common import CLI_RETRIES, ToluCommand, echo, fail, quiet_retries
-from runner.client import Client, default_url
+from runner.client import Client, ConfigError, default_url
+from runner.client.config import ENV_URL, read_config
 
-_URL_HELP = "server URL [default: $TOLU_URL or http://127.0.0.1:8000]"
+_URL_HELP = "server URL [default: $TOLU_URL, else the last login's, else http://127.0.0.1:8000]"
+
+
+def _url(url: str | None) -> str:
+    if url:
+        return url
+    if os.environ.get(ENV_URL):
+        return default_url()
+    try:
+        return read_config().url
+    except ConfigError:
+        return default_url()
 
 
 def _read_password(password_stdin: bool, *, confirm: bool) -> str:
@@ -56,7 +69,7 @@ def register(url: str | None, username: str | None, password_stdin: bool, no_log
       echo "$PASS" | tolu register -u alice --password-stdin --url http://host:8000
     """
     quiet_retries()
-    url = url or default_url()
+    url = _url(url)
     name = _username(username, password_stdin)
     password = _read_password(password_stdin, confirm=True)
     user = Client.register(url, name, password, retries=CLI_RETRIES)
@@ -78,7 +91,7 @@ def login(url: str | None, username: str | None, password_stdin: bool) -> None:
       echo "$PASS" | tolu login -u alice --password-stdin --url http://host:8000
     """
     quiet_retries()
-    url = url or default_url()
+    url = _url(url)
     name = _username(username, password_stdin)
     password = _read_password(password_stdin, confirm=False)
     _login_and_save(url, name, password)

@@ -82,7 +82,9 @@ def test_register_and_login_read_the_password_from_stdin(
     assert f"token saved to {config}" in out
     assert Client.from_config().me().username == "cli-alice"
     # Prompted (hidden) password; the confirmation must match on register.
-    assert "Logged in" in ok("login", "--url", url, "-u", "cli-alice", input="long-password-1\n")
+    # Without --url (and $TOLU_URL): the saved credentials' server.
+    monkeypatch.delenv("TOLU_URL", raising=False)
+    assert f"Logged in as cli-alice at {url}" in ok("login", "-u", "cli-alice", input="long-password-1\n")
     assert (
         "password"
         in error(

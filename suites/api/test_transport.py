@@ -97,3 +97,80 @@ def test_config_errors_say_what_to_do(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(ConfigError, match="not logged in"):
         Client("http://x").save_config(tmp_path / "c.yaml")
     assert not os.path.exists(tmp_path / "c.yaml")
+
+
+class _Flaky:
+    """A plain HTTP endpoint that answers from a script: what a proxy or a restarting
+    server in front of tolu can do (503s, 4xx, slow answers). Counts the requests."""
+
+    def __init__(self, script: list[tuple[int, str, float]]) -> None:
+        import http.server
+
+        self.script = list(script)
+        self.requests: list[str] = []
+        flaky = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                flaky.requests.append(self.command)
+                status, body, delay = flaky.script.pop(0) if flaky.script else (200, "{}", 0.0)
+                time.sleep(delay)
+                data = body.encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the client gave up waiting
+
+            do_GET = do_POST = do_PATCH = _answer
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _Flaky:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+HEALTH = '{"status": "ok", "version": "x", "schema_revision": null, "database": "sqlite"}'
+
+
+def test_5xx_is_retried_4xx_is_not() -> None:
+    from runner.client import NotFound, ServerError
+
+    with _Flaky([(503, "busy", 0), (502, "<html>bad gateway</html>", 0), (200, HEALTH, 0)]) as flaky:
+        assert Client(flaky.url, retries=3, backoff=0.01).health().version == "x"
+        assert flaky.requests == ["GET"] * 3
+    with _Flaky([(500, '{"detail": "boom"}', 0)] * 3) as flaky:
+        with pytest.raises(ServerError, match="boom") as err:
+            Client(flaky.url, retries=2, backoff=0.01).health()
+        assert err.value.status == 500 and len(flaky.requests) == 3
+    with _Flaky([(404, '{"detail": "job 7 not found"}', 0)]) as flaky:
+        with pytest.raises(NotFound, match="job 7 not found"):
+            Client(flaky.url, "t", retries=5, backoff=0.01).jobs.get(7)
+        assert flaky.requests == ["GET"]
+
+
+def test_read_timeout_is_retried_for_get_only() -> None:
+    with _Flaky([(200, HEALTH, 1.0), (200, HEALTH, 0)]) as flaky:
+        assert Client(flaky.url, timeout=0.3, retries=2, backoff=0.01).health().status == "ok"
+        assert flaky.requests == ["GET", "GET"]
+    # A POST that timed out may have been applied: it is not sent again.
+    with _Flaky([(201, "[]", 1.0)]) as flaky:
+        with pytest.raises(TransportError, match="timed out"):
+            Client(flaky.url, "t", timeout=0.3, retries=3, backoff=0.01).jobs.bulk_create([{"app_id": 1}])
+        time.sleep(0.8)
+        assert flaky.requests == ["POST"]

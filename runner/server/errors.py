@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -93,6 +94,11 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return json_response({"detail": exc.detail}, exc.status_code)
 
+    async def integrity_error(_request: Request, exc: Exception) -> Response:
+        # Two requests raced past a uniqueness check (e.g. the same username at once).
+        return json_response({"detail": "conflict with a concurrent change; retry the request"}, 409)
+
+    app.add_exception_handler(IntegrityError, integrity_error)
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

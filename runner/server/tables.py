@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 #: Deterministic constraint names, so migrations can drop and alter them by name.
@@ -126,6 +127,9 @@ sessions = Table(
     sqlite_autoincrement=True,
 )
 
+HELD = text("session_id IS NOT NULL")
+IN_BATCH = text("batch_job_id IS NOT NULL")
+
 jobs = Table(
     "jobs",
     metadata,
@@ -161,8 +165,10 @@ jobs = Table(
     Column("updated_at", DateTime, nullable=False),
     Index(None, "owner_id", "state"),
     Index(None, "site_id", "state", "session_id"),
-    Index(None, "session_id"),
-    Index(None, "batch_job_id"),
+    # Partial: most jobs are held by no session and ran in no batch job yet, and
+    # rows absent from an index cost nothing to insert.
+    Index(None, "session_id", sqlite_where=HELD, postgresql_where=HELD),
+    Index(None, "batch_job_id", sqlite_where=IN_BATCH, postgresql_where=IN_BATCH),
     sqlite_autoincrement=True,
 )
 
@@ -181,6 +187,8 @@ job_tags = Table(
     Column("key", String(256), primary_key=True),
     Column("value", String(1024), nullable=False),
     Index(None, "key", "value", "job_id"),
+    # SQLite: the primary key is the table (one b-tree per row, not two).
+    sqlite_with_rowid=False,
 )
 
 transfer_items = Table(
@@ -215,5 +223,4 @@ events = Table(
     Column("timestamp", DateTime, nullable=False),
     Column("data", JSON, nullable=False),
     Index(None, "job_id"),
-    Index(None, "owner_id", "timestamp"),
 )

@@ -27,7 +27,7 @@ EVIDENCE_FILE = "evidence.json"
 TESTS_DIR = "tests"
 
 #: a log line that reports an error: the level word as logging and uvicorn print it.
-ERROR_LINE = re.compile(r"(?:^|[\s\[|:])(?:ERROR|CRITICAL)(?:[\s\]|:]|$)")
+ERROR_LINE = re.compile(r"(?:^|[\s\[|:=])(?:ERROR|CRITICAL)(?:[\s\]|:,]|$)")
 
 
 def new_run_id(now: datetime | None = None) -> str:

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pytest
 
+from harness.artifacts import scan_errors
 from harness.report import SCHEMA_VERSION, printed_run_dir, read, records_by_name, schema, validate
 
 MIXED = """
@@ -177,3 +178,23 @@ def test_runs_that_run_no_tests_leave_no_folder(tree: pytest.Pytester, option: s
     result = tree.runpytest(option)
     assert result.ret == pytest.ExitCode.OK
     assert not (tree.path / "artifacts").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "is_error"),
+    [
+        ("2026-11-22 19:01:41,574 ERROR runner.launcher: job 3 failed", True),
+        ("ERROR:    Exception in ASGI application", True),
+        ("[ERROR] agent: cannot reach server", True),
+        ("ts=1 level=ERROR msg=boom", True),
+        ("2026-11-22 CRITICAL runner.site: giving up", True),
+        ("2026-11-22 INFO runner: 0 errors, NO_ERRORS flag, ERRORS_TOTAL=0", False),
+        ("INFO: GET /jobs?state=RUN_ERROR 200", False),
+    ],
+)
+def test_error_line_detection(line: str, is_error: bool) -> None:
+    found = scan_errors(f"first line\n{line}\n", "x.log", [re.compile("job 3")])
+    assert bool(found) is is_error
+    if found:
+        assert (found[0].file, found[0].line, found[0].text) == ("x.log", 2, line)
+        assert found[0].expected is ("job 3" in line)

@@ -1,8 +1,78 @@
-"""`tolu ci` (being built)."""
+"""``tolu ci``: the CI integration pipeline (see docs/ci.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import click
 
 
 @click.group()
 def ci() -> None:
-    """(being built)"""
+    """CI: run the whole system end to end.
+
+    \b
+      tolu ci integration                          # server process, local scheduler
+      tolu ci integration --server container --scheduler slurm
+      tolu ci integration --fault job-fails        # prove a planted fault is caught
+    """
+
+
+@ci.command(context_settings={"ignore_unknown_options": True})
+@click.option("--server", default="process", show_default=True, help="process, container or a server URL")
+@click.option("--scheduler", type=click.Choice(["local", "slurm"]), default="local", show_default=True)
+@click.option(
+    "--artifacts",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("artifacts"),
+    show_default=True,
+    help="runs write artifacts/<run-id>/",
+)
+@click.option("--run-id", default="", help="name of the run [integration-<time>-<random>]")
+@click.option("--deadline", type=float, default=600.0, show_default=True, help="seconds to wait for jobs")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    help="plant a fault on purpose: job-fails, empty-transfer, agent-error, kill-launcher (repeatable)",
+)
+@click.option("--venv", type=click.Path(file_okay=False, path_type=Path), help="reuse this venv")
+@click.option("--database-url", default=None, help="server database [SQLite in its data dir]")
+@click.option("--keep-work", is_flag=True, help="keep the temporary work directory")
+def integration(
+    server: str,
+    scheduler: str,
+    artifacts: Path,
+    run_id: str,
+    deadline: float,
+    faults: tuple[str, ...],
+    venv: Path | None,
+    database_url: str | None,
+    keep_work: bool,
+) -> None:
+    """Build, install, start a server and a site, run a mix of jobs, and check everything.
+
+    Eleven steps, each printed with its duration; exits 1 at the first failed step, with a
+    report in ARTIFACTS/<run-id>/report.html.
+    """
+    from runner.ci.integration import FAULTS, Options, run_pipeline
+
+    unknown = [f for f in faults if f not in FAULTS]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown fault {unknown[0]!r}; known: {', '.join(FAULTS)}", param_hint="--fault"
+        )
+    options = Options(
+        server=server,
+        scheduler=scheduler,
+        artifacts=artifacts,
+        run_id=run_id,
+        deadline_sec=deadline,
+        faults=faults,
+        venv=venv,
+        database_url=database_url,
+        keep_work=keep_work,
+    )
+    result = run_pipeline(options)
+    sys.exit(0 if result.ok else 1)

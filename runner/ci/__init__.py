@@ -1,0 +1,1 @@
+"""CI helpers: the end-to-end integration pipeline (``tolu ci integration``, ``./ci/integration``)."""

@@ -249,7 +249,7 @@ def bench() -> None:
     """Benchmarks with baselines measured in the same run; reports in artifacts/.
 
     \b
-    tolu bench throughput                 # 2,000 serial + 1,000 MPI-mode /bin/true jobs (< 2 min)
+    tolu bench throughput                 # 2,000 serial + 500 MPI-mode /bin/true jobs (< 2 min)
     tolu bench launcher                   # issue 3's figures: 2,000 jobs, 2 slots, both modes
     tolu bench api                        # bulk create, acquire/complete cycles, page latency
     tolu bench throughput --jobs 100000 --mode serial   # the scale check
@@ -258,7 +258,7 @@ def bench() -> None:
 
 #: jobs per mode when --jobs is not given: the README's first command stays under two
 #: minutes on a 2-core machine (one mpiexec per job makes MPI mode the slower one).
-DEFAULT_JOBS = {"serial": 2_000, "mpi": 1_000}
+DEFAULT_JOBS = {"serial": 2_000, "mpi": 500}
 
 
 def run_throughput(
@@ -337,7 +337,7 @@ def run_throughput(
     "-n",
     type=click.IntRange(1),
     default=None,
-    help="jobs per trial and mode [default: serial 2000, mpi 1000]",
+    help="jobs per trial and mode [default: serial 2000, mpi 500]",
 )
 @click.option("--mode", type=click.Choice(["serial", "mpi", "both"]), default="both", show_default=True)
 @click.option(

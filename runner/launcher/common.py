@@ -17,8 +17,8 @@ from typing import Any
 from runner.client import Client
 from runner.client.errors import ToluError
 from runner.launcher.session import LauncherSession, Reporter
-from runner.launcher.tasks import Task, TaskError, TaskFactory
-from runner.models import AcquireSpec, App, Job
+from runner.launcher.tasks import Task, TaskError, TaskFactory, read_result, recovered_exit
+from runner.models import AcquireSpec, App, AppKind, Job
 from runner.site import settings as site_settings
 from runner.states import JobState
 
@@ -63,6 +63,8 @@ class Outcome:
     error: str = ""
     tail: str = ""
     result: dict[str, Any] = field(default_factory=dict)
+    #: reported from an earlier session's note, not run again (see tasks.record_success).
+    recovered: bool = False
 
 
 def setup_logging(site_dir: Path, name: str | None = None) -> Path:
@@ -175,13 +177,38 @@ class Context:
         if any(j.app_id not in self.apps for j in jobs):
             self.refresh_apps()
         tasks = []
+        session_id = self.session.id
         for job in jobs:
             self.held[job.id] = job
+            if self._recover(job, session_id):
+                continue
             try:
-                tasks.append(self.factory.make(job))
+                tasks.append(self.factory.make(job, session_id))
             except (TaskError, OSError) as exc:
                 self.fail(job.id, f"cannot build the command: {exc}")
         return tasks
+
+    def _recover(self, job: Job, session_id: int) -> bool:
+        try:
+            workdir = self.factory.workdir(job)
+        except TaskError:
+            return False
+        record = recovered_exit(workdir, job, session_id)
+        if record is None:
+            return False
+        log.info(
+            "job %d succeeded under session %s before that launcher died: reporting it, not running it again",
+            job.id,
+            record.get("session_id"),
+        )
+        app = self.apps.get(job.app_id)
+        result = {}
+        if app is not None and app.kind is AppKind.PYTHON:
+            result = read_result(Task(job_id=job.id, argv=[], workdir=str(workdir), python=True))
+        started, ended = float(record["started"]), float(record["ended"])
+        self.report_started(job.id, started)
+        self.report_outcome(Outcome(job.id, 0, started, ended, result=result, recovered=True))
+        return True
 
     def fail(self, job_id: int, reason: str) -> None:
         log.warning("job %d failed before starting: %s", job_id, reason)
@@ -215,7 +242,8 @@ class Context:
                 **extra,
             )
         elif o.returncode == 0:
-            self.reporter.update(o.job_id, JobState.RUN_DONE, o.ended, return_code=0, **extra)
+            note = {"state_data": {"recovered": "finished before its launcher died"}} if o.recovered else {}
+            self.reporter.update(o.job_id, JobState.RUN_DONE, o.ended, return_code=0, **extra, **note)
         else:
             self.reporter.update(
                 o.job_id,

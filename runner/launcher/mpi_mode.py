@@ -15,7 +15,7 @@ from collections import deque
 
 from runner.launcher.common import IDLE_ACQUIRE_SEC, Context, Fetcher, LauncherOptions, Outcome
 from runner.launcher.procs import Exit, ProcessGroup, StartError
-from runner.launcher.tasks import Task, prepare_workdir, read_result
+from runner.launcher.tasks import Task, prepare_workdir, read_result, record_success
 from runner.models import AcquireSpec
 from runner.platform import app_launchers, nodes
 from runner.platform.app_launchers import AppLauncher, LaunchSpec, UnsupportedJob
@@ -194,6 +194,8 @@ class MPIMode:
         task = self.running.pop(ex.key)
         self.nodes.free(ex.key)
         failed = ex.returncode != 0 or ex.timed_out or ex.stopped
+        if not failed:
+            record_success(task, ex.started, ex.ended)
         self.ctx.report_outcome(
             Outcome(
                 job_id=ex.key,

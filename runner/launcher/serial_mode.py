@@ -37,7 +37,7 @@ from runner.launcher.common import (
     setup_logging,
 )
 from runner.launcher.procs import ProcessGroup, StartError, die_with_parent_self
-from runner.launcher.tasks import Task, prepare_workdir, read_result
+from runner.launcher.tasks import Task, prepare_workdir, read_result, record_success
 from runner.models import MAX_BULK, AcquireSpec
 from runner.platform import nodes
 from runner.platform.node_manager import JobRequest, NodeManager
@@ -149,6 +149,8 @@ class Worker:
             task = self.running.pop(ex.key)
             self.nm.free(ex.key)
             failed = ex.returncode != 0 or ex.timed_out or ex.stopped
+            if not failed:
+                record_success(task, ex.started, ex.ended)
             self.report.done.append(
                 Outcome(
                     job_id=ex.key,

@@ -9,6 +9,7 @@ put into the job's ``data``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -19,11 +20,14 @@ from typing import Any
 
 from runner import appdef
 from runner.models import App, AppKind, Job
+from runner.states import JobState
 
 OUTPUT_FILE = "job.out"
 #: per-job launcher files inside the workdir (python-function payloads, results).
 META_DIR = ".tolu"
 RESULT_FILE = "result.json"
+#: written when a task ends with 0, before the launcher reports it (see ``recovered_exit``).
+EXIT_FILE = "exit.json"
 
 
 class TaskError(ValueError):
@@ -45,6 +49,9 @@ class Task:
     threads_per_rank: int = 1
     gpus_per_rank: int = 0
     node_packing_count: int = 1
+    #: the job's retry_count when acquired, and the session running it.
+    attempt: int = 0
+    session_id: int = 0
 
     @property
     def out_path(self) -> Path:
@@ -77,7 +84,7 @@ class TaskFactory:
             raise TaskError(f"workdir {job.workdir!r} leaves the site's data directory")
         return path
 
-    def make(self, job: Job) -> Task:
+    def make(self, job: Job, session_id: int = 0) -> Task:
         app = self.apps.get(job.app_id)
         if app is None:
             raise TaskError(f"app {job.app_id} of job {job.id} is unknown to this launcher")
@@ -93,6 +100,8 @@ class TaskFactory:
             "threads_per_rank": job.threads_per_rank,
             "gpus_per_rank": job.gpus_per_rank,
             "node_packing_count": job.node_packing_count,
+            "attempt": job.retry_count,
+            "session_id": session_id,
         }
         if app.kind is AppKind.PYTHON:
             if not app.serialized_function:
@@ -132,4 +141,44 @@ def read_result(task: Task) -> dict[str, Any]:
 
 
 def prepare_workdir(task: Task) -> None:
-    os.makedirs(task.workdir, exist_ok=True)
+    os.makedirs(Path(task.workdir) / META_DIR, exist_ok=True)
+
+
+def record_success(task: Task, started: float, ended: float) -> None:
+    """Note in the workdir that this attempt ended with 0, before the launcher reports it.
+
+    If the launcher dies between the exit and its batched report, the server times
+    the job out when the session expires and offers it again; the next launcher
+    finds this note and reports the success instead of running the job a second
+    time. Only successes are noted: a failed attempt may be retried anyway.
+    """
+    record = {
+        "job_id": task.job_id,
+        "session_id": task.session_id,
+        "attempt": task.attempt,
+        "started": started,
+        "ended": ended,
+    }
+    with contextlib.suppress(OSError):  # the note only spares a rerun; never fail a job over it
+        (Path(task.workdir) / META_DIR / EXIT_FILE).write_text(json.dumps(record))
+
+
+def recovered_exit(workdir: Path, job: Job, session_id: int) -> dict[str, Any] | None:
+    """The success an earlier session noted for this job but never got to report, if any.
+
+    Two ways a report gets lost when a launcher dies: nothing reached the server (the
+    job was only held; the expired session released it with the same retry_count), or
+    RUNNING did but the outcome did not (the expiry timed the job out: RESTART_READY,
+    retry_count one higher). A reported success goes on to POSTPROCESSED and is never
+    offered again, so a matching note means the work is done.
+    """
+    try:
+        record: dict[str, Any] = json.loads((workdir / META_DIR / EXIT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("job_id") != job.id or record.get("session_id") == session_id:
+        return None
+    attempt = record.get("attempt")
+    lost_all = attempt == job.retry_count
+    lost_outcome = attempt == job.retry_count - 1 and job.state is JobState.RESTART_READY
+    return record if lost_all or lost_outcome else None

@@ -1,0 +1,85 @@
+"""Crash safety: kill -9 the launcher halfway through 500 jobs; a second one finishes them.
+
+Every job holds a lock on its workdir while it runs and appends start/end to a
+marker file, so the files show on their own, independently of the server, that no
+job ever ran twice at the same time and that every one ran to completion.
+
+What a dead launcher had not yet seen cannot be known: a job whose process wrote
+"end" in the instant before the SIGKILL, but whose exit the launcher had not reaped,
+runs again. Jobs whose exit it had seen but not yet reported are not run again (the
+next launcher finds the success noted in the workdir). So a second complete run is
+allowed only for the jobs that were in flight at the kill, at most one per slot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from runner.client import Client
+from runner.states import JobState
+
+S = JobState
+N_JOBS = 500
+SLOTS = 4  # 2 fake nodes x 2 jobs per node
+
+
+def test_kill_9_halfway_then_a_second_launcher_finishes_every_job_once(
+    tolu_site: Any, tolu_client: Client, make_jobs: Any, tolu_launcher: Any, fake_nodes: Any,
+    wait_for_jobs: Any, tolu_evidence: Any,
+) -> None:
+    fake_nodes(2, cpus=2)  # SLOTS jobs at a time; the session expires 3 s after the kill
+    jobs = make_jobs("marker", N_JOBS, parameters={"seconds": 0.05},
+                     resources={"node_packing_count": 2}, tags={"run": "crash"})
+    ids = [j.id for j in jobs]
+
+    first = tolu_launcher("mpi")
+    deadline = time.monotonic() + 240
+    while tolu_client.jobs.count(id=ids, state=[S.JOB_FINISHED]) < N_JOBS // 2:
+        assert first.poll() is None, first.console_tail()
+        assert time.monotonic() < deadline, tolu_client.jobs.counts(id=ids)
+        time.sleep(0.2)
+    first.kill()  # SIGKILL: no clean-up, no session end
+    running_at_kill = tolu_client.jobs.count(id=ids, state=[S.RUNNING])
+
+    second = tolu_launcher("mpi", max_idle_sec=10)
+    finished = wait_for_jobs(tolu_client, jobs, states=[S.JOB_FINISHED], timeout=300)
+    assert len(finished) == N_JOBS
+    second.stop()
+
+    # From the marker files: never two copies at once, every job ran to completion,
+    # a second complete run only for what was in flight when the launcher died.
+    twice = []
+    for job in finished:
+        marker = (tolu_site.path / "data" / job.workdir / "marker").read_text().split()
+        assert "CONCURRENT" not in marker, (job.id, marker)
+        assert marker[-2:] == ["start", "end"], (job.id, marker)
+        if marker.count("end") > 1:
+            twice.append((job.id, marker))
+    assert len(twice) <= SLOTS, twice
+
+    # From the Event history: one RUN_DONE per job; every RUNNING is closed by an
+    # outcome before the next RUNNING of the same job.
+    events = tolu_client.events.filter(site_id=tolu_site.id)
+    by_job: dict[int, list[Any]] = defaultdict(list)
+    for e in sorted(events, key=lambda e: (e.timestamp, e.id)):
+        by_job[e.job_id].append(e)
+    restarted = 0
+    for job_id in ids:
+        seq = [e.to_state for e in sorted(by_job[job_id], key=lambda e: e.id)]
+        assert seq.count(S.RUN_DONE) == 1, (job_id, seq)
+        open_run = False
+        for state in seq:
+            if state is S.RUNNING:
+                assert not open_run, (job_id, seq)
+                open_run = True
+            elif state in (S.RUN_DONE, S.RUN_ERROR, S.RUN_TIMEOUT):
+                open_run = False
+        if S.RUN_TIMEOUT in seq:
+            restarted += 1
+            timeout = next(e for e in by_job[job_id] if e.to_state is S.RUN_TIMEOUT)
+            assert "session expired" in timeout.data["reason"], timeout.data
+            assert seq[seq.index(S.RUN_TIMEOUT) + 1] is S.RESTART_READY
+    # the jobs that were running when the launcher died were run again
+    assert restarted >= 1 and restarted >= running_at_kill - 1, (restarted, running_at_kill)

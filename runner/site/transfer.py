@@ -256,7 +256,7 @@ class TransferService(Service):
             chunk = list(job_ids[start : start + JOB_IDS_PER_QUERY])
             items += self.ctx.client.transfers.filter(
                 site_id=self.ctx.site_id,
-                job_id=chunk,  # type: ignore[arg-type]  # the route takes a repeated job_id
+                job_id=chunk,
                 state=TransferState.PENDING,
                 direction=direction,
             )

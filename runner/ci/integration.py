@@ -92,6 +92,9 @@ class Options:
     venv: Path | None = None
     database_url: str | None = None
     keep_work: bool = False
+    #: make the venv see this interpreter's installed packages instead of installing tolu's
+    #: dependencies (tolu itself still comes from the fresh wheel): fast, for planted-fault tests.
+    shared_deps: bool = False
 
 
 @dataclass
@@ -278,8 +281,14 @@ class Pipeline:
         fresh = not (self.venv / "bin" / "python").exists()
         if fresh:
             subprocess.run([sys.executable, "-m", "venv", str(self.venv)], check=True)
+            if self.o.shared_deps:
+                import site
+
+                venv_site = next((self.venv / "lib").glob("python3*/site-packages"))
+                (venv_site / "_tolu_ci_shared_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
         pip = [str(self.venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-        cmd = [*pip, str(wheel)] if fresh else [*pip, "--force-reinstall", "--no-deps", str(wheel)]
+        reinstall = not fresh or self.o.shared_deps
+        cmd = [*pip, "--force-reinstall", "--no-deps", str(wheel)] if reinstall else [*pip, str(wheel)]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise StepFailed(f"pip install {wheel.name} failed: {proc.stderr.strip()[-800:]}")
@@ -670,7 +679,7 @@ class Pipeline:
                 )
             )
         for b in client.batch_jobs.filter(site_id=self.site_id):
-            if str(b.state) in {"FAILED", "SUBMIT_FAILED"}:
+            if str(b.state).upper() in {"FAILED", "SUBMIT_FAILED"}:
                 findings.append(
                     Finding(
                         "batch-failed",
@@ -723,7 +732,7 @@ class Pipeline:
                 active = [
                     b
                     for b in client.batch_jobs.filter(site_id=self.site_id)
-                    if str(b.state) not in BATCH_FINAL
+                    if str(b.state).upper() not in BATCH_FINAL
                 ]
                 for b in active:
                     with contextlib.suppress(Exception):
@@ -734,7 +743,7 @@ class Pipeline:
                     active = [
                         b
                         for b in client.batch_jobs.filter(site_id=self.site_id)
-                        if str(b.state) not in BATCH_FINAL
+                        if str(b.state).upper() not in BATCH_FINAL
                     ]
             with contextlib.suppress(Exception):
                 self.tolu("site", "stop", str(self.site_dir), "--timeout", "20", timeout=60)
@@ -930,6 +939,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--venv", type=Path, help="reuse this venv instead of a fresh one")
     parser.add_argument("--database-url", help="server database (default: SQLite in its data dir)")
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary work dir")
+    parser.add_argument("--shared-deps", action="store_true",
+                        help="fresh venv, but tolu's dependencies seen from this environment (fast)")
     args = parser.parse_args(argv)
     options = Options(
         server=args.server,
@@ -941,6 +952,7 @@ def main(argv: list[str] | None = None) -> int:
         venv=args.venv,
         database_url=args.database_url,
         keep_work=args.keep_work,
+        shared_deps=args.shared_deps,
     )
     with _sigterm_as_interrupt():
         result = run_pipeline(options)

@@ -186,7 +186,9 @@ class ThroughputScenario:
                 time.sleep(self.poll_s or (0.5 if self.jobs <= 10_000 else 2.0))
         finally:
             self.progress.end()
+            t_stop = time.time()
             launcher.stop()
+            stop_s = time.time() - t_stop
             rss.stop()
         t_seen = time.time()
         requests_after = counter.count()
@@ -217,6 +219,7 @@ class ThroughputScenario:
             harness_requests=harness_requests,
         )
         trial.requests_by_route = dict(sorted(routes.items(), key=lambda kv: -kv[1]))
+        trial.raw["launcher_stop_s"] = [stop_s]
         if self.errors:
             trial.notes.append(
                 f"{len(self.errors)} RUN_ERROR/RUN_TIMEOUT events (jobs retried up to their limit)"

@@ -144,3 +144,55 @@ def throughput(jobs: Sequence[Mapping[str, Any]]) -> str | None:
     ax.set_title(f"throughput and concurrency ({len(finished)} finished{rate})")
     ax.legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize=7)
     return to_base64_png(fig)
+
+
+# ---------------------------------------------------------------- benchmark figures (H8, harness/bench)
+
+
+def lines_png(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    hlines: Mapping[str, float] | None = None,
+    step: bool = False,
+) -> str:
+    """One line per series label (``step``: a step function); ``hlines`` draws dashed reference levels."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    for label, (xs, ys) in series.items():
+        if step:
+            ax.step(list(xs), list(ys), where="post", label=label, linewidth=1.2)
+        else:
+            ax.plot(list(xs), list(ys), label=label, linewidth=1.2)
+    for label, level in (hlines or {}).items():
+        ax.axhline(level, linestyle="--", linewidth=1, color="grey", label=label)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    if series or hlines:
+        ax.legend(fontsize="small")
+    return to_base64_png(fig, dpi=96)
+
+
+def histogram_png(
+    samples: Mapping[str, Sequence[float]], *, title: str, xlabel: str, bins: int = 50, log: bool = False
+) -> str:
+    """Overlaid histograms, one per label (``log``: logarithmic counts)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    for label, values in samples.items():
+        if values:
+            ax.hist(list(values), bins=bins, alpha=0.55, label=f"{label} (n={len(values)})")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("jobs")
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    if any(samples.values()):
+        ax.legend(fontsize="small")
+    return to_base64_png(fig, dpi=96)

@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.bench import plots
+from harness import plots
 from harness.bench.figures import COMPARED_PREFIX
 from harness.bench.schema import BenchResult, Scenario
 from harness.bench.throughput import JobRow

@@ -172,7 +172,9 @@ class Worker:
             return None
         low = len(self.queue) <= self.slots
         due = force or r.final or bool(r.returned or r.failed)
-        due = due or (bool(r.done) and (low or time.time() - self.last_report >= WORKER_REPORT_SEC))
+        late = time.time() - self.last_report >= WORKER_REPORT_SEC
+        # ends soon (they free a slot); starts alone within WORKER_REPORT_SEC
+        due = due or (bool(r.done) and low) or late
         if not due:
             return None
         self.report = Report()
@@ -196,11 +198,13 @@ class Worker:
 class Master:
     """Rank 0: server session, acquiring (in the fetcher thread), handing out, reporting."""
 
-    def __init__(self, ctx: Context, targets: dict[int, int], fetcher: Fetcher) -> None:
+    def __init__(self, ctx: Context, slots: dict[int, int], fetcher: Fetcher) -> None:
         self.ctx = ctx
-        #: rank -> how many tasks it should hold (running + queued)
-        self.targets = targets
-        self.outstanding: dict[int, set[int]] = {r: set() for r in targets}
+        #: rank -> tasks it runs at once, and how many it should hold (running + queued)
+        self.slots = slots
+        prefetch = ctx.settings.launcher.prefetch
+        self.targets = {r: n * (1 + prefetch) for r, n in slots.items()}
+        self.outstanding: dict[int, set[int]] = {r: set() for r in slots}
         self.ready: deque[Task] = deque()
         self.fetcher = fetcher
         self.last_busy = time.time()
@@ -229,14 +233,21 @@ class Master:
             )
         )
 
-    def hand_out(self, rank: int) -> list[Task]:
-        n = self.targets[rank] - len(self.outstanding[rank])
-        give: list[Task] = []
-        while n > 0 and self.ready:
-            give.append(self.ready.popleft())
-            n -= 1
-        self.outstanding[rank].update(t.job_id for t in give)
-        return give
+    def hand_out(self) -> dict[int, list[Task]]:
+        """Tasks for each rank: first a free slot everywhere, then the prefetch, one at a time
+        round the ranks, so work spreads over the nodes instead of queueing on the first."""
+        give: dict[int, list[Task]] = {r: [] for r in self.targets}
+        for limit in (self.slots, self.targets):
+            progress = True
+            while self.ready and progress:
+                progress = False
+                for r in self.targets:
+                    if self.ready and len(self.outstanding[r]) + len(give[r]) < limit[r]:
+                        give[r].append(self.ready.popleft())
+                        progress = True
+        for r, tasks in give.items():
+            self.outstanding[r].update(t.job_id for t in tasks)
+        return {r: tasks for r, tasks in give.items() if tasks}
 
     def on_report(self, rank: int, r: Report) -> None:
         for job_id, t in r.started:
@@ -274,15 +285,14 @@ def run_single(ctx: Context, node: nodes.Node) -> None:
     """One rank: the master feeds its own worker directly, no messages."""
     worker = Worker(node)
     fetcher = Fetcher(ctx, on_ready=worker.procs.wake)
-    master = Master(ctx, {0: worker.slots * (1 + ctx.settings.launcher.prefetch)}, fetcher)
+    master = Master(ctx, {0: worker.slots}, fetcher)
     ctx.install_signals(worker.procs.wake_fd)
     fetcher.start()
     try:
         while not master.should_stop():
             master.maybe_acquire()
-            give = master.hand_out(0)
-            if give:
-                worker.add(give)
+            for tasks in master.hand_out().values():
+                worker.add(tasks)
             # Sleep until a task exits (pidfd), jobs arrive from the fetcher, a signal
             # comes, or it is time to ask the server again.
             timeout = IDLE_ACQUIRE_SEC
@@ -300,10 +310,9 @@ def run_single(ctx: Context, node: nodes.Node) -> None:
 def run_master(ctx: Context, comm: Any, worker_nodes: list[nodes.Node]) -> None:
     from mpi4py import MPI
 
-    prefetch = ctx.settings.launcher.prefetch
-    targets = {r: max(1, n.cpus) * (1 + prefetch) for r, n in enumerate(worker_nodes, start=1)}
+    slots = {r: max(1, n.cpus) for r, n in enumerate(worker_nodes, start=1)}
     fetcher = Fetcher(ctx)
-    master = Master(ctx, targets, fetcher)
+    master = Master(ctx, slots, fetcher)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     ctx.install_signals(wake_w)
@@ -312,18 +321,16 @@ def run_master(ctx: Context, comm: Any, worker_nodes: list[nodes.Node]) -> None:
     while not master.should_stop():
         got = _drain_reports(comm, master, status)
         master.maybe_acquire()
-        for rank in targets:
-            give = master.hand_out(rank)
-            if give:
-                comm.send(give, dest=rank, tag=TAG_TASKS)
-                got = True
+        for rank, tasks in master.hand_out().items():
+            comm.send(tasks, dest=rank, tag=TAG_TASKS)
+            got = True
         if not got:
             time.sleep(POLL_SEC if any(master.outstanding.values()) or fetcher.busy else 0.02)
     fetcher.close()
-    for rank in targets:
+    for rank in slots:
         comm.send(None, dest=rank, tag=TAG_STOP)
     finals = 0
-    while finals < len(targets):
+    while finals < len(slots):
         if comm.Iprobe(source=MPI.ANY_SOURCE, tag=TAG_REPORT, status=status):
             r = comm.recv(source=status.Get_source(), tag=TAG_REPORT)
             master.on_report(status.Get_source(), r)

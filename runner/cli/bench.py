@@ -223,9 +223,9 @@ def _save_logs(work: Path, dest: Path) -> None:
 
 def _finish(outcome: Any, keys: Sequence[str]) -> None:
     print_summary(outcome.result, keys)
-    out.print(f"bench.json: {outcome.json_path}")
-    out.print(f"bench.csv:  {outcome.csv_path}")
-    out.print(f"[bold]report:[/bold]     {outcome.report_path}")
+    out.print(f"bench.json: {outcome.json_path.resolve()}", soft_wrap=True)
+    out.print(f"bench.csv:  {outcome.csv_path.resolve()}", soft_wrap=True)
+    out.print(f"[bold]report:[/bold]     {outcome.report_path.resolve()}", soft_wrap=True)
     if outcome.regressed:
         fail_on = outcome.result.comparison.fail_on_percent
         raise click.ClickException(f"a ratio regressed by more than {fail_on:g}% (see the table above)")

@@ -35,6 +35,7 @@ border-radius:6px;padding:8px 14px;margin:12px 0}img{max-width:100%}code{backgro
 
 
 MIN_TESTS_FOR_PLOT = 5
+MAX_TESTS_WITH_JOB_PLOTS = 10
 
 
 def _e(value: Any) -> str:
@@ -186,13 +187,25 @@ def _timings(report: Mapping[str, Any]) -> str:
     )
 
 
+def _job_plot_order(test: Mapping[str, Any]) -> tuple[int, int]:
+    """Failed tests first, then the ones that ran the most jobs."""
+    failed = test["outcome"] in ("failed", "error")
+    return (0 if failed else 1, -int(((test.get("evidence") or {}).get("jobs") or {}).get("count") or 0))
+
+
 def _jobs(report: Mapping[str, Any], run_dir: Path) -> str:
+    with_jobs = [
+        t
+        for t in report["tests"]
+        if ((t.get("evidence") or {}).get("jobs") or {}).get("count")
+        and ((t.get("evidence") or {}).get("jobs") or {}).get("file")
+    ]
+    # Plots cost about a second each: draw them for the tests a reader looks at first.
+    plotted = {t["nodeid"] for t in sorted(with_jobs, key=_job_plot_order)[:MAX_TESTS_WITH_JOB_PLOTS]}
     out: list[str] = []
-    for test in report["tests"]:
-        evidence = test.get("evidence") or {}
-        jobs_info = evidence.get("jobs") or {}
-        if not jobs_info.get("count") or not jobs_info.get("file"):
-            continue
+    for test in with_jobs:
+        evidence = test["evidence"]
+        jobs_info = evidence["jobs"]
         try:
             jobs = json.loads((run_dir / evidence["dir"] / jobs_info["file"]).read_text())
         except (OSError, ValueError, KeyError):
@@ -205,19 +218,22 @@ def _jobs(report: Mapping[str, Any], run_dir: Path) -> str:
             for b in batch
         )
         batch_html = (
-            (
-                f"<table><tr><th>batch job</th><th>scheduler id</th><th>state</th><th>start</th>"
-                f"<th>end</th></tr>{batch_rows}</table>"
-            )
+            f"<table><tr><th>batch job</th><th>scheduler id</th><th>state</th><th>start</th>"
+            f"<th>end</th></tr>{batch_rows}</table>"
             if batch
             else ""
         )
+        figures = ""
+        if test["nodeid"] in plotted:
+            figures = (
+                f"{_img(plots.job_timeline(jobs), 'job state timeline')}"
+                f"{_img(plots.throughput(jobs), 'throughput')}"
+            )
         out.append(
             f'<div class="test"><code>{_e(test["nodeid"])}</code> <span class="{test["outcome"]}">'
-            f"{test['outcome']}</span><p>{jobs_info['count']} jobs: {_e(states)}</p>"
-            f"{_img(plots.job_timeline(jobs), 'job state timeline')}"
-            f"{_img(plots.throughput(jobs), 'throughput')}"
-            f"{batch_html}</div>"
+            f"{test['outcome']}</span><p>{jobs_info['count']} jobs: {_e(states)} "
+            f"<span class='muted'>(state histories: {_e(evidence['dir'])}/{_e(jobs_info['file'])})</span></p>"
+            f"{figures}{batch_html}</div>"
         )
     return f"<h2>Jobs</h2>{''.join(out)}" if out else ""
 

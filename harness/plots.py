@@ -42,7 +42,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def to_base64_png(fig: Any, dpi: int = 90) -> str:
+def to_base64_png(fig: Any, dpi: int = 80) -> str:
     """Render a figure to a base64 PNG string (for ``<img src="data:image/png;base64,...">``)."""
     plt = _pyplot()
     buffer = io.BytesIO()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -134,6 +135,18 @@ def tolu_server(
     finally:
         state.untrack(daemon)
         server.stop()
+        _keep_log(state.run_dir, f"server-{state.worker_id}-{tolu_database}-{how}.log", log_path, refresh)
+
+
+def _keep_log(run_dir: Path, name: str, log_path: Path, refresh: Callable[[], None] | None) -> None:
+    """The whole log of a server the harness ran, into ``<run>/servers/`` (tests get slices)."""
+    try:
+        if refresh is not None:
+            refresh()
+        (run_dir / "servers").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log_path, run_dir / "servers" / name)
+    except Exception:  # no log to keep is not a test failure
+        pass
 
 
 def _existing_server(url: str) -> ServerHandle:

@@ -131,6 +131,9 @@ def build_report(
             "dir": str(state.run_dir),
             "junit": str(state.junit_path) if state.junit_path else None,
             "html": "report.html",
+            "server_logs": sorted(
+                str(p.relative_to(state.run_dir)) for p in (state.run_dir / "servers").glob("*.log")
+            ),
         },
         "tests": tests,
     }

@@ -77,6 +77,8 @@ def test_server_client_site_fixtures(tree: pytest.Pytester) -> None:
     report = read(printed_run_dir(result.stdout.lines))
     tests = records_by_name(report)
     assert report["environment"]["databases"] == ["sqlite"]
+    # the whole server log is kept too; each test's evidence has its slice
+    assert report["artifacts"]["server_logs"] == ["servers/server-main-sqlite-process.log"]
     # the failed test's evidence: server log slice, jobs with their state histories
     evidence = tests["test_wait_for_jobs_timeout_lists_stuck_jobs"]["evidence"]
     assert evidence["servers"][0]["database"] == "sqlite"

@@ -88,6 +88,8 @@ def fail_or_skip(verdict: Unavailable | None) -> None:
 
 def kill_pid(pid: int, grace_sec: float = 5.0) -> None:
     """SIGTERM the process group of ``pid`` (or the process), then SIGKILL after the grace time."""
+    if pid <= 1:  # unknown pid: never signal -1 (every process) or init
+        return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             pgid = os.getpgid(pid)

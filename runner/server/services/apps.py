@@ -12,6 +12,7 @@ from runner.server import tables as t
 from runner.server.auth import Principal
 from runner.server.db import utcnow
 from runner.server.errors import Conflict, Invalid, NotFound
+from runner.server.services import purge
 from runner.server.services.common import count, ensure_owned
 
 
@@ -76,4 +77,5 @@ def update(conn: Connection, who: Principal, app_id: int, body: AppUpdate) -> di
 
 def delete(conn: Connection, who: Principal, app_id: int) -> None:
     ensure_owned(conn, t.apps, app_id, who.user_id, "app")
+    purge.jobs_where(conn, t.jobs.c.app_id == app_id)
     conn.execute(t.apps.delete().where(t.apps.c.id == app_id))

@@ -22,6 +22,7 @@ from runner.server.bulk import ids_in
 from runner.server.db import Database, to_naive_utc, utcnow
 from runner.server.errors import Conflict, Invalid, NotFound
 from runner.server.lifecycle import Advancer, JobRec, chunks, load_recs
+from runner.server.services import purge
 from runner.server.services.common import count, order
 from runner.states import JobState, TransitionError
 
@@ -523,14 +524,9 @@ def _write_fields(conn: Connection, job_id: int, values: dict[str, Any]) -> None
 def delete_where(conn: Connection, who: Principal, flt: JobFilter) -> int:
     if flt.is_empty():
         raise Invalid.at(["query"], "give at least one filter (e.g. state=, tags=, site_id=) to delete jobs")
-    where = flt.where(who.user_id)
-    ids = list(conn.execute(select(t.jobs.c.id).where(*where)).scalars())
-    for part in chunks(ids):
-        conn.execute(delete(t.jobs).where(t.jobs.c.id.in_(part)))
-    return len(ids)
+    return purge.jobs_where(conn, *flt.where(who.user_id))
 
 
 def delete_one(conn: Connection, who: Principal, job_id: int) -> None:
-    result = conn.execute(delete(t.jobs).where(t.jobs.c.id == job_id, t.jobs.c.owner_id == who.user_id))
-    if result.rowcount == 0:
+    if purge.jobs_where(conn, t.jobs.c.id == job_id, t.jobs.c.owner_id == who.user_id) == 0:
         raise NotFound(f"job {job_id} not found")

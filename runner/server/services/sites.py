@@ -12,6 +12,7 @@ from runner.server import tables as t
 from runner.server.auth import Principal
 from runner.server.db import to_naive_utc, utcnow
 from runner.server.errors import Conflict, NotFound
+from runner.server.services import purge
 from runner.server.services.common import count, ensure_owned
 
 
@@ -75,6 +76,6 @@ def update(conn: Connection, who: Principal, site_id: int, body: SiteUpdate) -> 
 
 def delete(conn: Connection, who: Principal, site_id: int) -> None:
     ensure_owned(conn, t.sites, site_id, who.user_id, "site")
-    # Foreign keys cascade to apps, jobs (and their events, tags, transfers),
-    # batch jobs and sessions.
+    purge.jobs_where(conn, t.jobs.c.site_id == site_id)
+    # Foreign keys cascade to apps, batch jobs and sessions.
     conn.execute(t.sites.delete().where(t.sites.c.id == site_id))

@@ -229,6 +229,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "tolu_database" not in metafunc.fixturenames:
         return
     config = metafunc.config
+    if (config.getoption("server_url") or config.getoption("server")) not in ("process", "container"):
+        return  # an existing server has the one database it has
     option = config.getoption("database")
     if option:
         chosen = parse_databases(option)

@@ -86,33 +86,41 @@ def fail_or_skip(verdict: Unavailable | None) -> None:
     pytest.skip(verdict.reason)
 
 
+def _live_pids(pid: int, group: bool) -> list[int]:
+    """Processes of ``pid`` (or of its process group) that still run; zombies count as gone."""
+    found: list[int] = []
+    for stat in Path("/proc").glob("[0-9]*/stat") if group else [Path(f"/proc/{pid}/stat")]:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if state != "Z" and (pgrp == pid if group else True):
+            found.append(int(stat.parent.name))
+    return found
+
+
 def kill_pid(pid: int, grace_sec: float = 5.0) -> None:
-    """SIGTERM the process group of ``pid`` (or the process), then SIGKILL after the grace time."""
+    """SIGTERM the process group led by ``pid`` (or just the process), SIGKILL what is left
+    after the grace time. Does not reap: a Popen that owns the process keeps its exit code."""
     if pid <= 1:  # unknown pid: never signal -1 (every process) or init
+        return
+    try:
+        group = os.getpgid(pid) == pid
+    except ProcessLookupError:
         return
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            pgid = os.getpgid(pid)
-            if pgid == pid:
-                os.killpg(pgid, sig)
-            else:
-                os.kill(pid, sig)
+            os.killpg(pid, sig) if group else os.kill(pid, sig)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + grace_sec
-        while time.monotonic() < deadline:
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done = 0
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    return
-            else:
-                if done == pid:
-                    return
+        while _live_pids(pid, group):
+            if time.monotonic() >= deadline:
+                break
             time.sleep(0.05)
+        else:
+            return
 
 
 run_key = pytest.StashKey[RunState]()

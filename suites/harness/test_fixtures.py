@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.fixtures_server import ServerHandle
 from harness.report import printed_run_dir, read, records_by_name
 
 HELLO = """
@@ -134,3 +135,21 @@ def test_slurm_fixture_where_slurm_is(tree: pytest.Pytester) -> None:
         result.stdout.fnmatch_lines(["SKIPPED*requires slurm: slurm: *"])
     else:
         result.assert_outcomes(passed=1)
+
+
+EXISTING = """
+def test_existing_server(tolu_server, tolu_client):
+    assert tolu_server.mode == "url" and tolu_server.pid is None
+    assert tolu_client.me().username.startswith("user-")
+    print("DATABASE", tolu_server.database)
+"""
+
+
+def test_existing_server_by_url(tree: pytest.Pytester, tolu_server: ServerHandle) -> None:
+    tree.makepyfile(**{"suites/api/test_e.py": EXISTING})
+    result = tree.runpytest("-s", "--server", tolu_server.url)
+    result.assert_outcomes(passed=1)  # one server: not parametrized over databases
+    result.stdout.fnmatch_lines([f"*DATABASE {tolu_server.database}*"])
+    unreachable = tree.runpytest("--server-url", "http://127.0.0.1:1")
+    unreachable.assert_outcomes(errors=1)
+    unreachable.stdout.fnmatch_lines(["*--server http://127.0.0.1:1: no tolu server answers*"])

@@ -69,6 +69,7 @@ class Evidence:
     ) -> None:
         if refresh is not None:
             _quietly(refresh)
+        log_path = Path(log_path) if log_path is not None else None
         offset = log_path.stat().st_size if log_path is not None and log_path.exists() else 0
         self.servers.append(_ServerSource(url, database, mode, log_path, offset, refresh))
 

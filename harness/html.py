@@ -164,7 +164,7 @@ def _skips(report: Mapping[str, Any]) -> str:
         f"<tr><td><code>{_e(t['nodeid'])}</code></td><td>{_e(t['skip_reason'])}</td></tr>" for t in skipped
     )
     return (
-        f"<h2>Skipped ({len(skipped)})</h2><details><summary>reasons</summary>"
+        f"<h2>Skipped and expected failures ({len(skipped)})</h2><details><summary>reasons</summary>"
         f"<table><tr><th>test</th><th>reason</th></tr>{rows}</table></details>"
     )
 

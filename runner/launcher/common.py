@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,6 +275,8 @@ class Fetcher:
         #: no new request before this time (the server had nothing last time).
         self.quiet_until = 0.0
         self.last_count = 0
+        #: seconds one acquire takes (moving average): how far ahead the loop must ask.
+        self.latency = 0.05
         self._thread = threading.Thread(target=self._loop, name="tolu-fetcher", daemon=True)
 
     def start(self) -> None:
@@ -309,8 +312,10 @@ class Fetcher:
                 spec, self._spec = self._spec, None
             assert spec is not None
             tasks: list[Task] = []
+            t0 = time.perf_counter()
             try:
                 jobs = self.ctx.session.acquire(spec)
+                self.latency = 0.7 * self.latency + 0.3 * (time.perf_counter() - t0)
                 if jobs:
                     log.info("acquired %d job(s)", len(jobs))
                     tasks = self.ctx.make_tasks(jobs)
@@ -332,3 +337,41 @@ class Fetcher:
             self._cv.notify()
         if self._thread.is_alive():
             self._thread.join(timeout=60)
+
+
+class RateMeter:
+    """Events per second over the last ``window_sec`` seconds (how fast jobs finish)."""
+
+    def __init__(self, window_sec: float = 5.0) -> None:
+        self.window = window_sec
+        self._events: deque[tuple[float, float]] = deque()
+        self._total = 0.0
+
+    def add(self, amount: float = 1.0) -> None:
+        now = time.time()
+        self._events.append((now, amount))
+        self._total += amount
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._events and self._events[0][0] < now - self.window:
+            self._total -= self._events.popleft()[1]
+
+    def rate(self) -> float:
+        now = time.time()
+        self._trim(now)
+        if not self._events:
+            return 0.0
+        span = max(now - self._events[0][0], 0.5)
+        return self._total / span
+
+
+#: seconds of work (at the current finishing rate) held beyond what runs, at least.
+AHEAD_SEC = 1.0
+
+
+def ahead(rate: float, latency: float, floor: float) -> float:
+    """How much to hold beyond what runs: a second's worth of work or four acquire
+    round trips, whichever is more, and at least ``floor``. The loops ask again only
+    when half of it is used up, so each acquire brings a batch, not a job or two."""
+    return max(floor, rate * max(AHEAD_SEC, 4 * latency))

@@ -13,8 +13,16 @@ import os
 import time
 from collections import deque
 
-from runner.launcher.common import IDLE_ACQUIRE_SEC, Context, Fetcher, LauncherOptions, Outcome
-from runner.launcher.procs import Exit, ProcessGroup, StartError
+from runner.launcher.common import (
+    IDLE_ACQUIRE_SEC,
+    Context,
+    Fetcher,
+    LauncherOptions,
+    Outcome,
+    RateMeter,
+    ahead,
+)
+from runner.launcher.procs import Events, Exit, ProcessGroup
 from runner.launcher.tasks import Task, prepare_workdir, read_result, record_success
 from runner.models import AcquireSpec
 from runner.platform import app_launchers, nodes
@@ -25,6 +33,8 @@ log = logging.getLogger("runner.launcher.mpi")
 
 #: largest number of jobs asked for in one acquire.
 ACQUIRE_BATCH = 1000
+#: most start commands being started at once (each blocks a thread until exec).
+SPAWN_THREADS = 4
 
 
 def request_of(task: Task) -> JobRequest:
@@ -43,7 +53,8 @@ class MPIMode:
         self.ctx = ctx
         self.nodes = NodeManager(node_list)
         self.app_launcher = app_launcher
-        self.procs = ProcessGroup(die_with_parent=True)
+        slots = sum(max(1, n.cpus) for n in node_list)
+        self.procs = ProcessGroup(die_with_parent=True, spawn_threads=min(SPAWN_THREADS, slots))
         self.fetcher = Fetcher(ctx, on_ready=self.procs.wake)
         self.waiting: deque[Task] = deque()
         self.running: dict[int, Task] = {}
@@ -52,6 +63,8 @@ class MPIMode:
         #: node-equivalents held beyond what runs, so a finished job is replaced at
         #: once instead of after a round trip to the server.
         self.prefetch_nodes = len(node_list) * ctx.settings.launcher.prefetch
+        #: node-equivalents freed per second by finished jobs
+        self.freed = RateMeter()
 
     # ------------------------------------------------------------ the loop
 
@@ -78,8 +91,7 @@ class MPIMode:
                 if self._idle_too_long():
                     ctx.request_stop(f"idle for {ctx.max_idle_sec:g} s")
                     break
-                for ex in self.procs.wait(self._timeout()):
-                    self._finished(ex)
+                self._handle(self.procs.wait(self._timeout()))
         finally:
             self._shutdown()
         return 0
@@ -87,7 +99,8 @@ class MPIMode:
     def _timeout(self) -> float:
         now = time.time()
         t = IDLE_ACQUIRE_SEC
-        if not self.fetcher.busy and self._room() > 0:
+        room, extra = self._room()
+        if not self.fetcher.busy and room > 1e-9 and room >= extra / 2:
             t = max(0.0, self.fetcher.quiet_until - now)
         if self.ctx.deadline is not None:
             t = min(t, max(0.0, self.ctx.deadline - now))
@@ -105,14 +118,17 @@ class MPIMode:
 
     # ------------------------------------------------------------ acquiring
 
-    def _room(self) -> float:
-        """Node-equivalents the launcher may still take: free nodes plus the prefetch."""
+    def _room(self) -> tuple[float, float]:
+        """Node-equivalents the launcher may still take (free nodes plus the prefetch),
+        and how many it holds beyond the free nodes (jobs waiting for a place)."""
         waiting = sum(t.num_nodes / (t.node_packing_count if t.num_nodes == 1 else 1) for t in self.waiting)
-        return self.nodes.free_node_equivalents() + self.prefetch_nodes - waiting
+        extra = ahead(self.freed.rate(), self.fetcher.latency, self.prefetch_nodes)
+        return self.nodes.free_node_equivalents() + extra - waiting, extra
 
     def _maybe_acquire(self) -> None:
-        room = self._room()
-        if room <= 1e-9 or not self.fetcher.can_request():
+        room, extra = self._room()
+        # ask when the local backlog is half used up, for a batch, not a job at a time
+        if room <= 1e-9 or room < extra / 2 or not self.fetcher.can_request():
             return
         self.fetcher.request(
             AcquireSpec(
@@ -168,31 +184,46 @@ class MPIMode:
         try:
             argv = self.app_launcher.command(spec)
             prepare_workdir(task)
-            started = self.procs.start(
-                task.job_id,
-                argv,
-                cwd=task.out_path.parent,
-                env=self.app_launcher.process_env(spec, self.base_env),
-                out_path=task.out_path,
-                wall_time_sec=task.wall_time_sec,
-            )
         except UnsupportedJob as exc:
             self.nodes.free(task.job_id)
             self.ctx.fail(task.job_id, str(exc))
             return
-        except (StartError, OSError) as exc:
-            self.nodes.free(task.job_id)
-            now = time.time()
-            self.ctx.report_started(task.job_id, now)
-            self.ctx.report_outcome(Outcome(task.job_id, None, now, now, error=str(exc)))
+        except OSError as exc:
+            self._start_failed(task.job_id, f"cannot prepare the workdir: {exc}")
             return
+        self.procs.submit(
+            task.job_id,
+            argv,
+            cwd=task.out_path.parent,
+            env=self.app_launcher.process_env(spec, self.base_env),
+            out_path=task.out_path,
+            wall_time_sec=task.wall_time_sec,
+        )
         self.running[task.job_id] = task
-        self.ctx.report_started(task.job_id, started)
-        log.debug("job %d started on %s", task.job_id, ",".join(a.hosts))
+        log.debug("job %d starting on %s", task.job_id, ",".join(a.hosts))
+
+    def _start_failed(self, job_id: int, message: str) -> None:
+        self.running.pop(job_id, None)
+        self.nodes.free(job_id)
+        now = time.time()
+        self.ctx.report_started(job_id, now)
+        self.ctx.report_outcome(Outcome(job_id, None, now, now, error=message))
+
+    def _handle(self, ev: Events) -> None:
+        for job_id, started in ev.started:
+            self.ctx.report_started(job_id, started)
+        for job_id, message in ev.start_errors:
+            self._start_failed(job_id, message)
+        for job_id in ev.cancelled:  # never started: released with the session
+            self.running.pop(job_id, None)
+            self.nodes.free(job_id)
+        for ex in ev.exits:
+            self._finished(ex)
 
     def _finished(self, ex: Exit) -> None:
         task = self.running.pop(ex.key)
-        self.nodes.free(ex.key)
+        a = self.nodes.free(ex.key)
+        self.freed.add(float(a.share) * a.num_nodes)
         failed = ex.returncode != 0 or ex.timed_out or ex.stopped
         if not failed:
             record_success(task, ex.started, ex.ended)
@@ -218,8 +249,7 @@ class MPIMode:
             log.info("stopping %d running job(s)", len(self.running))
             self.procs.terminate_all()
             while self.running:
-                for ex in self.procs.wait(1.0):
-                    self._finished(ex)
+                self._handle(self.procs.wait(1.0))
         self.procs.close()
         self.fetcher.close()
         log.info("launcher done (%s)", ctx.stop_reason or "finished")

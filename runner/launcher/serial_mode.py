@@ -34,9 +34,11 @@ from runner.launcher.common import (
     Fetcher,
     LauncherOptions,
     Outcome,
+    RateMeter,
+    ahead,
     setup_logging,
 )
-from runner.launcher.procs import ProcessGroup, StartError, die_with_parent_self
+from runner.launcher.procs import ProcessGroup, die_with_parent_self
 from runner.launcher.tasks import Task, prepare_workdir, read_result, record_success
 from runner.models import MAX_BULK, AcquireSpec
 from runner.platform import nodes
@@ -53,6 +55,12 @@ TAG_SETUP = 4
 WORKER_REPORT_SEC = 0.05
 #: how long a waiting rank sleeps between MPI polls.
 POLL_SEC = 0.002
+#: most tasks being started at once by one rank.
+SPAWN_THREADS = 8
+#: rank 0 holds at least this many tasks per worker slot beyond the workers' queues,
+#: so tiny tasks never wait for an acquire round trip (they go back to the server
+#: when the launcher stops).
+MIN_AHEAD_PER_SLOT = 16
 
 
 @dataclass
@@ -95,7 +103,8 @@ class Worker:
     def __init__(self, node: nodes.Node) -> None:
         self.node = node
         self.nm = NodeManager([node])
-        self.procs = ProcessGroup(die_with_parent=False)
+        # one spawning thread per slot (up to SPAWN_THREADS): S slots start like S spawners
+        self.procs = ProcessGroup(die_with_parent=False, spawn_threads=min(SPAWN_THREADS, max(1, node.cpus)))
         self.queue: deque[Task] = deque()
         self.running: dict[int, Task] = {}
         self.report = Report()
@@ -124,28 +133,39 @@ class Worker:
                 return
             self.queue.popleft()
             env = {**self.base_env, **task.env, **a.env()}
+            self.running[task.job_id] = task
             try:
                 prepare_workdir(task)
-                started = self.procs.start(
-                    task.job_id,
-                    task.argv,
-                    cwd=Path(task.workdir),
-                    env=env,
-                    out_path=task.out_path,
-                    wall_time_sec=task.wall_time_sec,
-                )
-            except (StartError, OSError) as exc:
-                self.nm.free(task.job_id)
-                now = time.time()
-                self.report.started.append((task.job_id, now))
-                self.report.done.append(Outcome(task.job_id, None, now, now, error=str(exc)))
+            except OSError as exc:
+                self._start_failed(task.job_id, f"cannot prepare the workdir: {exc}")
                 continue
-            self.running[task.job_id] = task
-            self.report.started.append((task.job_id, started))
+            self.procs.submit(
+                task.job_id,
+                task.argv,
+                cwd=Path(task.workdir),
+                env=env,
+                out_path=task.out_path,
+                wall_time_sec=task.wall_time_sec,
+            )
+
+    def _start_failed(self, job_id: int, message: str) -> None:
+        self.running.pop(job_id, None)
+        self.nm.free(job_id)
+        now = time.time()
+        self.report.started.append((job_id, now))
+        self.report.done.append(Outcome(job_id, None, now, now, error=message))
 
     def step(self, timeout: float) -> None:
-        """Wait up to ``timeout`` for exits, record them, start what now fits."""
-        for ex in self.procs.wait(timeout):
+        """Wait up to ``timeout`` for starts and exits, record them, start what now fits."""
+        ev = self.procs.wait(timeout)
+        self.report.started.extend(ev.started)
+        for job_id, message in ev.start_errors:
+            self._start_failed(job_id, message)
+        for job_id in ev.cancelled:
+            self.running.pop(job_id, None)
+            self.nm.free(job_id)
+            self.report.returned.append(job_id)
+        for ex in ev.exits:
             task = self.running.pop(ex.key)
             self.nm.free(ex.key)
             failed = ex.returncode != 0 or ex.timed_out or ex.stopped
@@ -208,6 +228,7 @@ class Master:
         self.ready: deque[Task] = deque()
         self.fetcher = fetcher
         self.last_busy = time.time()
+        self.finished = RateMeter()
 
     def deficit(self) -> int:
         return sum(self.targets[r] - len(self.outstanding[r]) for r in self.targets)
@@ -216,12 +237,28 @@ class Master:
         # a request in flight does not count: one goes out every second while idle
         return bool(self.ready) or any(self.outstanding.values()) or self.fetcher.last_count > 0
 
+    def _want(self) -> tuple[int, int]:
+        """How many more tasks to ask for, and the target they fill up to: the workers'
+        depth, plus what they finish while acquires are on their way."""
+        held = sum(len(o) for o in self.outstanding.values()) + len(self.ready)
+        depth = sum(self.targets.values())
+        floor = max(depth, MIN_AHEAD_PER_SLOT * sum(self.slots.values()))
+        target = depth + int(ahead(self.finished.rate(), self.fetcher.latency, floor))
+        return target - held, target
+
+    def next_wakeup(self) -> float:
+        """Seconds the loop may sleep when nothing else happens: until it may ask again
+        when it wants to, else the idle period (exits and arrivals wake it anyway)."""
+        want, target = self._want()
+        if not self.fetcher.busy and want >= target / 2:
+            return min(IDLE_ACQUIRE_SEC, max(0.0, self.fetcher.quiet_until - time.time()))
+        return IDLE_ACQUIRE_SEC
+
     def maybe_acquire(self) -> None:
         self.ready.extend(self.fetcher.take())
         # ask for a full round ahead, so the workers never wait for the server
-        held = sum(len(o) for o in self.outstanding.values()) + len(self.ready)
-        want = 2 * sum(self.targets.values()) - held
-        if want <= 0 or not self.fetcher.can_request():
+        want, target = self._want()
+        if want < target / 2 or not self.fetcher.can_request():
             return
         self.fetcher.request(
             AcquireSpec(
@@ -255,6 +292,8 @@ class Master:
         for o in r.done:
             self.outstanding[rank].discard(o.job_id)
             self.ctx.report_outcome(o)
+        if r.done:
+            self.finished.add(len(r.done))
         for job_id, reason in r.failed:
             self.outstanding[rank].discard(job_id)
             self.ctx.fail(job_id, reason)
@@ -295,10 +334,7 @@ def run_single(ctx: Context, node: nodes.Node) -> None:
                 worker.add(tasks)
             # Sleep until a task exits (pidfd), jobs arrive from the fetcher, a signal
             # comes, or it is time to ask the server again.
-            timeout = IDLE_ACQUIRE_SEC
-            if not fetcher.busy:
-                timeout = min(timeout, max(0.0, fetcher.quiet_until - time.time()))
-            worker.step(timeout)
+            worker.step(master.next_wakeup())
             r = worker.take_report(force=True)
             if r:
                 master.on_report(0, r)

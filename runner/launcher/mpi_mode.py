@@ -156,8 +156,15 @@ class MPIMode:
         # is not starved by a stream of small ones.
         still: deque[Task] = deque()
         reserved = 0
+        #: shapes that did not fit in this pass: the same shape will not fit either
+        no_room: set[tuple[int, int, int, int, int]] = set()
         while self.waiting:
             task = self.waiting.popleft()
+            shape = (task.num_nodes, task.ranks_per_node, task.threads_per_rank,
+                     task.gpus_per_rank, task.node_packing_count)
+            if shape in no_room or self.nodes.free_node_equivalents() <= 1e-9:
+                still.append(task)
+                continue
             idle_before = self.nodes.idle_nodes()
             a = self.nodes.assign(request_of(task))
             idle_after = self.nodes.idle_nodes()
@@ -166,6 +173,7 @@ class MPIMode:
                 a = None
             if a is None:
                 still.append(task)
+                no_room.add(shape)
                 if task.num_nodes > 1:
                     reserved = max(reserved, task.num_nodes)
                 continue

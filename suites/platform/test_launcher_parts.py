@@ -1,0 +1,136 @@
+"""Launcher building blocks without a server: child processes, report batching, tasks."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runner.launcher.procs import Exit, ProcessGroup
+from runner.launcher.session import _rounds
+from runner.launcher.tasks import (
+    Task,
+    TaskError,
+    TaskFactory,
+    prepare_workdir,
+    record_success,
+    recovered_exit,
+)
+from runner.models import JobUpdate
+from runner.states import JobState
+
+
+def drain(
+    pg: ProcessGroup, want_exits: int, timeout: float = 30
+) -> tuple[list[tuple[int, float]], list[Exit], list[tuple[int, str]]]:
+    started: list[tuple[int, float]] = []
+    exits: list[Exit] = []
+    errors: list[tuple[int, str]] = []
+    deadline = time.monotonic() + timeout
+    while len(exits) + len(errors) < want_exits and time.monotonic() < deadline:
+        ev = pg.wait(1.0)
+        started += ev.started
+        exits += ev.exits
+        errors += ev.start_errors
+    return started, exits, errors
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_exits_are_noticed_at_once_and_failed_starts_reported(tmp_path: Path, threads: int) -> None:
+    pg = ProcessGroup(spawn_threads=threads)
+    try:
+        pg.submit(1, ["sh", "-c", "echo out; echo err >&2; exit 7"], cwd=tmp_path, env={},
+                  out_path=tmp_path / "1.out")
+        pg.submit(2, ["/no/such/program"], cwd=tmp_path, env={}, out_path=tmp_path / "2.out")
+        pg.submit(3, [sys.executable, "-c", "import time; time.sleep(0.3)"], cwd=tmp_path, env={},
+                  out_path=tmp_path / "3.out")
+        t0 = time.monotonic()
+        started, exits, errors = drain(pg, 3)
+        by_key = {e.key: e for e in exits}
+        assert by_key[1].returncode == 7 and by_key[1].output_tail() == "out\nerr\n"
+        assert by_key[3].returncode == 0
+        # event driven: the 0.3 s child is reported well before a 1 s poll would
+        assert by_key[3].ended - by_key[3].started < 0.9
+        assert time.monotonic() - t0 < 5
+        assert errors == [(2, "cannot start '/no/such/program': No such file or directory")]
+        assert {k for k, _ in started} == {1, 3}
+        assert len(pg) == 0
+    finally:
+        pg.close()
+
+
+def test_wall_time_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pg = ProcessGroup(spawn_threads=1)
+    try:
+        # the shell's child (sleep) must die too, not only the shell
+        pg.submit(1, ["sh", "-c", "sleep 60 & wait"], cwd=tmp_path, env={}, out_path=tmp_path / "o",
+                  wall_time_sec=0.3)
+        _, exits, _ = drain(pg, 1)
+        assert exits[0].timed_out and not exits[0].stopped and exits[0].returncode != 0
+        assert exits[0].ended - exits[0].started < 5
+    finally:
+        pg.close()
+
+
+def test_terminate_all_stops_running_and_cancels_queued(tmp_path: Path) -> None:
+    pg = ProcessGroup(spawn_threads=1)
+    try:
+        pg.submit(1, ["sleep", "60"], cwd=tmp_path, env={}, out_path=tmp_path / "o")
+        started: list[tuple[int, float]] = []
+        while not started:
+            started += pg.wait(1.0).started
+        pg.terminate_all()
+        ev = pg.wait(10)
+        while not ev.exits:
+            ev = pg.wait(10)
+        assert ev.exits[0].stopped and not ev.exits[0].timed_out
+    finally:
+        pg.close()
+
+
+def test_report_rounds_name_each_job_once_and_keep_order() -> None:
+    u = [
+        JobUpdate(id=1, state=JobState.RUNNING),
+        JobUpdate(id=2, state=JobState.RUNNING),
+        JobUpdate(id=1, state=JobState.RUN_DONE),
+        JobUpdate(id=3, state=JobState.RUNNING),
+        JobUpdate(id=2, state=JobState.RUN_ERROR),
+    ]
+    rounds = _rounds(u)
+    assert [[(x.id, x.state) for x in r] for r in rounds] == [
+        [(1, JobState.RUNNING), (2, JobState.RUNNING), (3, JobState.RUNNING)],
+        [(1, JobState.RUN_DONE), (2, JobState.RUN_ERROR)],
+    ]
+
+
+def test_workdir_may_not_leave_the_data_directory(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    factory = TaskFactory(tmp_path, {})
+    assert factory.workdir(SimpleNamespace(workdir="app/1")) == (tmp_path / "app/1").resolve()  # type: ignore[arg-type]
+    for bad in ("../x", "/etc", "a/../../x"):
+        with pytest.raises(TaskError, match="leaves"):
+            factory.workdir(SimpleNamespace(workdir=bad))  # type: ignore[arg-type]
+
+
+def test_noted_success_is_recovered_only_for_the_lost_attempt(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    task = Task(job_id=5, argv=["true"], workdir=str(tmp_path / "w"), attempt=1, session_id=10)
+    prepare_workdir(task)
+    record_success(task, 1.0, 2.0)
+
+    def job(state: JobState, retry_count: int, job_id: int = 5) -> object:
+        return SimpleNamespace(id=job_id, state=state, retry_count=retry_count)
+
+    w = Path(task.workdir)
+    # nothing reached the server: same attempt, offered again
+    assert recovered_exit(w, job(JobState.PREPROCESSED, 1), 11) is not None  # type: ignore[arg-type]
+    # RUNNING reached it, the outcome did not: the expiry timed it out (retry_count + 1)
+    assert recovered_exit(w, job(JobState.RESTART_READY, 2), 11) is not None  # type: ignore[arg-type]
+    # the same session, another job, an older attempt: run it
+    assert recovered_exit(w, job(JobState.RESTART_READY, 2), 10) is None  # type: ignore[arg-type]
+    assert recovered_exit(w, job(JobState.RESTART_READY, 2, job_id=6), 11) is None  # type: ignore[arg-type]
+    assert recovered_exit(w, job(JobState.RESTART_READY, 3), 11) is None  # type: ignore[arg-type]

@@ -45,7 +45,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVER_DIR = REPO_ROOT / "ci" / "server"
 IMAGE_REPO = "tolu-server"
 DEPS_REPO = "tolu-server-deps"
-SMOKE_IMPORT = "import runner.server.__main__, runner.server.app"
 UPSTREAM_BASE = "python:3.11-slim"
 LOCAL_BASE = "local/debian-python:bookworm"
 CONTAINER_PORT = 8000
@@ -115,7 +114,7 @@ def _image_exists(client: Any, tag: str) -> bool:
 
 def _source_files(root: Path) -> list[Path]:
     files: list[Path] = []
-    for package in ("runner", "harness"):
+    for package in ("runner",):  # the image holds runner/ only (harness/ is removed from it)
         for path in sorted((root / package).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix not in {".pyc", ".pyo"}:
                 files.append(path)
@@ -268,6 +267,8 @@ def _build_app_image(client: Any, deps_tag: str, tag: str, log_file: Path) -> No
         with zipfile.ZipFile(wheel) as zf:
             zf.extractall(app)
         shutil.rmtree(dist)
+        # the test harness is not part of the server
+        shutil.rmtree(app / "harness", ignore_errors=True)
         # byte-compile here: the server user cannot write __pycache__ in the image
         _run(
             [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(app)],
@@ -278,21 +279,6 @@ def _build_app_image(client: Any, deps_tag: str, tag: str, log_file: Path) -> No
         entrypoint.chmod(0o755)
         shutil.copy(SERVER_DIR / "Dockerfile", ctx / "Dockerfile")
         _docker_build(client, ctx, tag, {"DEPS_IMAGE": deps_tag}, log_file)
-    # the server's imports must resolve inside the image
-    import docker.errors
-
-    try:
-        client.containers.run(tag, entrypoint=["/opt/tolu/bin/python", "-c", SMOKE_IMPORT], remove=True)
-    except docker.errors.ContainerError as exc:
-        with contextlib.suppress(Exception):
-            client.images.remove(tag, force=True)
-        stderr = bytes(exc.stderr or b"").decode(errors="replace")
-        raise ContainerError(
-            f"the server does not import in {tag}: add its missing dependency to "
-            f"{SERVER_DIR / 'requirements.txt'}",
-            log_tail=stderr[-3000:],
-            log_path=log_file,
-        ) from exc
     log.info("built %s in %.0f s", tag, time.monotonic() - t0)
 
 
@@ -550,8 +536,11 @@ class ContainerServer:
             if status in {"exited", "dead"}:
                 code = self._container.attrs.get("State", {}).get("ExitCode")
                 self.collect_logs()
+                hint = ""
+                if "ModuleNotFoundError" in self.logs():
+                    hint = f"; add the missing module to {SERVER_DIR / 'requirements.txt'}"
                 raise ContainerError(
-                    f"server container {self.name} exited with code {code} before it was healthy",
+                    f"server container {self.name} exited with code {code} before it was healthy{hint}",
                     log_tail="\n".join(self.logs().splitlines()[-30:]),
                     log_path=self.log_path,
                 )

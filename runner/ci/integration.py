@@ -286,6 +286,11 @@ class Pipeline:
 
                 venv_site = next((self.venv / "lib").glob("python3*/site-packages"))
                 (venv_site / "_tolu_ci_shared_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+                # and their programs (mpiexec from the mpich wheel, ...)
+                for program in Path(sys.executable).parent.iterdir():
+                    target = self.venv / "bin" / program.name
+                    if not target.exists() and not program.name.startswith(("activate", "python")):
+                        target.symlink_to(program.resolve())
         pip = [str(self.venv / "bin" / "python"), "-m", "pip", "install", "-q"]
         reinstall = not fresh or self.o.shared_deps
         cmd = [*pip, "--force-reinstall", "--no-deps", str(wheel)] if reinstall else [*pip, str(wheel)]
@@ -643,7 +648,8 @@ class Pipeline:
                     Finding(
                         "unexpected-failure",
                         f"job {job.id} (tags {job.tags}) FAILED although it was not meant to: "
-                        f"return code {getattr(job, 'return_code', None)}; output {self._job_out(job)}",
+                        f"return code {getattr(job, 'return_code', None)}; {self._why(client, job.id)}; "
+                        f"output {self._job_out(job)}",
                         f"job {job.id}",
                     )
                 )
@@ -709,6 +715,14 @@ class Pipeline:
                 + "\n".join(f"[{f.kind}] {f.message}" for f in findings)
             )
         return "no ERROR lines, no unexpected failures, nothing stuck"
+
+    def _why(self, client: Any, job_id: int) -> str:
+        """The last error or reason its Events give for a job."""
+        for event in reversed(client.events.filter(job_id=job_id)):
+            for key in ("error", "reason", "traceback"):
+                if event.data.get(key):
+                    return f"{event.to_state}: {str(event.data[key]).strip().splitlines()[-1][:200]}"
+        return "no error in its events"
 
     def _job_out(self, job: Any) -> str:
         path = self.site_dir / "data" / job.workdir / "job.out"

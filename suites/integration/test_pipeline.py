@@ -9,20 +9,20 @@ so that `pytest -m integration` alone proves the pipeline can pass.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from runner.ci.integration import FAULTS, Options, run_pipeline
 
 
-def _options(tmp_path: Path, **kw: object) -> Options:
-    # a fresh venv that sees this environment's dependencies: the wheel is still built and
-    # installed, without re-downloading matplotlib & co. for every run
+def _options(config: pytest.Config, **kw: object) -> Options:
+    # artifacts/<run-id>/ of the repository: they outlive pytest's rotating tmp dirs.
+    # A fresh venv that sees this environment's dependencies: the wheel is still built and
+    # installed, without re-downloading matplotlib & co. for every run.
     return Options(
         server="process",
         scheduler="local",
-        artifacts=tmp_path / "artifacts",
+        artifacts=config.rootpath / "artifacts",
         deadline_sec=240,
         shared_deps=True,
         **kw,  # type: ignore[arg-type]
@@ -30,9 +30,9 @@ def _options(tmp_path: Path, **kw: object) -> Options:
 
 
 @pytest.mark.expect_errors(r".*")
-def test_every_planted_fault_is_reported(tmp_path: Path) -> None:
+def test_every_planted_fault_is_reported(pytestconfig: pytest.Config) -> None:
     lines: list[str] = []
-    result = run_pipeline(_options(tmp_path, faults=tuple(FAULTS)), out=lines.append)
+    result = run_pipeline(_options(pytestconfig, faults=tuple(FAULTS)), out=lines.append)
     output = "\n".join(lines)
     assert not result.ok, f"the pipeline stayed green with planted faults:\n{output}"
     kinds = {f.kind for f in result.findings}
@@ -62,9 +62,9 @@ def test_every_planted_fault_is_reported(tmp_path: Path) -> None:
     assert "integration run FAILED" in output
 
 
-def test_clean_run_passes_and_leaves_a_report(tmp_path: Path) -> None:
+def test_clean_run_passes_and_leaves_a_report(pytestconfig: pytest.Config) -> None:
     lines: list[str] = []
-    result = run_pipeline(_options(tmp_path), out=lines.append)
+    result = run_pipeline(_options(pytestconfig), out=lines.append)
     output = "\n".join(lines)
     assert result.ok, output
     assert [s.number for s in result.steps] == list(range(1, 12)), output

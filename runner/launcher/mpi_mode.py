@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections import deque
+from functools import partial
 
 from runner.launcher.common import (
     IDLE_ACQUIRE_SEC,
@@ -191,13 +193,9 @@ class MPIMode:
         )
         try:
             argv = self.app_launcher.command(spec)
-            prepare_workdir(task)
         except UnsupportedJob as exc:
             self.nodes.free(task.job_id)
             self.ctx.fail(task.job_id, str(exc))
-            return
-        except OSError as exc:
-            self._start_failed(task.job_id, f"cannot prepare the workdir: {exc}")
             return
         self.procs.submit(
             task.job_id,
@@ -206,6 +204,7 @@ class MPIMode:
             env=self.app_launcher.process_env(spec, self.base_env),
             out_path=task.out_path,
             wall_time_sec=task.wall_time_sec,
+            prepare=partial(prepare_workdir, task),
         )
         self.running[task.job_id] = task
         log.debug("job %d starting on %s", task.job_id, ",".join(a.hosts))
@@ -265,6 +264,8 @@ class MPIMode:
 
 
 def run(opts: LauncherOptions) -> int:
+    # see serial_mode.SWITCH_INTERVAL_SEC: hand the GIL to a returning spawner sooner
+    sys.setswitchinterval(0.0005)
     ctx = Context(opts)
     ls = ctx.settings.launcher
     node_list = nodes.discover(ls, hostfile=opts.hostfile)

@@ -24,7 +24,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,6 +130,7 @@ class _Spawn:
     env: dict[str, str]
     out_path: Path
     wall_time_sec: float | None
+    prepare: Callable[[], None] | None = None
 
 
 class ProcessGroup:
@@ -191,11 +192,16 @@ class ProcessGroup:
         env: Mapping[str, str],
         out_path: Path,
         wall_time_sec: float | None = None,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
-        """Start ``argv`` (stdout+stderr appended to ``out_path``); ``wait()`` reports the start."""
+        """Start ``argv`` (stdout+stderr appended to ``out_path``); ``wait()`` reports the start.
+
+        ``prepare`` (e.g. making the workdir) runs just before, in the starting thread;
+        an OSError from it is reported like a failed start.
+        """
         if key in self._children or key in self._starting:
             raise ValueError(f"child {key} is already running")
-        spawn = _Spawn(key, list(argv), cwd, dict(env), out_path, wall_time_sec)
+        spawn = _Spawn(key, list(argv), cwd, dict(env), out_path, wall_time_sec, prepare)
         self._starting.add(key)
         if not self._spawn_threads:
             self._done.append(self._spawn(spawn))
@@ -209,6 +215,8 @@ class ProcessGroup:
 
     def _spawn(self, spawn: _Spawn) -> tuple[_Spawn, subprocess.Popen[bytes] | str, float]:
         try:
+            if spawn.prepare is not None:
+                spawn.prepare()
             with spawn.out_path.open("ab") as out:
                 proc = subprocess.Popen(
                     spawn.argv,
@@ -222,7 +230,8 @@ class ProcessGroup:
                     close_fds=True,
                 )
         except OSError as exc:
-            return spawn, f"cannot start {spawn.argv[0]!r}: {exc.strerror or exc}", time.time()
+            where = f" ({exc.filename})" if exc.filename and exc.filename != spawn.argv[0] else ""
+            return spawn, f"cannot start {spawn.argv[0]!r}: {exc.strerror or exc}{where}", time.time()
         return spawn, proc, time.time()
 
     def _spawner(self) -> None:

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ TAG_SETUP = 4
 WORKER_REPORT_SEC = 0.05
 #: how long a waiting rank sleeps between MPI polls.
 POLL_SEC = 0.002
+#: sys.setswitchinterval for the ranks (Python's default is 5 ms).
+SWITCH_INTERVAL_SEC = 0.0005
 #: most tasks being started at once by one rank.
 SPAWN_THREADS = 8
 #: rank 0 holds at least this many tasks per worker slot beyond the workers' queues,
@@ -134,11 +137,6 @@ class Worker:
             self.queue.popleft()
             env = {**self.base_env, **task.env, **a.env()}
             self.running[task.job_id] = task
-            try:
-                prepare_workdir(task)
-            except OSError as exc:
-                self._start_failed(task.job_id, f"cannot prepare the workdir: {exc}")
-                continue
             self.procs.submit(
                 task.job_id,
                 task.argv,
@@ -146,6 +144,7 @@ class Worker:
                 env=env,
                 out_path=task.out_path,
                 wall_time_sec=task.wall_time_sec,
+                prepare=partial(prepare_workdir, task),
             )
 
     def _start_failed(self, job_id: int, message: str) -> None:
@@ -430,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
+    # Threads hand the GIL over sooner: a spawner returning from fork/exec or the loop
+    # woken by an exit should not wait out another thread's 5 ms JSON parsing slice.
+    sys.setswitchinterval(SWITCH_INTERVAL_SEC)
     if rank == 0:
         setup_logging(opts.site_dir)
         ctx = Context(opts)

@@ -143,13 +143,17 @@ def read_result(task: Task) -> dict[str, Any]:
 
 
 def prepare_workdir(task: Task) -> None:
+    """Make WORKDIR and WORKDIR/.tolu: two syscalls in the common case (parent exists)."""
     meta = os.path.join(task.workdir, META_DIR)
     try:
-        os.mkdir(meta)  # the common case in one syscall
+        os.mkdir(task.workdir)
     except FileExistsError:
         pass
     except FileNotFoundError:
         os.makedirs(meta, exist_ok=True)
+        return
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(meta)
 
 
 def record_success(task: Task, started: float, ended: float) -> None:

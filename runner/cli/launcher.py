@@ -62,6 +62,8 @@ def launcher(
     """
     from runner.launcher import common
     from runner.launcher.common import LauncherError, LauncherOptions
+    from runner.platform.app_launchers import UnknownLauncher, UnsupportedJob
+    from runner.platform.nodes import DiscoveryError, UnknownDiscovery
 
     opts = LauncherOptions(
         site_dir=site_dir,
@@ -84,9 +86,11 @@ def launcher(
             from runner.site import settings as site_settings
 
             settings = site_settings.load(site_dir)
+            # what rank 0 would find wrong, said here in one line instead of by mpiexec
+            common.Context(opts).client.close()
             common.setup_logging(site_dir)
             click.echo(f"launcher (serial mode, pid {os.getpid()}): logs in {site_dir / 'log'}", err=True)
             code = serial_start.run(opts, settings.launcher)
-    except LauncherError as exc:
+    except (LauncherError, UnknownLauncher, UnsupportedJob, UnknownDiscovery, DiscoveryError) as exc:
         fail(str(exc))
     sys.exit(code)

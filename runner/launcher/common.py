@@ -325,6 +325,9 @@ class Fetcher:
             except ToluError as exc:
                 log.warning("acquire failed: %s", exc)
                 self.quiet_until = time.time() + IDLE_ACQUIRE_SEC
+            except Exception:  # never let the fetching thread die with a request in flight
+                log.exception("acquire failed")
+                self.quiet_until = time.time() + IDLE_ACQUIRE_SEC
             with self._cv:
                 self._results.extend(tasks)
                 self._busy = False

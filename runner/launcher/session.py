@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from runner.client import Client
-from runner.client.errors import APIError, Conflict, NotFound, ToluError, TransportError
+from runner.client.errors import APIError, Conflict, InvalidRequest, NotFound, ToluError, TransportError
 from runner.models import AcquireSpec, Job, JobUpdate, Session
 from runner.states import JobState
 
@@ -63,7 +63,10 @@ class Reporter:
             with self._cv:
                 self._cv.wait(self._interval)
                 stop = self._stop
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # never let the reporting thread die silently
+                log.exception("status report failed")
             if stop:
                 return
 
@@ -88,6 +91,10 @@ class Reporter:
             self._client.jobs.bulk_update(part)
             self.requests += 1
             self.sent += len(part)
+        except InvalidRequest as exc:
+            # a bug, not a state: resending would fail the same way forever
+            log.error("server rejected %d status updates: %s", len(part), exc)
+            self.dropped.extend((u, str(exc)) for u in part)
         except (Conflict, NotFound) as exc:
             # All-or-nothing bulk: one job that changed under us (killed by its owner,
             # deleted) must not sink the others, so find it by halving.

@@ -25,7 +25,8 @@ log = logging.getLogger("tolu.server")
 
 
 async def _expire_sessions(db: Database, period: float) -> None:
-    """Background task: end sessions whose heartbeat is older than their ttl."""
+    """Background task: end sessions whose heartbeat is older than their ttl; keep
+    PostgreSQL's planner statistics fresh after bulk inserts."""
     while True:
         await asyncio.sleep(period)
         try:
@@ -38,7 +39,9 @@ async def _expire_sessions(db: Database, period: float) -> None:
 
 def _expire_once(db: Database) -> int:
     with db.write() as conn:
-        return session_service.expire(conn)
+        n = session_service.expire(conn)
+    db.maintain()
+    return n
 
 
 def create_app(settings: ServerSettings) -> FastAPI:

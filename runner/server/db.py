@@ -100,6 +100,8 @@ class Database:
         self.kind = database_kind(url)
         self.engine = make_engine(url)
         self._write_lock = threading.Lock() if self.kind == "sqlite" else None
+        #: rows bulk-inserted since the last ANALYZE (PostgreSQL; see ``maintain``).
+        self.inserted_since_analyze = 0
 
     @property
     def is_sqlite(self) -> bool:
@@ -144,6 +146,31 @@ class Database:
             {"t": table.name, "n": n},
         ).scalars()
         return sorted(int(r) for r in rows)
+
+    def note_inserted(self, n: int) -> None:
+        self.inserted_since_analyze += n
+
+    def maintain(self, threshold: int = 5_000) -> bool:
+        """Refresh planner statistics after large bulk inserts; returns whether it did.
+
+        PostgreSQL's autovacuum gets there within a minute; until then the planner
+        believes the tables are as small as they were. SQLite has none unless asked.
+        """
+        if self.inserted_since_analyze < threshold:
+            return False
+        self.inserted_since_analyze = 0
+        if self.is_sqlite:
+            # Approximate statistics (analysis_limit) take milliseconds, and let
+            # SQLite drive a selective tag filter from job_tags.
+            with self.write() as conn:
+                conn.exec_driver_sql("PRAGMA analysis_limit=2000")
+                conn.exec_driver_sql("ANALYZE jobs")
+                conn.exec_driver_sql("ANALYZE job_tags")
+            return True
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("ANALYZE jobs, job_tags")
+        return True
 
     def dispose(self) -> None:
         self.engine.dispose()

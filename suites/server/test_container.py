@@ -108,11 +108,6 @@ def test_container_on_postgresql(server_image: str, postgres_url: str, tmp_path:
         _create_site(server.url, token, "pg-site")
 
 
-@pytest.mark.xfail(
-    reason="server (H1): python -m runner.server catches only SchemaError; an unreachable database "
-    "ends in a SQLAlchemy traceback instead of one 'tolu server: ...' line",
-    strict=True,
-)
 def test_bad_database_url_refuses_to_start_with_a_clear_log_line(server_image: str, tmp_path: Path) -> None:
     bad_url = "postgresql+psycopg://tolu:wrong-password@127.0.0.1:1/nodb"
     server = ContainerServer(tmp_path, image=server_image, database_url=bad_url)

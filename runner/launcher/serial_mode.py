@@ -164,9 +164,12 @@ class Worker:
             self.running.pop(job_id, None)
             self.nm.free(job_id)
             self.report.returned.append(job_id)
-        for ex in ev.exits:
-            task = self.running.pop(ex.key)
+        ended = [(ex, self.running.pop(ex.key)) for ex in ev.exits]
+        for ex, _ in ended:
             self.nm.free(ex.key)
+        # refill the freed slots first, the bookkeeping of the ended tasks after
+        self._start_queued()
+        for ex, task in ended:
             failed = ex.returncode != 0 or ex.timed_out or ex.stopped
             if not failed:
                 record_success(task, ex.started, ex.ended)
@@ -182,7 +185,6 @@ class Worker:
                     result=read_result(task),
                 )
             )
-        self._start_queued()
 
     def take_report(self, force: bool = False) -> Report | None:
         """The pending report when it is due: soon after an exit, at once when starving."""

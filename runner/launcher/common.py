@@ -83,19 +83,14 @@ def setup_logging(site_dir: Path, name: str | None = None) -> Path:
 class Context:
     """The site, the server connection and the session of one launcher run."""
 
-    def __init__(self, opts: LauncherOptions, client: Client | None = None) -> None:
+    def __init__(
+        self, opts: LauncherOptions, *, settings: site_settings.SiteSettings, site_id: int, client: Client
+    ) -> None:
         self.opts = opts
         self.site_dir = opts.site_dir.resolve()
-        try:
-            self.settings = site_settings.load(self.site_dir)
-        except site_settings.SettingsError as exc:
-            raise LauncherError(str(exc)) from None
-        if self.settings.site_id is None:
-            raise LauncherError(
-                f"{self.site_dir}/settings.yml has no site_id: register the site with `tolu site init`"
-            )
-        self.site_id: int = self.settings.site_id
-        self.client = client or Client.from_config()
+        self.settings = settings
+        self.site_id = site_id
+        self.client = client
         self.started = time.time()
         self.deadline = (
             self.started + opts.wall_time_min * 60 if opts.wall_time_min and opts.wall_time_min > 0 else None
@@ -116,6 +111,20 @@ class Context:
         )
         self.reporter = Reporter(self.client, ls.report_interval_sec)
         self.held: dict[int, Job] = {}
+
+    @classmethod
+    def load(cls, opts: LauncherOptions, client: Client | None = None) -> Context:
+        """Read the site's settings and the saved credentials (no request yet)."""
+        site_dir = opts.site_dir.resolve()
+        try:
+            settings = site_settings.load(site_dir)
+        except site_settings.SettingsError as exc:
+            raise LauncherError(str(exc)) from None
+        if settings.site_id is None:
+            raise LauncherError(
+                f"{site_dir}/settings.yml has no site_id: register the site with `tolu site init`"
+            )
+        return cls(opts, settings=settings, site_id=settings.site_id, client=client or Client.from_config())
 
     # ------------------------------------------------------------ life
 

@@ -266,7 +266,7 @@ class MPIMode:
 def run(opts: LauncherOptions) -> int:
     # see serial_mode.SWITCH_INTERVAL_SEC: hand the GIL to a returning spawner sooner
     sys.setswitchinterval(0.0005)
-    ctx = Context(opts)
+    ctx = Context.load(opts)
     ls = ctx.settings.launcher
     node_list = nodes.discover(ls, hostfile=opts.hostfile)
     launcher = app_launchers.get(ls.mpi_launcher)(executable=ls.mpiexec, extra_args=ls.mpi_args)

@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.setswitchinterval(SWITCH_INTERVAL_SEC)
     if rank == 0:
         setup_logging(opts.site_dir)
-        ctx = Context(opts)
+        ctx = Context.load(opts)
         ls = ctx.settings.launcher
         found = nodes.discover(ls, hostfile=opts.hostfile)
         # worker rank r runs on node r-1 (the CLI starts one extra rank on the first node)

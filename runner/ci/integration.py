@@ -718,8 +718,9 @@ class Pipeline:
 
     def _why(self, client: Any, job_id: int) -> str:
         """The last error or reason its Events give for a job."""
-        for event in reversed(client.events.filter(job_id=job_id)):
-            for key in ("error", "reason", "traceback"):
+        events = list(reversed(client.events.filter(job_id=job_id)))
+        for key in ("error", "traceback", "reason"):  # the cause before the verdict
+            for event in events:
                 if event.data.get(key):
                     return f"{event.to_state}: {str(event.data[key]).strip().splitlines()[-1][:200]}"
         return "no error in its events"

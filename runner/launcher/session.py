@@ -88,7 +88,7 @@ class Reporter:
 
     def _send(self, part: list[JobUpdate]) -> None:
         try:
-            self._client.jobs.bulk_update(part)
+            self._client.jobs.bulk_update(part, returning=False)
             self.requests += 1
             self.sent += len(part)
         except InvalidRequest as exc:

@@ -338,7 +338,8 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 
 def remove_stale_containers(client: Any) -> int:
-    """Remove tolu server containers whose owning process is gone; return how many."""
+    """Remove tolu server containers (and the volumes made for them) whose owning process is
+    gone; return how many."""
     removed = 0
     for container in client.containers.list(all=True, filters={"label": OWNER_LABEL}):
         try:
@@ -348,6 +349,15 @@ def remove_stale_containers(client: Any) -> int:
         if owner and not _pid_alive(owner):
             with contextlib.suppress(Exception):
                 container.remove(force=True, v=True)
+                removed += 1
+    for volume in client.volumes.list(filters={"label": OWNER_LABEL}):
+        try:
+            owner = int((volume.attrs.get("Labels") or {}).get(OWNER_LABEL, "0"))
+        except ValueError:
+            continue
+        if owner and not _pid_alive(owner):
+            with contextlib.suppress(Exception):  # a volume still in use is refused by docker
+                volume.remove()
                 removed += 1
     return removed
 
@@ -500,7 +510,7 @@ class ContainerServer:
         volume = self.volume
         if volume is None:
             volume = self._own_volume = f"{self.name}-data"
-            self._client.volumes.create(volume, labels={LABEL: "volume"})
+            self._client.volumes.create(volume, labels={LABEL: "volume", OWNER_LABEL: str(os.getpid())})
         kwargs: dict[str, Any] = {
             "name": self.name,
             "detach": True,

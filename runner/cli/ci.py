@@ -76,3 +76,24 @@ def integration(
     )
     result = run_pipeline(options)
     sys.exit(0 if result.ok else 1)
+
+
+@ci.command()
+@click.option(
+    "--base-image", default=None, help="[TOLU_SERVER_BASE_IMAGE, python:3.11-slim or the local Debian image]"
+)
+@click.option("--force", is_flag=True, help="rebuild even if an image with the same digest exists")
+def image(base_image: str | None, force: bool) -> None:
+    """Build (or reuse) the server image from ci/server/ and print its tag.
+
+    \b
+      docker run -d -p 127.0.0.1:8000:8000 -e TOLU_SECRET_KEY=... -e TOLU_MIGRATE=1 \\
+         -v tolu-data:/data "$(tolu ci image)"
+    """
+    from harness.container import ContainerError, build_server_image
+
+    try:
+        tag = build_server_image(base_image=base_image, force=force)
+    except ContainerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(tag)

@@ -124,3 +124,36 @@ def test_bad_database_url_refuses_to_start_with_a_clear_log_line(server_image: s
     client = docker_client()
     assert not client.containers.list(all=True, filters={"name": server.name})
     client.close()
+
+
+def test_a_container_left_by_a_killed_process_is_removed(server_image: str, tmp_path: Path) -> None:
+    """SIGKILL leaves no chance to clean up: the next start() (remove_stale_containers) does it."""
+    import signal
+    import subprocess
+    import sys
+
+    from harness.container import remove_stale_containers
+
+    script = (
+        "import sys, time\n"
+        "from harness.container import ContainerServer\n"
+        f"s = ContainerServer({str(tmp_path)!r}, image={server_image!r}).start(timeout=120)\n"
+        "print(s.name, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        name = proc.stdout.readline().strip()
+        assert name.startswith("tolu-server-"), name
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    client = docker_client()
+    try:
+        assert client.containers.list(all=True, filters={"name": name}), "the container should still be there"
+        assert remove_stale_containers(client) >= 1
+        assert not client.containers.list(all=True, filters={"name": name})
+        assert not client.volumes.list(filters={"name": f"{name}-data"})
+    finally:
+        client.close()

@@ -51,7 +51,7 @@ def one(keys: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(keys, row, strict=True))
 
 
-def page(count: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+def page(count: int, results: list[Any]) -> dict[str, Any]:
     return {"count": count, "results": results}
 
 
@@ -63,11 +63,17 @@ class RawShape:
         self._cols = {flag: bulk.raw_columns(table, keys, flag) for flag in (True, False)}
         self._conv = {flag: bulk.row_converters(table, keys, flag) for flag in (True, False)}
 
+        self._json = {flag: bulk.json_object(table, keys, flag) for flag in (True, False)}
+
     def columns(self, conn: Connection) -> list[Any]:
         return self._cols[bulk.is_sqlite(conn)]
 
     def dicts(self, conn: Connection, result: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
         return bulk.raw_dicts(self.keys, self._conv[bulk.is_sqlite(conn)], result)
+
+    def json(self, conn: Connection) -> Any:
+        """The whole row as one JSON text column (see bulk.json_object)."""
+        return self._json[bulk.is_sqlite(conn)]
 
 
 JOBS = RawShape(t.jobs, JOB_KEYS)

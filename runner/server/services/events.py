@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, select
 
-from runner.server import rows
+from runner.server import bulk, rows
 from runner.server import tables as t
 from runner.server.auth import Principal
 from runner.server.db import to_naive_utc
@@ -46,5 +46,5 @@ def filter(
     if before is not None:
         where.append(e.timestamp < to_naive_utc(before))
     total = count(conn, t.events, where)
-    stmt = order(select(*rows.EVENTS.columns(conn)).where(*where), t.events, ordering, ORDERINGS, "id")
-    return rows.page(total, rows.EVENTS.dicts(conn, conn.execute(stmt.limit(limit).offset(offset))))
+    stmt = order(select(rows.EVENTS.json(conn)).where(*where), t.events, ordering, ORDERINGS, "id")
+    return rows.page(total, bulk.fragments(conn.execute(stmt.limit(limit).offset(offset)).scalars()))

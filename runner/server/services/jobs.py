@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, ColumnElement, Connection, DateTime, delete, func, select, update
 
 from runner.models import MAX_BULK, JobCreate, JobUpdate, Resources
@@ -141,13 +142,14 @@ def parse_tags(raw: Sequence[str] | None) -> dict[str, str]:
 # ---------------------------------------------------------------- reading
 
 
-def get(conn: Connection, who: Principal, job_id: int) -> dict[str, Any]:
-    row = conn.execute(
-        select(*rows.JOBS.columns(conn)).where(t.jobs.c.id == job_id, t.jobs.c.owner_id == who.user_id)
-    ).first()
-    if row is None:
+def get(conn: Connection, who: Principal, job_id: int) -> Any:
+    """The job as JSON text for an answer (an ``orjson.Fragment``)."""
+    text = conn.execute(
+        select(rows.JOBS.json(conn)).where(t.jobs.c.id == job_id, t.jobs.c.owner_id == who.user_id)
+    ).scalar()
+    if text is None:
         raise NotFound(f"job {job_id} not found")
-    return rows.JOBS.dicts(conn, [row])[0]
+    return bulk.fragments([text])[0]
 
 
 def filter(
@@ -156,9 +158,9 @@ def filter(
     where = flt.where(who.user_id)
     guard_plan(conn, joins=flt.joins())
     total = count(conn, t.jobs, where)
-    stmt = order(select(*rows.JOBS.columns(conn)).where(*where), t.jobs, ordering, ORDERINGS, "id")
-    result = conn.execute(stmt.limit(limit).offset(offset))
-    return rows.page(total, rows.JOBS.dicts(conn, result))
+    stmt = order(select(rows.JOBS.json(conn)).where(*where), t.jobs, ordering, ORDERINGS, "id")
+    result = conn.execute(stmt.limit(limit).offset(offset)).scalars()
+    return rows.page(total, bulk.fragments(result))
 
 
 def counts(conn: Connection, who: Principal, flt: JobFilter) -> list[dict[str, Any]]:
@@ -172,11 +174,12 @@ def counts(conn: Connection, who: Principal, flt: JobFilter) -> list[dict[str, A
     return [{"state": state, "count": n} for state, n in conn.execute(stmt)]
 
 
-def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, Any]:
+    """job id -> the job as JSON text for an answer (``orjson.Fragment``)."""
     if not ids:
         return {}
-    stmt = select(*rows.JOBS.columns(conn)).where(ids_in(t.jobs.c.id, list(dict.fromkeys(ids))))
-    return {job["id"]: job for job in rows.JOBS.dicts(conn, conn.execute(stmt))}
+    stmt = select(t.jobs.c.id, rows.JOBS.json(conn)).where(ids_in(t.jobs.c.id, list(dict.fromkeys(ids))))
+    return {job_id: orjson.Fragment(text) for job_id, text in conn.execute(stmt)}
 
 
 # ---------------------------------------------------------------- creating
@@ -473,7 +476,7 @@ _FIELDS = ("tags", "parameters", "data", "retry_limit", "resources")
 
 def bulk_update(
     conn: Connection, who: Principal, items: Sequence[JobUpdate], *, loc_prefix: bool = True
-) -> list[dict[str, Any]]:
+) -> list[Any]:
     if len(items) > MAX_BULK:
         raise _too_many(len(items), "updates")
     ids: list[int] = []

@@ -22,7 +22,7 @@ from runner.server.db import Database, utcnow
 from runner.server.errors import NotFound
 from runner.server.lifecycle import Advancer, chunks, load_recs
 from runner.server.services.common import count, ensure_owned
-from runner.server.services.jobs import guard_plan, tag_match
+from runner.server.services.jobs import by_ids, guard_plan, tag_match
 from runner.states import RUNNABLE, JobState
 
 S = JobState
@@ -112,9 +112,8 @@ def _release(conn: Connection, session_ids: list[int], reason: str) -> None:
         conn.execute(delete(t.sessions).where(t.sessions.c.id.in_(part)))
 
 
-def acquire(
-    conn: Connection, db: Database, who: Principal, session_id: int, spec: AcquireSpec
-) -> list[dict[str, Any]]:
+def acquire(conn: Connection, db: Database, who: Principal, session_id: int, spec: AcquireSpec) -> list[Any]:
+    """Hold runnable jobs for the session; returns them as JSON texts for the answer."""
     expire(conn)
     session = _get_row(conn, who, session_id)
     j = t.jobs.c
@@ -143,7 +142,7 @@ def acquire(
     offset = 0
     while len(chosen) < spec.max_num_jobs:
         stmt = (
-            select(*rows.JOBS.columns(conn))
+            select(j.id, j.num_nodes, j.node_packing_count)
             .where(*where)
             .order_by(j.num_nodes.desc(), j.id)
             .limit(batch)
@@ -151,7 +150,7 @@ def acquire(
         )
         if not db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True, of=t.jobs)
-        got = rows.JOBS.dicts(conn, conn.execute(stmt))
+        got = [{"id": r[0], "num_nodes": r[1], "node_packing_count": r[2]} for r in conn.execute(stmt)]
         for job in got:
             if budget is not None:
                 need = job["num_nodes"] / job["node_packing_count"]
@@ -172,6 +171,5 @@ def acquire(
     if session["batch_job_id"] is not None:
         values["batch_job_id"] = session["batch_job_id"]
     conn.execute(update(t.jobs).where(ids_in(j.id, ids)).values(**values))
-    for job in chosen:
-        job.update(values)
-    return chosen
+    current = by_ids(conn, ids)
+    return [current[i] for i in ids]

@@ -155,3 +155,12 @@ def test_cli_migrate_down_and_up(tmp_path: Path) -> None:
     bad = subprocess.run([*tolu, "--revision", "nope"], capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode != 0
     assert bad.stderr.strip().count("\n") == 0 and "nope" in bad.stderr
+
+
+def test_an_unusable_database_is_one_line_without_the_password(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://tolu:not-the-password@127.0.0.1:1/nodb"
+    result = _serve(tmp_path, url)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("tolu server: cannot use the database"), result.stderr
+    assert "not-the-password" not in result.stderr and "127.0.0.1:1" in lines[0]

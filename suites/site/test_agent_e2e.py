@@ -26,9 +26,10 @@ from runner.states import JobState
 N_JOBS = 200
 TOLU = [sys.executable, "-c", "from runner.cli.main import cli; cli()"]
 
+# Each job takes a moment, so the server restart falls in the middle of the run.
 COPY_APP = """\
 name: copy
-command_template: cp in.bin out.bin
+command_template: sh -c "sleep 0.2 && cp in.bin out.bin"
 """
 
 
@@ -134,11 +135,14 @@ def test_agent_runs_200_staged_jobs_through_a_server_restart(
 
         # Restart the server in the middle: once some jobs finished, before all did.
         wait_until(lambda: user.jobs.count(site_id=site_id, state="JOB_FINISHED") > 0, 300, "a finished job")
+        finished_before = user.jobs.count(site_id=site_id, state="JOB_FINISHED")
         own_server.stop()
+        assert finished_before < N_JOBS, "every job finished before the restart: nothing tested"
         log_file = directory.log_path(site_dir)
         wait_until(lambda: "unreachable" in log_file.read_text(), 60, "the agent to notice the outage")
         time.sleep(5)  # a few backoff rounds with the server down
         own_server.start(timeout=90)
+        wait_until(lambda: "reachable again" in log_file.read_text(), 120, "the agent to see the server back")
 
         finished = wait_for_jobs(user, ids, [JobState.JOB_FINISHED], timeout=900)
         assert len(finished) == N_JOBS

@@ -99,6 +99,9 @@ class Slurm(BatchScheduler):
         lines = [
             f"#SBATCH --job-name={quote(f'tolu-{batch_job.id}')}",
             f"#SBATCH --nodes={int(batch_job.num_nodes)}",
+            # The launcher packs jobs onto whole nodes: without this Slurm hands out one
+            # CPU and `srun -n 2` inside the allocation is refused.
+            "#SBATCH --exclusive",
             f"#SBATCH --time={wall_time_hms(batch_job.wall_time_min)}",
             f"#SBATCH --output={quote(str(self.work_dir / f'batchjob-{batch_job.id}.%j.out'))}",
         ]

@@ -177,3 +177,39 @@ def json_object(table: Any, names: Sequence[str], sqlite: bool) -> ColumnElement
 
 def fragments(texts: Iterable[str]) -> list[Any]:
     return [orjson.Fragment(text) for text in texts]
+
+
+class InSelect(ColumnElement[bool]):
+    """``col IN (SELECT ...)`` that no planner statistics can turn quadratic.
+
+    SQLite: the plain ``IN (subquery)`` (it builds the list once, then probes).
+    PostgreSQL: ``col = ANY(ARRAY(subquery))``: the subquery runs once, and the
+    outer table is probed with the array (index or hashed filter), never joined.
+    As a semi-join, stale statistics ("1 row") after a bulk insert made the planner
+    pick a nested loop that scanned the tag index once per job: minutes per page.
+    """
+
+    inherit_cache = False
+    type = Boolean()
+    _is_implicitly_boolean = True
+
+    def __init__(self, col: ColumnElement[Any], query: Any) -> None:
+        self.col = col
+        self.query = query
+
+
+def in_select(col: ColumnElement[Any], query: Any) -> ColumnElement[bool]:
+    return InSelect(col, query)
+
+
+@compiles(InSelect, "sqlite")
+def _compile_in_select_sqlite(element: InSelect, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.col.in_(element.query), **kw))
+
+
+@compiles(InSelect)
+def _compile_in_select_default(element: InSelect, compiler: Any, **kw: Any) -> str:
+    col = compiler.process(element.col, **kw)
+    sub = compiler.process(element.query.scalar_subquery(), **kw)
+    # sub is "(SELECT ...)"; ARRAY(SELECT ...) takes the bare query.
+    return f"{col} = ANY(ARRAY{sub})"

@@ -150,6 +150,10 @@ class Advancer:
     def _step(self, rec: JobRec, target: JobState, ts: datetime | None, data: dict[str, Any] | None) -> None:
         check(rec.id, rec.state, target)
         self.record(rec, rec.state, target, ts, data)
+        if target is S.RESTART_READY and rec.state in (S.RUN_ERROR, S.RUN_TIMEOUT):
+            # Every restart after an error or a timeout uses up a retry, whether the
+            # server decided it or a site hook did (else a hook could retry forever).
+            rec.retry_count += 1
         rec.state = target
         rec.dirty = True
         if target is not S.RUNNING:
@@ -185,8 +189,7 @@ class Advancer:
 
     def _retry(self, rec: JobRec) -> tuple[JobState, dict[str, Any]]:
         if rec.retry_count < rec.retry_limit:
-            rec.retry_count += 1
-            return S.RESTART_READY, {"retry_count": rec.retry_count}
+            return S.RESTART_READY, {"retry_count": rec.retry_count + 1}
         return S.FAILED, {"reason": f"{rec.state.value}: retry limit {rec.retry_limit} reached"}
 
     def next_auto(self, rec: JobRec) -> tuple[JobState, dict[str, Any]] | None:

@@ -107,11 +107,6 @@ def test_postprocess_then_server_finishes(
     assert failed.state == S.FAILED
 
 
-@pytest.mark.xfail(
-    reason="server (H1): a site-driven RUN_ERROR|RUN_TIMEOUT -> RESTART_READY does not increment "
-    "retry_count (only the server's own automatic retry does), so hooks see retries left forever",
-    strict=True,
-)
 @pytest.mark.parametrize("outcome", [S.RUN_ERROR, S.RUN_TIMEOUT])
 def test_error_and_timeout_restart_until_the_retry_limit(
     service: ProcessingService,

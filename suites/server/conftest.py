@@ -12,11 +12,9 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
-from server_helpers import SiteApp, make_site_app
+from server_helpers import Raw, SiteApp, make_site_app
 
 from harness.fixtures_server import ServerHandle
 from runner.client import Client
@@ -38,18 +36,6 @@ def make_user(tolu_server: ServerHandle) -> Iterator[Callable[[], Client]]:
     yield make
     for client in made:
         client.close()
-
-
-class Raw:
-    """Plain HTTP as ``tolu_client``'s user, for bodies the typed client would not send."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
-
-    def __call__(self, method: str, path: str, **kw: Any) -> requests.Response:
-        return self.session.request(method, self.url + path, timeout=60, **kw)
 
 
 @pytest.fixture

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
+
+import requests
 
 from runner.client import Client
 from runner.models import App, Hook, Site
@@ -21,3 +24,15 @@ def make_site_app(client: Client, *, hooks: list[Hook] | None = None, name: str 
         site_id=site.id, name=name, command_template="echo {x}", parameters={"x": "1"}, hooks=hooks or []
     )
     return SiteApp(site, app)
+
+
+class Raw:
+    """Plain HTTP as ``tolu_client``'s user, for bodies the typed client would not send."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def __call__(self, method: str, path: str, **kw: Any) -> requests.Response:
+        return self.session.request(method, self.url + path, timeout=60, **kw)

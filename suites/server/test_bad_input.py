@@ -6,9 +6,8 @@ from typing import Any
 
 import orjson
 import pytest
-from server_helpers import SiteApp
+from server_helpers import Raw, SiteApp
 
-from conftest import Raw
 from runner.client import Client
 from runner.models import MAX_BULK
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from server_helpers import SiteApp, make_site_app
+from server_helpers import Raw, SiteApp, make_site_app
 
-from conftest import Raw
 from runner.client import Client
 from runner.client.errors import Conflict, NotFound
 from runner.states import JobState

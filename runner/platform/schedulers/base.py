@@ -11,7 +11,9 @@ scheduler class only says:
 * how to cancel (``cancel_command``),
 * optionally how to find backfill windows (``backfill_command``, ``parse_backfill_output``)
   and how to ask the scheduler's history about jobs that left the queue (``history``),
-* which directives go at the top of the script (``directives``).
+* which directives go at the top of the script: ``directive_prefix``, ``header`` (the flag
+  for each field, in order), ``flag_join``, ``option_flag`` and ``wall_time``; the base
+  writes the lines (``directives``), a scheduler overrides a hook only where it differs.
 
 A job that vanished from the queue is never left "running": ``history`` (e.g. Slurm's
 ``sacct -c``) is asked first, then the exit-code file the batch script writes
@@ -20,6 +22,7 @@ A job that vanished from the queue is never left "running": ``history`` (e.g. Sl
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -164,6 +167,16 @@ def script_options(batch_job: BatchJob, settings: SchedulerSettings) -> dict[str
     return {option_key(k): v for k, v in merged.items() if not k.startswith("_")}
 
 
+def json_object(text: str, logger: logging.Logger, what: str, fallback: str) -> dict[str, Any] | None:
+    """``text`` read as JSON; None, with a warning "<what> not readable (...); <fallback>", if it is not."""
+    try:
+        data: dict[str, Any] = json.loads(text)
+    except json.JSONDecodeError as exc:
+        logger.warning("%s not readable (%s); %s", what, exc, fallback)
+        return None
+    return data
+
+
 def wall_time_hms(minutes: float) -> str:
     total = max(1, round(minutes * 60))
     return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
@@ -189,6 +202,18 @@ class BatchScheduler(ABC):
     state_table: ClassVar[Mapping[str, BatchJobState]] = {}
     #: most nodes this scheduler can ever give at once (None: unknown, a facility's business).
     capacity_nodes: ClassVar[int | None] = None
+    #: directive keyword starting each header line (``#SBATCH``).
+    directive_prefix: ClassVar[str] = ""
+    #: how a flag joins its value: "=" (``--time=01:00:00``) or " " (``-W 60``); a flag that
+    #: already ends in "=" (``-l select=``) takes its value directly.
+    flag_join: ClassVar[str] = " "
+    #: the header lines in order as (field, flag); fields: job_name, nodes, wall_time, output,
+    #: project, queue (project and queue only when set); field "" writes the flag alone.
+    header: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: what goes before a site/batch-job option's name ("--" -> ``--mem=4G``).
+    option_flag: ClassVar[str] = "--"
+    #: the scheduler's output file under ``work_dir`` (``{id}``: the batch job id).
+    output_name: ClassVar[str] = "batchjob-{id}.out"
 
     def __init__(self, work_dir: str | Path, *, command_timeout_sec: float = 60.0,
                  env: Mapping[str, str] | None = None) -> None:
@@ -223,9 +248,39 @@ class BatchScheduler(ABC):
     def cancel_command(self, scheduler_id: str) -> list[str]:
         """The argv that cancels one job."""
 
-    @abstractmethod
     def directives(self, batch_job: BatchJob, settings: SchedulerSettings) -> list[str]:
         """Header lines for the script (``#SBATCH ...``), every value through ``quote``."""
+        values = {
+            "job_name": f"tolu-{batch_job.id}",
+            "nodes": str(int(batch_job.num_nodes)),
+            "wall_time": self.wall_time(batch_job.wall_time_min),
+            "output": str(self.work_dir / self.output_name.format(id=batch_job.id)),
+            "project": batch_job.project or settings.default_project,
+            "queue": batch_job.queue or settings.default_queue,
+        }
+        lines = []
+        for field, flag in self.header:
+            if not field:
+                lines.append(f"{self.directive_prefix} {flag}")
+            elif values[field]:
+                lines.append(self.directive(flag, values[field]))
+        for key, value in script_options(batch_job, settings).items():
+            lines.append(self.option_directive(key, value))
+        return lines
+
+    def directive(self, flag: str, value: str) -> str:
+        """One header line: ``#SBATCH --time=01:00:00``, ``#BSUB -W 60``."""
+        join = "" if flag.endswith("=") else self.flag_join
+        return f"{self.directive_prefix} {flag}{join}{quote(value)}"
+
+    def option_directive(self, key: str, value: str) -> str:
+        """A site/batch-job option: ``--key=value``, or the bare flag when the value is empty."""
+        flag = f"{self.option_flag}{option_key(key)}"
+        return self.directive(flag, value) if value else f"{self.directive_prefix} {flag}"
+
+    def wall_time(self, minutes: float) -> str:
+        """How the wall time is written (default ``hh:mm:ss``)."""
+        return wall_time_hms(minutes)
 
     def backfill_command(self) -> list[str] | None:
         """The argv that lists backfill windows; None: this scheduler offers none."""

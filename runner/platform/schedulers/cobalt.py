@@ -10,17 +10,12 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from runner.models import BatchJob
 from runner.platform.schedulers import register_scheduler
 from runner.platform.schedulers.base import (
     BatchScheduler,
     CommandResult,
     SchedulerStatus,
-    option_key,
-    quote,
-    script_options,
 )
-from runner.site.settings import SchedulerSettings
 from runner.states import BatchJobState
 
 B = BatchJobState
@@ -48,24 +43,19 @@ class Cobalt(BatchScheduler):
     template_file = "cobalt.sh.tmpl"
     job_id_shell = "${COBALT_JOBID}"
     state_table = COBALT_STATES
+    directive_prefix = "#COBALT"
+    header = (
+        ("job_name", "--jobname"),
+        ("nodes", "-n"),
+        ("wall_time", "-t"),
+        ("output", "-O"),
+        ("project", "-A"),
+        ("queue", "-q"),
+    )
+    output_name = "batchjob-{id}"
 
-    def directives(self, batch_job: BatchJob, settings: SchedulerSettings) -> list[str]:
-        lines = [
-            f"#COBALT --jobname {quote(f'tolu-{batch_job.id}')}",
-            f"#COBALT -n {int(batch_job.num_nodes)}",
-            f"#COBALT -t {max(1, round(batch_job.wall_time_min))}",
-            f"#COBALT -O {quote(str(self.work_dir / f'batchjob-{batch_job.id}'))}",
-        ]
-        project = batch_job.project or settings.default_project
-        queue = batch_job.queue or settings.default_queue
-        if project:
-            lines.append(f"#COBALT -A {quote(project)}")
-        if queue:
-            lines.append(f"#COBALT -q {quote(queue)}")
-        for key, value in script_options(batch_job, settings).items():
-            flag = f"--{option_key(key)}"
-            lines.append(f"#COBALT {flag} {quote(value)}" if value else f"#COBALT {flag}")
-        return lines
+    def wall_time(self, minutes: float) -> str:
+        return str(max(1, round(minutes)))
 
     def submit_command(self, script: Path) -> list[str]:
         return ["qsub", str(script)]

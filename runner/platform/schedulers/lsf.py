@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from runner.models import BatchJob
 from runner.platform.schedulers import register_scheduler
 from runner.platform.schedulers.base import (
     BatchScheduler,
     CommandResult,
     SchedulerStatus,
-    option_key,
-    quote,
-    script_options,
+    json_object,
 )
-from runner.site.settings import SchedulerSettings
 from runner.states import BatchJobState
 
 log = logging.getLogger("tolu.scheduler.lsf")
@@ -66,24 +60,20 @@ class LSF(BatchScheduler):
     template_file = "lsf.sh.tmpl"
     job_id_shell = "${LSB_JOBID}"
     state_table = LSF_STATES
+    directive_prefix = "#BSUB"
+    header = (
+        ("job_name", "-J"),
+        ("nodes", "-nnodes"),
+        ("wall_time", "-W"),
+        ("output", "-o"),
+        ("project", "-P"),
+        ("queue", "-q"),
+    )
+    option_flag = "-"
+    output_name = "batchjob-{id}.%J.out"
 
-    def directives(self, batch_job: BatchJob, settings: SchedulerSettings) -> list[str]:
-        lines = [
-            f"#BSUB -J {quote(f'tolu-{batch_job.id}')}",
-            f"#BSUB -nnodes {int(batch_job.num_nodes)}",
-            f"#BSUB -W {max(1, round(batch_job.wall_time_min))}",
-            f"#BSUB -o {quote(str(self.work_dir / f'batchjob-{batch_job.id}.%J.out'))}",
-        ]
-        project = batch_job.project or settings.default_project
-        queue = batch_job.queue or settings.default_queue
-        if project:
-            lines.append(f"#BSUB -P {quote(project)}")
-        if queue:
-            lines.append(f"#BSUB -q {quote(queue)}")
-        for key, value in script_options(batch_job, settings).items():
-            flag = f"-{option_key(key)}"
-            lines.append(f"#BSUB {flag} {quote(value)}" if value else f"#BSUB {flag}")
-        return lines
+    def wall_time(self, minutes: float) -> str:
+        return str(max(1, round(minutes)))
 
     def submit_command(self, script: Path) -> list[str]:
         return ["bsub"]
@@ -108,10 +98,8 @@ class LSF(BatchScheduler):
     def parse_status_output(self, result: CommandResult, ids: Sequence[str]) -> dict[str, SchedulerStatus]:
         if not result.stdout.strip():
             return {}
-        try:
-            data: dict[str, Any] = json.loads(result.stdout)
-        except json.JSONDecodeError as exc:
-            log.warning("lsf: bjobs JSON not readable (%s); treating the answer as empty", exc)
+        data = json_object(result.stdout, log, "lsf: bjobs JSON", "treating the answer as empty")
+        if data is None:
             return {}
         statuses: dict[str, SchedulerStatus] = {}
         for record in data.get("RECORDS") or []:

@@ -7,26 +7,22 @@ through the exit-code file like everywhere else.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runner.models import BatchJob
 from runner.platform.schedulers import register_scheduler
 from runner.platform.schedulers.base import (
     BackfillWindow,
     BatchScheduler,
     CommandResult,
     SchedulerStatus,
+    json_object,
     option_key,
     quote,
-    script_options,
-    wall_time_hms,
 )
-from runner.site.settings import SchedulerSettings
 from runner.states import BatchJobState
 
 log = logging.getLogger("tolu.scheduler.pbs")
@@ -64,25 +60,20 @@ class PBS(BatchScheduler):
     template_file = "pbs.sh.tmpl"
     job_id_shell = "${PBS_JOBID}"
     state_table = PBS_STATES
+    directive_prefix = "#PBS"
+    header = (
+        ("job_name", "-N"),
+        ("nodes", "-l select="),
+        ("wall_time", "-l walltime="),
+        ("", "-j oe"),
+        ("output", "-o"),
+        ("project", "-A"),
+        ("queue", "-q"),
+    )
 
-    def directives(self, batch_job: BatchJob, settings: SchedulerSettings) -> list[str]:
-        lines = [
-            f"#PBS -N {quote(f'tolu-{batch_job.id}')}",
-            f"#PBS -l select={int(batch_job.num_nodes)}",
-            f"#PBS -l walltime={wall_time_hms(batch_job.wall_time_min)}",
-            "#PBS -j oe",
-            f"#PBS -o {quote(str(self.work_dir / f'batchjob-{batch_job.id}.out'))}",
-        ]
-        project = batch_job.project or settings.default_project
-        queue = batch_job.queue or settings.default_queue
-        if project:
-            lines.append(f"#PBS -A {quote(project)}")
-        if queue:
-            lines.append(f"#PBS -q {quote(queue)}")
+    def option_directive(self, key: str, value: str) -> str:
         # PBS options are resources: {"filesystems": "home:grand"} -> "-l filesystems=home:grand".
-        for key, value in script_options(batch_job, settings).items():
-            lines.append(f"#PBS -l {quote(f'{option_key(key)}={value}')}")
-        return lines
+        return f"{self.directive_prefix} -l {quote(f'{option_key(key)}={value}')}"
 
     def submit_command(self, script: Path) -> list[str]:
         return ["qsub", str(script)]
@@ -106,10 +97,8 @@ class PBS(BatchScheduler):
     def parse_status_output(self, result: CommandResult, ids: Sequence[str]) -> dict[str, SchedulerStatus]:
         if not result.stdout.strip():
             return {}
-        try:
-            data: dict[str, Any] = json.loads(result.stdout)
-        except json.JSONDecodeError as exc:
-            log.warning("pbs: qstat JSON not readable (%s); treating the answer as empty", exc)
+        data = json_object(result.stdout, log, "pbs: qstat JSON", "treating the answer as empty")
+        if data is None:
             return {}
         statuses: dict[str, SchedulerStatus] = {}
         for job_id, job in (data.get("Jobs") or {}).items():
@@ -143,10 +132,8 @@ class PBS(BatchScheduler):
 
     def parse_backfill_output(self, stdout: str) -> list[BackfillWindow]:
         """Free nodes per queue-less pool; PBS says nothing about how long they stay free."""
-        try:
-            data: dict[str, Any] = json.loads(stdout)
-        except json.JSONDecodeError as exc:
-            log.warning("pbs: pbsnodes JSON not readable (%s); no backfill windows", exc)
+        data = json_object(stdout, log, "pbs: pbsnodes JSON", "no backfill windows")
+        if data is None:
             return []
         free = sum(
             1 for node in (data.get("nodes") or {}).values()

@@ -9,19 +9,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runner.models import BatchJob
 from runner.platform.schedulers import register_scheduler
 from runner.platform.schedulers.base import (
     BackfillWindow,
     BatchScheduler,
     CommandResult,
     SchedulerStatus,
-    option_key,
-    quote,
-    script_options,
-    wall_time_hms,
 )
-from runner.site.settings import SchedulerSettings
 from runner.states import BatchJobState
 
 log = logging.getLogger("tolu.scheduler.slurm")
@@ -94,27 +88,20 @@ class Slurm(BatchScheduler):
     template_file = "slurm.sh.tmpl"
     job_id_shell = "${SLURM_JOB_ID}"
     state_table = SLURM_STATES
-
-    def directives(self, batch_job: BatchJob, settings: SchedulerSettings) -> list[str]:
-        lines = [
-            f"#SBATCH --job-name={quote(f'tolu-{batch_job.id}')}",
-            f"#SBATCH --nodes={int(batch_job.num_nodes)}",
-            # The launcher packs jobs onto whole nodes: without this Slurm hands out one
-            # CPU and `srun -n 2` inside the allocation is refused.
-            "#SBATCH --exclusive",
-            f"#SBATCH --time={wall_time_hms(batch_job.wall_time_min)}",
-            f"#SBATCH --output={quote(str(self.work_dir / f'batchjob-{batch_job.id}.%j.out'))}",
-        ]
-        project = batch_job.project or settings.default_project
-        queue = batch_job.queue or settings.default_queue
-        if project:
-            lines.append(f"#SBATCH --account={quote(project)}")
-        if queue:
-            lines.append(f"#SBATCH --partition={quote(queue)}")
-        for key, value in script_options(batch_job, settings).items():
-            flag = f"--{option_key(key)}"
-            lines.append(f"#SBATCH {flag}={quote(value)}" if value else f"#SBATCH {flag}")
-        return lines
+    directive_prefix = "#SBATCH"
+    flag_join = "="
+    header = (
+        ("job_name", "--job-name"),
+        ("nodes", "--nodes"),
+        # The launcher packs jobs onto whole nodes: without this Slurm hands out one
+        # CPU and `srun -n 2` inside the allocation is refused.
+        ("", "--exclusive"),
+        ("wall_time", "--time"),
+        ("output", "--output"),
+        ("project", "--account"),
+        ("queue", "--partition"),
+    )
+    output_name = "batchjob-{id}.%j.out"
 
     def submit_command(self, script: Path) -> list[str]:
         return ["sbatch", "--parsable", str(script)]

@@ -212,13 +212,34 @@ def tolu_client(
 ) -> Client:
     """A fresh registered, logged-in user; ``$TOLU_CONFIG`` points at its credentials file,
     so ``tolu`` subprocesses of the test act as this user."""
-    from runner.client import Client
-
-    username = f"user-{uuid.uuid4().hex[:12]}"
-    password = secrets.token_urlsafe(18)
-    Client.register(tolu_server.url, username, password)
-    client = Client.login(tolu_server.url, username, password)
+    client = _new_user(tolu_server.url)
     path = client.save_config(tmp_path / "tolu-credentials.yaml")
     monkeypatch.setenv("TOLU_CONFIG", str(path))
     tolu_evidence.add_client(client)
     return client
+
+
+@pytest.fixture
+def make_user(tolu_server: ServerHandle) -> Iterator[Callable[[], Client]]:
+    """``make_user() -> Client``: another fresh, logged-in user of the same server
+    (closed at the end of the test; ``$TOLU_CONFIG`` stays ``tolu_client``'s)."""
+    made: list[Client] = []
+
+    def make() -> Client:
+        client = _new_user(tolu_server.url)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+def _new_user(url: str) -> Client:
+    """Register a fresh user on the server at ``url`` and log it in."""
+    from runner.client import Client
+
+    name = f"user-{uuid.uuid4().hex[:12]}"
+    password = secrets.token_urlsafe(18)
+    Client.register(url, name, password)
+    return Client.login(url, name, password)

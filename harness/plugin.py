@@ -21,6 +21,7 @@ from harness import locations as _locations
 from harness.artifacts import new_run_id
 from harness.fixtures_server import (
     expected_errors,
+    make_user,
     postgres_url,
     tolu_client,
     tolu_database,
@@ -44,6 +45,7 @@ from harness.selection import evaluate_location_marks, evaluate_requires_marks, 
 __all__ = [
     "expected_errors",
     "make_jobs",
+    "make_user",
     "postgres_url",
     "slurm",
     "tolu_apps_dir",

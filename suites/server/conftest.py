@@ -1,41 +1,21 @@
 """Fixtures of the server suite.
 
-``tolu_server`` (parametrized over SQLite and PostgreSQL), ``tolu_client`` and
-``postgres_url`` come from the harness. Here: more users, raw HTTP for what the
+``tolu_server`` (parametrized over SQLite and PostgreSQL), ``tolu_client``,
+``make_user`` and ``postgres_url`` come from the harness. Here: raw HTTP for what the
 client would refuse to send, a site with an app, and scratch databases for the
 migration tests (never the one the running server uses).
 """
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from server_helpers import Raw, SiteApp, make_site_app
 
-from harness.fixtures_server import ServerHandle
 from runner.client import Client
-
-
-@pytest.fixture
-def make_user(tolu_server: ServerHandle) -> Iterator[Callable[[], Client]]:
-    """``make_user() -> Client``: another fresh, logged-in user of the same server."""
-    made: list[Client] = []
-
-    def make() -> Client:
-        name = f"user-{uuid.uuid4().hex[:12]}"
-        password = secrets.token_urlsafe(18)
-        Client.register(tolu_server.url, name, password)
-        client = Client.login(tolu_server.url, name, password)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close()
 
 
 @pytest.fixture

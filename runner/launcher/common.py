@@ -17,8 +17,9 @@ from typing import Any
 
 from runner.client import Client
 from runner.client.errors import ToluError
+from runner.launcher.procs import Exit
 from runner.launcher.session import LauncherSession, Reporter
-from runner.launcher.tasks import Task, TaskError, TaskFactory, read_result, recovered_exit
+from runner.launcher.tasks import Task, TaskError, TaskFactory, read_result, record_success, recovered_exit
 from runner.models import AcquireSpec, App, AppKind, Job
 from runner.site import settings as site_settings
 from runner.states import JobState
@@ -66,6 +67,24 @@ class Outcome:
     result: dict[str, Any] = field(default_factory=dict)
     #: reported from an earlier session's note, not run again (see tasks.record_success).
     recovered: bool = False
+
+
+def exit_outcome(ex: Exit, task: Task) -> Outcome:
+    """How ``task`` ended when its process exited; a clean exit is noted in the workdir first
+    (``record_success``), so a launcher that dies before its report does not run it again."""
+    failed = ex.returncode != 0 or ex.timed_out or ex.stopped
+    if not failed:
+        record_success(task, ex.started, ex.ended)
+    return Outcome(
+        job_id=ex.key,
+        returncode=ex.returncode,
+        started=ex.started,
+        ended=ex.ended,
+        timed_out=ex.timed_out,
+        stopped=ex.stopped,
+        tail=ex.output_tail() if failed else "",
+        result=read_result(task),
+    )
 
 
 def setup_logging(site_dir: Path, name: str | None = None) -> Path:

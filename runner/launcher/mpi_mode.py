@@ -23,9 +23,10 @@ from runner.launcher.common import (
     Outcome,
     RateMeter,
     ahead,
+    exit_outcome,
 )
 from runner.launcher.procs import Events, Exit, ProcessGroup
-from runner.launcher.tasks import Task, prepare_workdir, read_result, record_success
+from runner.launcher.tasks import Task, prepare_workdir
 from runner.models import AcquireSpec
 from runner.platform import app_launchers, nodes
 from runner.platform.app_launchers import AppLauncher, LaunchSpec, UnsupportedJob
@@ -231,21 +232,7 @@ class MPIMode:
         task = self.running.pop(ex.key)
         a = self.nodes.free(ex.key)
         self.freed.add(float(a.share) * a.num_nodes)
-        failed = ex.returncode != 0 or ex.timed_out or ex.stopped
-        if not failed:
-            record_success(task, ex.started, ex.ended)
-        self.ctx.report_outcome(
-            Outcome(
-                job_id=ex.key,
-                returncode=ex.returncode,
-                started=ex.started,
-                ended=ex.ended,
-                timed_out=ex.timed_out,
-                stopped=ex.stopped,
-                tail=ex.output_tail() if failed else "",
-                result=read_result(task),
-            )
-        )
+        self.ctx.report_outcome(exit_outcome(ex, task))
         log.debug("job %d ended: rc=%d", ex.key, ex.returncode)
 
     # ------------------------------------------------------------ stopping

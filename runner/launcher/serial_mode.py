@@ -37,10 +37,11 @@ from runner.launcher.common import (
     Outcome,
     RateMeter,
     ahead,
+    exit_outcome,
     setup_logging,
 )
 from runner.launcher.procs import ProcessGroup, die_with_parent_self
-from runner.launcher.tasks import Task, prepare_workdir, read_result, record_success
+from runner.launcher.tasks import Task, prepare_workdir
 from runner.models import MAX_BULK, AcquireSpec
 from runner.platform import nodes
 from runner.platform.node_manager import JobRequest, NodeManager
@@ -170,21 +171,7 @@ class Worker:
         # refill the freed slots first, the bookkeeping of the ended tasks after
         self._start_queued()
         for ex, task in ended:
-            failed = ex.returncode != 0 or ex.timed_out or ex.stopped
-            if not failed:
-                record_success(task, ex.started, ex.ended)
-            self.report.done.append(
-                Outcome(
-                    job_id=ex.key,
-                    returncode=ex.returncode,
-                    started=ex.started,
-                    ended=ex.ended,
-                    timed_out=ex.timed_out,
-                    stopped=ex.stopped,
-                    tail=ex.output_tail() if failed else "",
-                    result=read_result(task),
-                )
-            )
+            self.report.done.append(exit_outcome(ex, task))
 
     def take_report(self, force: bool = False) -> Report | None:
         """The pending report when it is due: soon after an exit, at once when starving."""

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness.databases import scratch_database
 from harness.evidence import Evidence
-from harness.probes import libpq_url, postgres_admin_url
 from harness.run import reports_key, run_state
 
 if TYPE_CHECKING:
@@ -71,18 +71,8 @@ def tolu_database(request: pytest.FixtureRequest) -> str:
 def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, uniquely named PostgreSQL database (SQLAlchemy URL), dropped at the end."""
     run_state(request.config).need("postgres")
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin = postgres_admin_url()
-    name = f"tolu_test_{_worker(request.config)}_{uuid.uuid4().hex[:10]}".lower().replace("-", "_")
-    with psycopg.connect(libpq_url(admin), autocommit=True, connect_timeout=10) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(libpq_url(admin), autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(f"tolu_test_{_worker(request.config)}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

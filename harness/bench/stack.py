@@ -18,14 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import yaml
 
 from harness.bench.tasks import Task
-
-DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg://tolu:tolu@127.0.0.1:5432/postgres"
+from harness.databases import create_database, drop_database
+from harness.probes import libpq_url, postgres_admin_url
 
 
 class StackError(RuntimeError):
@@ -40,26 +39,14 @@ class Database:
     kind: str  # sqlite | postgresql
     url: str | None  # None: the server's own SQLite file in its data dir
     version: str | None
-    _drop: str | None = None
     _admin_url: str | None = None
+    _dropped: bool = False
 
     def drop(self) -> None:
-        if self._drop is None or self._admin_url is None:
+        if self.kind != "postgresql" or self.url is None or self._dropped:
             return
-        import psycopg
-
-        with psycopg.connect(_libpq_url(self._admin_url), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self._drop}" WITH (FORCE)')
-        self._drop = None
-
-
-def _libpq_url(url: str) -> str:
-    return re.sub(r"^postgresql\+\w+://", "postgresql://", url)
-
-
-def _with_dbname(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+        drop_database(self.url, admin_url=self._admin_url)
+        self._dropped = True
 
 
 def open_database(kind: str, *, admin_url: str | None = None) -> Database:
@@ -68,20 +55,19 @@ def open_database(kind: str, *, admin_url: str | None = None) -> Database:
         return Database("sqlite", None, sqlite3.sqlite_version)
     if kind != "postgresql":
         raise StackError(f"--database {kind!r}: expected sqlite or postgresql")
-    admin_url = admin_url or os.environ.get("TOLU_TEST_POSTGRES_URL", DEFAULT_POSTGRES_ADMIN_URL)
+    admin_url = admin_url or postgres_admin_url()
     import psycopg
 
-    name = f"tolu_bench_{secrets.token_hex(4)}"
     try:
-        with psycopg.connect(_libpq_url(admin_url), autocommit=True, connect_timeout=10) as conn:
+        with psycopg.connect(libpq_url(admin_url), autocommit=True, connect_timeout=10) as conn:
             version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
-            conn.execute(f'CREATE DATABASE "{name}"')
+        url = create_database("tolu_bench", admin_url=admin_url)
     except psycopg.Error as exc:
         raise StackError(
             f"PostgreSQL at {_redact(admin_url)} is not usable: {exc}".strip()
             + " (set TOLU_TEST_POSTGRES_URL, or run ci/provision/postgres.sh)"
         ) from None
-    return Database("postgresql", _with_dbname(admin_url, name), version, _drop=name, _admin_url=admin_url)
+    return Database("postgresql", url, version, _admin_url=admin_url)
 
 
 def _redact(url: str) -> str:

@@ -8,7 +8,6 @@ migration tests (never the one the running server uses).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,18 +36,8 @@ def scratch_url(tolu_database: str, tmp_path: Path, request: pytest.FixtureReque
     if tolu_database == "sqlite":
         yield f"sqlite:///{tmp_path / 'scratch.db'}"
         return
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    from harness.probes import libpq_url, postgres_admin_url
+    from harness.databases import scratch_database
 
     request.getfixturevalue("postgres_url")  # the harness's PostgreSQL checks (skip / --require)
-    admin = postgres_admin_url()
-    name = f"tolu_scratch_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(libpq_url(admin), autocommit=True, connect_timeout=10) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(libpq_url(admin), autocommit=True, connect_timeout=10) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database("tolu_scratch") as url:
+        yield url

@@ -358,8 +358,8 @@ class JobManager(Manager):
 
         Split into requests of at most ``chunk_size`` (<= ``MAX_BULK``). Models are sent
         without being validated again; dicts are validated by the server.
-        ``returning=False`` skips parsing the answer (the launcher's hot path, where
-        nobody reads it) and returns None.
+        ``returning=False`` asks the server not to send the jobs back (the launcher's
+        hot path, where nobody reads them) and returns None.
         """
         items = list(updates)
         out: list[Job] = []
@@ -368,7 +368,7 @@ class JobManager(Manager):
             if returning:
                 out.extend(self._send("PATCH", list[Job], self.path, raw=raw))
             else:
-                self._http.request("PATCH", self.path, raw_body=raw)
+                self._http.request("PATCH", self.path, params={"returning": "false"}, raw_body=raw)
         return out if returning else None
 
     def update(

@@ -103,6 +103,19 @@ def test_tags_and_fields_can_be_updated(tolu_client: Client, site_app: SiteApp) 
     assert tolu_client.jobs.count(tags={"a": "1"}) == 0 and tolu_client.jobs.count(tags={"b": "2"}) == 1
 
 
+def test_bulk_update_without_returning_answers_204_and_applies(
+    tolu_client: Client, site_app: SiteApp, raw: Raw
+) -> None:
+    jobs = tolu_client.jobs.bulk_create([{"app_id": site_app.app.id} for _ in range(3)])
+    body = [{"id": j.id, "state": "KILLED"} for j in jobs]
+    resp = raw("PATCH", "/jobs", params={"returning": "false"}, json=body)
+    assert resp.status_code == 204 and resp.content == b""
+    assert {j.state for j in tolu_client.jobs.filter(id=[j.id for j in jobs])} == {"KILLED"}
+    back_to_running = [{"id": jobs[0].id, "state": "RUNNING"}]
+    refused = raw("PATCH", "/jobs", params={"returning": "false"}, json=back_to_running)
+    assert refused.status_code == 409
+
+
 def test_deleting_a_site_deletes_what_hangs_off_it(tolu_client: Client) -> None:
     sa = make_site_app(tolu_client)
     other = make_site_app(tolu_client)

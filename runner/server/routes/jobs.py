@@ -82,11 +82,18 @@ def counts(who: Who, db: Db, flt: Filter) -> Response:
 @router.patch(
     "",
     response_model=list[models.Job],
+    responses={204: {"description": "with `returning=false`: updated, nothing sent back"}},
     openapi_extra=openapi_body(list[models.JobUpdate], "updates, each with the job id (at most MAX_BULK)"),
 )
-def bulk_update(body: UpdateBody, who: Who, db: Db) -> Response:
+def bulk_update(
+    body: UpdateBody,
+    who: Who,
+    db: Db,
+    returning: Annotated[bool, Query(description="false: answer 204 instead of the jobs")] = True,
+) -> Response:
     with db.write() as conn:
-        return json_response(jobs.bulk_update(conn, who, body))
+        updated = jobs.bulk_update(conn, who, body, returning=returning)
+        return json_response(updated) if returning else Response(status_code=204)
 
 
 @router.delete("", response_model=models.DeleteResult)

@@ -14,7 +14,13 @@ import logging
 import os
 from collections.abc import Sequence
 
-import globus_sdk
+try:
+    import globus_sdk
+except ImportError:
+    from runner.extras import require_extra
+
+    require_extra("globus", "the globus transfer backend")  # raises naming the extra if it is missing
+    raise
 
 from runner.models import TransferDirection
 from runner.platform.transfer.base import (

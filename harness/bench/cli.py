@@ -3,23 +3,31 @@
 Every subcommand runs real components (server, site, launcher) on this machine,
 measures references in the same run, and writes DIR/bench.json (+ its JSON
 Schema), DIR/bench.csv and DIR/report.html through one engine (harness/bench).
+This module parses the options and prints; the runs are harness/bench/runs.py.
+It plugs into ``tolu`` through the entry-point group ``tolu.commands`` (pyproject.toml);
+without the ``[bench]`` extra every subcommand stops at one line saying so.
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from runner.extras import require_extra
+
+if TYPE_CHECKING:
+    from harness.bench.engine import RunOutcome
+    from harness.bench.runs import RunSettings
+    from harness.bench.schema import BenchResult
 
 console = Console(stderr=True)
 out = Console()
@@ -102,6 +110,16 @@ API_KEYS = (
 )
 
 
+COMMON = ("server", "repeat", "out_dir", "compare_path", "fail_on", "keep_work")
+
+
+def _settings(kw: dict[str, Any]) -> RunSettings:
+    """Take the common options out of ``kw``: a :class:`harness.bench.runs.RunSettings`."""
+    from harness.bench.runs import RunSettings
+
+    return RunSettings(argv=["tolu", "bench", *sys.argv[2:]], **{name: kw.pop(name) for name in COMMON})
+
+
 def common_options(f: Any) -> Any:
     options = [
         click.option(
@@ -155,7 +173,7 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
 
 
-def print_summary(result: Any, keys: Sequence[str]) -> None:
+def print_summary(result: BenchResult, keys: Sequence[str]) -> None:
     for scenario in result.scenarios:
         table = Table(title=f"{scenario.name}: {scenario.description}", title_justify="left")
         table.add_column("figure")
@@ -198,47 +216,27 @@ def print_summary(result: Any, keys: Sequence[str]) -> None:
             out.print(f"[yellow]note:[/yellow] {note}")
 
 
-@contextlib.contextmanager
-def _work_dir(out_dir: Path, keep: bool) -> Iterator[Path]:
-    if keep:
-        path = out_dir / "work"
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    with tempfile.TemporaryDirectory(prefix="tolu-bench-") as tmp:
-        try:
-            yield Path(tmp)
-        finally:
-            _save_logs(Path(tmp), out_dir / "logs")
+def _run(keys: Sequence[str], start: Callable[[ModuleType], RunOutcome]) -> None:
+    """Run ``start(runs)`` (one command's run, harness/bench/runs.py) and print what it wrote.
 
+    The runs are imported here, not at the top, so that ``tolu --help`` does not load
+    the benchmark stack.
+    """
+    from harness.bench import runs
 
-def _save_logs(work: Path, dest: Path) -> None:
-    """Server and launcher logs are artifacts; job workdirs are not."""
-    for log in [*work.glob("*/server/server.log"), *work.glob("*/site/log/*")]:
-        if log.is_file():
-            target = dest / log.relative_to(work)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(log, target)
-
-
-def _finish(outcome: Any, keys: Sequence[str]) -> None:
+    try:
+        outcome = start(runs)
+    except runs.USER_ERRORS as exc:
+        raise click.ClickException(str(exc)) from None
     print_summary(outcome.result, keys)
     out.print(f"bench.json: {outcome.json_path.resolve()}", soft_wrap=True)
     out.print(f"bench.csv:  {outcome.csv_path.resolve()}", soft_wrap=True)
     out.print(f"[bold]report:[/bold]     {outcome.report_path.resolve()}", soft_wrap=True)
-    if outcome.regressed:
-        fail_on = outcome.result.comparison.fail_on_percent
-        raise click.ClickException(f"a ratio regressed by more than {fail_on:g}% (see the table above)")
-
-
-def _errors() -> tuple[type[BaseException], ...]:
-    from harness.bench.baselines import BaselineError
-    from harness.bench.stack import StackError
-    from harness.bench.tasks import TaskError
-    from harness.bench.throughput import BenchError
-    from runner.client.errors import ToluError
-
-    return (BaselineError, StackError, TaskError, BenchError, ToluError)
+    comparison = outcome.result.comparison
+    if comparison is not None and comparison.regressed:
+        raise click.ClickException(
+            f"a ratio regressed by more than {comparison.fail_on_percent:g}% (see the table above)"
+        )
 
 
 # ---------------------------------------------------------------- commands
@@ -254,81 +252,8 @@ def bench() -> None:
     tolu bench api                        # bulk create, acquire/complete cycles, page latency
     tolu bench throughput --jobs 100000 --mode serial   # the scale check
     """
-
-
-#: jobs per mode when --jobs is not given: the README's first command stays under two
-#: minutes on a 2-core machine (one mpiexec per job makes MPI mode the slower one).
-DEFAULT_JOBS = {"serial": 2_000, "mpi": 500}
-
-
-def run_throughput(
-    command: str,
-    *,
-    jobs: int | None,
-    mode: str,
-    workers: int,
-    server: str,
-    database: str,
-    task: str,
-    repeat: int,
-    out_dir: Path | None,
-    compare_path: Path | None,
-    fail_on: float | None,
-    baseline_jobs: int | None,
-    timeout: float | None,
-    keep_work: bool,
-) -> None:
-    from harness.bench import engine, machine
-    from harness.bench.stack import open_stack
-    from harness.bench.tasks import parse
-    from harness.bench.throughput import ThroughputScenario
-
-    errors = _errors()
-    try:
-        the_task = parse(task)
-        out_dir = out_dir or engine.default_out_dir(command)
-        modes = ["serial", "mpi"] if mode == "both" else [mode]
-        per_mode = {m: jobs or DEFAULT_JOBS[m] for m in modes}
-        params = {
-            "jobs": per_mode,
-            "mode": mode,
-            "workers": workers,
-            "server": server,
-            "database": database,
-            "task": task,
-            "repeat": repeat,
-        }
-        with (
-            _work_dir(out_dir, keep_work) as work,
-            open_stack(work / command, server=server, database=database, slots=workers) as stack,
-        ):
-            info = machine.collect(database=database, database_version=stack.database.version)
-            runners = [
-                ThroughputScenario(
-                    stack=stack,
-                    mode=m,
-                    jobs=per_mode[m],
-                    workers=workers,
-                    task=the_task,
-                    baseline_jobs=baseline_jobs or min(per_mode[m], 5_000),
-                    timeout_s=timeout or 120 + per_mode[m] / 20,
-                    progress=RichProgress(),
-                )
-                for m in modes
-            ]
-            opts = engine.RunOptions(
-                command=command,
-                argv=["tolu", "bench", *sys.argv[2:]],
-                parameters=params,
-                out_dir=out_dir,
-                repeat=repeat,
-                compare_path=compare_path,
-                fail_on=fail_on,
-            )
-            outcome = engine.run(opts, runners, info)
-    except errors as exc:
-        raise click.ClickException(str(exc)) from None
-    _finish(outcome, THROUGHPUT_KEYS)
+    # plots and the report: one line naming the extra instead of an ImportError at the end of a run
+    require_extra("bench", "tolu bench")
 
 
 @bench.command()
@@ -373,7 +298,8 @@ def throughput(**kw: Any) -> None:
     \b
       tolu bench throughput --jobs 5000 --mode serial --repeat 3
     """
-    run_throughput("throughput", **kw)
+    settings = _settings(kw)
+    _run(THROUGHPUT_KEYS, lambda runs: runs.throughput("throughput", settings, progress=RichProgress, **kw))
 
 
 @bench.command()
@@ -385,8 +311,12 @@ def launcher(**kw: Any) -> None:
     Serial mode vs ProcessPoolExecutor(2), MPI mode vs a 2-way bare
     `mpiexec -n 1 /bin/true` loop; aim: ratio >= 0.8 for both.
     """
-    run_throughput(
-        "launcher", jobs=2_000, mode="both", workers=2, task="true", baseline_jobs=None, timeout=None, **kw
+    settings = _settings(kw)
+    _run(
+        THROUGHPUT_KEYS,
+        lambda runs: runs.throughput(
+            "launcher", settings, jobs=2_000, mode="both", workers=2, task="true", progress=RichProgress, **kw
+        ),
     )
 
 
@@ -422,63 +352,11 @@ def launcher(**kw: Any) -> None:
     help="both: SQLite then PostgreSQL in one run, with the ratios",
 )
 @common_options
-def api(
-    jobs: int,
-    batch: int,
-    table_jobs: int,
-    pages: int,
-    database: str,
-    server: str,
-    repeat: int,
-    out_dir: Path | None,
-    compare_path: Path | None,
-    fail_on: float | None,
-    keep_work: bool,
-) -> None:
+def api(**kw: Any) -> None:
     """Server hot paths: bulk create, acquire-and-complete cycles, filtered pages.
 
     \b
       tolu bench api --database both
     """
-    from harness.bench import engine, machine
-    from harness.bench.api import ApiScenario
-    from harness.bench.stack import open_stack
-
-    errors = _errors()
-    out_dir = out_dir or engine.default_out_dir("api")
-    kinds = ["sqlite", "postgresql"] if database == "both" else [database]
-    params = {
-        "jobs": jobs,
-        "batch": batch,
-        "table_jobs": table_jobs,
-        "pages": pages,
-        "database": database,
-        "server": server,
-        "repeat": repeat,
-    }
-    try:
-        with _work_dir(out_dir, keep_work) as work, contextlib.ExitStack() as stacks:
-            runners: list[ApiScenario] = []
-            for kind in kinds:
-                stack = stacks.enter_context(open_stack(work / f"api-{kind}", server=server, database=kind))
-                ref = runners[0] if runners and runners[0].stack.database.kind == "sqlite" else None
-                runners.append(
-                    ApiScenario(
-                        stack, jobs=jobs, batch=batch, table_jobs=table_jobs, pages=pages, reference=ref
-                    )
-                )
-            versions = ", ".join(f"{r.stack.database.kind} {r.stack.database.version}" for r in runners)
-            info = machine.collect(database=database, database_version=versions)
-            opts = engine.RunOptions(
-                command="api",
-                argv=["tolu", "bench", *sys.argv[2:]],
-                parameters=params,
-                out_dir=out_dir,
-                repeat=repeat,
-                compare_path=compare_path,
-                fail_on=fail_on,
-            )
-            outcome = engine.run(opts, runners, info)
-    except errors as exc:
-        raise click.ClickException(str(exc)) from None
-    _finish(outcome, API_KEYS)
+    settings = _settings(kw)
+    _run(API_KEYS, lambda runs: runs.api(settings, **kw))

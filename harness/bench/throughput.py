@@ -118,7 +118,10 @@ class ThroughputScenario:
         if self.mode == "mpi":
             mpiexec = mpiexec_path()
             if mpiexec is None:
-                raise BenchError("MPI mode needs mpiexec (the mpich wheel's, beside this Python)")
+                raise BenchError(
+                    "MPI mode needs an mpiexec: the facility's on PATH, or the mpich wheel's "
+                    "beside this Python (pip install 'tolu[mpich]')"
+                )
             out.append(baselines.mpiexec_loop(mpiexec, self.task.argv, workers=self.workers, jobs=jobs))
         return out
 

@@ -1,14 +1,30 @@
 """The ``tolu`` command.
 
-Each subcommand lives in its own module and is imported only when it is used, so
-``tolu --help`` stays fast and one broken subsystem cannot take the others down.
+Each built-in subcommand lives in its own module here and is imported only when it is
+used, so ``tolu --help`` stays fast and one broken subsystem cannot take the others down.
+
+The tooling (``tolu bench``, ``tolu ci``) is not part of the runner: it plugs its command
+groups in through the entry-point group ``tolu.commands``::
+
+    [project.entry-points."tolu.commands"]
+    bench = "harness.bench.cli:bench"
+
+A command that needs an extra calls ``runner.extras.require_extra`` (``tolu bench`` does
+in its group callback, before any subcommand runs); whatever command raises
+:class:`~runner.extras.MissingExtra`, ``tolu`` prints its one line, e.g.
+``Error: tolu bench needs the [bench] extra (missing: matplotlib): pip install 'tolu[bench]'``,
+and exits 1.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+from importlib import metadata
 
 import click
+
+from runner.extras import MissingExtra
 
 #: command name -> "module:attribute" of a click command or group.
 COMMANDS: dict[str, str] = {
@@ -20,26 +36,68 @@ COMMANDS: dict[str, str] = {
     "job": "runner.cli.job:job",
     "queue": "runner.cli.queue:queue",
     "launcher": "runner.cli.launcher:launcher",
-    "bench": "runner.cli.bench:bench",
     "ci": "runner.cli.ci:ci",
 }
 
+#: the entry-point group that other packages register ``tolu`` command groups in.
+PLUGIN_GROUP = "tolu.commands"
 
-class LazyGroup(click.Group):
+
+@functools.cache
+def plugins() -> dict[str, list[metadata.EntryPoint]]:
+    """Command name -> the entry points that register it (more than one is an error)."""
+    found: dict[str, list[metadata.EntryPoint]] = {}
+    for entry_point in metadata.entry_points(group=PLUGIN_GROUP):
+        found.setdefault(entry_point.name, []).append(entry_point)
+    return found
+
+
+class PluginGroup(click.Group):
+    """The built-in COMMANDS plus the groups registered under PLUGIN_GROUP."""
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(set(COMMANDS) | set(plugins()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        entry_points = plugins().get(cmd_name, [])
+        targets = ([COMMANDS[cmd_name]] if cmd_name in COMMANDS else []) + [ep.value for ep in entry_points]
+        if len(targets) > 1:
+            return unavailable(cmd_name, f"tolu {cmd_name} is defined more than once: {', '.join(targets)}")
+        if cmd_name in COMMANDS:
+            module_name, attr = COMMANDS[cmd_name].split(":")
+            command = getattr(importlib.import_module(module_name), attr)
+        elif entry_points:
+            command = entry_points[0].load()
+        else:
             return None
-        module_name, attr = target.split(":")
-        command = getattr(importlib.import_module(module_name), attr)
-        assert isinstance(command, click.Command)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"tolu {cmd_name}: {targets[0]} is not a click command")
         return command
 
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except MissingExtra as exc:
+            raise click.ClickException(str(exc)) from None
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+
+def unavailable(name: str, message: str) -> click.Command:
+    """A stand-in command that fails with ``message`` whatever it is given (``--help`` too)."""
+
+    def fail() -> None:
+        raise click.ClickException(message)
+
+    return click.Command(
+        name,
+        callback=fail,
+        help=message,
+        short_help=message,
+        add_help_option=False,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tolu")
 def cli() -> None:
     """tolu: run thousands to millions of jobs on HPC machines.
@@ -51,6 +109,10 @@ def cli() -> None:
       tolu site init ./mysite          # a site directory, registered
       tolu job create --app hello -n 10
       tolu launcher --site ./mysite --mode serial
+
+    \b
+    Commands from extras: `tolu bench` needs `pip install 'tolu[bench]'`
+    (docs/performance.md).
     """
 
 

@@ -1,5 +1,7 @@
 """`tolu bench throughput` end to end (small N): the files it promises, valid against the schema.
 
+``tolu bench`` is harness/bench/cli.py, plugged into ``tolu`` through the ``tolu.commands``
+entry points; these tests run it as a user does, through ``runner.cli.main``.
 Behaviour only: nothing here asserts how fast anything was.
 """
 
@@ -14,6 +16,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from harness.bench import runs
 from harness.bench.compare import compare
 from harness.bench.schema import SCHEMA_FILE, json_schema, load
 
@@ -107,6 +110,29 @@ def test_compare_flags_a_ratio_regression(bench_dir: Path, tmp_path: Path) -> No
     before.write_text(json.dumps(better))
     assert compare(current, before, fail_on=10).regressed
     assert not compare(current, bench_dir / "bench.json", fail_on=10).regressed
+
+
+def test_a_bad_task_is_one_line_before_anything_starts(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = [
+        sys.executable, "-m", "runner.cli.main", "bench", "throughput", "--task", "bogus", "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["Error: --task 'bogus': expected true, sleep:SECONDS or python-noop"]
+    assert not out.exists()
+
+
+def test_the_runs_work_without_the_cli(tmp_path: Path) -> None:
+    """harness.bench.runs is the engine's entry for Python callers; the CLI only parses and prints."""
+    out = tmp_path / "api"
+    settings = runs.RunSettings(argv=["test"], out_dir=out)
+    outcome = runs.api(settings, jobs=20, batch=10, table_jobs=40, pages=2)
+    assert outcome.json_path == out / "bench.json" and outcome.report_path.is_file()
+    (scenario,) = outcome.result.scenarios
+    assert scenario.name == "api-sqlite" and scenario.trials[0].figures["table_jobs"] == 40
+    assert outcome.result.argv == ["test"]
+    assert (out / "logs").is_dir(), "the server log is kept beside the results"
 
 
 def test_committed_schema_matches_the_models() -> None:

@@ -1,0 +1,187 @@
+"""The runs behind ``tolu bench throughput|launcher|api``: from a command's options to its files.
+
+Each function opens the stack (server, database, site) in a work directory, builds the
+command's scenarios, runs them through the engine and returns the outcome; the CLI
+(harness/bench/cli.py) only parses options and prints. Errors a user can cause or meet
+(a bad ``--task``, a server that would not start, stuck jobs, a missing extra) are the
+exception types in :data:`USER_ERRORS`, each with a message that says what and where.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.bench import engine, machine
+from harness.bench.api import ApiScenario
+from harness.bench.baselines import BaselineError
+from harness.bench.stack import StackError, open_stack
+from harness.bench.tasks import TaskError, parse
+from harness.bench.throughput import BenchError, NoProgress, Progress, ThroughputScenario
+from runner.client.errors import ToluError
+from runner.extras import MissingExtra, require_extra
+
+#: what a run raises for a person to read (anything else is a bug: traceback).
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    BaselineError,
+    StackError,
+    TaskError,
+    BenchError,
+    ToluError,
+    MissingExtra,
+)
+
+#: jobs per mode when ``jobs`` is not given: the README's first command stays under two
+#: minutes on a 2-core machine (one mpiexec per job makes MPI mode the slower one).
+DEFAULT_JOBS = {"serial": 2_000, "mpi": 500}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What every ``tolu bench`` command takes (see ``tolu bench throughput --help``)."""
+
+    #: the command line as given, recorded in bench.json
+    argv: Sequence[str]
+    server: str = "process"
+    repeat: int = 1
+    out_dir: Path | None = None
+    compare_path: Path | None = None
+    fail_on: float | None = None
+    keep_work: bool = False
+
+
+def throughput(
+    command: str,
+    settings: RunSettings,
+    *,
+    jobs: int | None = None,
+    mode: str = "both",
+    workers: int = 2,
+    database: str = "sqlite",
+    task: str = "true",
+    baseline_jobs: int | None = None,
+    timeout: float | None = None,
+    progress: Callable[[], Progress] = NoProgress,
+) -> engine.RunOutcome:
+    """``jobs`` jobs of ``task`` per mode (serial, mpi or both) through a real server and launcher.
+
+    ``command`` names the run (``throughput``, ``launcher``); ``progress`` is made once
+    per scenario to show how far a trial is.
+    """
+    _check_extras(settings)
+    the_task = parse(task)
+    out_dir = settings.out_dir or engine.default_out_dir(command)
+    modes = ["serial", "mpi"] if mode == "both" else [mode]
+    per_mode = {m: jobs or DEFAULT_JOBS[m] for m in modes}
+    params = {
+        "jobs": per_mode,
+        "mode": mode,
+        "workers": workers,
+        "server": settings.server,
+        "database": database,
+        "task": task,
+        "repeat": settings.repeat,
+    }
+    with (
+        _work_dir(out_dir, settings.keep_work) as work,
+        open_stack(work / command, server=settings.server, database=database, slots=workers) as stack,
+    ):
+        info = machine.collect(database=database, database_version=stack.database.version)
+        runners = [
+            ThroughputScenario(
+                stack=stack,
+                mode=m,
+                jobs=per_mode[m],
+                workers=workers,
+                task=the_task,
+                baseline_jobs=baseline_jobs or min(per_mode[m], 5_000),
+                timeout_s=timeout or 120 + per_mode[m] / 20,
+                progress=progress(),
+            )
+            for m in modes
+        ]
+        return engine.run(_run_options(command, settings, params, out_dir), runners, info)
+
+
+def api(
+    settings: RunSettings,
+    *,
+    jobs: int = 10_000,
+    batch: int = 1_000,
+    table_jobs: int = 100_000,
+    pages: int = 60,
+    database: str = "sqlite",
+) -> engine.RunOutcome:
+    """The server's hot paths on ``database`` (sqlite, postgresql, or both in one run)."""
+    _check_extras(settings)
+    out_dir = settings.out_dir or engine.default_out_dir("api")
+    kinds = ["sqlite", "postgresql"] if database == "both" else [database]
+    params = {
+        "jobs": jobs,
+        "batch": batch,
+        "table_jobs": table_jobs,
+        "pages": pages,
+        "database": database,
+        "server": settings.server,
+        "repeat": settings.repeat,
+    }
+    with _work_dir(out_dir, settings.keep_work) as work, contextlib.ExitStack() as stacks:
+        runners: list[ApiScenario] = []
+        for kind in kinds:
+            stack = stacks.enter_context(
+                open_stack(work / f"api-{kind}", server=settings.server, database=kind)
+            )
+            ref = runners[0] if runners and runners[0].stack.database.kind == "sqlite" else None
+            runners.append(
+                ApiScenario(stack, jobs=jobs, batch=batch, table_jobs=table_jobs, pages=pages, reference=ref)
+            )
+        versions = ", ".join(f"{r.stack.database.kind} {r.stack.database.version}" for r in runners)
+        info = machine.collect(database=database, database_version=versions)
+        return engine.run(_run_options("api", settings, params, out_dir), runners, info)
+
+
+def _check_extras(settings: RunSettings) -> None:
+    # before anything starts: the container server needs the docker SDK
+    if settings.server == "container":
+        require_extra("container", "tolu bench --server container")
+
+
+def _run_options(
+    command: str, settings: RunSettings, params: dict[str, object], out_dir: Path
+) -> engine.RunOptions:
+    return engine.RunOptions(
+        command=command,
+        argv=list(settings.argv),
+        parameters=params,
+        out_dir=out_dir,
+        repeat=settings.repeat,
+        compare_path=settings.compare_path,
+        fail_on=settings.fail_on,
+    )
+
+
+@contextlib.contextmanager
+def _work_dir(out_dir: Path, keep: bool) -> Iterator[Path]:
+    if keep:
+        path = out_dir / "work"
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="tolu-bench-") as tmp:
+        try:
+            yield Path(tmp)
+        finally:
+            _save_logs(Path(tmp), out_dir / "logs")
+
+
+def _save_logs(work: Path, dest: Path) -> None:
+    """Server and launcher logs are artifacts; job workdirs are not."""
+    for log in [*work.glob("*/server/server.log"), *work.glob("*/site/log/*")]:
+        if log.is_file():
+            target = dest / log.relative_to(work)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(log, target)

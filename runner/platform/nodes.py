@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
-from runner.site.settings import LauncherSettings
+from runner.platform.settings import LauncherSettings
 
 Env = Mapping[str, str]
 

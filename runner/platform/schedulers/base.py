@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from runner.models import BatchJob
-from runner.site.settings import SchedulerSettings
+from runner.platform.settings import SchedulerSettings
 from runner.states import BatchJobState
 
 log = logging.getLogger("tolu.scheduler")

@@ -30,7 +30,7 @@ from runner.platform.schedulers.base import (
     SubmitError,
     quote,
 )
-from runner.site.settings import SchedulerSettings
+from runner.platform.settings import SchedulerSettings
 from runner.states import BatchJobState
 
 #: the id is handed to the detached script through this variable.

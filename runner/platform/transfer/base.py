@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import ClassVar, TypeVar
 
 from runner.models import TransferDirection
-from runner.site.settings import TransferSettings
+from runner.platform.settings import TransferSettings
 
 #: backend name -> module that registers it (imported on first use).
 BACKEND_MODULES: dict[str, str] = {

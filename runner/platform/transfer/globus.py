@@ -23,6 +23,7 @@ except ImportError:
     raise
 
 from runner.models import TransferDirection
+from runner.platform.settings import TransferSettings
 from runner.platform.transfer.base import (
     FileTransfer,
     TaskState,
@@ -31,7 +32,6 @@ from runner.platform.transfer.base import (
     TransferBackendError,
     register_backend,
 )
-from runner.site.settings import TransferSettings
 
 log = logging.getLogger("tolu.transfer.globus")
 

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from runner.models import TransferDirection
+from runner.platform.settings import TransferSettings
 from runner.platform.transfer.base import (
     FileTransfer,
     TaskState,
@@ -23,7 +24,6 @@ from runner.platform.transfer.base import (
     TransferBackend,
     register_backend,
 )
-from runner.site.settings import TransferSettings
 
 
 @register_backend("local")

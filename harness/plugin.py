@@ -1,4 +1,8 @@
-"""pytest entry point of the tolu harness (``pytest11``: ``tolu = "harness.plugin"``).
+"""The tolu harness as a pytest plugin; off until a project turns it on.
+
+The ``pytest11`` entry point is only the switch (pytest_tolu.py): ``--tolu`` or the
+ini key ``tolu = true`` load this module before the command line is parsed;
+``-p harness.plugin`` or ``pytest_plugins = ["harness.plugin"]`` load it directly.
 
 Built like pytest's own plugins (``_pytest/skipping.py``): options in
 ``pytest_addoption``, markers with usage text in ``pytest_configure``, per-run and

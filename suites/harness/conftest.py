@@ -23,9 +23,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def tree(pytester: pytest.Pytester) -> pytest.Pytester:
-    """An inner project: rootdir with a pytest.ini (testpaths=suites, strict markers)."""
+    """An inner project with the harness on: rootdir with a pytest.ini (tolu = true,
+    testpaths=suites, strict markers)."""
     pytester.makeini(
-        "[pytest]\ntestpaths = suites\naddopts = --strict-markers -ra -p no:cacheprovider\n"
+        "[pytest]\ntolu = true\ntestpaths = suites\naddopts = --strict-markers -ra -p no:cacheprovider\n"
         # in-process inner runs import harness/runner again under pytest's rewrite hook
         "filterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
     )

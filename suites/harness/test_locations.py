@@ -113,7 +113,7 @@ def test_header_says_where_and_why(tree: pytest.Pytester) -> None:
 def test_ini_option_and_env_name_the_location(tree: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     tree.makefile(".yaml", lab=LAB.format(host="never-matches$"))
     tree.makeini(
-        "[pytest]\ntestpaths = suites\ntolu_locations = lab.yaml\n"
+        "[pytest]\ntolu = true\ntestpaths = suites\ntolu_locations = lab.yaml\n"
         "filterwarnings = ignore::pytest.PytestAssertRewriteWarning\n"
     )
     tree.makepyfile(**{"suites/test_x.py": "def test_x(): pass"})

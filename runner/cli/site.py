@@ -15,6 +15,7 @@ import click
 from runner.cli._common import ToluGroup, echo, fail, format_time, get_client, print_table
 from runner.client import Client
 from runner.client.errors import Conflict, TransportError
+from runner.interpreter import module_command
 from runner.site import directory
 from runner.site.settings import SETTINGS_FILE, SiteSettings
 from runner.site.settings import load as load_settings
@@ -160,7 +161,7 @@ def start(site_dir: Path, foreground: bool) -> None:
     log_dir.mkdir(exist_ok=True)
     with open(log_dir / "agent.stdout", "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "runner.site.agent", str(site_dir), "--pid-file"],
+            [*module_command("runner.site.agent"), str(site_dir), "--pid-file"],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -23,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from runner.interpreter import module_command
+
 
 class LauncherProcess:
     def __init__(
@@ -55,7 +57,7 @@ class LauncherProcess:
         self.console_path: Path | None = None
 
     def argv(self) -> list[str]:
-        cmd = [self.python, "-m", "runner.cli.main", "launcher"]
+        cmd = [*module_command("runner.cli.main", python=self.python), "launcher"]
         cmd += ["--site", str(self.site_dir), "--mode", self.mode]
         if self.batch_job_id is not None:
             cmd += ["--batch-job-id", str(self.batch_job_id)]

@@ -1,4 +1,4 @@
-"""Run one python-function job: ``python -m runner.launcher.pyrunner WORKDIR/.tolu``.
+"""Run one python-function job: ``python -P -m runner.launcher.pyrunner WORKDIR/.tolu``.
 
 Reads ``call.json`` (function, arguments, parameters as the server stores them),
 calls the function in the job's workdir and writes ``result.json``: the result
@@ -10,6 +10,7 @@ exception, so the launcher's RUN_DONE / RUN_ERROR follows the function.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -54,6 +55,10 @@ def _dumps(value: Any) -> str:
 def main() -> None:
     if len(sys.argv) != 2:
         sys.exit("usage: python -m runner.launcher.pyrunner WORKDIR/.tolu")
+    # Started with -P (runner/interpreter.py), so the workdir cannot shadow tolu's own
+    # packages; the function may still import modules from its workdir (the cwd), as
+    # under a plain ``python -m``, but after the installed ones.
+    sys.path.append(os.getcwd())
     sys.exit(run(Path(sys.argv[1])))
 
 

@@ -1,6 +1,6 @@
 """Serial mode: many small single-node tasks, one mpi4py rank per node, started once.
 
-``mpiexec -n RANKS python -m runner.launcher.serial_mode OPTIONS_JSON``. Rank 0
+``mpiexec -n RANKS python -P -m runner.launcher.serial_mode OPTIONS_JSON``. Rank 0
 talks to the server (session, acquire, batched reports) and hands tasks to the
 worker ranks over MPI, keeping each one ``slots x (1 + prefetch)`` tasks deep so a
 worker never waits for the server. With one rank, rank 0 is also the worker.

@@ -12,9 +12,9 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 from types import FrameType
 
+from runner.interpreter import module_command
 from runner.launcher.common import LauncherOptions
 from runner.launcher.procs import _die_with_parent, _load_libc
 from runner.launcher.serial_mode import options_json
@@ -26,8 +26,7 @@ log = logging.getLogger("runner.launcher.serial")
 
 
 def command(opts: LauncherOptions, settings: LauncherSettings, node_list: list[nodes.Node]) -> list[str]:
-    python = opts.python or sys.executable
-    argv = [python, "-m", "runner.launcher.serial_mode", options_json(opts)]
+    argv = [*module_command("runner.launcher.serial_mode", python=opts.python), options_json(opts)]
     if settings.mpi_launcher == "local":
         if len(node_list) > 1:
             raise app_launchers.UnsupportedJob(

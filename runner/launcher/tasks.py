@@ -2,7 +2,7 @@
 
 Shell apps: ``runner.appdef.job_argv`` fills the command template (no shell).
 Python-function apps: the function and arguments are written into the job's
-workdir and run by ``python -m runner.launcher.pyrunner``, which leaves the result
+workdir and run by ``python -P -m runner.launcher.pyrunner``, which leaves the result
 (or the exception with its traceback) in ``.tolu/result.json`` for the launcher to
 put into the job's ``data``.
 """
@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runner import appdef
+from runner.interpreter import module_command
 from runner.models import App, AppKind, Job
 from runner.states import JobState
 
@@ -109,7 +109,7 @@ class TaskFactory:
             if not app.serialized_function:
                 raise TaskError(f"python app {app.name!r} has no serialized_function")
             write_python_payload(workdir, app, job)
-            argv = [sys.executable, "-m", "runner.launcher.pyrunner", str(workdir / META_DIR)]
+            argv = [*module_command("runner.launcher.pyrunner"), str(workdir / META_DIR)]
             return Task(argv=argv, python=True, **common)
         try:
             argv = appdef.job_argv(app, job)

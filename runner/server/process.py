@@ -5,7 +5,7 @@ Used by ``tolu server up``, the test harness, benchmarks and CI::
     with ServerProcess(tmp_path) as server:      # SQLite in tmp_path, a free port
         requests.get(server.url + "/health")
 
-The server runs ``python -m runner.server ... --migrate`` in its own process group,
+The server runs ``python -P -m runner.server ... --migrate`` in its own process group,
 logs to ``<data_dir>/server.log`` and is ready when ``GET /health`` answers.
 """
 
@@ -16,13 +16,14 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+
+from runner.interpreter import module_command
 
 LOG_FILE = "server.log"
 
@@ -85,9 +86,7 @@ class ServerProcess:
 
     def command(self) -> list[str]:
         cmd = [
-            sys.executable,
-            "-m",
-            "runner.server",
+            *module_command("runner.server"),
             "--host",
             self.host,
             "--port",

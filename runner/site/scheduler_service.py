@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from runner.interpreter import module_command
 from runner.models import BatchJob, BatchJobUpdate
 from runner.platform.schedulers import (
     BatchScheduler,
@@ -43,14 +44,14 @@ ACTIVE = (B.PENDING_SUBMISSION, *TRACKED)
 
 
 def tolu_command() -> list[str]:
-    """How a batch script starts ``tolu``: the ``tolu`` next to this Python, else ``python -m``."""
+    """How a batch script starts ``tolu``: the ``tolu`` next to this Python, else ``python -P -m``."""
     beside = Path(sys.executable).parent / "tolu"
     if beside.exists():
         return [str(beside)]
     found = shutil.which("tolu")
     if found and Path(found).parent == Path(sys.executable).parent:
         return [found]
-    return [sys.executable, "-m", "runner.cli.main"]
+    return module_command("runner.cli.main")
 
 
 def launcher_argv(site_dir: Path, batch_job: BatchJob) -> list[str]:

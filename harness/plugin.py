@@ -45,6 +45,7 @@ from harness.probes import run_probes
 from harness.report import RUN_DIR_PREFIX
 from harness.run import RunState, fail_or_skip, item_info, reports_key, run_key, run_state, unavailable_key
 from harness.selection import evaluate_location_marks, evaluate_requires_marks, parse_required
+from runner import extras
 
 __all__ = [
     "expected_errors",
@@ -113,6 +114,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    try:
+        extras.require_extra("harness", "the tolu harness (pytest plugin)")
+    except extras.MissingExtra as exc:
+        raise pytest.UsageError(str(exc)) from None
     for name, usage in AREAS.items():
         config.addinivalue_line("markers", f"{name}: {usage}")
     for usage in OTHER_MARKERS.values():

@@ -3,7 +3,8 @@
 Off: another project's run is the run it would be without tolu installed -- the same
 output and exit status, the same files written, no probes, no harness module imported,
 its own options and a ``harness`` package of its own work. On (by ``--tolu``, the ini
-key, ``-p harness.plugin`` or ``pytest_plugins``): header, markers, probes, artifacts.
+key, ``-p harness.plugin`` or ``pytest_plugins``): header, markers, probes, artifacts;
+without the ``[harness]`` extra, one line saying which extra to install.
 """
 
 from __future__ import annotations
@@ -163,3 +164,19 @@ def test_a_project_turns_the_harness_on(pytester: pytest.Pytester, probe_log: Pa
     assert {"junit.xml", "report.json", "report.html"} <= {p.name for p in run_dir.iterdir()}
     probed = {line.split()[0] for line in probe_log.read_text().splitlines()}
     assert {"sinfo", "qstat", "nvidia-smi"} <= probed
+
+
+def test_turned_on_without_the_harness_extra_it_says_which_to_install(
+    tree: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner import extras
+
+    monkeypatch.setattr(extras, "missing_requirements", lambda extra: ["matplotlib"])
+    tree.makepyfile(**{"suites/test_x.py": "def test_x(): pass"})
+    result = tree.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: the tolu harness (pytest plugin) needs the [harness] extra (missing: matplotlib): "
+         "pip install 'tolu[harness]'"]
+    )
+    assert not (tree.path / "artifacts").exists()

@@ -3,7 +3,8 @@ packages called ``runner`` and ``harness``, every process tolu starts imports th
 
 The server (``tolu server up``), the site agent (``tolu site start``), launchers in MPI
 and serial mode (their ``mpiexec``-started ranks) and python-function jobs (whose own
-workdir holds the same packages) all start from there and jobs finish. pytest's own
+workdir holds the same packages, and a module they import) all start from there and
+jobs finish. pytest's own
 ``sys.path`` does not matter here: every process checked is a child started in that
 directory, and a plain ``python -m`` from it is shown to break first.
 """
@@ -46,8 +47,11 @@ from runner.appdef import python_app
 
 @python_app
 def where() -> dict:
+    import workdir_helper  # a module beside the job, in its workdir
+
     parent = Path(f"/proc/{os.getppid()}")
     return {
+        "helper": workdir_helper.WHERE,
         "input": Path("in.txt").read_text(),
         "parent_cwd": os.readlink(parent / "cwd"),
         "parent_argv": (parent / "cmdline").read_bytes().decode().split("\\0"),
@@ -142,8 +146,10 @@ def test_server_agent_and_launchers_run_jobs_from_a_directory_with_foreign_packa
     specs: list[dict[str, Any]] = []
     for mode in MODES:
         specs.append({"app_id": apps["cat"].id, "tags": {"mode": mode}, "transfers": stage_in})
-        # the python function's own workdir holds the foreign packages too
-        plant_foreign_packages(site_dir / "data" / mode / "where")
+        # the python function's own workdir holds the foreign packages too, and a module
+        # of its own that it imports
+        workdir = plant_foreign_packages(site_dir / "data" / mode / "where")
+        (workdir / "workdir_helper.py").write_text("WHERE = 'the workdir'\n")
         specs.append(
             {
                 "app_id": apps["where"].id,
@@ -177,7 +183,7 @@ def test_server_agent_and_launchers_run_jobs_from_a_directory_with_foreign_packa
             assert (site_dir / "data" / finished.workdir / "job.out").read_text() == payload
             continue
         seen = job_result(finished)
-        assert seen["input"] == payload
+        assert (seen["input"], seen["helper"]) == (payload, "the workdir")
         if finished.tags["mode"] == "serial":  # the parent is the serial-mode rank mpiexec started
             assert seen["parent_cwd"] == str(foreign_cwd)
             assert seen["parent_argv"][1:4] == ["-P", "-m", "runner.launcher.serial_mode"], seen

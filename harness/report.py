@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from datetime import datetime
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -166,5 +167,6 @@ def write_report(run_dir: Path, report: dict[str, Any]) -> None:
     try:
         html = render(report, run_dir)
     except Exception as exc:  # the JSON is the record; a broken page must not hide it
-        html = f"<!doctype html><title>tolu report</title><p>report.html failed: {type(exc).__name__}: {exc}"
+        failure = escape(f"{type(exc).__name__}: {exc}")
+        html = f"<!doctype html><title>tolu report</title><p>report.html failed: {failure}"
     (run_dir / "report.html").write_text(html)

@@ -95,7 +95,7 @@ def tolu_server(
     refresh: Callable[[], None] | None = None
     if how == "container":
         state.need("docker")
-        from harness.container import ContainerServer
+        from harness.container.server import ContainerServer
 
         server = ContainerServer(data_dir, database_url=database_url, log_path=log_path, env=env)
         refresh = server.collect_logs

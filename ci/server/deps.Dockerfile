@@ -1,6 +1,6 @@
 # The tolu server's dependencies: a venv in /opt/tolu built from a host-made wheelhouse (--no-index),
 # plus the non-root user. Tagged tolu-server-deps:<digest of base image + pinned requirements> by
-# harness/container.py and rebuilt only when those change; ci/server/Dockerfile adds tolu on top.
+# harness/container/image.py and rebuilt only when those change; ci/server/Dockerfile adds tolu on top.
 ARG BASE_IMAGE=python:3.11-slim
 
 FROM ${BASE_IMAGE} AS build

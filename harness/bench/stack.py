@@ -92,7 +92,7 @@ class Server:
 
 
 def start_server(kind: str, data_dir: Path, database: Database) -> Server:
-    """``process`` (ServerProcess), ``container`` (harness/container.py) or a URL."""
+    """``process`` (ServerProcess), ``container`` (harness/container/server.py) or a URL."""
     if kind.startswith(("http://", "https://")):
         return Server(kind.rstrip("/"), None, None, "url")
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def start_server(kind: str, data_dir: Path, database: Database) -> Server:
             raise StackError(f"the tolu server did not start: {exc} (log: {log_path})") from exc
         return Server(proc.url, proc.pid, log_path, "process", proc.stop)
     if kind == "container":
-        from harness.container import ContainerServer
+        from harness.container.server import ContainerServer
 
         box = ContainerServer(data_dir, database_url=database.url, log_path=log_path)
         try:

@@ -323,7 +323,7 @@ class Pipeline:
         if mode.startswith(("http://", "https://")):
             self.url = mode.rstrip("/")
         elif mode == "container":
-            from harness.container import ContainerServer
+            from harness.container.server import ContainerServer
 
             container = ContainerServer(
                 data, database_url=self.o.database_url, log_path=self.out_dir / "logs" / "server.log"
@@ -551,7 +551,7 @@ class Pipeline:
         return files
 
     def _scan_logs(self, announce: bool = True) -> None:
-        from harness.container import ContainerServer
+        from harness.container.server import ContainerServer
 
         if isinstance(self.server, ContainerServer):
             self.server.collect_logs()

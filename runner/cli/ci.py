@@ -90,7 +90,8 @@ def image(base_image: str | None, force: bool) -> None:
       docker run -d -p 127.0.0.1:8000:8000 -e TOLU_SECRET_KEY=... -e TOLU_MIGRATE=1 \\
          -v tolu-data:/data "$(tolu ci image)"
     """
-    from harness.container import ContainerError, build_server_image
+    from harness.container.errors import ContainerError
+    from harness.container.image import build_server_image
 
     try:
         tag = build_server_image(base_image=base_image, force=force)

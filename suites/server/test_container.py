@@ -1,4 +1,4 @@
-"""The server container (ci/server/Dockerfile) run through the docker SDK (harness/container.py).
+"""The server container (ci/server/Dockerfile) run through the docker SDK (harness/container/).
 
 Needs a docker engine (``requires("docker")``; ``./ci/test`` starts one with
 ci/provision/docker.sh). The image is built once per source change and reused.
@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness.container import ContainerError, ContainerServer, build_server_image, docker_client
+from harness.container.engine import docker_client
+from harness.container.errors import ContainerError
+from harness.container.image import build_server_image
+from harness.container.server import ContainerServer
 
 pytestmark = [pytest.mark.requires("docker")]
 
@@ -132,11 +135,11 @@ def test_a_container_left_by_a_killed_process_is_removed(server_image: str, tmp_
     import subprocess
     import sys
 
-    from harness.container import remove_stale_containers
+    from harness.container.leftovers import remove_stale_containers
 
     script = (
         "import sys, time\n"
-        "from harness.container import ContainerServer\n"
+        "from harness.container.server import ContainerServer\n"
         f"s = ContainerServer({str(tmp_path)!r}, image={server_image!r}).start(timeout=120)\n"
         "print(s.name, flush=True)\n"
         "time.sleep(600)\n"

@@ -36,7 +36,6 @@ COMMANDS: dict[str, str] = {
     "job": "runner.cli.job:job",
     "queue": "runner.cli.queue:queue",
     "launcher": "runner.cli.launcher:launcher",
-    "ci": "runner.cli.ci:ci",
 }
 
 #: the entry-point group that other packages register ``tolu`` command groups in.

@@ -1,4 +1,4 @@
-"""The HTML reports (test run, bench) from the shared jinja2 templates.
+"""The HTML reports (test run, bench, integration pipeline) from the shared jinja2 templates.
 
 Every report is one self-contained file, and whatever a run puts into it (test ids, failure
 messages, job output, command lines, names) is shown as text, never interpreted as HTML.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,7 @@ from harness.bench.schema import (
     Trial,
 )
 from harness.bench.throughput import JobRow
+from harness.pipeline import report as pipeline_report
 from harness.report import printed_run_dir
 
 SCRIPT = "<script>alert('x')</script>"
@@ -213,3 +215,46 @@ def test_bench_report_escapes_names_and_notes() -> None:
     assert ESCAPED_SCRIPT in html
     assert "<h2>a&amp;b &lt;i&gt;</h2>" in html
     assert "<i>" not in html
+
+
+# ------------------------------------------------------------------------------ pipeline report
+
+
+def pipeline_report_data(*, detail: str, finding: str) -> dict[str, Any]:
+    return {
+        "schema": pipeline_report.SCHEMA,
+        "version": pipeline_report.REPORT_VERSION,
+        "run_id": "integration-x",
+        "ok": False,
+        "options": {"server": "process", "scheduler": "local", "faults": ["job-fails"]},
+        "server_url": "http://127.0.0.1:8000",
+        "site_id": 1,
+        "failed_step": "step 9 (report failures): 1 finding(s)",
+        "steps": [
+            {"number": 1, "name": "build the wheel", "ok": True, "seconds": 1.25, "detail": "tolu.whl"},
+            {"number": 9, "name": "report failures", "ok": False, "seconds": 0.5, "detail": detail},
+        ],
+        "findings": [{"kind": "unexpected-failure", "message": finding, "where": "job 3"}],
+        "planted_faults": {"job-fails": "a job that fails"},
+    }
+
+
+def test_pipeline_report_shows_steps_findings_and_jobs() -> None:
+    jobs = [{"state": "JOB_FINISHED", "events": []}, {"state": "FAILED", "events": []}]
+    html = pipeline_report.render(pipeline_report_data(detail="1 finding", finding="job 3 FAILED"), jobs)
+    assert_self_contained(html)
+    assert "tolu integration run integration-x: FAILED" in html
+    assert "step 9 (report failures): 1 finding(s)" in html
+    assert "planted faults: job-fails" in html
+    assert "<b>unexpected-failure</b>: job 3 FAILED" in html
+    assert "FAILED 1, JOB_FINISHED 1" in html
+    assert '<tr class="bad"><td>9</td><td>report failures</td><td>FAILED</td>' in html
+
+
+def test_pipeline_report_escapes_job_output_and_findings() -> None:
+    output = f"output site/data/1/job.out: {SCRIPT} | <img src=x onerror=alert(1)>"
+    html = pipeline_report.render(pipeline_report_data(detail=output, finding=output), [])
+    assert_self_contained(html)
+    assert html.count(ESCAPED_SCRIPT) == 2
+    assert "<img src=x" not in html
+    assert "no job data" in html

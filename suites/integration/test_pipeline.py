@@ -1,7 +1,7 @@
 """The integration pipeline catches what it is there to catch.
 
 A pipeline that stays green on a planted fault is a bug in the pipeline: each fault in
-runner.ci.integration.FAULTS is planted in one run, and every one must show up in its report.
+harness.pipeline.faults.FAULTS is planted in one run, and every one must show up in its report.
 The clean run (no faults) is what ./ci/test runs after the suites; a short clean run is here too
 so that `pytest -m integration` alone proves the pipeline can pass.
 """
@@ -12,7 +12,9 @@ import json
 
 import pytest
 
-from runner.ci.integration import FAULTS, Options, run_pipeline
+from harness.pipeline.faults import FAULTS
+from harness.pipeline.options import Options
+from harness.pipeline.pipeline import run_pipeline
 
 
 def _options(config: pytest.Config, **kw: object) -> Options:

@@ -1,4 +1,7 @@
-"""``tolu ci``: the CI integration pipeline (see docs/ci.md)."""
+"""``tolu ci``: the integration pipeline and the server image (see docs/ci.md).
+
+Registered into the ``tolu`` command through the ``tolu.commands`` entry-point group.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +43,11 @@ def ci() -> None:
 @click.option("--venv", type=click.Path(file_okay=False, path_type=Path), help="reuse this venv")
 @click.option("--database-url", default=None, help="server database [SQLite in its data dir]")
 @click.option("--keep-work", is_flag=True, help="keep the temporary work directory")
+@click.option(
+    "--shared-deps",
+    is_flag=True,
+    help="fresh venv, but tolu's dependencies seen from this environment (fast)",
+)
 def integration(
     server: str,
     scheduler: str,
@@ -50,13 +58,16 @@ def integration(
     venv: Path | None,
     database_url: str | None,
     keep_work: bool,
+    shared_deps: bool,
 ) -> None:
     """Build, install, start a server and a site, run a mix of jobs, and check everything.
 
     Eleven steps, each printed with its duration; exits 1 at the first failed step, with a
     report in ARTIFACTS/<run-id>/report.html.
     """
-    from runner.ci.integration import FAULTS, Options, run_pipeline
+    from harness.pipeline.faults import FAULTS
+    from harness.pipeline.options import Options
+    from harness.pipeline.pipeline import run_pipeline, sigterm_as_interrupt
 
     unknown = [f for f in faults if f not in FAULTS]
     if unknown:
@@ -73,8 +84,10 @@ def integration(
         venv=venv,
         database_url=database_url,
         keep_work=keep_work,
+        shared_deps=shared_deps,
     )
-    result = run_pipeline(options)
+    with sigterm_as_interrupt():
+        result = run_pipeline(options)
     sys.exit(0 if result.ok else 1)
 
 

@@ -1,1 +1,0 @@
-"""CI helpers: the end-to-end integration pipeline (``tolu ci integration``, ``./ci/integration``)."""

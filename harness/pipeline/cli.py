@@ -1,6 +1,7 @@
 """``tolu ci``: the integration pipeline and the server image (see docs/ci.md).
 
-Registered into the ``tolu`` command through the ``tolu.commands`` entry-point group.
+Registered into the ``tolu`` command through the ``tolu.commands`` entry-point group; needs the
+``[harness]`` extra (the report's templates and plots), and ``[container]`` for the server image.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import click
+
+from runner.extras import require_extra
 
 
 @click.group()
@@ -20,6 +23,8 @@ def ci() -> None:
       tolu ci integration --server container --scheduler slurm
       tolu ci integration --fault job-fails        # prove a planted fault is caught
     """
+    # one line naming the extra instead of an ImportError once the run is over
+    require_extra("harness", "tolu ci")
 
 
 @ci.command(context_settings={"ignore_unknown_options": True})
@@ -69,6 +74,8 @@ def integration(
     from harness.pipeline.options import Options
     from harness.pipeline.pipeline import run_pipeline, sigterm_as_interrupt
 
+    if server == "container":
+        require_extra("container", "tolu ci integration --server container")
     unknown = [f for f in faults if f not in FAULTS]
     if unknown:
         raise click.BadParameter(
@@ -103,6 +110,7 @@ def image(base_image: str | None, force: bool) -> None:
       docker run -d -p 127.0.0.1:8000:8000 -e TOLU_SECRET_KEY=... -e TOLU_MIGRATE=1 \\
          -v tolu-data:/data "$(tolu ci image)"
     """
+    require_extra("container", "tolu ci image")
     from harness.container.errors import ContainerError
     from harness.container.image import build_server_image
 

@@ -111,7 +111,7 @@ def cli() -> None:
 
     \b
     Commands from extras: `tolu bench` needs `pip install 'tolu[bench]'`
-    (docs/performance.md).
+    (docs/performance.md), `tolu ci` needs `pip install 'tolu[harness]'` (docs/ci.md).
     """
 
 

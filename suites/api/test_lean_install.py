@@ -129,6 +129,17 @@ def test_lean_tolu_bench_names_the_extra_in_one_line(
     assert not (tmp_path / "out").exists(), "nothing may start before the extra is checked"
 
 
+@pytest.mark.parametrize("argv", [["ci", "integration"], ["ci", "image"]])
+def test_lean_tolu_ci_names_the_extra_in_one_line(lean_python: Path, tmp_path: Path, argv: list[str]) -> None:
+    done = run(lean_python, "-m", "runner.cli.main", *argv, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("Error: tolu ci needs the [harness] extra (missing: "), line
+    assert line.endswith(": pip install 'tolu[harness]'"), line
+    assert not (tmp_path / "artifacts").exists(), "nothing may start before the extra is checked"
+
+
 # ---------------------------------------------------------------- runner.extras in this environment
 
 
@@ -189,6 +200,12 @@ def test_bench_comes_from_the_entry_point_group() -> None:
     (bench,) = main.plugins()["bench"]
     assert bench.value == "harness.bench.cli:bench"
     assert "bench" not in main.COMMANDS
+
+
+def test_ci_comes_from_the_entry_point_group() -> None:
+    (ci,) = main.plugins()["ci"]
+    assert ci.value == "harness.pipeline.cli:ci"
+    assert "ci" not in main.COMMANDS
 
 
 def test_a_registered_group_is_listed_and_runs(plugins: dict[str, list[metadata.EntryPoint]]) -> None:

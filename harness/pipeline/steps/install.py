@@ -1,4 +1,8 @@
-"""Step 1: build the wheel and install it into a fresh venv; every later ``tolu`` runs from there."""
+"""Step 1: build the wheel and install it into a fresh venv; every later ``tolu`` runs from there.
+
+It is installed as a user on a machine without an MPI would (``tolu[mpich]``: the launchers need
+``mpiexec`` and the library mpi4py loads), at the versions CI passed with (``ci/constraints.txt``).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from harness.pipeline.step import StepFailed
 if TYPE_CHECKING:
     from harness.pipeline.context import Run
 
+EXTRAS = "[mpich]"
+CONSTRAINTS = REPO_ROOT / "ci" / "constraints.txt"
 #: what `pip install tolu` promises, imported in the fresh venv: its dependencies are complete
 PRODUCT_MODULES = "runner.cli.main, runner.server.app, runner.site.agent, runner.launcher"
 #: what a failure message keeps of pip's output
@@ -52,7 +58,11 @@ def install(run: Run) -> str:
             _share_dependencies(run.venv)
     pip = [str(python), "-m", "pip", "install", "-q"]
     reinstall = not fresh or run.options.shared_deps
-    cmd = [*pip, "--force-reinstall", "--no-deps", str(wheel)] if reinstall else [*pip, str(wheel)]
+    if reinstall:
+        cmd = [*pip, "--force-reinstall", "--no-deps", str(wheel)]
+    else:
+        pinned = ["-c", str(CONSTRAINTS)] if CONSTRAINTS.is_file() else []
+        cmd = [*pip, *pinned, f"{wheel}{EXTRAS}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise StepFailed(f"pip install {wheel.name} failed: {proc.stderr.strip()[-OUTPUT_TAIL_CHARS:]}")

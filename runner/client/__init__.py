@@ -1,7 +1,14 @@
-"""Python client of the tolu server (see docs/client.md)."""
+"""Python client of the tolu server (see docs/client.md).
 
+One module per manager (``sites``, ``apps``, ``jobs``, ``dag`` for ``client.jobs.batch()``,
+``events``, ``transfers``, ``batch_jobs``, ``sessions``) on the shared plumbing of
+``_base`` (paging, parsing) and ``_http`` (the pooled session and its retries).
+"""
+
+from runner.client.apps import SyncResult
 from runner.client.client import Client
 from runner.client.config import config_path, default_url
+from runner.client.dag import JobBatch, JobRef
 from runner.client.errors import (
     APIError,
     AuthError,
@@ -16,8 +23,6 @@ from runner.client.errors import (
     TransportError,
     WaitTimeout,
 )
-from runner.client.jobs import JobBatch, JobRef
-from runner.client.managers import SyncResult
 
 __all__ = [
     "APIError",

@@ -6,19 +6,17 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from runner.client._base import adapter
 from runner.client._http import HTTP
+from runner.client.apps import AppManager
+from runner.client.batch_jobs import BatchJobManager
 from runner.client.config import Credentials, read_config, write_config
 from runner.client.errors import ConfigError
-from runner.client.managers import (
-    AppManager,
-    BatchJobManager,
-    EventManager,
-    JobManager,
-    SessionManager,
-    SiteManager,
-    TransferManager,
-    adapter,
-)
+from runner.client.events import EventManager
+from runner.client.jobs import JobManager
+from runner.client.sessions import SessionManager
+from runner.client.sites import SiteManager
+from runner.client.transfers import TransferManager
 from runner.models import Health, Token, User
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runner.appdef import load_apps
-from runner.client.managers import SyncResult
+from runner.client import SyncResult
 from runner.site.service import SiteContext
 
 EXAMPLE_APP = """\

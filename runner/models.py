@@ -8,11 +8,13 @@ instead of a silently ignored value.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypedDict, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from runner.states import BatchJobState, JobState
 
@@ -285,6 +287,81 @@ class Job(Reply):
             node_packing_count=self.node_packing_count,
             wall_time_min=self.wall_time_min,
         )
+
+
+def _tag_pairs(value: Any) -> Any:
+    """A ``{key: value}`` dict (Python callers) as the list of pairs the query string gives."""
+    return list(value.items()) if isinstance(value, Mapping) else value
+
+
+def _tag_pair(value: Any) -> Any:
+    """``key:value`` (one ``tags`` value of the query string) -> ``(key, value)``."""
+    if not isinstance(value, str):
+        return value
+    key, sep, tag_value = value.partition(":")
+    if not sep or not key:
+        # the whole message, without pydantic's "Value error, " prefix
+        raise PydanticCustomError("value_error", "expected key:value, got {got}", {"got": repr(value)})
+    return key, tag_value
+
+
+#: one tag a job must have; ``key:value`` in the query string.
+TagMatch = Annotated[tuple[str, str], BeforeValidator(_tag_pair), WithJsonSchema({"type": "string"})]
+
+
+class JobFilter(BaseModel):
+    """Which jobs: every filter given must match (the user's own jobs only).
+
+    The query string of ``GET /jobs``, ``GET /jobs/counts`` and ``DELETE /jobs``: the
+    route reads it as this model, the service turns it into SQL, and the client's
+    ``jobs.filter/page/count/counts/delete_where`` take these names as keywords
+    (:class:`JobFilterKwargs`). Unknown query parameters are ignored, as before
+    (``ordering``, ``limit`` and ``offset`` arrive in the same query string).
+    """
+
+    id: list[int] | None = Field(default=None, description="job ids (repeatable)")
+    state: list[JobState] | None = Field(default=None, description="states (repeatable)")
+    tags: Annotated[list[TagMatch] | None, BeforeValidator(_tag_pairs)] = Field(
+        default=None, description="key:value (repeatable, all must match)"
+    )
+    site_id: int | None = None
+    app_id: int | None = None
+    #: children of this job.
+    parent_id: int | None = None
+    session_id: int | None = None
+    batch_job_id: int | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+
+    def tag_dict(self) -> Tags:
+        """The tags to match; a key given twice keeps its last value."""
+        return dict(self.tags or ())
+
+    def is_empty(self) -> bool:
+        """Nothing to filter by (every job matches)."""
+        return all(getattr(self, name) in (None, []) for name in type(self).model_fields)
+
+
+class JobFilterKwargs(TypedDict, total=False):
+    """:class:`JobFilter` as the client's keywords, where ``id`` and ``state`` take one
+    value or several and ``tags`` a dict. The same names as JobFilter's fields
+    (suites/api/test_client.py holds them equal); values are sent as given and the
+    server validates them."""
+
+    id: int | Iterable[int] | None
+    state: JobState | str | Iterable[JobState | str] | None
+    tags: Tags | None
+    site_id: int | None
+    app_id: int | None
+    parent_id: int | None
+    session_id: int | None
+    batch_job_id: int | None
+    created_after: datetime | None
+    created_before: datetime | None
+    updated_after: datetime | None
+    updated_before: datetime | None
 
 
 class Event(Reply):

@@ -15,15 +15,11 @@ from pydantic import BaseModel, TypeAdapter
 
 from runner.client._http import encode_json
 from runner.models import Page
-from runner.states import JobState
 
 if TYPE_CHECKING:
     from runner.client._http import HTTP
 
 M = TypeVar("M")
-
-StateArg = JobState | str | Iterable[JobState | str] | None
-IdsArg = int | Iterable[int] | None
 
 
 @cache
@@ -39,14 +35,6 @@ def _parse(tp: Any, content: bytes) -> Any:
 def _changes(**fields: Any) -> dict[str, Any]:
     """Only the fields the caller gave (None means: leave unchanged)."""
     return {k: v for k, v in fields.items() if v is not None}
-
-
-def _as_list(value: Any) -> list[Any] | None:
-    if value is None:
-        return None
-    if isinstance(value, str | int):
-        return [value]
-    return list(value)
 
 
 class Manager:

@@ -16,7 +16,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
@@ -63,14 +63,14 @@ def _param_value(value: Any) -> str:
 
 
 def encode_params(params: Params | None) -> list[tuple[str, str]]:
-    """Query string pairs; None is skipped, lists repeat the key, ``tags`` dicts become k:v."""
+    """Query string pairs; None is skipped, iterables repeat the key, ``tags`` dicts become k:v."""
     out: list[tuple[str, str]] = []
     for key, value in (params or {}).items():
         if value is None:
             continue
         if isinstance(value, Mapping):
             out.extend((key, f"{k}:{v}") for k, v in value.items())
-        elif isinstance(value, str | bytes) or not isinstance(value, Sequence | set | frozenset):
+        elif isinstance(value, str | bytes) or not isinstance(value, Iterable):
             out.append((key, _param_value(value)))
         else:
             out.extend((key, _param_value(v)) for v in value)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from runner.client._base import Manager, _as_list, _changes, _chunks, _encode_list
+from runner.client._base import Manager, _changes, _chunks, _encode_list
 from runner.models import MAX_BULK, BatchJob, BatchJobUpdate, JobMode, Page, Tags
 from runner.states import BatchJobState
 
@@ -51,7 +51,7 @@ class BatchJobManager(Manager):
         state: BatchJobState | str | Iterable[BatchJobState | str] | None = None,
         limit: int | None = None,
     ) -> list[BatchJob]:
-        return self._follow(BatchJob, {"site_id": site_id, "state": _as_list(state)}, limit)
+        return self._follow(BatchJob, {"site_id": site_id, "state": state}, limit)
 
     def page(
         self,
@@ -61,9 +61,7 @@ class BatchJobManager(Manager):
         limit: int = 100,
         offset: int = 0,
     ) -> Page[BatchJob]:
-        return self._page(
-            BatchJob, {"site_id": site_id, "state": _as_list(state), "limit": limit, "offset": offset}
-        )
+        return self._page(BatchJob, {"site_id": site_id, "state": state, "limit": limit, "offset": offset})
 
     def update(
         self,

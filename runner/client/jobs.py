@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, Unpack, overload
 
-from runner.client._base import IdsArg, Manager, StateArg, _as_list, _changes, _chunks, _encode_list, _parse
+from runner.client._base import Manager, _changes, _chunks, _encode_list, _parse
 from runner.client.dag import JobBatch
 from runner.client.errors import JobsFailed, NotFound, WaitTimeout
 from runner.models import (
@@ -15,6 +16,8 @@ from runner.models import (
     DeleteResult,
     Job,
     JobCreate,
+    JobFilter,
+    JobFilterKwargs,
     JobUpdate,
     Page,
     Resources,
@@ -26,37 +29,45 @@ from runner.models import (
 from runner.states import FINAL, JobState
 
 
-def _job_params(
-    *,
-    id: IdsArg = None,
-    state: StateArg = None,
-    tags: Tags | None = None,
-    site_id: int | None = None,
-    app_id: int | None = None,
-    parent_id: int | None = None,
-    session_id: int | None = None,
-    batch_job_id: int | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    updated_after: datetime | None = None,
-    updated_before: datetime | None = None,
-    ordering: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "id": _as_list(id),
-        "state": _as_list(state),
-        "tags": tags or None,
-        "site_id": site_id,
-        "app_id": app_id,
-        "parent_id": parent_id,
-        "session_id": session_id,
-        "batch_job_id": batch_job_id,
-        "created_after": created_after,
-        "created_before": created_before,
-        "updated_after": updated_after,
-        "updated_before": updated_before,
-        "ordering": ordering,
-    }
+def _filter_params(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """The query parameters of JobFilter keywords, sent as given: the server validates them,
+    so a bad value comes back as InvalidRequest naming the field."""
+    unknown = sorted(set(filters) - set(JobFilter.model_fields))
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument {', '.join(map(repr, unknown))}; "
+            f"the job filters are {', '.join(JobFilter.model_fields)}"
+        )
+    params = {name: value for name, value in filters.items() if value is not None}
+    if not params.get("tags", True):
+        del params["tags"]  # tags={} filters nothing
+    return params
+
+
+_M = TypeVar("_M", bound=Callable[..., Any])
+
+
+def _written(annotations: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: getattr(a, "__forward_arg__", a) for name, a in annotations.items()}
+
+
+def _filter_keywords(method: _M) -> _M:
+    """Show the job filters as keyword parameters in ``help()`` and ``inspect.signature``.
+
+    The methods take ``**filters: Unpack[JobFilterKwargs]`` (type checkers and editors
+    expand that); this spells the same keywords out for people reading ``help()``.
+    """
+    sig = inspect.signature(method)
+    params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    positional = [p for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    filters = [
+        # the annotation as written (a TypedDict keeps it as a ForwardRef), like the rest of the signature
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+        for name, annotation in _written(JobFilterKwargs.__annotations__).items()
+    ]
+    keywords = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    method.__signature__ = sig.replace(parameters=[*positional, *filters, *keywords])  # type: ignore[attr-defined]
+    return method
 
 
 def _parents_of(job: JobCreate | Mapping[str, Any]) -> list[int | str]:
@@ -181,149 +192,40 @@ class JobManager(Manager):
     def get(self, id: int) -> Job:
         return self._get_one(Job, f"{self.path}/{id}")
 
+    @_filter_keywords
     def filter(
-        self,
-        *,
-        id: IdsArg = None,
-        state: StateArg = None,
-        tags: Tags | None = None,
-        site_id: int | None = None,
-        app_id: int | None = None,
-        parent_id: int | None = None,
-        session_id: int | None = None,
-        batch_job_id: int | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        updated_after: datetime | None = None,
-        updated_before: datetime | None = None,
-        ordering: str | None = None,
-        limit: int | None = None,
+        self, *, ordering: str | None = None, limit: int | None = None, **filters: Unpack[JobFilterKwargs]
     ) -> list[Job]:
         """Every matching job (following pages), at most ``limit``.
 
-        ``state`` is one state or several (any matches); ``tags`` must all match;
-        ``ordering`` is one of id, -id, updated_at, -updated_at, created_at,
+        ``id`` and ``state`` take one value or several (any matches); ``tags`` must all
+        match; ``ordering`` is one of id, -id, updated_at, -updated_at, created_at,
         -created_at, state.
         """
-        params = _job_params(
-            id=id,
-            state=state,
-            tags=tags,
-            site_id=site_id,
-            app_id=app_id,
-            parent_id=parent_id,
-            session_id=session_id,
-            batch_job_id=batch_job_id,
-            created_after=created_after,
-            created_before=created_before,
-            updated_after=updated_after,
-            updated_before=updated_before,
-            ordering=ordering or "id",
-        )
-        return self._follow(Job, params, limit)
+        return self._follow(Job, {**_filter_params(filters), "ordering": ordering or "id"}, limit)
 
+    @_filter_keywords
     def page(
         self,
         *,
-        id: IdsArg = None,
-        state: StateArg = None,
-        tags: Tags | None = None,
-        site_id: int | None = None,
-        app_id: int | None = None,
-        parent_id: int | None = None,
-        session_id: int | None = None,
-        batch_job_id: int | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        updated_after: datetime | None = None,
-        updated_before: datetime | None = None,
         ordering: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        **filters: Unpack[JobFilterKwargs],
     ) -> Page[Job]:
         """One page of matching jobs with the total ``count``."""
-        params = _job_params(
-            id=id,
-            state=state,
-            tags=tags,
-            site_id=site_id,
-            app_id=app_id,
-            parent_id=parent_id,
-            session_id=session_id,
-            batch_job_id=batch_job_id,
-            created_after=created_after,
-            created_before=created_before,
-            updated_after=updated_after,
-            updated_before=updated_before,
-            ordering=ordering,
-        )
-        return self._page(Job, {**params, "limit": limit, "offset": offset})
+        params = {**_filter_params(filters), "ordering": ordering, "limit": limit, "offset": offset}
+        return self._page(Job, params)
 
-    def count(
-        self,
-        *,
-        id: IdsArg = None,
-        state: StateArg = None,
-        tags: Tags | None = None,
-        site_id: int | None = None,
-        app_id: int | None = None,
-        parent_id: int | None = None,
-        session_id: int | None = None,
-        batch_job_id: int | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        updated_after: datetime | None = None,
-        updated_before: datetime | None = None,
-    ) -> int:
+    @_filter_keywords
+    def count(self, **filters: Unpack[JobFilterKwargs]) -> int:
         """How many jobs match."""
-        return self.page(
-            id=id,
-            state=state,
-            tags=tags,
-            site_id=site_id,
-            app_id=app_id,
-            parent_id=parent_id,
-            session_id=session_id,
-            batch_job_id=batch_job_id,
-            created_after=created_after,
-            created_before=created_before,
-            updated_after=updated_after,
-            updated_before=updated_before,
-            limit=1,
-        ).count
+        return self.page(limit=1, **filters).count
 
-    def counts(
-        self,
-        *,
-        id: IdsArg = None,
-        state: StateArg = None,
-        tags: Tags | None = None,
-        site_id: int | None = None,
-        app_id: int | None = None,
-        parent_id: int | None = None,
-        session_id: int | None = None,
-        batch_job_id: int | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        updated_after: datetime | None = None,
-        updated_before: datetime | None = None,
-    ) -> dict[JobState, int]:
+    @_filter_keywords
+    def counts(self, **filters: Unpack[JobFilterKwargs]) -> dict[JobState, int]:
         """Matching jobs per state (states with no job are left out)."""
-        params = _job_params(
-            id=id,
-            state=state,
-            tags=tags,
-            site_id=site_id,
-            app_id=app_id,
-            parent_id=parent_id,
-            session_id=session_id,
-            batch_job_id=batch_job_id,
-            created_after=created_after,
-            created_before=created_before,
-            updated_after=updated_after,
-            updated_before=updated_before,
-        )
-        resp = self._http.request("GET", f"{self.path}/counts", params=params)
+        resp = self._http.request("GET", f"{self.path}/counts", params=_filter_params(filters))
         rows: list[StateCount] = _parse(list[StateCount], resp.content)
         return {r.state: r.count for r in rows if r.count}
 
@@ -403,38 +305,11 @@ class JobManager(Manager):
     def delete(self, id: int) -> None:
         self._delete(f"{self.path}/{id}")
 
-    def delete_where(
-        self,
-        *,
-        id: IdsArg = None,
-        state: StateArg = None,
-        tags: Tags | None = None,
-        site_id: int | None = None,
-        app_id: int | None = None,
-        parent_id: int | None = None,
-        session_id: int | None = None,
-        batch_job_id: int | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        updated_after: datetime | None = None,
-        updated_before: datetime | None = None,
-    ) -> int:
+    @_filter_keywords
+    def delete_where(self, **filters: Unpack[JobFilterKwargs]) -> int:
         """Delete every matching job; returns how many. At least one filter is required."""
-        params = _job_params(
-            id=id,
-            state=state,
-            tags=tags,
-            site_id=site_id,
-            app_id=app_id,
-            parent_id=parent_id,
-            session_id=session_id,
-            batch_job_id=batch_job_id,
-            created_after=created_after,
-            created_before=created_before,
-            updated_after=updated_after,
-            updated_before=updated_before,
-        )
-        if not any(v is not None for v in params.values()):
+        params = _filter_params(filters)
+        if not params:
             raise ValueError("delete_where needs at least one filter")
         resp = self._http.request("DELETE", self.path, params=params)
         result: DeleteResult = _parse(DeleteResult, resp.content)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 from harness.fixtures_server import ServerHandle
 from runner.client import AuthError, Client, Conflict, InvalidRequest, JobsFailed, NotFound, WaitTimeout
-from runner.models import MAX_BULK, App, JobCreate, JobUpdate, Site
+from runner.models import MAX_BULK, App, JobCreate, JobFilter, JobFilterKwargs, JobUpdate, Site
 from runner.states import JobState
 
 S = JobState
@@ -209,6 +211,36 @@ def test_filters_pagination_and_counts(tolu_server: ServerHandle, tolu_client: C
     with pytest.raises(ValueError, match="at least one filter"):
         c.jobs.delete_where()
     small.close()
+
+
+def test_the_job_filters_are_one_list_for_client_route_and_service(
+    tolu_server: ServerHandle, tolu_client: Client, app: App
+) -> None:
+    names = list(JobFilter.model_fields)
+    assert list(JobFilterKwargs.__annotations__) == names
+    # help() spells the filters out on every method that takes them
+    jobs = tolu_client.jobs
+    for method in (jobs.filter, jobs.page, jobs.count, jobs.counts, jobs.delete_where):
+        keywords = [p.name for p in inspect.signature(method).parameters.values() if p.kind is p.KEYWORD_ONLY]
+        assert keywords[: len(names)] == names, method.__name__
+    # and the API takes them as its query parameters
+    doc = requests.get(tolu_server.url + "/openapi.json", timeout=30).json()
+    for method, path in (("get", "/jobs"), ("get", "/jobs/counts"), ("delete", "/jobs")):
+        query = [p["name"] for p in doc["paths"][path][method]["parameters"] if p["in"] == "query"]
+        assert [q for q in query if q not in ("ordering", "limit", "offset")] == names, path
+
+    with pytest.raises(TypeError, match=r"'stat'.*the job filters are id, state, tags"):
+        jobs.count(stat="RUNNING")  # type: ignore[call-arg]
+    made = jobs.bulk_create([{"app_id": app.id} for _ in range(3)])
+    assert jobs.count(id=made[0].id) == 1 and jobs.count(id=(j.id for j in made)) == 3
+    assert jobs.count(state="PREPROCESSED", tags={}) == 3
+    # values go as given; the server names the bad one
+    with pytest.raises(InvalidRequest) as bad:
+        jobs.count(state="NOPE")
+    assert bad.value.paths == ["query.state.0"]
+    with pytest.raises(InvalidRequest) as bad:
+        jobs.counts(tags={"": "x"})
+    assert bad.value.paths == ["query.tags.0"] and "expected key:value" in str(bad.value)
 
 
 def test_bulk_requests_are_split(tolu_client: Client, app: App) -> None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -11,42 +10,12 @@ from runner.server.errors import json_response
 from runner.server.routes.body import json_body, openapi_body
 from runner.server.routes.deps import DEFAULT, Db, Limit, Offset, Who
 from runner.server.services import jobs
-from runner.states import JobState
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-def job_filter(
-    id: Annotated[list[int] | None, Query(description="job ids (repeatable)")] = None,
-    state: Annotated[list[JobState] | None, Query(description="states (repeatable)")] = None,
-    tags: Annotated[list[str] | None, Query(description="key:value (repeatable, all must match)")] = None,
-    site_id: int | None = None,
-    app_id: int | None = None,
-    parent_id: int | None = None,
-    session_id: int | None = None,
-    batch_job_id: int | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    updated_after: datetime | None = None,
-    updated_before: datetime | None = None,
-) -> jobs.JobFilter:
-    return jobs.JobFilter(
-        id=id,
-        state=state,
-        tags=jobs.parse_tags(tags),
-        site_id=site_id,
-        app_id=app_id,
-        parent_id=parent_id,
-        session_id=session_id,
-        batch_job_id=batch_job_id,
-        created_after=created_after,
-        created_before=created_before,
-        updated_after=updated_after,
-        updated_before=updated_before,
-    )
-
-
-Filter = Annotated[jobs.JobFilter, Depends(job_filter)]
+#: the job filters of the query string, read by FastAPI as one model (runner.models.JobFilter).
+Filter = Annotated[models.JobFilter, Query()]
 Ordering = Annotated[str | None, Query(description="id, updated_at, created_at, state; prefix - to reverse")]
 
 
@@ -67,7 +36,7 @@ def bulk_create(body: CreateBody, who: Who, db: Db) -> Response:
 
 @router.get("", response_model=models.Page[models.Job])
 def list_jobs(
-    who: Who, db: Db, flt: Filter, ordering: Ordering = None, limit: Limit = DEFAULT, offset: Offset = 0
+    who: Who, db: Db, ordering: Ordering = None, limit: Limit = DEFAULT, offset: Offset = 0, *, flt: Filter
 ) -> Response:
     with db.read() as conn:
         return json_response(jobs.filter(conn, who, flt, ordering=ordering, limit=limit, offset=offset))

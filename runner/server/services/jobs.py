@@ -8,14 +8,13 @@ which rolls back.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
 from sqlalchemy import JSON, ColumnElement, Connection, DateTime, delete, func, select, update
 
-from runner.models import MAX_BULK, JobCreate, JobUpdate, Resources
+from runner.models import MAX_BULK, JobCreate, JobFilter, JobUpdate, Resources
 from runner.server import bulk, rows
 from runner.server import tables as t
 from runner.server.auth import Principal
@@ -33,77 +32,42 @@ TAG_KEY_MAX = 256
 TAG_VALUE_MAX = 1024
 
 
-@dataclass
-class JobFilter:
-    """The query-string filters of GET/DELETE /jobs and GET /jobs/counts."""
-
-    id: list[int] | None = None
-    state: list[JobState] | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-    site_id: int | None = None
-    app_id: int | None = None
-    parent_id: int | None = None
-    session_id: int | None = None
-    batch_job_id: int | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    updated_after: datetime | None = None
-    updated_before: datetime | None = None
-
-    def is_empty(self) -> bool:
-        return not any(
-            v not in (None, [], {})
-            for v in (
-                self.id,
-                self.state,
-                self.tags,
-                self.site_id,
-                self.app_id,
-                self.parent_id,
-                self.session_id,
-                self.batch_job_id,
-                self.created_after,
-                self.created_before,
-                self.updated_after,
-                self.updated_before,
+def where_clauses(flt: JobFilter, owner_id: int) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of ``flt`` over the jobs of ``owner_id``."""
+    j = t.jobs.c
+    out: list[ColumnElement[bool]] = [j.owner_id == owner_id]
+    if flt.id:
+        out.append(j.id.in_(flt.id))
+    if flt.state:
+        states = sorted({s.value for s in flt.state})
+        out.append(j.state == states[0] if len(states) == 1 else j.state.in_(states))
+    for key, value in sorted(flt.tag_dict().items()):
+        out.append(tag_match(key, value))
+    if flt.site_id is not None:
+        out.append(j.site_id == flt.site_id)
+    if flt.app_id is not None:
+        out.append(j.app_id == flt.app_id)
+    if flt.parent_id is not None:
+        out.append(
+            bulk.in_select(
+                j.id, select(t.job_parents.c.child_id).where(t.job_parents.c.parent_id == flt.parent_id)
             )
         )
-
-    def where(self, owner_id: int) -> list[ColumnElement[bool]]:
-        j = t.jobs.c
-        out: list[ColumnElement[bool]] = [j.owner_id == owner_id]
-        if self.id:
-            out.append(j.id.in_(self.id))
-        if self.state:
-            states = sorted({s.value for s in self.state})
-            out.append(j.state == states[0] if len(states) == 1 else j.state.in_(states))
-        for key, value in sorted(self.tags.items()):
-            out.append(tag_match(key, value))
-        if self.site_id is not None:
-            out.append(j.site_id == self.site_id)
-        if self.app_id is not None:
-            out.append(j.app_id == self.app_id)
-        if self.parent_id is not None:
-            out.append(
-                bulk.in_select(
-                    j.id, select(t.job_parents.c.child_id).where(t.job_parents.c.parent_id == self.parent_id)
-                )
-            )
-        if self.session_id is not None:
-            out.append(j.session_id == self.session_id)
-        if self.batch_job_id is not None:
-            out.append(j.batch_job_id == self.batch_job_id)
-        bounds: list[tuple[Any, bool, datetime | None]] = [
-            (j.created_at, True, self.created_after),
-            (j.created_at, False, self.created_before),
-            (j.updated_at, True, self.updated_after),
-            (j.updated_at, False, self.updated_before),
-        ]
-        for col, lower, when in bounds:
-            if when is not None:
-                v = to_naive_utc(when)
-                out.append(col >= v if lower else col < v)
-        return out
+    if flt.session_id is not None:
+        out.append(j.session_id == flt.session_id)
+    if flt.batch_job_id is not None:
+        out.append(j.batch_job_id == flt.batch_job_id)
+    bounds: list[tuple[Any, bool, datetime | None]] = [
+        (j.created_at, True, flt.created_after),
+        (j.created_at, False, flt.created_before),
+        (j.updated_at, True, flt.updated_after),
+        (j.updated_at, False, flt.updated_before),
+    ]
+    for col, lower, when in bounds:
+        if when is not None:
+            v = to_naive_utc(when)
+            out.append(col >= v if lower else col < v)
+    return out
 
 
 def tag_match(key: str, value: str) -> ColumnElement[bool]:
@@ -116,16 +80,6 @@ def tag_match(key: str, value: str) -> ColumnElement[bool]:
     return bulk.in_select(
         t.jobs.c.id, select(t.job_tags.c.job_id).where(t.job_tags.c.key == key, t.job_tags.c.value == value)
     )
-
-
-def parse_tags(raw: Sequence[str] | None) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for i, item in enumerate(raw or ()):
-        key, sep, value = item.partition(":")
-        if not sep or not key:
-            raise Invalid.at(["query", "tags", i], f"expected key:value, got {item!r}")
-        tags[key] = value
-    return tags
 
 
 # ---------------------------------------------------------------- reading
@@ -144,7 +98,7 @@ def get(conn: Connection, who: Principal, job_id: int) -> Any:
 def filter(
     conn: Connection, who: Principal, flt: JobFilter, *, ordering: str | None, limit: int, offset: int
 ) -> dict[str, Any]:
-    where = flt.where(who.user_id)
+    where = where_clauses(flt, who.user_id)
     total = count(conn, t.jobs, where)
     stmt = order(select(rows.JOBS.json(conn)).where(*where), t.jobs, ordering, ORDERINGS, "id")
     result = conn.execute(stmt.limit(limit).offset(offset)).scalars()
@@ -154,7 +108,7 @@ def filter(
 def counts(conn: Connection, who: Principal, flt: JobFilter) -> list[dict[str, Any]]:
     stmt = (
         select(t.jobs.c.state, func.count())
-        .where(*flt.where(who.user_id))
+        .where(*where_clauses(flt, who.user_id))
         .group_by(t.jobs.c.state)
         .order_by(t.jobs.c.state)
     )
@@ -540,7 +494,7 @@ def _write_fields(conn: Connection, job_id: int, values: dict[str, Any]) -> None
 def delete_where(conn: Connection, who: Principal, flt: JobFilter) -> int:
     if flt.is_empty():
         raise Invalid.at(["query"], "give at least one filter (e.g. state=, tags=, site_id=) to delete jobs")
-    return purge.jobs_where(conn, *flt.where(who.user_id))
+    return purge.jobs_where(conn, *where_clauses(flt, who.user_id))
 
 
 def delete_one(conn: Connection, who: Principal, job_id: int) -> None:

@@ -1,21 +1,12 @@
-"""The HTTP layer: one pooled ``requests.Session``, retries with backoff, typed errors.
+"""The HTTP layer: one pooled ``requests.Session``, its retries, typed errors.
 
-Retry policy (why: a launcher must ride out a server restart, but must not turn a
-rejected request into a storm):
-
-- connection errors (refused, reset, DNS, connect timeout) and 5xx answers are
-  retried with exponential backoff and jitter, up to ``retries`` times;
-- a read timeout is retried only for GET, because a POST/PATCH may already have
-  been applied;
-- 4xx answers are never retried.
+Retries are urllib3's, mounted through requests' ``HTTPAdapter``; which requests are
+sent again, and why, is ``runner.client._retry``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import random
-import time
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from enum import Enum
@@ -25,9 +16,8 @@ import requests
 from pydantic import BaseModel
 from requests.adapters import HTTPAdapter
 
+from runner.client._retry import GaveUp, RetryPolicy
 from runner.client.errors import TransportError, error_for_status
-
-log = logging.getLogger("runner.client")
 
 #: query-string value types: scalars, or lists of them (repeated keys).
 Params = Mapping[str, Any]
@@ -111,7 +101,11 @@ class HTTP:
         #: rows per request when a manager's ``filter()`` follows pages.
         self.page_size = page_size
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        adapter = HTTPAdapter(
+            pool_connections=pool_size,
+            pool_maxsize=pool_size,
+            max_retries=RetryPolicy.of(retries, backoff, max_backoff),
+        )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["Accept"] = "application/json"
@@ -133,10 +127,6 @@ class HTTP:
     def close(self) -> None:
         self.session.close()
 
-    def _sleep_before(self, attempt: int) -> None:
-        delay = min(self.max_backoff, self.backoff * (2**attempt))
-        time.sleep(delay * (0.5 + random.random() / 2))
-
     def request(
         self,
         method: str,
@@ -147,55 +137,31 @@ class HTTP:
         raw_body: bytes | None = None,
         timeout: float | None = None,
     ) -> requests.Response:
-        """Send one request (retrying as described above); raise typed errors."""
+        """Send one request (retried as ``runner.client._retry`` says); raise typed errors."""
         url = self.url + path
         data = raw_body if raw_body is not None else (None if body is None else encode_json(body))
         headers = {"Content-Type": "application/json"} if data is not None else None
-        query = encode_params(params)
-        attempt = 0
-        while True:
-            try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    params=query,
-                    data=data,
-                    headers=headers,
-                    timeout=timeout if timeout is not None else self.timeout,
-                )
-            except requests.exceptions.RequestException as exc:
-                retriable = isinstance(
-                    exc, requests.exceptions.ConnectionError | requests.exceptions.ConnectTimeout
-                ) or (method == "GET" and isinstance(exc, requests.exceptions.Timeout))
-                if retriable and attempt < self.retries:
-                    log.warning(
-                        "%s %s: %s; retrying (%d/%d)", method, url, _short(exc), attempt + 1, self.retries
-                    )
-                    self._sleep_before(attempt)
-                    attempt += 1
-                    continue
-                raise TransportError(
-                    f"cannot reach the tolu server at {self.url}: {_short(exc)}"
-                    + (f" (after {attempt + 1} attempts)" if attempt else ""),
-                    method=method,
-                    url=url,
-                    attempts=attempt + 1,
-                ) from None
-            if resp.status_code >= 500 and attempt < self.retries:
-                log.warning(
-                    "%s %s: HTTP %d; retrying (%d/%d)",
-                    method,
-                    url,
-                    resp.status_code,
-                    attempt + 1,
-                    self.retries,
-                )
-                self._sleep_before(attempt)
-                attempt += 1
-                continue
-            if resp.status_code >= 400:
-                raise error_for_status(resp.status_code, _detail(resp), method=method, url=url)
-            return resp
+        try:
+            resp = self.session.request(
+                method,
+                url,
+                params=encode_params(params),
+                data=data,
+                headers=headers,
+                timeout=timeout if timeout is not None else self.timeout,
+            )
+        except (GaveUp, requests.exceptions.RequestException) as exc:
+            attempts = exc.attempts if isinstance(exc, GaveUp) else 1
+            raise TransportError(
+                f"cannot reach the tolu server at {self.url}: {_short(exc)}"
+                + (f" (after {attempts} attempts)" if attempts > 1 else ""),
+                method=method,
+                url=url,
+                attempts=attempts,
+            ) from None
+        if resp.status_code >= 400:
+            raise error_for_status(resp.status_code, _detail(resp), method=method, url=url)
+        return resp
 
 
 def _short(exc: BaseException) -> str:

@@ -25,7 +25,8 @@ class Client:
 
     ``timeout`` is per request (seconds); connection errors and 5xx answers are
     retried ``retries`` times with exponential backoff starting at ``backoff``
-    seconds; 4xx answers raise at once (see ``runner.client.errors``).
+    seconds (``runner.client._retry`` says which, and why); 4xx answers raise at
+    once (see ``runner.client.errors``).
     ``page_size`` is how many rows ``filter()`` fetches per request as it follows pages.
 
     >>> client = Client.from_config()                     # after `tolu login`

@@ -99,11 +99,17 @@ def test_config_errors_say_what_to_do(tmp_path: Path, monkeypatch: pytest.Monkey
     assert not os.path.exists(tmp_path / "c.yaml")
 
 
+#: one scripted answer: status, body, delay before answering, and optionally headers.
+#: Status 0 closes the connection without answering (a server going down under it).
+Answer = tuple[int, str, float] | tuple[int, str, float, dict[str, str]]
+
+
 class _Flaky:
     """A plain HTTP endpoint that answers from a script: what a proxy or a restarting
-    server in front of tolu can do (503s, 4xx, slow answers). Counts the requests."""
+    server in front of tolu can do (503s, 4xx, slow answers, dropped connections).
+    Counts the requests."""
 
-    def __init__(self, script: list[tuple[int, str, float]]) -> None:
+    def __init__(self, script: list[Answer]) -> None:
         import http.server
 
         self.script = list(script)
@@ -115,11 +121,16 @@ class _Flaky:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 flaky.requests.append(self.command)
-                status, body, delay = flaky.script.pop(0) if flaky.script else (200, "{}", 0.0)
+                status, body, delay, *more = flaky.script.pop(0) if flaky.script else (200, "{}", 0.0)
                 time.sleep(delay)
+                if status == 0:
+                    self.close_connection = True
+                    return
                 data = body.encode()
                 try:
                     self.send_response(status)
+                    for name, value in (more[0] if more else {}).items():
+                        self.send_header(name, value)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
@@ -174,3 +185,28 @@ def test_read_timeout_is_retried_for_get_only() -> None:
             Client(flaky.url, "t", timeout=0.3, retries=3, backoff=0.01).jobs.bulk_create([{"app_id": 1}])
         time.sleep(0.8)
         assert flaky.requests == ["POST"]
+
+
+def test_5xx_and_dropped_connections_are_retried_for_every_method() -> None:
+    # A bulk request is one transaction: a 500 rolled it back, a proxy's 503 never
+    # reached tolu, and a connection dropped by a restarting server carried no answer.
+    answers: list[Answer] = [(503, "busy", 0), (0, "", 0), (201, "[]", 0)]
+    with _Flaky(answers) as flaky:
+        assert Client(flaky.url, "t", retries=3, backoff=0.01).jobs.bulk_create([{"app_id": 1}]) == []
+        assert flaky.requests == ["POST"] * 3
+    with _Flaky([(0, "", 0)] * 3) as flaky:
+        with pytest.raises(TransportError) as err:
+            Client(flaky.url, "t", retries=2, backoff=0.01).jobs.bulk_update([{"id": 1}])
+        assert err.value.attempts == 3 and flaky.requests == ["PATCH"] * 3
+
+
+def test_retry_after_is_honoured_other_4xx_are_not_retried() -> None:
+    from runner.client import APIError
+
+    with _Flaky([(429, "slow down", 0, {"Retry-After": "0"}), (200, HEALTH, 0)]) as flaky:
+        assert Client(flaky.url, retries=2, backoff=0.01).health().status == "ok"
+        assert flaky.requests == ["GET", "GET"]
+    with _Flaky([(429, '{"detail": "slow down"}', 0)]) as flaky:
+        with pytest.raises(APIError, match="slow down") as err:
+            Client(flaky.url, retries=2, backoff=0.01).health()
+        assert err.value.status == 429 and flaky.requests == ["GET"]

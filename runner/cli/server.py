@@ -6,18 +6,12 @@ directory: ``--data-dir``, else ``$TOLU_DATA_DIR``, else ``~/.local/share/tolu``
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import click
+
+from runner.daemon import PidFile, stop
 
 PID_FILE = "server.pid"
 
@@ -41,33 +35,8 @@ def _data_dir(value: Path | None) -> Path:
     return (value or default_data_dir()).expanduser().resolve()
 
 
-def _read_pid_file(data_dir: Path) -> dict[str, Any] | None:
-    path = data_dir / PID_FILE
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) and isinstance(info.get("pid"), int) else None
-
-
-def _is_our_server(pid: int) -> bool:
-    """The PID is alive and runs ``runner.server`` (not a recycled PID)."""
-    import psutil
-
-    try:
-        cmdline = psutil.Process(pid).cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return False
-    return "runner.server" in cmdline
-
-
-def _healthy(url: str) -> dict[str, Any] | None:
-    try:
-        with urllib.request.urlopen(url + "/health", timeout=3) as resp:
-            body = json.loads(resp.read())
-            return body if isinstance(body, dict) else None
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
+def _pid_file(data_dir: Path) -> PidFile:
+    return PidFile(data_dir / PID_FILE)
 
 
 @click.group()
@@ -105,10 +74,11 @@ def up(
     """
     directory = _data_dir(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    info = _read_pid_file(directory)
-    if info and _is_our_server(info["pid"]):
+    pid_file = _pid_file(directory)
+    if pid_file.running():
+        info = pid_file.read() or {}
         raise click.ClickException(
-            f"a server is already running for {directory} at {info.get('url')} (pid {info['pid']}); "
+            f"a server is already running for {directory} at {info.get('url')} (pid {info.get('pid')}); "
             "stop it with `tolu server down`"
         )
     if not detach:
@@ -131,9 +101,7 @@ def up(
         hint = last[-1] if last else "no output"
         raise click.ClickException(f"server did not start: {hint} (log: {exc.log_path})") from None
     pid = proc.detach()
-    (directory / PID_FILE).write_text(
-        json.dumps({"pid": pid, "url": proc.url, "log": str(proc.log_path)}) + "\n"
-    )
+    pid_file.write(pid, url=proc.url, log=str(proc.log_path))
     click.echo(f"tolu server running at {proc.url} (pid {pid})")
     click.echo(f"log: {proc.log_path}")
     click.echo("stop it with: tolu server down" + (f" --data-dir {directory}" if data_dir else ""))
@@ -150,23 +118,18 @@ def down(data_dir: Path | None, timeout: float) -> None:
       tolu server down --data-dir ./server-data
     """
     directory = _data_dir(data_dir)
-    info = _read_pid_file(directory)
+    pid_file = _pid_file(directory)
+    info = pid_file.read()
     if info is None:
         raise click.ClickException(f"no server.pid in {directory}: no detached server runs from there")
-    pid = info["pid"]
-    if not _is_our_server(pid):
-        (directory / PID_FILE).unlink(missing_ok=True)
-        click.echo(f"server (pid {pid}) was not running; removed stale {directory / PID_FILE}")
+    proc = pid_file.process()
+    if proc is None:
+        pid_file.remove()
+        click.echo(f"server (pid {info['pid']}) was not running; removed stale {pid_file.path}")
         return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _is_our_server(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _is_our_server(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    (directory / PID_FILE).unlink(missing_ok=True)
-    click.echo(f"stopped tolu server (pid {pid})")
+    stop(proc, timeout=timeout)
+    pid_file.remove(proc.pid)
+    click.echo(f"stopped tolu server (pid {proc.pid})")
 
 
 @server.command()
@@ -178,11 +141,14 @@ def status(data_dir: Path | None) -> None:
     Example:
       tolu server status
     """
+    from runner.server.process import health as server_health
+
     directory = _data_dir(data_dir)
-    info = _read_pid_file(directory)
-    if info is None or not _is_our_server(info["pid"]):
+    pid_file = _pid_file(directory)
+    info = pid_file.read()
+    if info is None or pid_file.running() is None:
         raise click.ClickException(f"no tolu server running for {directory}")
-    health = _healthy(str(info.get("url")))
+    health = server_health(str(info.get("url")))
     if health is None:
         raise click.ClickException(
             f"server pid {info['pid']} runs but {info.get('url')}/health does not answer "

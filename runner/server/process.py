@@ -6,49 +6,35 @@ Used by ``tolu server up``, the test harness, benchmarks and CI::
         requests.get(server.url + "/health")
 
 The server runs ``python -P -m runner.server ... --migrate`` in its own process group,
-logs to ``<data_dir>/server.log`` and is ready when ``GET /health`` answers.
+logs to ``<data_dir>/server.log`` and is ready when ``GET /health`` answers; it is
+started and stopped by ``runner.daemon``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+import requests
+
+from runner import daemon
 from runner.interpreter import module_command
 
 LOG_FILE = "server.log"
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(daemon.StartError):
     """The server process exited or did not answer /health in time."""
-
-    def __init__(self, message: str, *, command: list[str], log_path: Path, log_tail: str) -> None:
-        super().__init__(f"{message}\ncommand: {' '.join(command)}\nlog: {log_path}\n{log_tail}")
-        self.command = command
-        self.log_path = log_path
-        self.log_tail = log_tail
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 class ServerProcess:
@@ -104,72 +90,44 @@ class ServerProcess:
         if self._proc is not None:
             raise RuntimeError(f"server already started (pid {self._pid})")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         if self.port == 0:
             self.port = free_port(self.host if self.host not in ("0.0.0.0", "") else "127.0.0.1")
         env = {**os.environ, **self.env}
         env.setdefault("TOLU_DATA_DIR", str(self.data_dir))
         env.setdefault("PYTHONUNBUFFERED", "1")
         command = self.command()
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,
-            )
-        self._pid = self._proc.pid
-        deadline = time.monotonic() + timeout
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                self._proc = None
-                raise ServerStartError(
-                    f"tolu server exited with code {code} before answering /health",
-                    command=command,
-                    log_path=self.log_path,
-                    log_tail=_tail(self.log_path),
-                )
-            if self._healthy():
-                return self
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ServerStartError(
-                    f"tolu server did not answer {self.url}/health within {timeout:.0f}s",
-                    command=command,
-                    log_path=self.log_path,
-                    log_tail=_tail(self.log_path),
-                )
-            time.sleep(0.1)
-
-    def _healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
-                return bool(resp.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+            self._proc = daemon.start(
+                command,
+                log_path=self.log_path,
+                ready=lambda _proc: self.health() is not None,
+                timeout=timeout,
+                env=env,
+                name="tolu server",
+            )
+        except daemon.StartError as exc:
+            what = (
+                f"exited with code {exc.exit_code} before answering /health"
+                if exc.exit_code is not None
+                else f"did not answer {self.url}/health within {timeout:.0f}s"
+            )
+            raise ServerStartError(
+                f"tolu server {what}", command=command, log_path=self.log_path, exit_code=exc.exit_code
+            ) from None
+        self._pid = self._proc.pid
+        return self
+
+    def health(self) -> dict[str, object] | None:
+        """The answer of ``GET /health``, or None while the server does not answer."""
+        return health(self.url, timeout=2)
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
     def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM the server (by PID), SIGKILL it after ``timeout``; return its exit code."""
-        proc = self._proc
-        if proc is None:
-            return None
-        self._proc = None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-        return proc.returncode
+        proc, self._proc = self._proc, None
+        return None if proc is None else daemon.stop(proc, timeout=timeout).exit_code
 
     def detach(self) -> int:
         """Forget the child without stopping it (``tolu server up --detach``); return its PID."""
@@ -188,3 +146,13 @@ class ServerProcess:
 
     def __repr__(self) -> str:
         return f"ServerProcess(url={self.url!r}, pid={self._pid}, data_dir={str(self.data_dir)!r})"
+
+
+def health(url: str, *, timeout: float = 3.0) -> dict[str, object] | None:
+    """The answer of ``GET url/health``, or None if nothing answers it there."""
+    try:
+        resp = requests.get(url.rstrip("/") + "/health", timeout=timeout)
+        body = resp.json() if resp.status_code == 200 else None
+    except (requests.RequestException, ValueError):
+        return None
+    return body if isinstance(body, dict) else None

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import click
 
+from runner import daemon
 from runner.cli._common import ToluGroup, echo, fail, format_time, get_client, print_table
 from runner.client import Client
 from runner.client.errors import Conflict, TransportError
@@ -19,6 +16,9 @@ from runner.interpreter import module_command
 from runner.site import directory
 from runner.site.settings import SETTINGS_FILE, SiteSettings
 from runner.site.settings import load as load_settings
+
+#: seconds `tolu site start` waits for the agent to write its pid file.
+AGENT_START_SEC = 20.0
 
 
 @click.group(cls=ToluGroup)
@@ -157,27 +157,21 @@ def start(site_dir: Path, foreground: bool) -> None:
     del Agent  # imported to fail here, before daemonizing, if the agent cannot load
     if foreground:
         sys.exit(main([str(site_dir), "--foreground", "--pid-file"]))
-    log_dir = site_dir / "log"
-    log_dir.mkdir(exist_ok=True)
-    with open(log_dir / "agent.stdout", "ab") as out:
-        proc = subprocess.Popen(
+    pid_file = directory.pid_file(site_dir)
+    try:
+        proc = daemon.start(
             [*module_command("runner.site.agent"), str(site_dir), "--pid-file"],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=os.environ.copy(),
+            log_path=site_dir / "log" / "agent.stdout",
+            ready=lambda proc: pid_file.running() == proc.pid,  # the agent writes it once it runs
+            timeout=AGENT_START_SEC,
+            name="the agent",
         )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = (log_dir / "agent.stdout").read_text(errors="replace").strip().splitlines()[-1:]
-            fail(f"the agent exited at once (status {proc.returncode}): {' '.join(tail)}")
-        if directory.running_pid(site_dir) == proc.pid:
-            echo(f"agent started (pid {proc.pid}); log: {directory.log_path(site_dir)}")
-            return
-        time.sleep(0.1)
-    fail(f"the agent (pid {proc.pid}) did not write {directory.pid_path(site_dir)} within 20 s")
+    except daemon.StartError as exc:
+        if exc.exit_code is None:
+            fail(f"the agent did not write {pid_file.path} within {AGENT_START_SEC:g} s; stopped it")
+        last = exc.log_tail.strip().splitlines()[-1:]
+        fail(f"the agent exited at once (status {exc.exit_code}): {' '.join(last)}")
+    echo(f"agent started (pid {proc.pid}); log: {directory.log_path(site_dir)}")
 
 
 @site.command()
@@ -186,21 +180,18 @@ def start(site_dir: Path, foreground: bool) -> None:
 def stop(site_dir: Path, timeout: float) -> None:
     """Stop the agent of SITE_DIR (SIGTERM to the pid in log/agent.pid, SIGKILL after --timeout)."""
     site_dir = site_dir.resolve()
-    pid = directory.running_pid(site_dir)
-    if pid is None:
-        directory.pid_path(site_dir).unlink(missing_ok=True)
+    pid_file = directory.pid_file(site_dir)
+    proc = pid_file.process()
+    if proc is None:
+        pid_file.remove()
         echo(f"the agent of {site_dir} is not running")
         return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if directory.running_pid(site_dir) != pid:
-            echo(f"agent stopped (pid {pid})")
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-    directory.pid_path(site_dir).unlink(missing_ok=True)
-    echo(f"agent killed after {timeout:g} s (pid {pid})")
+    stopped = daemon.stop(proc, timeout=timeout)
+    pid_file.remove(proc.pid)  # the agent removes it as it exits; not if it was killed
+    if stopped.killed:
+        echo(f"agent killed after {timeout:g} s (pid {proc.pid})")
+    else:
+        echo(f"agent stopped (pid {proc.pid})")
 
 
 @site.command()

@@ -249,13 +249,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     setup_logging(site_dir, foreground=args.foreground)
-    pid_path = directory.write_pid(site_dir) if args.pid_file else None
+    pid_file = directory.pid_file(site_dir) if args.pid_file else None
+    if pid_file is not None:
+        pid_file.write()
     try:
         agent = Agent(make_context(site_dir, settings))
         agent.run_forever()
     finally:
-        if pid_path is not None and directory.running_pid(site_dir) == os.getpid():
-            pid_path.unlink(missing_ok=True)
+        if pid_file is not None:
+            pid_file.remove(os.getpid())  # unless another agent has started since
     return 0
 
 

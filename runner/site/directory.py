@@ -16,6 +16,7 @@ import os
 import re
 from pathlib import Path
 
+from runner.daemon import PidFile
 from runner.site.settings import SETTINGS_FILE
 
 SUBDIRS = ("apps", "data", "log", "batch")
@@ -187,39 +188,15 @@ def pid_path(site_dir: Path) -> Path:
     return site_dir / "log" / PID_FILE
 
 
+def pid_file(site_dir: Path) -> PidFile:
+    """The agent's pid file: its pid and start time, so a recycled pid is never taken for it."""
+    return PidFile(pid_path(site_dir))
+
+
 def log_path(site_dir: Path) -> Path:
     return site_dir / "log" / LOG_FILE
 
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), None if no such process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    if fields[0] == "Z":  # a zombie has finished
-        return None
-    return fields[19]
-
-
-def write_pid(site_dir: Path, pid: int | None = None) -> Path:
-    """Record the agent's pid with its start time, so a recycled pid is never taken for it."""
-    pid = os.getpid() if pid is None else pid
-    path = pid_path(site_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{pid} {_start_time(pid) or ''}\n")
-    return path
-
-
 def running_pid(site_dir: Path) -> int | None:
     """The pid of this site's running agent, or None (a stale pid file is ignored)."""
-    try:
-        pid_text, _, started = pid_path(site_dir).read_text().strip().partition(" ")
-        pid = int(pid_text)
-    except (FileNotFoundError, ValueError):
-        return None
-    now = _start_time(pid)
-    if now is None or (started and now != started):
-        return None
-    return pid
+    return pid_file(site_dir).running()

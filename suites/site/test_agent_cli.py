@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 from click.testing import CliRunner, Result
@@ -104,6 +105,29 @@ def test_start_status_stop(tmp_path: Path, tolu_client: Client) -> None:
     assert not directory.pid_path(site_dir).exists()
     assert "not running" in run("stop", str(site_dir)).output
     assert tolu_client.sites.filter(name="s")[0].last_heartbeat is not None
+
+
+def test_start_detaches_and_stop_stops_by_pid(tmp_path: Path, tolu_client: Client) -> None:
+    site_dir = tmp_path / "d"
+    assert run("init", str(site_dir)).exit_code == 0
+    raw = yaml.safe_load((site_dir / "settings.yml").read_text())
+    raw["services"] = ["processing"]
+    (site_dir / "settings.yml").write_text(yaml.safe_dump(raw))
+    start = run("start", str(site_dir))
+    assert start.exit_code == 0, start.output
+    pid = directory.running_pid(site_dir)
+    assert pid is not None and f"agent started (pid {pid})" in start.output
+    try:
+        agent = psutil.Process(pid)
+        assert os.getsid(pid) == pid  # its own session: detached from the terminal
+        assert agent.cmdline()[-2:] == [str(site_dir.resolve()), "--pid-file"]
+        twice = run("start", str(site_dir))
+        assert twice.exit_code == 1 and f"already running (pid {pid})" in twice.output
+    finally:
+        stop = run("stop", str(site_dir))
+    assert stop.exit_code == 0 and f"agent stopped (pid {pid})" in stop.output, stop.output
+    assert not directory.pid_path(site_dir).exists()
+    assert "site agent stopped" in directory.log_path(site_dir).read_text()
 
 
 def test_start_refuses_a_broken_app_file_in_one_line(tmp_path: Path, tolu_client: Client) -> None:

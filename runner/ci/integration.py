@@ -401,7 +401,7 @@ class Pipeline:
         if "agent-error" in self.o.faults:
             (apps / "noisy.py").write_text(
                 '"""Planted fault: a postprocess hook that logs an ERROR inside the site agent."""\n'
-                "import logging\n\nfrom runner.appdef import AppDef\n\n\n"
+                "import logging\n\nfrom runner.apps import AppDef\n\n\n"
                 "class Noisy(AppDef):\n"
                 '    name = "noisy"\n'
                 '    command_template = "true"\n\n'

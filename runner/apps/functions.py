@@ -9,10 +9,13 @@ runs it with ``call_python``; ``job_result`` reads what it returned or raised.
 from __future__ import annotations
 
 import base64
+import contextlib
 import inspect
+import linecache
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from types import CodeType, FunctionType
 from typing import Any
 
 import cloudpickle
@@ -27,18 +30,89 @@ def _dumps(obj: Any) -> str:
 
 
 def serialize_function(fn: Callable[..., Any]) -> str:
-    """The function, cloudpickled (by value) and base64-encoded, for ``AppCreate.serialized_function``."""
+    """The function, cloudpickled (by value) and base64-encoded, for ``AppCreate.serialized_function``.
+
+    A Python function travels with the source of its file, so that a traceback in
+    the job's process shows the failing lines (see :class:`_WithSource`).
+    """
+    shipped = _WithSource(fn) if isinstance(fn, FunctionType) else fn
     module = sys.modules.get(getattr(fn, "__module__", "") or "")
     if module is None or module.__name__ in ("__main__", "builtins"):
-        return _dumps(fn)
+        return _dumps(shipped)
     # Pickle the code itself, so the launcher needs no copy of the defining module.
     if module.__name__ in cloudpickle.list_registry_pickle_by_value():
-        return _dumps(fn)
+        return _dumps(shipped)
     cloudpickle.register_pickle_by_value(module)
     try:
-        return _dumps(fn)
+        return _dumps(shipped)
     finally:
         cloudpickle.unregister_pickle_by_value(module)
+
+
+class _WithSource:
+    """A function that pickles as ``with_source(fn, filename, source)``.
+
+    Code pickled by value keeps its line numbers but not its file name (cloudpickle
+    >= 3.1.3 writes ``<dynamic-code>``, for payloads that do not depend on where the
+    code was defined), and the job's host may have no copy of the file anyway: a
+    traceback would read ``File "<dynamic-code>", line 13, in explode`` with no source
+    line. Shipping the file's text and its name lets the job's process put both back.
+    """
+
+    def __init__(self, fn: FunctionType) -> None:
+        self.fn = fn
+        self.filename = fn.__code__.co_filename
+        self.source = "".join(linecache.getlines(self.filename, fn.__globals__))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return with_source, (self.fn, self.filename, self.source)
+
+
+def with_source(fn: FunctionType, filename: str, source: str) -> FunctionType:
+    """``fn`` (just unpickled) with the file name of its module's code restored and the
+    file's ``source`` in ``linecache``, so tracebacks show the lines that failed."""
+    if source:
+        # mtime None: linecache never checks the entry against a file on this host.
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    for f in _module_functions(fn):
+        f.__code__ = _named(f.__code__, filename)
+    return fn
+
+
+def _named(code: CodeType, filename: str) -> CodeType:
+    consts = tuple(_named(c, filename) if isinstance(c, CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _module_functions(fn: FunctionType) -> Iterator[FunctionType]:
+    """``fn`` and the functions of its module it reaches: through its globals, closures,
+    other python apps and the methods of the module's classes."""
+    module = fn.__module__
+    seen: set[int] = set()
+    todo: list[Any] = [fn]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, PythonApp):
+            todo.append(obj.fn)
+        elif getattr(obj, "__module__", None) != module:
+            continue
+        elif isinstance(obj, FunctionType):
+            yield obj
+            todo.extend(obj.__globals__.values())
+            for cell in obj.__closure__ or ():
+                with contextlib.suppress(ValueError):  # an empty cell
+                    todo.append(cell.cell_contents)
+        elif isinstance(obj, type):
+            for member in vars(obj).values():
+                if isinstance(member, staticmethod | classmethod):
+                    todo.append(member.__func__)
+                elif isinstance(member, property):
+                    todo.extend(f for f in (member.fget, member.fset, member.fdel) if f is not None)
+                else:
+                    todo.append(member)
 
 
 def serialize_args(args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = None) -> str:

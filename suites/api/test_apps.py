@@ -197,6 +197,49 @@ def test_python_app_runs_in_a_process_without_the_apps_folder(tmp_path: Path) ->
     assert deserialize(serialize_args([1], {"k": 2})) == ((1,), {"k": 2})
 
 
+def test_a_failing_python_app_shows_its_source_lines_where_its_file_is_gone(tmp_path: Path) -> None:
+    apps_dir = tmp_path / "apps"
+    apps_dir.mkdir()
+    source = _write(
+        apps_dir,
+        "fails.py",
+        """\
+        from runner.apps import python_app
+
+
+        def check(message):
+            raise ValueError(message)
+
+
+        @python_app
+        def explode(message):
+            check(message)
+    """,
+    )
+    (app,) = load_apps(apps_dir)
+    payload = app.to_create(1).serialized_function
+    assert payload is not None
+    source.unlink()  # the job's host has no copy of the file
+    code = (
+        "import sys, traceback\n"
+        "from runner.apps import call_python\n"
+        "try:\n"
+        "    call_python(sys.argv[1], sys.argv[2])\n"
+        "except ValueError:\n"
+        "    print(traceback.format_exc())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, payload, serialize_args(["kaboom"])],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=True,
+    ).stdout
+    assert f'File "{source}", line 10, in explode\n    check(message)' in out
+    assert f'File "{source}", line 5, in check\n    raise ValueError(message)' in out
+    assert "<dynamic-code>" not in out
+
+
 @pytest.mark.parametrize(
     ("files", "message"),
     [

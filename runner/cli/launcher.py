@@ -63,8 +63,9 @@ def launcher(
     from runner.launcher.context import Context
     from runner.launcher.logfile import setup_logging
     from runner.launcher.options import LauncherError, LauncherOptions
-    from runner.platform.app_launchers import UnknownLauncher, UnsupportedJob
-    from runner.platform.nodes import DiscoveryError, UnknownDiscovery
+    from runner.platform.app_launchers import UnsupportedJob
+    from runner.platform.nodes import DiscoveryError
+    from runner.registry import UnknownName
 
     opts = LauncherOptions(
         site_dir=site_dir,
@@ -92,6 +93,6 @@ def launcher(
             setup_logging(site_dir)
             click.echo(f"launcher (serial mode, pid {os.getpid()}): logs in {site_dir / 'log'}", err=True)
             code = serial_start.run(opts, settings.launcher)
-    except (LauncherError, UnknownLauncher, UnsupportedJob, UnknownDiscovery, DiscoveryError) as exc:
+    except (LauncherError, UnknownName, UnsupportedJob, DiscoveryError) as exc:
         fail(str(exc))
     sys.exit(code)

@@ -55,7 +55,7 @@ class SiteHandle:
 
     def sync_apps(self, folder: Path | None = None) -> dict[str, App]:
         """Copy ``folder`` (if given) into SITE/apps/ and sync SITE/apps/ with the server."""
-        from runner.appdef import load_apps
+        from runner.apps import load_apps
 
         if folder is not None:
             shutil.copytree(folder, self.path / "apps", dirs_exist_ok=True)

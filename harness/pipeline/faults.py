@@ -31,7 +31,7 @@ FAULTS: dict[str, str] = {
 NOISY_APP = "noisy"
 NOISY_APP_SOURCE = (
     '"""Planted fault: a postprocess hook that logs an ERROR inside the site agent."""\n'
-    "import logging\n\nfrom runner.appdef import AppDef\n\n\n"
+    "import logging\n\nfrom runner.apps import AppDef\n\n\n"
     "class Noisy(AppDef):\n"
     '    name = "noisy"\n'
     '    command_template = "true"\n\n'

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from runner.appdef import AppDefinitionError
+from runner.apps import AppDefinitionError
 from runner.client import Client, ToluError
 from runner.models import App, Site
 from runner.site.settings import SettingsError

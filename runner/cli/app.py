@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from runner.appdef import load_apps
+from runner.apps import load_apps
 from runner.cli._common import (
     ToluGroup,
     echo,

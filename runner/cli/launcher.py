@@ -60,10 +60,12 @@ def launcher(
       tolu launcher --site ./mysite --mode serial --max-idle-sec 10
       tolu launcher --site ./mysite --mode mpi --wall-time-min 60 --hostfile nodes.txt
     """
-    from runner.launcher import common
-    from runner.launcher.common import LauncherError, LauncherOptions
-    from runner.platform.app_launchers import UnknownLauncher, UnsupportedJob
-    from runner.platform.nodes import DiscoveryError, UnknownDiscovery
+    from runner.launcher.context import Context
+    from runner.launcher.logfile import setup_logging
+    from runner.launcher.options import LauncherError, LauncherOptions
+    from runner.platform.app_launchers import UnsupportedJob
+    from runner.platform.nodes import DiscoveryError
+    from runner.registry import UnknownName
 
     opts = LauncherOptions(
         site_dir=site_dir,
@@ -78,7 +80,7 @@ def launcher(
         if mode == "mpi":
             from runner.launcher import mpi_mode
 
-            log_path = common.setup_logging(site_dir)
+            log_path = setup_logging(site_dir)
             click.echo(f"launcher (mpi mode, pid {os.getpid()}): log {log_path}", err=True)
             code = mpi_mode.run(opts)
         else:
@@ -87,10 +89,10 @@ def launcher(
 
             settings = site_settings.load(site_dir)
             # what rank 0 would find wrong, said here in one line instead of by mpiexec
-            common.Context.load(opts).client.close()
-            common.setup_logging(site_dir)
+            Context.load(opts).client.close()
+            setup_logging(site_dir)
             click.echo(f"launcher (serial mode, pid {os.getpid()}): logs in {site_dir / 'log'}", err=True)
             code = serial_start.run(opts, settings.launcher)
-    except (LauncherError, UnknownLauncher, UnsupportedJob, UnknownDiscovery, DiscoveryError) as exc:
+    except (LauncherError, UnknownName, UnsupportedJob, DiscoveryError) as exc:
         fail(str(exc))
     sys.exit(code)

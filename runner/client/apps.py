@@ -76,7 +76,7 @@ class AppManager(Manager):
         return self.create_from(body)
 
     def create_from(self, app: AppCreate | Mapping[str, Any]) -> App:
-        """Register an app from an ``AppCreate`` (as ``runner.appdef`` makes them)."""
+        """Register an app from an ``AppCreate`` (as ``runner.apps`` makes them)."""
         result: App = self._send("POST", App, self.path, app)
         return result
 

@@ -15,16 +15,11 @@ import time
 from collections import deque
 from functools import partial
 
-from runner.launcher.common import (
-    IDLE_ACQUIRE_SEC,
-    Context,
-    Fetcher,
-    LauncherOptions,
-    Outcome,
-    RateMeter,
-    ahead,
-    exit_outcome,
-)
+from runner.launcher.context import Context
+from runner.launcher.fetcher import IDLE_ACQUIRE_SEC, Fetcher
+from runner.launcher.options import LauncherOptions
+from runner.launcher.outcome import Outcome, exit_outcome
+from runner.launcher.pacing import RateMeter, ahead
 from runner.launcher.procs import Events, Exit, ProcessGroup
 from runner.launcher.tasks import Task, prepare_workdir
 from runner.models import AcquireSpec

@@ -21,13 +21,13 @@ REPR_LIMIT = 1000
 
 
 def run(meta_dir: Path) -> int:
-    from runner import appdef
+    from runner.apps import call_python
 
     call = json.loads((meta_dir / "call.json").read_text())
     out: dict[str, Any]
     code = 0
     try:
-        value = appdef.call_python(call["function"], call.get("args"), call.get("parameters") or {})
+        value = call_python(call["function"], call.get("args"), call.get("parameters") or {})
         out = {"result": _dumps(value), "result_repr": repr(value)[:REPR_LIMIT]}
     except BaseException as exc:  # the job's own error, reported, not raised
         tb = traceback.format_exc()

@@ -29,17 +29,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from runner.launcher.common import (
-    IDLE_ACQUIRE_SEC,
-    Context,
-    Fetcher,
-    LauncherOptions,
-    Outcome,
-    RateMeter,
-    ahead,
-    exit_outcome,
-    setup_logging,
-)
+from runner.launcher.context import Context
+from runner.launcher.fetcher import IDLE_ACQUIRE_SEC, Fetcher
+from runner.launcher.logfile import setup_logging
+from runner.launcher.options import LauncherOptions
+from runner.launcher.outcome import Outcome, exit_outcome
+from runner.launcher.pacing import RateMeter, ahead
 from runner.launcher.procs import ProcessGroup, die_with_parent_self
 from runner.launcher.tasks import Task, prepare_workdir
 from runner.models import MAX_BULK, AcquireSpec

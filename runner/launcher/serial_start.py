@@ -15,7 +15,7 @@ import subprocess
 from types import FrameType
 
 from runner.interpreter import module_command
-from runner.launcher.common import LauncherOptions
+from runner.launcher.options import LauncherOptions
 from runner.launcher.procs import _die_with_parent, _load_libc
 from runner.launcher.serial_mode import options_json
 from runner.platform import app_launchers, nodes

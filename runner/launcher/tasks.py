@@ -1,6 +1,6 @@
 """From a server Job and its App to what a launcher starts: argv, environment, workdir.
 
-Shell apps: ``runner.appdef.job_argv`` fills the command template (no shell).
+Shell apps: ``runner.apps.job_argv`` fills the command template (no shell).
 Python-function apps: the function and arguments are written into the job's
 workdir and run by ``python -P -m runner.launcher.pyrunner``, which leaves the result
 (or the exception with its traceback) in ``.tolu/result.json`` for the launcher to
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner import appdef
+from runner.apps import AppDefinitionError, job_argv
 from runner.interpreter import module_command
 from runner.models import App, AppKind, Job
 from runner.states import JobState
@@ -112,8 +112,8 @@ class TaskFactory:
             argv = [*module_command("runner.launcher.pyrunner"), str(workdir / META_DIR)]
             return Task(argv=argv, python=True, **common)
         try:
-            argv = appdef.job_argv(app, job)
-        except appdef.AppDefinitionError as exc:
+            argv = job_argv(app, job)
+        except AppDefinitionError as exc:
             raise TaskError(str(exc)) from None
         return Task(argv=argv, **common)
 

@@ -1,8 +1,9 @@
 """Node discovery: which nodes the launcher's allocation holds, and what each offers.
 
-Each source of node names is one small class in a registry (``@register("slurm")``),
-like ReFrame's backends. ``discover(settings)`` picks the class named in
-``launcher.node_discovery`` or, for ``auto``, the first whose ``applies()`` is true.
+Each source of node names is one small class in ``NODE_DISCOVERY``, a
+``runner.registry.Registry`` (``@register("slurm")``), like ReFrame's backends.
+``discover(settings)`` picks the class named in ``launcher.node_discovery`` or, for
+``auto``, the first whose ``applies()`` is true.
 CPU and GPU counts come from the site settings (``launcher.node``) or are detected
 on the node the launcher runs on (allocations are homogeneous in practice).
 """
@@ -14,12 +15,13 @@ import os
 import re
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 from runner.platform.settings import LauncherSettings
+from runner.registry import Registry, UnknownName
 
 Env = Mapping[str, str]
 
@@ -45,10 +47,6 @@ class DiscoveryError(RuntimeError):
     """The configured source of node names cannot be read (missing variable or file)."""
 
 
-class UnknownDiscovery(LookupError):
-    """A ``node_discovery`` name that no class registered."""
-
-
 class NodeDiscovery(ABC):
     """One source of the allocation's node names."""
 
@@ -67,37 +65,11 @@ class NodeDiscovery(ABC):
         """The allocation's hosts, each once, in the scheduler's order."""
 
 
-_REGISTRY: dict[str, type[NodeDiscovery]] = {}
-#: the order ``auto`` tries sources in; ``local`` always applies, so it comes last.
-AUTO_ORDER: list[str] = []
-
-D = TypeVar("D", bound=type[NodeDiscovery])
-
-
-def register(name: str) -> Callable[[D], D]:
-    """Class decorator adding a discovery source; a duplicate name is an error."""
-
-    def deco(cls: D) -> D:
-        if name in _REGISTRY:
-            raise ValueError(f"node discovery {name!r} is already registered by {_REGISTRY[name].__name__}")
-        cls.name = name
-        _REGISTRY[name] = cls
-        AUTO_ORDER.append(name)
-        return cls
-
-    return deco
-
-
-def get(name: str) -> type[NodeDiscovery]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise UnknownDiscovery(f"no node discovery named {name!r} (known: auto, {known})") from None
-
-
-def names() -> list[str]:
-    return sorted(_REGISTRY)
+#: ``auto`` tries the sources in the order they register; ``local`` always applies, so it comes last.
+NODE_DISCOVERY: Registry[type[NodeDiscovery]] = Registry("node discovery")
+register = NODE_DISCOVERY.register
+get = NODE_DISCOVERY.get
+names = NODE_DISCOVERY.names
 
 
 # ---------------------------------------------------------------- host list syntax
@@ -301,10 +273,12 @@ def detect_gpus(env: Env) -> int:
 def source_name(settings: LauncherSettings, env: Env, hostfile: str | None) -> str:
     """The discovery source that ``settings`` (and ``auto``) selects."""
     if settings.node_discovery != "auto":
-        get(settings.node_discovery)  # raises UnknownDiscovery with the known names
+        if settings.node_discovery not in NODE_DISCOVERY:
+            raise UnknownName(NODE_DISCOVERY.kind, settings.node_discovery, ["auto", *names()])
         return settings.node_discovery
-    for name in AUTO_ORDER:
-        if _REGISTRY[name](env, hostfile).applies():
+    # in the order the sources registered: ``local`` always applies, so it comes last
+    for name, source in NODE_DISCOVERY.items():
+        if source(env, hostfile).applies():
             return name
     return "local"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.appdef import load_apps
+from runner.apps import load_apps
 from runner.client import SyncResult
 from runner.site.service import SiteContext
 
@@ -29,7 +29,7 @@ A hook reads self.job, self.params and self.workdir, may change self.data
 An exception fails the job, with its traceback in the job's Event.
 """
 
-from runner.appdef import AppDef
+from runner.apps import AppDef
 from runner.states import JobState
 
 

@@ -27,10 +27,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 from runner.models import BatchJob, Job
 from runner.platform.schedulers import BackfillWindow, BatchScheduler, SchedulerError, create, get
+from runner.registry import Registry
 from runner.site.service import Service, SiteContext, register_service
 from runner.site.settings import AutoscalerSettings
 from runner.states import BACKLOG, BatchJobState, JobState
@@ -164,27 +165,13 @@ class Policy(ABC):
     def decide(self, snapshot: Snapshot, limits: Limits) -> Decision: ...
 
 
-_POLICIES: dict[str, type[Policy]] = {}
-P = TypeVar("P", bound=type[Policy])
-
-
-def register_policy(name: str) -> Callable[[P], P]:
-    def deco(cls: P) -> P:
-        if name in _POLICIES and _POLICIES[name] is not cls:
-            raise LookupError(f"autoscaler policy {name!r} registered twice")
-        cls.name = name
-        _POLICIES[name] = cls
-        return cls
-
-    return deco
+POLICIES: Registry[type[Policy]] = Registry("autoscaler policy")
+register_policy = POLICIES.register
 
 
 def get_policy(name: str) -> Policy:
-    try:
-        return _POLICIES[name]()
-    except KeyError:
-        known = ", ".join(sorted(_POLICIES))
-        raise LookupError(f"unknown autoscaler policy {name!r} (known: {known})") from None
+    """An instance of the policy called ``name``."""
+    return POLICIES.get(name)()
 
 
 def runnable(backlog: Iterable[JobShape], limits: Limits) -> list[JobShape]:
@@ -387,6 +374,7 @@ def shapes(jobs: Sequence[tuple[int, float]]) -> tuple[JobShape, ...]:
 
 
 __all__ = [
-    "Allocation", "Autoscaler", "BacklogPolicy", "Decision", "JobShape", "Limits", "Policy", "Request",
-    "Snapshot", "Withdraw", "apply", "get_policy", "group_backlog", "register_policy", "runnable", "shapes",
+    "POLICIES", "Allocation", "Autoscaler", "BacklogPolicy", "Decision", "JobShape", "Limits", "Policy",
+    "Request", "Snapshot", "Withdraw", "apply", "get_policy", "group_backlog", "register_policy", "runnable",
+    "shapes",
 ]

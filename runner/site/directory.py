@@ -4,7 +4,7 @@
 
     SITE/
       settings.yml   validated by runner/site/settings.py
-      apps/          app definitions (*.yml, *.py), read by runner/appdef.py
+      apps/          app definitions (*.yml, *.py), read by runner/apps/
       data/          job workdirs (data/<job.workdir>/, job output in job.out)
       log/           agent.log, agent.pid, launcher logs (one file per process)
       batch/         rendered batch scripts and their output

@@ -12,7 +12,7 @@ RUN_ERROR     handle_error    RESTART_READY while retry_count < retry_limit, els
 RUN_TIMEOUT   handle_timeout  RESTART_READY while retry_count < retry_limit, else FAILED
 ============  ==============  ===============================================
 
-Hooks are methods of the app's ``AppDef`` subclass in ``SITE/apps/`` (runner/appdef.py):
+Hooks are methods of the app's ``AppDef`` subclass in ``SITE/apps/`` (runner/apps/):
 they read ``self.job``, ``self.params`` and ``self.workdir``, may change ``self.data``
 (saved into ``job.data``), and return ``None`` or a ``JobState``. An exception fails
 the job; its message and traceback go into the Event's data. Each round fetches the
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from runner.appdef import AppDef, AppLike, HookOutcome, load_apps, run_hook
+from runner.apps import AppDef, AppLike, HookOutcome, load_apps, run_hook
 from runner.client.errors import Conflict
 from runner.models import App, Hook, Job, JobUpdate
 from runner.site.service import Service, SiteContext, register_service

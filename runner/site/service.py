@@ -20,20 +20,20 @@ Write a service::
             ...  # ask the server, act, in bulk
 
 and list its module in ``SERVICE_MODULES`` so the agent imports it only when the
-site enables it. ``__init__`` must not do I/O (STYLE.md); ``close()`` releases what
-``run_once`` started (worker pools, subprocess handles).
+site enables it (``SERVICES`` is a ``runner.registry.Registry``). ``__init__`` must
+not do I/O (STYLE.md); ``close()`` releases what ``run_once`` started (worker pools,
+subprocess handles).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar
 
+from runner.registry import Registry
 from runner.site.settings import SiteSettings
 
 if TYPE_CHECKING:
@@ -116,42 +116,8 @@ class Service(ABC):
         """Release resources; called once when the agent stops."""
 
 
-class ServiceRegistryError(LookupError):
-    """A service name that is unknown or whose module does not register it."""
-
-
-_REGISTRY: dict[str, type[Service]] = {}
-S = TypeVar("S", bound=type[Service])
-
-
-def register_service(name: str) -> Callable[[S], S]:
-    """Class decorator: make ``cls`` the service called ``name``. Duplicates are errors."""
-
-    def deco(cls: S) -> S:
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing is not cls:
-            raise ServiceRegistryError(
-                f"service {name!r} registered twice: {existing.__module__}.{existing.__qualname__} "
-                f"and {cls.__module__}.{cls.__qualname__}"
-            )
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def get_service(name: str) -> type[Service]:
-    """The class registered as ``name``, importing its module on first use."""
-    if name not in _REGISTRY:
-        module = SERVICE_MODULES.get(name)
-        if module is None:
-            known = ", ".join(sorted(SERVICE_MODULES))
-            raise ServiceRegistryError(f"unknown service {name!r} (known: {known})")
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ServiceRegistryError(f"service {name!r}: cannot import {module}: {exc}") from exc
-        if name not in _REGISTRY:
-            raise ServiceRegistryError(f"service {name!r}: module {module} does not register it")
-    return _REGISTRY[name]
+SERVICES: Registry[type[Service]] = Registry("service", modules=SERVICE_MODULES)
+#: ``@register_service("name")``: make a class the service called ``name``.
+register_service = SERVICES.register
+#: the class registered as ``name``, its module imported on first use.
+get_service = SERVICES.get

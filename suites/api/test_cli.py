@@ -58,7 +58,7 @@ def site_dir(tolu_client: Client, tmp_path: Path) -> Path:
     )
     (root / "apps" / "square.py").write_text(
         textwrap.dedent("""\
-        from runner.appdef import python_app
+        from runner.apps import python_app
 
         @python_app
         def square(x):

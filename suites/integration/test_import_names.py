@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from harness.evidence import Evidence
-from runner.appdef import job_result
+from runner.apps import job_result
 from runner.client import Client
 from runner.launcher.process import LauncherProcess
 from runner.site import directory
@@ -42,7 +42,7 @@ WHERE_APP = '''\
 import os
 from pathlib import Path
 
-from runner.appdef import python_app
+from runner.apps import python_app
 
 
 @python_app

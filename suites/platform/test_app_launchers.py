@@ -11,6 +11,7 @@ import pytest
 
 from runner.platform import app_launchers
 from runner.platform.app_launchers import LaunchSpec, UnsupportedJob
+from runner.registry import DuplicateName, UnknownName
 
 SPEC = LaunchSpec(
     argv=["./sim", "--in", "a b;c"],
@@ -24,9 +25,9 @@ SPEC = LaunchSpec(
 
 def test_registry_lists_names_and_rejects_unknown() -> None:
     assert app_launchers.names() == ["local", "mpich", "openmpi", "srun"]
-    with pytest.raises(app_launchers.UnknownLauncher, match="known: local, mpich, openmpi, srun"):
+    with pytest.raises(UnknownName, match="known: local, mpich, openmpi, srun"):
         app_launchers.get("aprun")
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(DuplicateName, match="app launcher 'mpich' registered twice"):
         app_launchers.register("mpich")(app_launchers.get("mpich"))
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from runner.platform import nodes
+from runner.registry import DuplicateName, UnknownName
 from runner.site.settings import LauncherSettings, NodeShape
 
 
@@ -77,10 +78,10 @@ def test_gpus_detected_from_cuda_visible_devices() -> None:
 def test_explicit_source_missing_its_input_is_a_clear_error() -> None:
     with pytest.raises(nodes.DiscoveryError, match="SLURM_JOB_NODELIST"):
         nodes.discover(LauncherSettings(node_discovery="slurm"), env={})
-    with pytest.raises(nodes.UnknownDiscovery, match="known: auto, cobalt, hostfile, local, pbs, slurm"):
+    with pytest.raises(UnknownName, match="known: auto, cobalt, hostfile, local, pbs, slurm"):
         nodes.discover(LauncherSettings(node_discovery="lsf"), env={})
 
 
 def test_duplicate_registration_is_an_error() -> None:
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(DuplicateName, match="node discovery 'slurm' registered twice"):
         nodes.register("slurm")(nodes.SlurmDiscovery)

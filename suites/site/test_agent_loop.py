@@ -13,10 +13,10 @@ import pytest
 
 from runner.client import Client
 from runner.client.errors import TransportError
+from runner.registry import DuplicateName, UnknownName
 from runner.site.agent import Agent, ServerHealth, _is_power_of_ten, enabled_services
 from runner.site.service import (
     Service,
-    ServiceRegistryError,
     SiteContext,
     get_service,
     register_service,
@@ -118,9 +118,9 @@ def test_server_health_is_shared() -> None:
 
 
 def test_registry_errors_are_clear() -> None:
-    with pytest.raises(ServiceRegistryError, match="unknown service 'nope'"):
+    with pytest.raises(UnknownName, match="unknown service 'nope'"):
         get_service("nope")
-    with pytest.raises(ServiceRegistryError, match="registered twice"):
+    with pytest.raises(DuplicateName, match="registered twice"):
 
         @register_service("test_same_error")
         class Other(Service):

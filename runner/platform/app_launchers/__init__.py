@@ -2,13 +2,13 @@
 
 from runner.platform.app_launchers import local, mpich, openmpi, srun  # noqa: F401  (register)
 from runner.platform.app_launchers.base import (
+    APP_LAUNCHERS,
     AppLauncher,
     LaunchSpec,
-    UnknownLauncher,
     UnsupportedJob,
     get,
     names,
     register,
 )
 
-__all__ = ["AppLauncher", "LaunchSpec", "UnknownLauncher", "UnsupportedJob", "get", "names", "register"]
+__all__ = ["APP_LAUNCHERS", "AppLauncher", "LaunchSpec", "UnsupportedJob", "get", "names", "register"]

@@ -2,17 +2,20 @@
 
 A launcher turns a job's argv, its hosts and its rank layout into the argv of the
 start command (``mpiexec ...``, ``srun ...``, or the argv itself). Commands are lists
-of strings, never shell text. Classes register by name (``@register("mpich")``); a
-duplicate name is an error and ``get`` lists the known names when one is missing.
+of strings, never shell text. Classes register by name (``@register("mpich")``) in
+``APP_LAUNCHERS``, a ``runner.registry.Registry``: a duplicate name is an error and
+``get`` lists the known names when one is missing.
 """
 
 from __future__ import annotations
 
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, TypeVar
+from typing import ClassVar
+
+from runner.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,6 @@ class LaunchSpec:
         return [self.ranks_per_node] * len(self.hosts)
 
 
-class UnknownLauncher(LookupError):
-    """An ``mpi_launcher`` name that no class registered."""
-
-
 class UnsupportedJob(ValueError):
     """The job's layout cannot be started by this launcher (e.g. 4 ranks with ``local``)."""
 
@@ -85,29 +84,7 @@ class AppLauncher(ABC):
         return env
 
 
-_REGISTRY: dict[str, type[AppLauncher]] = {}
-
-L = TypeVar("L", bound=type[AppLauncher])
-
-
-def register(name: str) -> Callable[[L], L]:
-    def deco(cls: L) -> L:
-        if name in _REGISTRY:
-            raise ValueError(f"app launcher {name!r} is already registered by {_REGISTRY[name].__name__}")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def get(name: str) -> type[AppLauncher]:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise UnknownLauncher(f"no app launcher named {name!r} (known: {known})") from None
-
-
-def names() -> list[str]:
-    return sorted(_REGISTRY)
+APP_LAUNCHERS: Registry[type[AppLauncher]] = Registry("app launcher")
+register = APP_LAUNCHERS.register
+get = APP_LAUNCHERS.get
+names = APP_LAUNCHERS.names

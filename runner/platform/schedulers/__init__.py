@@ -6,16 +6,15 @@ script template next to it (docs/schedulers.md)::
     @register_scheduler("slurm")
     class Slurm(BatchScheduler): ...
 
-``get(name)`` imports the built-in module on first use; a duplicate name is an
-error and an unknown one says which names exist.
+``SCHEDULERS`` is a ``runner.registry.Registry``: ``get(name)`` imports the built-in
+module on first use; a duplicate name is an error and an unknown one says which
+names exist.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from runner.platform.schedulers.base import (
     BackfillWindow,
@@ -27,13 +26,14 @@ from runner.platform.schedulers.base import (
     SubmitError,
     UnsafeValue,
 )
+from runner.registry import Registry, RegistryError
 
 __all__ = [
+    "SCHEDULERS",
     "BackfillWindow",
     "BatchScheduler",
     "CommandResult",
     "SchedulerError",
-    "SchedulerRegistryError",
     "SchedulerStatus",
     "SchedulerUnavailable",
     "SubmitError",
@@ -54,46 +54,17 @@ BUILTIN: dict[str, str] = {
 }
 
 
-class SchedulerRegistryError(LookupError):
-    """An unknown scheduler name, or one registered twice."""
+def _has_template(name: str, cls: type[BatchScheduler]) -> None:
+    if not cls.template_file:
+        raise RegistryError(f"scheduler {name!r} ({cls.__qualname__}) sets no template_file")
 
 
-_REGISTRY: dict[str, type[BatchScheduler]] = {}
-C = TypeVar("C", bound=type[BatchScheduler])
-
-
-def register_scheduler(name: str) -> Callable[[C], C]:
-    """Class decorator: make ``cls`` the scheduler called ``name``. Duplicates are errors."""
-
-    def deco(cls: C) -> C:
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing is not cls:
-            raise SchedulerRegistryError(
-                f"scheduler {name!r} registered twice: {existing.__module__}.{existing.__qualname__} "
-                f"and {cls.__module__}.{cls.__qualname__}"
-            )
-        if not cls.template_file:
-            raise SchedulerRegistryError(f"scheduler {name!r} ({cls.__qualname__}) sets no template_file")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def get(name: str) -> type[BatchScheduler]:
-    """The class registered as ``name`` (built-ins are imported on first use)."""
-    if name not in _REGISTRY and name in BUILTIN:
-        importlib.import_module(BUILTIN[name])
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(names())
-        raise SchedulerRegistryError(f"unknown scheduler {name!r} (known: {known})") from None
-
-
-def names() -> list[str]:
-    return sorted(set(BUILTIN) | set(_REGISTRY))
+SCHEDULERS: Registry[type[BatchScheduler]] = Registry("scheduler", modules=BUILTIN, check=_has_template)
+#: ``@register_scheduler("slurm")``: make a class the scheduler called ``slurm``.
+register_scheduler = SCHEDULERS.register
+#: the class registered as ``name`` (built-ins are imported on first use).
+get = SCHEDULERS.get
+names = SCHEDULERS.names
 
 
 def create(name: str, work_dir: str | Path, **options: Any) -> BatchScheduler:

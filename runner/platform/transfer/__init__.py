@@ -17,6 +17,7 @@ Adding a backend is adding a class::
 from __future__ import annotations
 
 from runner.platform.transfer.base import (
+    TRANSFER_BACKENDS,
     FileTransfer,
     TaskState,
     TaskStatus,
@@ -28,6 +29,7 @@ from runner.platform.transfer.base import (
 )
 
 __all__ = [
+    "TRANSFER_BACKENDS",
     "FileTransfer",
     "TaskState",
     "TaskStatus",

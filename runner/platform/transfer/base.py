@@ -1,17 +1,17 @@
-"""The transfer-backend contract and its registry."""
+"""The transfer-backend contract and its registry (``TRANSFER_BACKENDS``, a ``runner.registry.Registry``)."""
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import ClassVar
 
 from runner.models import TransferDirection
 from runner.platform.settings import TransferSettings
+from runner.registry import Registry
 
 #: backend name -> module that registers it (imported on first use).
 BACKEND_MODULES: dict[str, str] = {
@@ -70,38 +70,10 @@ class TransferBackend(ABC):
         """Release threads or connections."""
 
 
-class BackendRegistryError(LookupError):
-    pass
-
-
-_REGISTRY: dict[str, type[TransferBackend]] = {}
-B = TypeVar("B", bound=type[TransferBackend])
-
-
-def register_backend(name: str) -> Callable[[B], B]:
-    def deco(cls: B) -> B:
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing is not cls:
-            raise BackendRegistryError(f"transfer backend {name!r} registered twice")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def get(name: str) -> type[TransferBackend]:
-    """The backend class called ``name``."""
-    if name not in _REGISTRY:
-        module = BACKEND_MODULES.get(name)
-        if module is None:
-            raise BackendRegistryError(
-                f"unknown transfer backend {name!r} (known: {', '.join(sorted(BACKEND_MODULES))})"
-            )
-        importlib.import_module(module)
-        if name not in _REGISTRY:
-            raise BackendRegistryError(f"transfer backend {name!r}: {module} does not register it")
-    return _REGISTRY[name]
+TRANSFER_BACKENDS: Registry[type[TransferBackend]] = Registry("transfer backend", modules=BACKEND_MODULES)
+register_backend = TRANSFER_BACKENDS.register
+#: the backend class called ``name`` (its module is imported on first use).
+get = TRANSFER_BACKENDS.get
 
 
 def parse_location(spec: str) -> tuple[str, str]:
@@ -109,9 +81,9 @@ def parse_location(spec: str) -> tuple[str, str]:
     backend, sep, endpoint = spec.partition(":")
     if not sep or not backend:
         raise ValueError(f"transfer location {spec!r} is not '<backend>:<endpoint>'")
-    if backend not in BACKEND_MODULES and backend not in _REGISTRY:
+    if backend not in TRANSFER_BACKENDS:
         raise ValueError(
             f"transfer location {spec!r}: unknown backend {backend!r} "
-            f"(known: {', '.join(sorted(BACKEND_MODULES))})"
+            f"(known: {', '.join(TRANSFER_BACKENDS.names())})"
         )
     return backend, endpoint

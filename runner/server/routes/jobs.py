@@ -9,7 +9,7 @@ from runner import models
 from runner.server.errors import json_response
 from runner.server.routes.body import json_body, openapi_body
 from runner.server.routes.deps import DEFAULT, Db, Limit, Offset, Who
-from runner.server.services import jobs
+from runner.server.services import job_create, jobs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -31,7 +31,7 @@ UpdateBody = Annotated[list[models.JobUpdate], Depends(json_body(list[models.Job
 )
 def bulk_create(body: CreateBody, who: Who, db: Db) -> Response:
     with db.write() as conn:
-        return json_response(jobs.bulk_create(conn, db, who, body), 201)
+        return json_response(job_create.bulk_create(conn, db, who, body), 201)
 
 
 @router.get("", response_model=models.Page[models.Job])

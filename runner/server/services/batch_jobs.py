@@ -14,7 +14,7 @@ from runner.server.auth import Principal
 from runner.server.db import to_naive_utc, utcnow
 from runner.server.errors import Conflict, Invalid, NotFound
 from runner.server.lifecycle import chunks
-from runner.server.services.common import count, ensure_owned
+from runner.server.services.common import count, ensure_owned, too_many
 from runner.states import BATCH_FINAL, BATCH_TRANSITIONS, BatchJobState
 
 B = BatchJobState
@@ -92,7 +92,7 @@ def bulk_update(
     conn: Connection, who: Principal, items: Sequence[BatchJobUpdate], *, single: bool = False
 ) -> list[dict[str, Any]]:
     if len(items) > MAX_BULK:
-        raise Invalid.at(["body"], f"at most {MAX_BULK} updates per request, got {len(items)}", "too_long")
+        raise too_many(len(items), "updates")
     ids: list[int] = []
     for i, it in enumerate(items):
         if it.id is None:

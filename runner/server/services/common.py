@@ -1,4 +1,4 @@
-"""Helpers shared by the services: owned-row lookup, paging, ordering."""
+"""Helpers shared by the services: owned-row lookup, paging, ordering, the bulk size limit."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, func, select
 
+from runner.models import MAX_BULK
 from runner.server.errors import Invalid, NotFound
 
 DEFAULT_LIMIT = 100
@@ -39,3 +40,8 @@ def order(
     if name == "id":
         return stmt.order_by(primary)
     return stmt.order_by(primary, table.c.id.desc() if key.startswith("-") else table.c.id.asc())
+
+
+def too_many(n: int, what: str) -> Invalid:
+    """The 422 for a bulk request of ``n`` elements, more than MAX_BULK."""
+    return Invalid.at(["body"], f"at most {MAX_BULK} {what} per request, got {n}; split it", "too_long")

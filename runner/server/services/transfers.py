@@ -12,9 +12,9 @@ from runner.server import rows
 from runner.server import tables as t
 from runner.server.auth import Principal
 from runner.server.db import utcnow
-from runner.server.errors import Conflict, Invalid, NotFound
+from runner.server.errors import Conflict, NotFound
 from runner.server.lifecycle import Advancer, chunks, load_recs
-from runner.server.services.common import count
+from runner.server.services.common import count, too_many
 from runner.states import JobState, TransitionError, allowed
 
 S = JobState
@@ -50,7 +50,7 @@ def bulk_update(
     conn: Connection, who: Principal, items: Sequence[TransferItemUpdate]
 ) -> list[dict[str, Any]]:
     if len(items) > MAX_BULK:
-        raise Invalid.at(["body"], f"at most {MAX_BULK} updates per request, got {len(items)}", "too_long")
+        raise too_many(len(items), "updates")
     ids = [it.id for it in items]
     found: dict[int, Any] = {}
     for part in chunks(ids):

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from runner.appdef import deserialize, serialize_args
+from runner.apps import deserialize, serialize_args
 from runner.client import Client
 from runner.models import Job
 from runner.states import JobState

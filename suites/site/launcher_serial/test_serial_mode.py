@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from runner.appdef import deserialize, serialize_args
+from runner.apps import deserialize, serialize_args
 from runner.client import Client
 from runner.models import Job
 from runner.states import JobState

@@ -33,13 +33,13 @@ def batch_job(**fields: object) -> BatchJob:
 
 
 def test_registry_lists_the_builtins_and_rejects_unknown_and_duplicates() -> None:
-    from runner.platform.schedulers import SchedulerRegistryError
+    from runner.registry import DuplicateName, UnknownName
 
     assert set(SCHEDULERS) <= set(names())
-    with pytest.raises(SchedulerRegistryError, match="known: cobalt, local, lsf, pbs, slurm"):
+    with pytest.raises(UnknownName, match="known: cobalt, local, lsf, pbs, slurm"):
         get("nope")
     slurm_cls = get("slurm")
-    with pytest.raises(SchedulerRegistryError, match="registered twice"):
+    with pytest.raises(DuplicateName, match="registered twice"):
         register("slurm")(type("Other", (slurm_cls,), {}))
 
 

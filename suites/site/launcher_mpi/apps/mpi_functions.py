@@ -1,6 +1,6 @@
 """Python-function apps for the launcher tests."""
 
-from runner.appdef import python_app
+from runner.apps import python_app
 
 
 @python_app

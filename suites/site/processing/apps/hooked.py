@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runner.appdef import AppDef
+from runner.apps import AppDef
 from runner.states import JobState
 
 

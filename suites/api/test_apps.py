@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.appdef import (
+from runner.apps import (
     AppDef,
     AppDefinitionError,
     MissingParameter,
@@ -124,7 +124,7 @@ def test_load_yaml_and_python_apps(tmp_path: Path) -> None:
         tmp_path,
         "sim.py",
         """\
-        from runner.appdef import AppDef, python_app
+        from runner.apps import AppDef, python_app
         from runner.states import JobState
 
         class Simulate(AppDef):
@@ -176,7 +176,7 @@ def test_python_app_runs_in_a_process_without_the_apps_folder(tmp_path: Path) ->
         "fn.py",
         """\
         import math
-        from runner.appdef import python_app
+        from runner.apps import python_app
 
         OFFSET = 3
 
@@ -189,12 +189,55 @@ def test_python_app_runs_in_a_process_without_the_apps_folder(tmp_path: Path) ->
     payload = app.to_create(1).serialized_function
     assert payload is not None
     args = serialize_args([3, 4])
-    code = "import sys; from runner.appdef import call_python; print(call_python(sys.argv[1], sys.argv[2]))"
+    code = "import sys; from runner.apps import call_python; print(call_python(sys.argv[1], sys.argv[2]))"
     out = subprocess.run(
         [sys.executable, "-c", code, payload, args], capture_output=True, text=True, cwd="/", check=True
     )
     assert out.stdout.strip() == "8.0"
     assert deserialize(serialize_args([1], {"k": 2})) == ((1,), {"k": 2})
+
+
+def test_a_failing_python_app_shows_its_source_lines_where_its_file_is_gone(tmp_path: Path) -> None:
+    apps_dir = tmp_path / "apps"
+    apps_dir.mkdir()
+    source = _write(
+        apps_dir,
+        "fails.py",
+        """\
+        from runner.apps import python_app
+
+
+        def check(message):
+            raise ValueError(message)
+
+
+        @python_app
+        def explode(message):
+            check(message)
+    """,
+    )
+    (app,) = load_apps(apps_dir)
+    payload = app.to_create(1).serialized_function
+    assert payload is not None
+    source.unlink()  # the job's host has no copy of the file
+    code = (
+        "import sys, traceback\n"
+        "from runner.apps import call_python\n"
+        "try:\n"
+        "    call_python(sys.argv[1], sys.argv[2])\n"
+        "except ValueError:\n"
+        "    print(traceback.format_exc())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, payload, serialize_args(["kaboom"])],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=True,
+    ).stdout
+    assert f'File "{source}", line 10, in explode\n    check(message)' in out
+    assert f'File "{source}", line 5, in check\n    raise ValueError(message)' in out
+    assert "<dynamic-code>" not in out
 
 
 @pytest.mark.parametrize(
@@ -215,7 +258,7 @@ def test_python_app_runs_in_a_process_without_the_apps_folder(tmp_path: Path) ->
         ({"bad.py": "def f(:\n"}, r"bad\.py \(line 1\): SyntaxError"),
         ({"bad.py": "x = 1\nraise ValueError('boom')\n"}, r"bad\.py \(line 2\): ValueError: boom"),
         (
-            {"bad.py": "from runner.appdef import AppDef\nclass A(AppDef):\n    command_template = 'x'\n"},
+            {"bad.py": "from runner.apps import AppDef\nclass A(AppDef):\n    command_template = 'x'\n"},
             r"bad\.py: class A has no `name`",
         ),
         (
@@ -295,7 +338,7 @@ def test_run_hook_outcomes(tmp_path: Path) -> None:
 
 
 def test_job_result_reads_the_result_or_raises_the_jobs_exception() -> None:
-    from runner.appdef import PythonJobError, job_result, serialize_function
+    from runner.apps import PythonJobError, job_result, serialize_function
 
     assert job_result(_job(state="JOB_FINISHED", data={"result": serialize_function(len)})) is len
     failed = _job(

@@ -1,0 +1,105 @@
+"""Command templates: a job's argv without a shell.
+
+``render_argv`` splits the template with ``shlex`` first and fills the ``{name}``
+placeholders inside each token afterwards, so a parameter value can never add
+arguments or shell syntax.
+"""
+
+from __future__ import annotations
+
+import shlex
+import string
+from collections.abc import Mapping
+from typing import Any
+
+from runner.apps.errors import AppDefinitionError, MissingParameter
+from runner.models import App, Job
+
+_FORMATTER = string.Formatter()
+
+
+def placeholders(template: str) -> list[str]:
+    """The parameter names a template uses, in order of first use."""
+    names: list[str] = []
+    for token in _split(template):
+        for name in _token_fields(token, template):
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _split(template: str) -> list[str]:
+    try:
+        return shlex.split(template)
+    except ValueError as exc:
+        raise AppDefinitionError(f"command template {template!r}: {exc}") from None
+
+
+def _token_fields(token: str, template: str) -> list[str]:
+    try:
+        parsed = list(_FORMATTER.parse(token))
+    except ValueError as exc:
+        raise AppDefinitionError(
+            f"command template {template!r}: {exc} (write {{{{ and }}}} for braces)"
+        ) from None
+    names = []
+    for _literal, name, _spec, conversion in parsed:
+        if name is None:
+            continue
+        if not name.isidentifier():
+            raise AppDefinitionError(
+                f"command template {template!r}: placeholder {{{name}}} must be a plain parameter name"
+            )
+        if conversion:
+            raise AppDefinitionError(
+                f"command template {template!r}: conversions like !{conversion} are not allowed"
+            )
+        names.append(name)
+    return names
+
+
+def merge_parameters(
+    defaults: Mapping[str, Any], given: Mapping[str, Any], *, app: str = ""
+) -> dict[str, Any]:
+    """The app's defaults overlaid with the job's values; a required one missing is an error."""
+    merged = {**defaults, **given}
+    missing = sorted(k for k, v in merged.items() if v is None and k in defaults and k not in given)
+    if missing:
+        who = f"app {app!r}: " if app else ""
+        raise MissingParameter(
+            f"{who}missing required parameter{'s' if len(missing) > 1 else ''} " + ", ".join(missing)
+        )
+    return merged
+
+
+def render_argv(template: str, params: Mapping[str, Any], *, app: str = "") -> list[str]:
+    """The argument list for one job: ``shlex.split(template)``, then ``{name}`` filled per token.
+
+    Values are inserted with ``format`` into the token that holds the placeholder, so
+    ``len(render_argv(t, p)) == len(shlex.split(t))`` whatever the values are: a value
+    with spaces, quotes, ``;`` or ``$(...)`` stays one literal argument (no shell runs).
+    ``{name:spec}`` applies a format spec (``{i:04d}``); ``{{``/``}}`` are literal braces.
+    """
+    argv: list[str] = []
+    for token in _split(template):
+        names = _token_fields(token, template)
+        if not names:
+            argv.append(token.replace("{{", "{").replace("}}", "}"))
+            continue
+        missing = [n for n in names if n not in params or params[n] is None]
+        if missing:
+            who = f"app {app!r}: " if app else ""
+            raise MissingParameter(f"{who}missing required parameter {missing[0]!r} (template {template!r})")
+        try:
+            argv.append(token.format_map({n: params[n] for n in names}))
+        except (ValueError, TypeError) as exc:
+            raise AppDefinitionError(f"command template {template!r}: {exc}") from None
+    return argv
+
+
+def job_argv(app: App, job: Job) -> list[str]:
+    """The argv of a shell app's job, from the server's App and Job (for the launcher)."""
+    if not app.command_template:
+        raise AppDefinitionError(f"app {app.name!r} is not a shell app (no command_template)")
+    params = merge_parameters(app.parameters, job.parameters, app=app.name)
+    return render_argv(app.command_template, params, app=app.name)

@@ -1,0 +1,104 @@
+"""Acquiring jobs in a background thread, so the loop that runs them never waits on HTTP."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from runner.client.errors import ToluError
+from runner.launcher.context import Context
+from runner.launcher.tasks import Task
+from runner.models import AcquireSpec
+
+log = logging.getLogger("runner.launcher")
+
+#: seconds between acquire attempts while the server has nothing for us.
+IDLE_ACQUIRE_SEC = 1.0
+
+
+class Fetcher:
+    """Acquires jobs in a background thread so the loop that runs them never waits on HTTP.
+
+    The loop asks with ``request(spec)`` when it has room (at most one request in
+    flight), and collects ready Tasks with ``take()``; ``on_ready`` is called (from
+    the fetcher thread) when a batch arrives, to wake the loop.
+    """
+
+    def __init__(self, ctx: Context, on_ready: Callable[[], None] | None = None) -> None:
+        self.ctx = ctx
+        self.on_ready = on_ready
+        self._cv = threading.Condition()
+        self._spec: AcquireSpec | None = None
+        self._results: list[Task] = []
+        self._busy = False
+        self._closed = False
+        #: no new request before this time (the server had nothing last time).
+        self.quiet_until = 0.0
+        self.last_count = 0
+        #: seconds one acquire takes (moving average): how far ahead the loop must ask.
+        self.latency = 0.05
+        self._thread = threading.Thread(target=self._loop, name="tolu-fetcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def can_request(self) -> bool:
+        return not self._busy and time.time() >= self.quiet_until
+
+    def request(self, spec: AcquireSpec) -> None:
+        with self._cv:
+            if self._busy:
+                return
+            self._busy = True
+            self._spec = spec
+            self._cv.notify()
+
+    def take(self) -> list[Task]:
+        with self._cv:
+            out, self._results = self._results, []
+            return out
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while self._spec is None and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                spec, self._spec = self._spec, None
+            assert spec is not None
+            tasks: list[Task] = []
+            t0 = time.perf_counter()
+            try:
+                jobs = self.ctx.session.acquire(spec)
+                self.latency = 0.7 * self.latency + 0.3 * (time.perf_counter() - t0)
+                if jobs:
+                    log.info("acquired %d job(s)", len(jobs))
+                    tasks = self.ctx.make_tasks(jobs)
+                self.last_count = len(jobs)
+                # nothing now: ask again a little later, not in a tight loop
+                self.quiet_until = 0.0 if jobs else time.time() + IDLE_ACQUIRE_SEC
+            except ToluError as exc:
+                log.warning("acquire failed: %s", exc)
+                self.quiet_until = time.time() + IDLE_ACQUIRE_SEC
+            except Exception:  # never let the fetching thread die with a request in flight
+                log.exception("acquire failed")
+                self.quiet_until = time.time() + IDLE_ACQUIRE_SEC
+            with self._cv:
+                self._results.extend(tasks)
+                self._busy = False
+            if self.on_ready is not None:
+                self.on_ready()
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)

@@ -1,0 +1,44 @@
+"""How one task ended, as both launcher modes note and report it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.launcher.procs import Exit
+from runner.launcher.tasks import Task, read_result, record_success
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one task ended, as a worker reports it (picklable, no Job attached)."""
+
+    job_id: int
+    returncode: int | None
+    started: float
+    ended: float
+    timed_out: bool = False
+    stopped: bool = False
+    error: str = ""
+    tail: str = ""
+    result: dict[str, Any] = field(default_factory=dict)
+    #: reported from an earlier session's note, not run again (see tasks.record_success).
+    recovered: bool = False
+
+
+def exit_outcome(ex: Exit, task: Task) -> Outcome:
+    """How ``task`` ended when its process exited; a clean exit is noted in the workdir first
+    (``record_success``), so a launcher that dies before its report does not run it again."""
+    failed = ex.returncode != 0 or ex.timed_out or ex.stopped
+    if not failed:
+        record_success(task, ex.started, ex.ended)
+    return Outcome(
+        job_id=ex.key,
+        returncode=ex.returncode,
+        started=ex.started,
+        ended=ex.ended,
+        timed_out=ex.timed_out,
+        stopped=ex.stopped,
+        tail=ex.output_tail() if failed else "",
+        result=read_result(task),
+    )

@@ -1,21 +1,71 @@
-"""Waiting for jobs: poll with a timeout, and on timeout say where each job is stuck."""
+"""Waiting on conditions, never on the clock: ``wait_until`` polls a condition until
+it holds and, on timeout, says what it waited for and the last value it saw;
+``wait_for_jobs`` is built on it and says where each job is stuck."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import pytest
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from runner.states import FINAL, JobState
 
 if TYPE_CHECKING:
     from runner.models import Job
 
+T = TypeVar("T")
+
 DEFAULT_TIMEOUT_SEC = 60.0
 OUTPUT_TAIL_LINES = 5
+#: how much of the last value a timeout message shows.
+SHOW_CHARS = 1000
+
+
+class WaitTimeout(AssertionError):
+    """``wait_until`` gave up: what it waited for, for how long, and the last value seen.
+
+    An AssertionError, so a test that waits in vain fails rather than errors.
+    """
+
+    def __init__(self, what: str, timeout: float, last: object) -> None:
+        shown = repr(last)
+        if len(shown) > SHOW_CHARS:
+            shown = shown[:SHOW_CHARS] + f"... ({len(shown)} characters)"
+        super().__init__(f"timeout after {timeout:g}s waiting for {what}; last seen: {shown}")
+        self.what = what
+        self.timeout = timeout
+        self.last: Any = last
+
+
+def wait_until(
+    condition: Callable[[], T],
+    *,
+    timeout: float,
+    what: str = "",
+    interval: float = 0.1,
+    check: Callable[[T], object] | None = None,
+) -> T:
+    """Call ``condition`` until what it returns holds; return that value.
+
+    The value holds when it is truthy or, given ``check``, when ``check(value)`` is
+    (``wait_until(lambda: client.jobs.get(7), check=lambda job: job.state is S.RUNNING,
+    ...)`` returns the job and, on timeout, shows it). Between calls it sleeps
+    ``interval`` seconds: 0 suits a condition that blocks by itself. After ``timeout``
+    seconds it raises :class:`WaitTimeout` naming ``what`` (default: the condition's
+    name) and the last value. An exception from ``condition`` ends the wait at once:
+    raise one to fail early (a process that died, a job that failed).
+    """
+    __tracebackhide__ = True
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if check(value) if check is not None else value:
+            return value
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise WaitTimeout(what or getattr(condition, "__qualname__", repr(condition)), timeout, value)
+        time.sleep(min(interval, left))
 
 
 def _ids(jobs: Iterable[Any]) -> list[int]:
@@ -56,14 +106,17 @@ def wait_for_jobs(
     ``timeout`` seconds with the list of jobs that are not there yet and their states.
     Given the site directories, failed jobs are listed with their output file and its tail.
     """
+    # Here, not at the top: wait_until also serves the bench and the server container,
+    # whose extras do not install pytest.
+    import pytest
+
     ids = _ids(jobs)
     wanted = {JobState(s) for s in states}
     bad = {JobState(s) for s in fail_states} if fail_states is not None else set(FINAL) - wanted
-    deadline = time.monotonic() + timeout
-    current: list[Job] = []
-    while True:
-        current = client.jobs.filter(id=ids, limit=len(ids)) if ids else []
-        failed = [j for j in current if j.state in bad]
+
+    def current() -> list[Job]:
+        jobs_now: list[Job] = client.jobs.filter(id=ids, limit=len(ids)) if ids else []
+        failed = [j for j in jobs_now if j.state in bad]
         if failed:
             listing = "\n".join(f"  {describe(j, site_dirs)}" for j in failed)
             ended = ", ".join(sorted({str(j.state) for j in failed}))
@@ -72,13 +125,24 @@ def wait_for_jobs(
                 f"while waiting for {', '.join(sorted(map(str, wanted)))}:\n{listing}",
                 pytrace=False,
             )
-        if len(current) == len(ids) and all(j.state in wanted for j in current):
-            return sorted(current, key=lambda j: ids.index(j.id))
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(poll_sec)
-    found = {j.id for j in current}
-    stuck = [j for j in current if j.state not in wanted]
+        return jobs_now
+
+    def arrived(jobs_now: list[Job]) -> bool:
+        return len(jobs_now) == len(ids) and all(j.state in wanted for j in jobs_now)
+
+    try:
+        done = wait_until(current, check=arrived, timeout=timeout, interval=poll_sec, what="jobs")
+    except WaitTimeout as exc:
+        pytest.fail(_stuck(exc.last, ids, wanted, timeout, site_dirs), pytrace=False)
+    return sorted(done, key=lambda j: ids.index(j.id))
+
+
+def _stuck(
+    jobs: list[Job], ids: list[int], wanted: set[JobState], timeout: float, site_dirs: Sequence[Path]
+) -> str:
+    """The timeout message of ``wait_for_jobs``: every job not there yet, and where it is."""
+    found = {j.id for j in jobs}
+    stuck = [j for j in jobs if j.state not in wanted]
     lines = [f"  {describe(j, site_dirs)}" for j in stuck] + [
         f"  job {i}: not found" for i in ids if i not in found
     ]
@@ -86,8 +150,7 @@ def wait_for_jobs(
     for job in stuck:
         counts[str(job.state)] = counts.get(str(job.state), 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    pytest.fail(
+    return (
         f"timeout after {timeout:g}s: {len(lines)} of {len(ids)} jobs not in "
-        f"{', '.join(sorted(map(str, wanted)))} ({summary}):\n" + "\n".join(lines[:200]),
-        pytrace=False,
+        f"{', '.join(sorted(map(str, wanted)))} ({summary}):\n" + "\n".join(lines[:200])
     )

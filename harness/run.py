@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +15,7 @@ import pytest
 from harness.artifacts import Recorder
 from harness.locations import Detection, Registry
 from harness.selection import Unavailable, missing_verdict
+from harness.waiting import WaitTimeout, wait_until
 
 
 @dataclass
@@ -114,13 +114,13 @@ def kill_pid(pid: int, grace_sec: float = 5.0) -> None:
             os.killpg(pid, sig) if group else os.kill(pid, sig)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + grace_sec
-        while _live_pids(pid, group):
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.05)
-        else:
-            return
+        try:
+            wait_until(
+                lambda: not _live_pids(pid, group), timeout=grace_sec, interval=0.05, what=f"pid {pid} to end"
+            )
+        except WaitTimeout:
+            continue  # still there after the grace time: the next signal
+        return
 
 
 run_key = pytest.StashKey[RunState]()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -20,12 +21,18 @@ from harness.bench.memory import PeakRSS
 from harness.bench.schema import Baseline, Phase, Scenario, Trial
 from harness.bench.stack import RequestCounter, Stack, start_launcher
 from harness.bench.tasks import Task
+from harness.waiting import WaitTimeout, wait_until
 
 FINAL = ("JOB_FINISHED", "FAILED", "KILLED")
 
 
 class BenchError(RuntimeError):
     """A trial that could not finish (stuck jobs, dead launcher); says what and where."""
+
+
+def _final(counts: Mapping[Any, int]) -> int:
+    """How many of the jobs counted per state are in a final state."""
+    return sum(int(n) for state, n in counts.items() if str(state) in FINAL)
 
 
 class Progress(Protocol):
@@ -165,28 +172,35 @@ class ThroughputScenario:
         t_launch = time.time()
         rss.watch("launcher", launcher.pid)
         self.progress.begin(f"{self.mode}: {self.jobs} x {self.task.spec}", self.jobs)
-        done = 0
+
+        def final_counts() -> dict[str, int]:
+            """Jobs per state; raises when the launcher ended before every job did."""
+            nonlocal harness_requests
+            counts = client.jobs.counts(site_id=stack.site_id, tags=tags)
+            harness_requests += 1
+            done = _final(counts)
+            self.progress.update(done)
+            if done < self.jobs and not launcher.alive():
+                raise BenchError(
+                    f"the {self.mode} launcher (pid {launcher.pid}) exited with {self.jobs - done} jobs "
+                    f"not final; states {dict(counts)}; logs in {launcher.log_dir}; "
+                    f"its output ends: {launcher.tail()[-800:]}"
+                )
+            return counts
+
         try:
-            deadline = time.monotonic() + self.timeout_s
-            while True:
-                counts = client.jobs.counts(site_id=stack.site_id, tags=tags)
-                harness_requests += 1
-                done = sum(int(n) for state, n in counts.items() if str(state) in FINAL)
-                self.progress.update(done)
-                if done >= self.jobs:
-                    break
-                if not launcher.alive():
-                    raise BenchError(
-                        f"the {self.mode} launcher (pid {launcher.pid}) exited with {self.jobs - done} jobs "
-                        f"not final; states {dict(counts)}; logs in {launcher.log_dir}; "
-                        f"its output ends: {launcher.tail()[-800:]}"
-                    )
-                if time.monotonic() > deadline:
-                    raise BenchError(
-                        f"{self.jobs - done} of {self.jobs} jobs not final after {self.timeout_s:.0f}s; "
-                        f"states {dict(counts)}; launcher logs in {launcher.log_dir}"
-                    )
-                time.sleep(self.poll_s or (0.5 if self.jobs <= 10_000 else 2.0))
+            wait_until(
+                final_counts,
+                check=lambda counts: _final(counts) >= self.jobs,
+                timeout=self.timeout_s,
+                interval=self.poll_s or (0.5 if self.jobs <= 10_000 else 2.0),
+                what=f"{self.jobs} jobs in a final state",
+            )
+        except WaitTimeout as exc:
+            raise BenchError(
+                f"{self.jobs - _final(exc.last)} of {self.jobs} jobs not final after {self.timeout_s:.0f}s; "
+                f"states {dict(exc.last)}; launcher logs in {launcher.log_dir}"
+            ) from None
         finally:
             self.progress.end()
             t_stop = time.time()

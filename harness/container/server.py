@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ from harness.container.engine import LABEL, OWNER_LABEL, docker_client
 from harness.container.errors import LOG_TAIL_LINES, ContainerError
 from harness.container.image import SERVER_DIR, build_server_image
 from harness.container.leftovers import remove_stale_containers
+from harness.waiting import WaitTimeout, wait_until
 from runner.server.process import free_port
 
 CONTAINER_PORT = 8000
@@ -203,33 +203,39 @@ class ContainerServer:
         self._url = f"http://{self.host}:{self.port}"
 
     def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last_error = ""
-        while time.monotonic() < deadline:
-            self._container.reload()
-            status = self._container.status
-            if status in {"exited", "dead"}:
-                code = self._container.attrs.get("State", {}).get("ExitCode")
-                self.collect_logs()
-                hint = ""
-                if "ModuleNotFoundError" in self.logs():
-                    hint = f"; add the missing module to {SERVER_DIR / 'requirements.txt'}"
-                raise ContainerError(
-                    f"server container {self.name} exited with code {code} before it was healthy{hint}",
-                    log_tail=self._logs_tail(),
-                    log_path=self.log_path,
-                )
-            try:
-                response = requests.get(f"{self._url}/health", timeout=2)
-                if response.status_code == 200:
-                    return
-                last_error = f"HTTP {response.status_code}"
-            except requests.RequestException as exc:
-                last_error = type(exc).__name__
-            time.sleep(HEALTH_POLL_SEC)
-        self.collect_logs()
-        raise ContainerError(
-            f"server container {self.name} not healthy within {timeout:.0f} s ({last_error})",
-            log_tail=self._logs_tail(),
-            log_path=self.log_path,
-        )
+        try:
+            wait_until(
+                self._health_answer,
+                check=lambda answer: answer == "ok",
+                timeout=timeout,
+                interval=HEALTH_POLL_SEC,
+                what=f"{self._url}/health",
+            )
+        except WaitTimeout as exc:
+            self.collect_logs()
+            raise ContainerError(
+                f"server container {self.name} not healthy within {timeout:.0f} s ({exc.last})",
+                log_tail=self._logs_tail(),
+                log_path=self.log_path,
+            ) from None
+
+    def _health_answer(self) -> str:
+        """``ok``, or why not yet (HTTP status, connection error); raises if the container ended."""
+        self._container.reload()
+        status = self._container.status
+        if status in {"exited", "dead"}:
+            code = self._container.attrs.get("State", {}).get("ExitCode")
+            self.collect_logs()
+            hint = ""
+            if "ModuleNotFoundError" in self.logs():
+                hint = f"; add the missing module to {SERVER_DIR / 'requirements.txt'}"
+            raise ContainerError(
+                f"server container {self.name} exited with code {code} before it was healthy{hint}",
+                log_tail=self._logs_tail(),
+                log_path=self.log_path,
+            )
+        try:
+            response = requests.get(f"{self._url}/health", timeout=2)
+            return "ok" if response.status_code == 200 else f"HTTP {response.status_code}"
+        except requests.RequestException as exc:
+            return type(exc).__name__

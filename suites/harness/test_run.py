@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from harness.locations import detect, load
 from harness.run import RunState, kill_pid
+from harness.waiting import wait_until
 
 
-def test_kill_pid_stops_the_process_group() -> None:
+def _ready(path: Path) -> str:
+    """Python code that creates ``path`` (a child tells the test it is set up)."""
+    return f"open({str(path)!r}, 'w').close()"
+
+
+def test_kill_pid_stops_the_process_group(tmp_path: Path) -> None:
     # a parent in its own session with a child: both go
+    ready = tmp_path / "ready"
     script = (
         "import subprocess, sys, time; "
-        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        f"{_ready(ready)}; time.sleep(60)"
     )
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
-    time.sleep(0.5)
+    wait_until(ready.exists, timeout=30, what="the parent to have started its child")
     kill_pid(proc.pid, grace_sec=5)
     assert proc.wait(timeout=5) is not None
     group = subprocess.run(["ps", "-o", "pid=,stat=", "-g", str(proc.pid)], capture_output=True, text=True)
@@ -27,10 +34,13 @@ def test_kill_pid_stops_the_process_group() -> None:
     assert running == []  # zombies wait for their (re)parent to reap them; they run nothing
 
 
-def test_kill_pid_escalates_to_sigkill() -> None:
-    script = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+def test_kill_pid_escalates_to_sigkill(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    script = (
+        f"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); {_ready(ready)}; time.sleep(60)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
-    time.sleep(0.5)
+    wait_until(ready.exists, timeout=30, what="the child to ignore SIGTERM")
     kill_pid(proc.pid, grace_sec=0.5)
     assert proc.wait(timeout=5) == -9
 

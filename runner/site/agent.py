@@ -5,7 +5,8 @@ agent, not the services, deals with failure:
 
 * the server unreachable (``runner.client.errors.TransportError``): ONE warning
   for the whole agent, every service backs off (doubling up to ``MAX_BACKOFF_SEC``),
-  and one info line when a request goes through again;
+  an info line at the 10th, 100th, ... failed try, and one when a request goes
+  through again;
 * anything else: logged with its traceback the first time, then one short line
   at the 10th, 100th, ... repetition of the same error, and the service goes on.
 
@@ -51,13 +52,21 @@ class ServerHealth:
         self._lock = threading.Lock()
         self.down_since: float | None = None
         self.outages = 0
+        #: failed tries of all services in the current outage.
+        self.tries = 0
 
     def failed(self, service: str, exc: BaseException) -> None:
         with self._lock:
-            if self.down_since is not None:
-                return
-            self.down_since = time.monotonic()
-            self.outages += 1
+            self.tries += 1
+            tries = self.tries
+            first = self.down_since is None
+            if first:
+                self.down_since = time.monotonic()
+                self.outages += 1
+        if not first:
+            if _is_power_of_ten(tries):  # a sign of life at 10, 100, 1000, ... tries
+                log.info("server %s: no answer to %d tries; services keep retrying", self.url, tries)
+            return
         log.warning(
             "server %s unreachable (%s, seen by %s): services pause and retry with backoff "
             "up to %.0f s; nothing is lost",
@@ -73,6 +82,7 @@ class ServerHealth:
                 return
             downtime = time.monotonic() - self.down_since
             self.down_since = None
+            self.tries = 0
         log.info("server %s reachable again after %.1f s; services resume", self.url, downtime)
 
 

@@ -9,7 +9,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from harness.evidence import Evidence
+from harness.waiting import wait_until
 from runner.client import Client
 from runner.server.process import ServerProcess
 from runner.site import directory
@@ -76,15 +76,6 @@ def configure(site_dir: Path, queue: str = "") -> None:
     (site_dir / "apps" / "copy.yml").write_text(COPY_APP)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @pytest.mark.parametrize("scheduler", ["local", "slurm"])
 def test_agent_runs_200_staged_jobs_through_a_server_restart(
     scheduler: str,
@@ -134,15 +125,30 @@ def test_agent_runs_200_staged_jobs_through_a_server_restart(
         ids = [j.id for j in jobs]
 
         # Restart the server in the middle: once some jobs finished, before all did.
-        wait_until(lambda: user.jobs.count(site_id=site_id, state="JOB_FINISHED") > 0, 300, "a finished job")
+        wait_until(
+            lambda: user.jobs.count(site_id=site_id, state="JOB_FINISHED"),
+            timeout=300,
+            interval=0.5,
+            what="a finished job",
+        )
         finished_before = user.jobs.count(site_id=site_id, state="JOB_FINISHED")
         own_server.stop()
         assert finished_before < N_JOBS, "every job finished before the restart: nothing tested"
         log_file = directory.log_path(site_dir)
-        wait_until(lambda: "unreachable" in log_file.read_text(), 60, "the agent to notice the outage")
-        time.sleep(5)  # a few backoff rounds with the server down
+
+        def log_says(text: str, timeout: float) -> None:
+            wait_until(
+                log_file.read_text,
+                check=lambda log: text in log,
+                timeout=timeout,
+                interval=0.5,
+                what=f"{text!r} in {log_file}",
+            )
+
+        log_says("unreachable", 60)  # the agent noticed the outage
+        log_says("no answer to 10 tries", 120)  # ... and went a few backoff rounds without the server
         own_server.start(timeout=90)
-        wait_until(lambda: "reachable again" in log_file.read_text(), 120, "the agent to see the server back")
+        log_says("reachable again", 120)
 
         finished = wait_for_jobs(user, ids, [JobState.JOB_FINISHED], timeout=900)
         assert len(finished) == N_JOBS

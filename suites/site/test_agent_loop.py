@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
+from harness.waiting import wait_until
 from runner.client import Client
 from runner.client.errors import TransportError
 from runner.registry import DuplicateName, UnknownName
@@ -75,9 +75,7 @@ def test_same_error_logs_one_traceback_then_counts(
     agent.start()
     service = agent.threads[0].service
     assert isinstance(service, SameError)
-    deadline = time.monotonic() + 30
-    while service.calls < 120 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: service.calls >= 120, timeout=30, interval=0.01, what="120 rounds of the service")
     agent.stop()
     assert service.closed
     errors = [r for r in caplog.records if r.name == "tolu.site.test_same_error"]
@@ -115,6 +113,21 @@ def test_server_health_is_shared() -> None:
     health.ok()
     health.failed("a", TransportError("down again"))
     assert health.outages == 2
+
+
+def test_a_long_outage_says_so_at_10_100_1000_tries(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="tolu.site.agent")
+    health = ServerHealth("http://x")
+    for _ in range(1000):
+        health.failed("a", TransportError("down"))
+    health.ok()
+    for _ in range(9):  # a new outage counts from 1 again
+        health.failed("a", TransportError("down again"))
+    messages = [r.getMessage() for r in caplog.records if r.name == "tolu.site.agent"]
+    assert sum("unreachable" in m for m in messages) == 2
+    assert [m for m in messages if "no answer" in m] == [
+        f"server http://x: no answer to {n} tries; services keep retrying" for n in (10, 100, 1000)
+    ]
 
 
 def test_registry_errors_are_clear() -> None:

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import yaml
 from click.testing import CliRunner
 from pydantic import BaseModel
 
+from harness.waiting import wait_until
 from runner.cli.site import site as site_cli
 from runner.site import directory
 from runner.site.settings import SiteSettings, load
@@ -116,12 +116,13 @@ def test_agent_with_server_down_warns_once_and_stops_on_sigterm(tmp_path: Path) 
     )
     try:
         log_file = directory.log_path(site_dir)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if log_file.exists() and "unreachable" in log_file.read_text():
-                break
-            time.sleep(0.1)
-        time.sleep(3)  # several more rounds of every service with the server still down
+        # the warning, then several more rounds of every service with the server still down
+        wait_until(
+            lambda: log_file.read_text() if log_file.exists() else "",
+            check=lambda log: "no answer to 10 tries" in log,
+            timeout=60,
+            what=f"10 failed tries in {log_file}",
+        )
         assert directory.running_pid(site_dir) == proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)

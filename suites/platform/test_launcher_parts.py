@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from harness.waiting import wait_until
 from runner.launcher.procs import Exit, ProcessGroup
 from runner.launcher.session import _rounds
 from runner.launcher.tasks import (
@@ -23,18 +23,31 @@ from runner.states import JobState
 
 
 def drain(
-    pg: ProcessGroup, want_exits: int, timeout: float = 30
+    pg: ProcessGroup, want_exits: int, timeout: float = 30, wait_sec: float = 1.0
 ) -> tuple[list[tuple[int, float]], list[Exit], list[tuple[int, str]]]:
+    """``pg.wait(wait_sec)`` until ``want_exits`` children exited or failed to start."""
     started: list[tuple[int, float]] = []
     exits: list[Exit] = []
     errors: list[tuple[int, str]] = []
-    deadline = time.monotonic() + timeout
-    while len(exits) + len(errors) < want_exits and time.monotonic() < deadline:
-        ev = pg.wait(1.0)
-        started += ev.started
-        exits += ev.exits
-        errors += ev.start_errors
+
+    def ended() -> int:
+        ev = pg.wait(wait_sec)
+        started.extend(ev.started)
+        exits.extend(ev.exits)
+        errors.extend(ev.start_errors)
+        return len(exits) + len(errors)
+
+    wait_until(ended, check=lambda n: n >= want_exits, timeout=timeout, interval=0, what=f"{want_exits} ends")
     return started, exits, errors
+
+
+def _runs(pid: int) -> bool:
+    """The process runs (a zombie waiting for its parent to reap it runs nothing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.mark.parametrize("threads", [0, 2])
@@ -46,16 +59,20 @@ def test_exits_are_noticed_at_once_and_failed_starts_reported(tmp_path: Path, th
         pg.submit(2, ["/no/such/program"], cwd=tmp_path, env={}, out_path=tmp_path / "2.out")
         pg.submit(3, [sys.executable, "-c", "import time; time.sleep(0.3)"], cwd=tmp_path, env={},
                   out_path=tmp_path / "3.out")
-        t0 = time.monotonic()
-        started, exits, errors = drain(pg, 3)
+        pg.submit(4, ["sleep", "60"], cwd=tmp_path, env={}, out_path=tmp_path / "4.out")
+        # Event driven: wait(60) returns as each exit happens, so the 0.3 s child is
+        # reported while the 60 s one still runs; a wait that sat out its timeout
+        # would report both together.
+        started, exits, errors = drain(pg, 3, wait_sec=60)
         by_key = {e.key: e for e in exits}
+        assert sorted(by_key) == [1, 3] and len(pg) == 1
         assert by_key[1].returncode == 7 and by_key[1].output_tail() == "out\nerr\n"
         assert by_key[3].returncode == 0
-        # event driven: the 0.3 s child is reported well before a 1 s poll would
-        assert by_key[3].ended - by_key[3].started < 0.9
-        assert time.monotonic() - t0 < 5
         assert errors == [(2, "cannot start '/no/such/program': No such file or directory")]
-        assert {k for k, _ in started} == {1, 3}
+        assert {k for k, _ in started} == {1, 3, 4}
+        pg.terminate_all()
+        _, stopped, _ = drain(pg, 1)
+        assert stopped[0].key == 4 and stopped[0].stopped
         assert len(pg) == 0
     finally:
         pg.close()
@@ -65,11 +82,13 @@ def test_wall_time_kills_the_whole_process_group(tmp_path: Path) -> None:
     pg = ProcessGroup(spawn_threads=1)
     try:
         # the shell's child (sleep) must die too, not only the shell
-        pg.submit(1, ["sh", "-c", "sleep 60 & wait"], cwd=tmp_path, env={}, out_path=tmp_path / "o",
-                  wall_time_sec=0.3)
+        pg.submit(1, ["sh", "-c", "sleep 60 & echo $! > sleep.pid; wait"], cwd=tmp_path, env={},
+                  out_path=tmp_path / "o", wall_time_sec=1.0)
         _, exits, _ = drain(pg, 1)
         assert exits[0].timed_out and not exits[0].stopped and exits[0].returncode != 0
-        assert exits[0].ended - exits[0].started < 5
+        assert (tmp_path / "sleep.pid").exists(), "the shell had not started its sleep in 1 s"
+        sleep_pid = int((tmp_path / "sleep.pid").read_text())
+        wait_until(lambda: not _runs(sleep_pid), timeout=30, what=f"the shell's sleep {sleep_pid} to end")
     finally:
         pg.close()
 
@@ -78,14 +97,10 @@ def test_terminate_all_stops_running_and_cancels_queued(tmp_path: Path) -> None:
     pg = ProcessGroup(spawn_threads=1)
     try:
         pg.submit(1, ["sleep", "60"], cwd=tmp_path, env={}, out_path=tmp_path / "o")
-        started: list[tuple[int, float]] = []
-        while not started:
-            started += pg.wait(1.0).started
+        wait_until(lambda: pg.wait(1.0).started, timeout=30, interval=0, what="the start")
         pg.terminate_all()
-        ev = pg.wait(10)
-        while not ev.exits:
-            ev = pg.wait(10)
-        assert ev.exits[0].stopped and not ev.exits[0].timed_out
+        exits = wait_until(lambda: pg.wait(10).exits, timeout=60, interval=0, what="the exit")
+        assert exits[0].stopped and not exits[0].timed_out
     finally:
         pg.close()
 

@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
+from harness.waiting import wait_until
 from runner.client import Client, ConfigError, TransportError
 from runner.client.config import config_path
 from runner.server.process import ServerProcess, free_port
 
 
-def _start_later(server: ServerProcess, delay: float, errors: list[BaseException]) -> threading.Thread:
+def _refused(caplog: pytest.LogCaptureFixture) -> Callable[[], bool]:
+    """True once the client logs a retry after now: it was turned away."""
+
+    def retries() -> int:
+        return sum("retr" in r.getMessage().lower() for r in caplog.records if r.levelno >= logging.WARNING)
+
+    before = retries()
+    return lambda: retries() > before
+
+
+def _start_when(
+    server: ServerProcess, refused: Callable[[], bool], errors: list[BaseException]
+) -> threading.Thread:
+    """Start ``server`` in a thread once the client has been refused: it comes up late."""
+
     def run() -> None:
-        time.sleep(delay)
         try:
+            wait_until(refused, timeout=60, interval=0.05, what="the client to retry")
             server.start(timeout=60)
         except BaseException as exc:  # reported by the test
             errors.append(exc)
@@ -38,12 +55,15 @@ def test_unreachable_server_is_a_transport_error_after_the_retries() -> None:
     assert err.value.attempts == 3 and url in str(err.value) and "connection refused" in str(err.value)
 
 
-def test_client_waits_for_a_server_that_comes_up_late(tmp_path: Path) -> None:
+def test_client_waits_for_a_server_that_comes_up_late(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = ServerProcess(tmp_path / "server", port=port, env={"TOLU_SECRET_KEY": secrets.token_hex(32)})
     errors: list[BaseException] = []
-    thread = _start_later(server, 1.0, errors)
+    thread = _start_when(server, _refused(caplog), errors)
     try:
         # Nothing listens yet: register (a POST) is retried on connection refused until it answers.
         user = Client.register(url, "late-alice", "password-123", retries=10)
@@ -55,7 +75,7 @@ def test_client_waits_for_a_server_that_comes_up_late(tmp_path: Path) -> None:
         # connections are stale, requests in between are retried, nothing is lost.
         thread.join()
         server.stop()
-        thread = _start_later(server, 1.0, errors)
+        thread = _start_when(server, _refused(caplog), errors)
         assert [s.id for s in client.sites.filter()] == [site.id]
         thread.join()
         assert not errors, errors
@@ -114,6 +134,8 @@ class _Flaky:
 
         self.script = list(script)
         self.requests: list[str] = []
+        #: requests answered (or whose client had gone when the answer was ready)
+        self.answered = 0
         flaky = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -137,6 +159,7 @@ class _Flaky:
                     self.wfile.write(data)
                 except OSError:
                     pass  # the client gave up waiting
+                flaky.answered += 1
 
             do_GET = do_POST = do_PATCH = _answer
 
@@ -183,7 +206,8 @@ def test_read_timeout_is_retried_for_get_only() -> None:
     with _Flaky([(201, "[]", 1.0)]) as flaky:
         with pytest.raises(TransportError, match="timed out"):
             Client(flaky.url, "t", timeout=0.3, retries=3, backoff=0.01).jobs.bulk_create([{"app_id": 1}])
-        time.sleep(0.8)
+        # once the slow answer is out, a POST sent again would have arrived long before
+        wait_until(lambda: flaky.answered, timeout=30, what="the answer to the POST")
         assert flaky.requests == ["POST"]
 
 

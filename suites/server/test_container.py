@@ -6,7 +6,6 @@ ci/provision/docker.sh). The image is built once per source change and reused.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from harness.container.engine import docker_client
 from harness.container.errors import ContainerError
 from harness.container.image import build_server_image
 from harness.container.server import ContainerServer
+from harness.waiting import wait_until
 
 pytestmark = [pytest.mark.requires("docker")]
 
@@ -79,10 +79,7 @@ def test_container_starts_migrates_and_serves_the_api(server_image: str, tmp_pat
         assert _site_names(server.url, token) == ["laptop"]
 
         # docker's own HEALTHCHECK agrees, and the server does not run as root
-        deadline = time.monotonic() + 30
-        while server.health() != "healthy" and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert server.health() == "healthy"
+        wait_until(server.health, check=lambda health: health == "healthy", timeout=30, interval=0.5)
         assert server._container is not None
         uid = server._container.exec_run(["id", "-u"]).output.decode().strip()
         assert uid != "0"

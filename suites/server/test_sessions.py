@@ -4,11 +4,12 @@ acquiring at once never getting the same job."""
 from __future__ import annotations
 
 import multiprocessing
-import time
+from datetime import timedelta
 from typing import Any
 
 from server_helpers import SiteApp
 
+from harness.waiting import wait_until
 from runner.client import Client
 from runner.client.errors import NotFound
 from runner.models import Job
@@ -18,12 +19,13 @@ S = JobState
 
 
 def _wait_for(client: Client, job_id: int, state: JobState, timeout: float = 20.0) -> Job:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.jobs.get(job_id)
-        if job.state is state or time.monotonic() > deadline:
-            return job
-        time.sleep(0.2)
+    return wait_until(
+        lambda: client.jobs.get(job_id),
+        check=lambda job: job.state is state,
+        timeout=timeout,
+        interval=0.2,
+        what=f"job {job_id} in {state}",
+    )
 
 
 def test_acquire_takes_what_fits_largest_first(tolu_client: Client, site_app: SiteApp) -> None:
@@ -91,9 +93,16 @@ def test_an_expired_session_releases_its_jobs(tolu_client: Client, site_app: Sit
 
 def test_heartbeat_keeps_a_session_alive(tolu_client: Client, site_app: SiteApp) -> None:
     s = tolu_client.sessions.create(site_app.site.id, ttl_sec=2)
-    for _ in range(4):
-        time.sleep(1)
-        beat = tolu_client.sessions.heartbeat(s.id)
+    # a beat every second until the session has lived twice its ttl: by the server's
+    # clock, not ours
+    twice = s.expires_at + timedelta(seconds=s.ttl_sec)
+    beat = wait_until(
+        lambda: tolu_client.sessions.heartbeat(s.id),
+        check=lambda b: b.heartbeat > twice,
+        timeout=60,
+        interval=1.0,
+        what="the session to outlive twice its ttl",
+    )
     assert beat.expires_at > beat.heartbeat
     assert [x.id for x in tolu_client.sessions.filter()] == [s.id]
 

@@ -3,12 +3,12 @@ driver and the launcher's state reports, made through the real API."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 
 import pytest
 
 from harness.fixtures_site import SiteHandle
+from harness.waiting import wait_until
 from runner.client import Client
 from runner.models import Job
 from runner.site.service import Service
@@ -24,17 +24,22 @@ def drive(tolu_client: Client) -> Drive:
 
     def run(service: Service, ids: Sequence[int], states: Iterable[JobState], timeout: float = 60.0) -> int:
         wanted = set(states)
-        deadline = time.monotonic() + timeout
         rounds = 0
-        now: dict[int, JobState] = {}
-        while time.monotonic() < deadline:
+
+        def one_round() -> dict[int, JobState]:
+            nonlocal rounds
             service.run_once()
             rounds += 1
-            now = {j.id: j.state for j in tolu_client.jobs.filter(id=list(ids))}
-            if all(s in wanted for s in now.values()):
-                return rounds
-            time.sleep(0.05)
-        raise AssertionError(f"{service.name}: jobs not in {sorted(wanted)} after {rounds} rounds: {now}")
+            return {j.id: j.state for j in tolu_client.jobs.filter(id=list(ids))}
+
+        wait_until(
+            one_round,
+            check=lambda now: all(s in wanted for s in now.values()),
+            timeout=timeout,
+            interval=0.05,
+            what=f"{service.name}: jobs in {sorted(wanted)}",
+        )
+        return rounds
 
     return run
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -13,6 +12,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from harness.waiting import wait_until
 from runner.cli.site import site as site_cli
 from runner.client import Client
 from runner.site import directory
@@ -84,11 +84,11 @@ def test_start_status_stop(tmp_path: Path, tolu_client: Client) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while directory.running_pid(site_dir) is None and time.monotonic() < deadline:
+        def agent_pid() -> int | None:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            time.sleep(0.1)
-        assert directory.running_pid(site_dir) == proc.pid
+            return directory.running_pid(site_dir)
+
+        assert wait_until(agent_pid, timeout=60, what="the agent's pid file") == proc.pid
         twice = run("start", str(site_dir))
         assert twice.exit_code == 1 and "already running" in twice.output
         status = run("status", str(site_dir))

@@ -9,9 +9,9 @@ at the same time.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from harness.waiting import wait_until
 from runner.client import Client
 from runner.states import JobState
 
@@ -27,11 +27,13 @@ def test_kill_9_halfway_then_a_second_launcher_finishes(
     jobs = make_jobs("marker", N_JOBS, parameters={"seconds": 0.05}, resources={"node_packing_count": 2})
     ids = [j.id for j in jobs]
     first = tolu_launcher("serial")
-    deadline = time.monotonic() + 180
-    while tolu_client.jobs.count(id=ids, state=[S.JOB_FINISHED]) < N_JOBS // 2:
+
+    def counts() -> dict[S, int]:
         assert first.poll() is None, first.console_tail()
-        assert time.monotonic() < deadline, tolu_client.jobs.counts(id=ids)
-        time.sleep(0.2)
+        return tolu_client.jobs.counts(id=ids)
+
+    wait_until(counts, check=lambda c: c.get(S.JOB_FINISHED, 0) >= N_JOBS // 2, timeout=180,
+               interval=0.2, what="half of the jobs finished")
     first.kill()
 
     second = tolu_launcher("serial", max_idle_sec=10)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from sched_helpers import context, drive
 
 from harness.fixtures_site import MakeJobs, SiteHandle, SlurmInfo
+from harness.waiting import wait_until
 from runner.client import Client
 from runner.models import BatchJob
 from runner.platform.schedulers import SchedulerStatus
@@ -52,14 +52,13 @@ def _batch_job(id: int, minutes: int = 5) -> BatchJob:
 
 
 def _wait(slurm: Slurm, sid: str, states: set[B], timeout: float = 60) -> SchedulerStatus:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = slurm.status([sid])[sid]
-        if status.state in states:
-            return status
-        if time.monotonic() > deadline:
-            pytest.fail(f"slurm job {sid} still {status.native_state} after {timeout:.0f} s", pytrace=False)
-        time.sleep(0.5)
+    return wait_until(
+        lambda: slurm.status([sid])[sid],
+        check=lambda status: status.state in states,
+        timeout=timeout,
+        interval=0.5,
+        what=f"slurm job {sid} in {sorted(states)}",
+    )
 
 
 def test_submit_track_cancel_resolve(slurm: SlurmInfo, tmp_path: Path) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from harness.waiting import wait_until
 from runner.models import TransferDirection
 from runner.platform import transfer
 from runner.platform.transfer import FileTransfer, TaskState, TaskStatus
@@ -17,13 +17,13 @@ from runner.site.settings import TransferSettings
 
 
 def wait_final(backend: transfer.TransferBackend, task_id: str, timeout: float = 30) -> TaskStatus:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = backend.status([task_id])[task_id]
-        if status.state != TaskState.ACTIVE:
-            return status
-        time.sleep(0.02)
-    raise AssertionError(f"task {task_id} still active after {timeout} s")
+    return wait_until(
+        lambda: backend.status([task_id])[task_id],
+        check=lambda status: status.state != TaskState.ACTIVE,
+        timeout=timeout,
+        interval=0.02,
+        what=f"task {task_id} to end",
+    )
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from typing import TYPE_CHECKING
 
 from harness.pipeline.history import save_state
 from harness.pipeline.launchers import launcher_pids
 from harness.pipeline.logs import scan_logs
+from harness.waiting import WaitTimeout, wait_until
 
 if TYPE_CHECKING:
     from harness.pipeline.context import Run
@@ -42,10 +42,13 @@ def stop_everything(run: Run) -> None:
             for b in active:
                 with contextlib.suppress(Exception):
                     run.tolu("queue", "rm", str(b.id), timeout=30)
-            deadline = time.monotonic() + BATCH_REMOVAL_SEC
-            while active and time.monotonic() < deadline:
-                time.sleep(1)
-                active = _active_batch_jobs(run, client)
+            with contextlib.suppress(WaitTimeout):  # still active after that: stop the rest anyway
+                wait_until(
+                    lambda: not active or not _active_batch_jobs(run, client),
+                    timeout=BATCH_REMOVAL_SEC,
+                    interval=1,
+                    what="the removed batch jobs to end",
+                )
         with contextlib.suppress(Exception):
             run.tolu("site", "stop", str(run.site_dir), "--timeout", str(AGENT_STOP_SEC), timeout=60)
     if run.site_dir.exists():

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from harness.pipeline import faults
 from harness.pipeline.logs import scan_logs
 from harness.pipeline.step import StepFailed
+from harness.waiting import WaitTimeout, wait_until
 
 if TYPE_CHECKING:
     from harness.pipeline.context import Run
@@ -24,9 +25,11 @@ BATCH_JOBS_SHOWN = 3
 
 def monitor(run: Run) -> str:
     client = run.client()
-    deadline = time.monotonic() + run.options.deadline_sec
     last_line, last_print = "", 0.0
-    while True:
+
+    def states() -> tuple[int, int, str]:
+        """Jobs in all, jobs final, and the line of counts per state (printed when it changes)."""
+        nonlocal last_line, last_print
         counts = {str(k): n for k, n in client.jobs.counts(site_id=run.site_id).items() if n}
         batch = client.batch_jobs.filter(site_id=run.site_id)
         scan_logs(run)
@@ -38,12 +41,21 @@ def monitor(run: Run) -> str:
         if line != last_line or time.monotonic() - last_print > QUIET_SEC:
             run.print(f"        [{run.elapsed()}] jobs: {line or '-'} | batch jobs: {bline or '-'}")
             last_line, last_print = line, time.monotonic()
-        if total and final == total:
-            run.monitor_done = True
-            return f"all {total} jobs final: {line}"
-        if time.monotonic() > deadline:
-            run.monitor_done = True
-            raise StepFailed(
-                f"{total - final} of {total} jobs not final after {run.options.deadline_sec:.0f} s: {line}"
-            )
-        time.sleep(POLL_SEC)
+        return total, final, line
+
+    try:
+        total, _, line = wait_until(
+            states,
+            check=lambda seen: seen[0] > 0 and seen[1] == seen[0],
+            timeout=run.options.deadline_sec,
+            interval=POLL_SEC,
+            what="every job final",
+        )
+    except WaitTimeout as exc:
+        run.monitor_done = True
+        total, final, line = exc.last
+        raise StepFailed(
+            f"{total - final} of {total} jobs not final after {run.options.deadline_sec:.0f} s: {line}"
+        ) from None
+    run.monitor_done = True
+    return f"all {total} jobs final: {line}"

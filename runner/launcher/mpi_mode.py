@@ -26,6 +26,7 @@ from runner.models import AcquireSpec
 from runner.platform import app_launchers, nodes
 from runner.platform.app_launchers import AppLauncher, LaunchSpec, UnsupportedJob
 from runner.platform.node_manager import Assignment, JobRequest, NodeManager
+from runner.roles import Role, announce
 
 log = logging.getLogger("runner.launcher.mpi")
 
@@ -246,6 +247,7 @@ class MPIMode:
 
 
 def run(opts: LauncherOptions) -> int:
+    announce(Role.LAUNCHER)  # fetches, starts and reports every job itself
     # see serial_mode.SWITCH_INTERVAL_SEC: hand the GIL to a returning spawner sooner
     sys.setswitchinterval(0.0005)
     ctx = Context.load(opts)

@@ -40,6 +40,7 @@ from runner.launcher.tasks import Task, prepare_workdir
 from runner.models import MAX_BULK, AcquireSpec
 from runner.platform import nodes
 from runner.platform.node_manager import JobRequest, NodeManager
+from runner.roles import Role, announce
 
 log = logging.getLogger("runner.launcher.serial")
 
@@ -413,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
+    announce(Role.STARTER if rank else Role.LAUNCHER if size == 1 else Role.COORDINATOR)
     # Threads hand the GIL over sooner: a spawner returning from fork/exec or the loop
     # woken by an exit should not wait out another thread's 5 ms JSON parsing slice.
     sys.setswitchinterval(SWITCH_INTERVAL_SEC)

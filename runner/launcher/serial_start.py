@@ -20,6 +20,7 @@ from runner.launcher.procs import _die_with_parent, _load_libc
 from runner.launcher.serial_mode import options_json
 from runner.platform import app_launchers, nodes
 from runner.platform.app_launchers import LaunchSpec
+from runner.roles import Role, announce
 from runner.site.settings import LauncherSettings
 
 log = logging.getLogger("runner.launcher.serial")
@@ -44,6 +45,7 @@ def command(opts: LauncherOptions, settings: LauncherSettings, node_list: list[n
 
 def run(opts: LauncherOptions, settings: LauncherSettings) -> int:
     """Run serial mode to its end; SIGTERM/SIGINT are passed on to ``mpiexec``."""
+    announce(Role.SUPERVISOR)  # only waits on mpiexec: the ranks do the work
     node_list = nodes.discover(settings, hostfile=opts.hostfile)
     cmd = command(opts, settings, node_list)
     log.info("serial mode: %s", subprocess.list2cmdline(cmd[:8]) + " ...")

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from runner.roles import Role, announce
 from runner.server.settings import ServerSettings
 
 
@@ -27,6 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    announce(Role.SERVER)
     import uvicorn
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError

@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 
 from runner.client.errors import TransportError
+from runner.roles import Role, announce
 from runner.site import directory
 from runner.site import settings as site_settings
 from runner.site.service import Service, SiteContext, get_service
@@ -252,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--foreground", action="store_true", help="also log to stderr")
     parser.add_argument("--pid-file", action="store_true", help="write SITE/log/agent.pid")
     args = parser.parse_args(argv)
+    announce(Role.AGENT)
     site_dir: Path = args.site_dir.resolve()
     try:
         settings = site_settings.load(site_dir)

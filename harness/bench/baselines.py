@@ -6,7 +6,10 @@
   (what MPI mode can at best reach with the same concurrency).
 
 Both time only the work: the pool is warmed up before the clock starts, so the
-ratios to them are conservative.
+ratios to them are conservative. The pool's workers are also the reference for the
+CPU a process spends per task it starts: their CPU clocks are read before and after,
+the same way harness/bench/processes.py reads tolu's processes (the tasks' own CPU
+is not in it).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
+from harness.bench.processes import cpu_seconds
 from harness.bench.schema import Baseline
 
 
@@ -47,9 +51,12 @@ def process_pool(argv: Sequence[str], *, workers: int, jobs: int) -> Baseline:
     chunks = [chunk] * (jobs // chunk) + ([jobs % chunk] if jobs % chunk else [])
     with ProcessPoolExecutor(max_workers=workers) as pool:
         list(pool.map(_run_many, [argv] * workers, [1] * workers))  # warm up every worker
+        pids = list(getattr(pool, "_processes", None) or {})
+        cpu_before = _cpu(pids)
         start = time.perf_counter()
         failures = sum(pool.map(_run_many, [argv] * len(chunks), chunks))
         seconds = time.perf_counter() - start
+        cpu_after = _cpu(pids)
     if failures:
         raise BaselineError(f"{failures} of {jobs} runs of {list(argv)} exited non-zero")
     return Baseline(
@@ -60,7 +67,16 @@ def process_pool(argv: Sequence[str], *, workers: int, jobs: int) -> Baseline:
         jobs=jobs,
         seconds=seconds,
         jobs_per_s=jobs / seconds,
+        cpu_s=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
     )
+
+
+def _cpu(pids: Sequence[int]) -> float | None:
+    """The CPU seconds of the pool's workers together; None if one cannot be read."""
+    values = [cpu_seconds(pid) for pid in pids]
+    if not values or any(v is None for v in values):
+        return None
+    return sum(v for v in values if v is not None)
 
 
 def mpiexec_loop(mpiexec: str, argv: Sequence[str], *, workers: int, jobs: int) -> Baseline:
@@ -113,12 +129,14 @@ def combine(before: Sequence[Baseline], after: Sequence[Baseline]) -> list[Basel
             continue
         jobs = a.jobs + b.jobs
         seconds = a.seconds + b.seconds
+        cpu = None if a.cpu_s is None or b.cpu_s is None else a.cpu_s + b.cpu_s
         out.append(
             a.model_copy(
                 update={
                     "jobs": jobs,
                     "seconds": seconds,
                     "jobs_per_s": jobs / seconds,
+                    "cpu_s": cpu,
                     "description": f"{a.description}; half before the tolu run ({a.jobs_per_s:.0f} jobs/s), "
                     f"half after ({b.jobs_per_s:.0f} jobs/s)",
                 }

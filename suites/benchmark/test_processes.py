@@ -1,0 +1,134 @@
+"""harness/bench/processes.py: tolu's processes found by role, their CPU counted, the tasks left out.
+
+The processes are real: a chain of stand-in tolu processes (fake_tolu_process.py) that
+announce their roles and burn a CPU time they report themselves, with a shell between
+them (the runtime) and a task that burns CPU below the starter (excluded).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.bench import baselines
+from harness.bench.processes import ProcessWatch, cpu_seconds, python_module
+from runner.roles import PREFIX, Role, announce
+
+FAKE = Path(__file__).with_name("fake_tolu_process.py")
+#: the watch reads the CPU clock after the process printed its own: the difference is
+#: what printing and blocking on stdin cost, far below this
+SLACK_S = 0.05
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
+
+
+@pytest.fixture
+def chain() -> Iterator[tuple[subprocess.Popen[str], dict[str, dict[str, float]]]]:
+    """coordinator (0.3 s) -> sh -> starter (0.2 s, with a task that burnt 0.3 s and idles)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(FAKE), "coordinator", "0.3", "starter", "0.2"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    reports = [json.loads(part) for part in proc.stdout.readline().split("\t")]
+    try:
+        yield proc, {r["role"]: r for r in reports}
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+
+
+def test_cpu_per_role_is_what_the_processes_burnt_and_tasks_are_left_out(
+    chain: tuple[subprocess.Popen[str], dict[str, dict[str, float]]],
+) -> None:
+    proc, reports = chain
+    watch = ProcessWatch()
+    watch.watch("launcher", proc.pid)
+    usage = watch.usage(0.0, time.time() + 60)
+
+    for role in ("coordinator", "starter"):
+        reported = reports[role]["cpu"]
+        measured = usage[role].cpu_s
+        assert reported <= measured <= reported + SLACK_S, (role, reported, measured)
+        assert usage[role].processes == 1
+    assert reports["coordinator"]["cpu"] >= 0.3 and reports["starter"]["cpu"] >= 0.2
+
+    by_pid = {p.pid: p for p in watch.tolu_processes()}
+    assert by_pid[proc.pid].role == "coordinator" and by_pid[proc.pid].source == "announced"
+    # the shell between them is tolu's runtime; the task (which burnt 0.3 s) is nobody's
+    (shell,) = [p for p in by_pid.values() if p.role == "runtime"]
+    assert shell.argv[0] == "sh" and shell.source == "children"
+    task_pid = int(reports["starter"]["task"])
+    assert task_pid not in by_pid
+    assert set(usage) == {"coordinator", "starter", "runtime"}
+    assert usage["runtime"].cpu_s < SLACK_S
+
+
+def test_cpu_in_a_window_leaves_out_what_came_before(
+    chain: tuple[subprocess.Popen[str], dict[str, dict[str, float]]],
+) -> None:
+    proc, _ = chain
+    watch = ProcessWatch()
+    watch.watch("launcher", proc.pid)
+    now = time.time()
+    watch.sample()
+    # everything the chain burnt happened before ``now``: nothing in the window after it
+    later = watch.usage(now, time.time() + 60)
+    assert all(u.cpu_s < SLACK_S for u in later.values()), later
+
+
+def test_memory_and_rows_name_every_tolu_process(
+    chain: tuple[subprocess.Popen[str], dict[str, dict[str, float]]],
+) -> None:
+    proc, reports = chain
+    watch = ProcessWatch()
+    watch.watch("launcher-0", proc.pid)
+    rows = watch.rows(0.0, time.time() + 60)
+    assert sorted(r.role for r in rows) == ["coordinator", "runtime", "starter"]
+    assert {r.root for r in rows} == {"launcher-0"}
+    starter = next(r for r in rows if r.role == "starter")
+    assert starter.pid == reports["starter"]["pid"] and "fake_tolu_process.py" in starter.command
+    rss = watch.peak_mb("launcher")
+    assert rss is not None
+    # two Python interpreters and a shell, without the task's interpreter
+    assert sum(r.peak_rss_mb for r in rows) == pytest.approx(rss, rel=0.2)
+
+
+def test_announce_names_the_process_and_exec_forgets_it() -> None:
+    code = (
+        "import sys, subprocess\n"
+        "from runner.roles import Role, announce\n"
+        "assert announce(Role.STARTER)\n"
+        "print(open('/proc/self/comm').read().strip())\n"
+        "print(subprocess.run(['cat', '/proc/self/comm'], capture_output=True, text=True).stdout.strip())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == [Role.STARTER.comm, "cat"]
+    assert all(len(role.comm) <= 15 and role.comm.startswith(PREFIX) for role in Role)
+    assert {Role.from_comm(role.comm) for role in Role} == set(Role)
+    assert Role.from_comm("python3") is None and announce is not None
+
+
+def test_unannounced_processes_are_guessed_from_their_command_line() -> None:
+    py = "/usr/bin/python3"
+    assert python_module([py, "-P", "-m", "runner.server", "--port", "1"]) == "runner.server"
+    assert python_module([py, "-mrunner.site.agent"]) == "runner.site.agent"
+    assert python_module([py, "/venv/bin/tolu", "launcher"]) == "runner.cli.main"
+    assert python_module([py, "-c", "pass"]) is None
+    assert python_module(["/bin/true"]) is None
+
+
+def test_the_pool_baseline_reads_its_workers_cpu_the_same_way() -> None:
+    measured = baselines.process_pool(["true"], workers=2, jobs=40)
+    assert measured.cpu_s is not None and measured.cpu_s > 0
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert cpu_seconds(gone.pid) is None

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.bench import stats
 from harness.bench.figures import API
-from harness.bench.memory import PeakRSS
+from harness.bench.processes import ProcessWatch
 from harness.bench.schema import Phase, Scenario, Trial
 from harness.bench.stack import Stack
 from harness.bench.tasks import parse
@@ -42,10 +42,14 @@ class ApiScenario:
         return f"api-{self.stack.database.kind}"
 
     def describe(self) -> Scenario:
-        figures = dict(API)
+        figures = {name: info.model_copy() for name, info in API.items()}
         if self.reference is None:
             figures.pop("ratio_create_vs_sqlite")
             figures.pop("ratio_cycle_vs_sqlite")
+        if self.stack.server.pid is None:
+            # a server elsewhere: its memory and CPU cannot be seen from here
+            for name in ("server_peak_rss_mb", "cycle_server_cpu_ms_per_job"):
+                figures[name].aim = None
         return Scenario(
             name=self.name,
             description=(
@@ -75,9 +79,9 @@ class ApiScenario:
         client = self.stack.client
         app_id = self.stack.app_for(parse("true"), 1)
         tag = f"api-{index}-{int(time.time() * 1000)}"
-        rss = PeakRSS()
-        rss.watch("server", self.stack.server.pid)
-        rss.start()
+        watch = ProcessWatch()
+        watch.watch("server", self.stack.server.pid)
+        watch.start()
         started_at = datetime.now(UTC)
         t0 = time.perf_counter()
         try:
@@ -93,6 +97,8 @@ class ApiScenario:
             acquire_ms: list[float] = []
             update_ms: list[float] = []
             cycled = 0
+            watch.sample()
+            cycle_from = time.time()
             k0 = time.perf_counter()
             while True:
                 a = time.perf_counter()
@@ -112,6 +118,8 @@ class ApiScenario:
                 update_ms.append((time.perf_counter() - u) * 1000 / 2)
                 cycled += len(ids)
             cycle_s = time.perf_counter() - k0
+            cycle_to = time.time()
+            watch.sample()
             client.sessions.delete(session.id)
 
             # -- fill the table (not timed as a figure), then list filtered pages
@@ -135,7 +143,7 @@ class ApiScenario:
                 )
                 page_ms.append((time.perf_counter() - p) * 1000)
         finally:
-            rss.stop()
+            watch.stop()
         total_s = time.perf_counter() - t0
 
         figures: dict[str, float | None] = {
@@ -147,7 +155,8 @@ class ApiScenario:
             "page_p90_ms": stats.percentile(page_ms, 90),
             "page_max_ms": max(page_ms) if page_ms else None,
             "table_jobs": float(table),
-            "server_peak_rss_mb": rss.peak_mb("server"),
+            "server_peak_rss_mb": watch.peak_mb("server"),
+            "cycle_server_cpu_ms_per_job": _server_cpu_ms(watch, cycle_from, cycle_to, cycled),
         }
         if self.reference is not None:
             ref = self.reference.last_figures
@@ -193,4 +202,12 @@ class ApiScenario:
             raw={"page_ms": page_ms, "acquire_ms": acquire_ms, "update_ms": update_ms},
             notes=[f"{cycled} of {self.jobs} jobs went through acquire-and-complete"],
         )
+        trial.processes = watch.rows(cycle_from, cycle_to)
         return TrialOutput(trial, [])
+
+
+def _server_cpu_ms(watch: ProcessWatch, start: float, end: float, jobs: int) -> float | None:
+    server = watch.usage(start, end).get("server")
+    if server is None or not jobs:
+        return None
+    return server.cpu_s / jobs * 1000

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.bench.processes import ROLES
 from runner.extras import require_extra
 
 if TYPE_CHECKING:
@@ -85,13 +86,22 @@ THROUGHPUT_KEYS = (
     "overhead_ms_per_job",
     "queue_p50_ms",
     "queue_p99_ms",
+    "dispatch_p50_ms",
+    "run_done_p50_ms",
     "run_p50_ms",
     "run_p99_ms",
     "slot_utilization",
     "server_requests",
     "requests_per_job",
+    *(f"cpu_ms_per_job_{role}" for role in ROLES),
+    "cpu_ms_per_job_tolu",
+    "baseline_pool_cpu_ms_per_task",
+    "ratio_cpu_start_vs_pool",
+    "server_cpu_share",
+    "server_cpu_cores",
     "server_peak_rss_mb",
     "launcher_peak_rss_mb",
+    "launcher_peak_pss_mb",
     "jobs_failed",
     "run_errors",
 )
@@ -103,6 +113,7 @@ API_KEYS = (
     "page_p50_ms",
     "page_p90_ms",
     "page_max_ms",
+    "cycle_server_cpu_ms_per_job",
     "table_jobs",
     "server_peak_rss_mb",
     "ratio_create_vs_sqlite",
@@ -113,11 +124,13 @@ API_KEYS = (
 COMMON = ("server", "repeat", "out_dir", "compare_path", "fail_on", "keep_work")
 
 
-def _settings(kw: dict[str, Any]) -> RunSettings:
-    """Take the common options out of ``kw``: a :class:`harness.bench.runs.RunSettings`."""
+def _settings(kw: dict[str, Any]) -> tuple[RunSettings, bool]:
+    """Take the common options out of ``kw``: a :class:`harness.bench.runs.RunSettings`, and --check."""
     from harness.bench.runs import RunSettings
 
-    return RunSettings(argv=["tolu", "bench", *sys.argv[2:]], **{name: kw.pop(name) for name in COMMON})
+    check = bool(kw.pop("check"))
+    settings = RunSettings(argv=["tolu", "bench", *sys.argv[2:]], **{name: kw.pop(name) for name in COMMON})
+    return settings, check
 
 
 def common_options(f: Any) -> Any:
@@ -157,6 +170,12 @@ def common_options(f: Any) -> Any:
             help="with --compare: exit 1 when a ratio got worse by more than PERCENT",
         ),
         click.option("--keep-work", is_flag=True, help="keep the server data and site directory"),
+        click.option(
+            "--check",
+            is_flag=True,
+            help="exit 1 unless every figure that has an aim meets it (median over the trials); "
+            "a figure with an aim that could not be measured fails too",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -173,6 +192,9 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
 
 
+_MARK_STYLE = {"met": "[green]✓[/green]", "missed": "[red]✗[/red]", "unmeasured": "[yellow]?[/yellow]"}
+
+
 def print_summary(result: BenchResult, keys: Sequence[str]) -> None:
     for scenario in result.scenarios:
         table = Table(title=f"{scenario.name}: {scenario.description}", title_justify="left")
@@ -183,20 +205,28 @@ def print_summary(result: BenchResult, keys: Sequence[str]) -> None:
             table.add_column("max", justify="right")
         table.add_column("unit")
         table.add_column("aim")
-        for key in keys:
+        table.add_column("")
+        outcomes = {v.figure: v.outcome for v in scenario.verdicts}
+        # the figures asked for, then any other that has a verdict
+        shown = [*keys, *(v.figure for v in scenario.verdicts if v.figure not in keys)]
+        for key in shown:
             stat = scenario.summary.get(key)
             info = scenario.figure_info.get(key)
-            if stat is None or info is None or stat.median is None:
+            if stat is None or info is None or (stat.median is None and key not in outcomes):
                 continue
             cells = [key, _fmt(stat.median, info.unit)]
             if len(scenario.trials) > 1:
                 cells += [_fmt(stat.min, info.unit), _fmt(stat.max, info.unit)]
-            cells += [info.unit, info.aim or ""]
+            cells += [info.unit, info.aim or "", _MARK_STYLE.get(outcomes.get(key, ""), "")]
             style = "bold" if key.startswith("ratio_") else None
             table.add_row(*cells, style=style)
         out.print(table)
     for note in result.notes:
         out.print(f"[yellow]note:[/yellow] {note}")
+    check = result.check
+    if check is not None and check.aims:
+        colour = "green" if check.passed else "red"
+        out.print(f"[{colour}]aims met: {check.met} of {check.aims}[/{colour}]")
     comp = result.comparison
     if comp is not None:
         table = Table(title=f"compared with {comp.baseline_path}", title_justify="left")
@@ -216,11 +246,11 @@ def print_summary(result: BenchResult, keys: Sequence[str]) -> None:
             out.print(f"[yellow]note:[/yellow] {note}")
 
 
-def _run(keys: Sequence[str], start: Callable[[ModuleType], RunOutcome]) -> None:
+def _run(keys: Sequence[str], start: Callable[[ModuleType], RunOutcome], *, check: bool = False) -> None:
     """Run ``start(runs)`` (one command's run, harness/bench/runs.py) and print what it wrote.
 
-    The runs are imported here, not at the top, so that ``tolu --help`` does not load
-    the benchmark stack.
+    With ``check``, exit 1 when an aim was missed or could not be measured. The runs are
+    imported here, not at the top, so that ``tolu --help`` does not load the benchmark stack.
     """
     from harness.bench import runs
 
@@ -237,6 +267,8 @@ def _run(keys: Sequence[str], start: Callable[[ModuleType], RunOutcome]) -> None
         raise click.ClickException(
             f"a ratio regressed by more than {comparison.fail_on_percent:g}% (see the table above)"
         )
+    if check and outcome.missed:
+        raise click.ClickException(f"{len(outcome.missed)} aim(s) not met: " + "; ".join(outcome.missed))
 
 
 # ---------------------------------------------------------------- commands
@@ -273,6 +305,13 @@ def bench() -> None:
     show_default=True,
     help="worker slots (and baseline concurrency)",
 )
+@click.option(
+    "--launchers",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="launchers at once against the one server, each with --workers slots (standing for nodes)",
+)
 @click.option("--database", type=click.Choice(["sqlite", "postgresql"]), default="sqlite", show_default=True)
 @click.option("--task", default="true", show_default=True, help="true | sleep:SECONDS | python-noop")
 @click.option(
@@ -293,13 +332,21 @@ def throughput(**kw: Any) -> None:
 
     Measures from the first submission to the last job final; baselines
     (ProcessPoolExecutor(W), bare `mpiexec -n 1` loop) run in the same trial and
-    the ratios to them are printed. Example:
+    the ratios to them are printed, with the CPU time per job of every tolu
+    process (by role: server, coordinator, starter...). Figures with an aim get
+    a verdict; --check exits 1 unless all are met. Examples:
 
     \b
-      tolu bench throughput --jobs 5000 --mode serial --repeat 3
+      tolu bench throughput --jobs 5000 --mode serial --repeat 3 --check
+      tolu bench throughput --mode serial --task sleep:1 --workers 256 --jobs 2560
+      tolu bench throughput --mode serial --launchers 8 --workers 2 --task sleep:0.2 --jobs 800
     """
-    settings = _settings(kw)
-    _run(THROUGHPUT_KEYS, lambda runs: runs.throughput("throughput", settings, progress=RichProgress, **kw))
+    settings, check = _settings(kw)
+    _run(
+        THROUGHPUT_KEYS,
+        lambda runs: runs.throughput("throughput", settings, progress=RichProgress, **kw),
+        check=check,
+    )
 
 
 @bench.command()
@@ -311,12 +358,13 @@ def launcher(**kw: Any) -> None:
     Serial mode vs ProcessPoolExecutor(2), MPI mode vs a 2-way bare
     `mpiexec -n 1 /bin/true` loop; aim: ratio >= 0.8 for both.
     """
-    settings = _settings(kw)
+    settings, check = _settings(kw)
     _run(
         THROUGHPUT_KEYS,
         lambda runs: runs.throughput(
             "launcher", settings, jobs=2_000, mode="both", workers=2, task="true", progress=RichProgress, **kw
         ),
+        check=check,
     )
 
 
@@ -358,5 +406,5 @@ def api(**kw: Any) -> None:
     \b
       tolu bench api --database both
     """
-    settings = _settings(kw)
-    _run(API_KEYS, lambda runs: runs.api(settings, **kw))
+    settings, check = _settings(kw)
+    _run(API_KEYS, lambda runs: runs.api(settings, **kw), check=check)

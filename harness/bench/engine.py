@@ -2,8 +2,9 @@
 
 A command builds its scenarios (objects with ``describe()`` and ``run(index)``);
 the engine repeats them, interleaved so that noise hits every scenario alike,
-summarizes min/median/max, writes bench.json, bench.schema.json, bench.csv and
-report.html, compares with an earlier run, and says whether a ratio regressed.
+summarizes min/median/max, judges every median that has an aim (harness/bench/verdicts.py),
+writes bench.json, bench.schema.json, bench.csv and report.html, compares with an
+earlier run, and says whether a ratio regressed and whether every aim was met.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.bench import output, report, stats
+from harness.bench import output, report, stats, verdicts
 from harness.bench.compare import compare
 from harness.bench.schema import BenchResult, Machine, Scenario
 from harness.bench.throughput import JobRow, TrialOutput
@@ -51,6 +52,11 @@ class RunOutcome:
     def regressed(self) -> bool:
         return bool(self.result.comparison and self.result.comparison.regressed)
 
+    @property
+    def missed(self) -> list[str]:
+        """``scenario: figure median (aim)`` of every aim not met (missed or not measured)."""
+        return list(self.result.check.failed) if self.result.check else []
+
 
 def default_out_dir(command: str, root: Path | None = None) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -70,6 +76,7 @@ def run(opts: RunOptions, runners: Sequence[ScenarioRunner], machine: Machine) -
             rows.extend(out.rows)
     for scenario in scenarios.values():
         scenario.summary = stats.summarize(scenario.trials)
+        scenario.verdicts = verdicts.judge(scenario)
     result = BenchResult(
         command=opts.command,
         argv=opts.argv,
@@ -81,6 +88,7 @@ def run(opts: RunOptions, runners: Sequence[ScenarioRunner], machine: Machine) -
         notes=_notes(machine, opts.notes),
         csv=output.CSV_NAME,
         report=output.REPORT_NAME,
+        check=verdicts.check(scenarios.values()),
     )
     if opts.compare_path is not None:
         result.comparison = compare(result, opts.compare_path, opts.fail_on)

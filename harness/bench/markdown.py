@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from harness.bench.schema import BenchResult, load
+from harness.bench.verdicts import mark
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -39,11 +40,11 @@ def render(result: BenchResult, figures: Sequence[str] = ()) -> str:
         )
         lines.append("")
         lines.append(
-            "| figure | median | min | max | unit | aim |"
+            "| figure | median | min | max | unit | aim | |"
             if trials > 1
-            else "| figure | value | unit | aim |"
+            else "| figure | value | unit | aim | |"
         )
-        lines.append("|---|---:|---:|---:|---|---|" if trials > 1 else "|---|---:|---|---|")
+        lines.append("|---|---:|---:|---:|---|---|---|" if trials > 1 else "|---|---:|---|---|---|")
         names = list(figures) or list(scenario.summary)
         for name in names:
             stat = scenario.summary.get(name)
@@ -53,7 +54,7 @@ def render(result: BenchResult, figures: Sequence[str] = ()) -> str:
             cells = [f"`{name}`", _fmt(stat.median, info.unit)]
             if trials > 1:
                 cells += [_fmt(stat.min, info.unit), _fmt(stat.max, info.unit)]
-            cells += [info.unit, info.aim or ""]
+            cells += [info.unit, info.aim or "", mark(scenario, name)]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

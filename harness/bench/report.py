@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import plots, templates
+from harness.bench import verdicts
 from harness.bench.figures import COMPARED_PREFIX
 from harness.bench.schema import BenchResult, Scenario, Stat
 from harness.bench.throughput import JobRow
@@ -29,6 +30,8 @@ class FigureRow:
     aim: str
     description: str
     compared: bool  # a ratio that --compare checks: shown in bold
+    mark: str  # ✓, ✗ or ? for a figure with an aim, "" otherwise
+    outcome: str  # met | missed | unmeasured | ""
 
 
 def fmt(value: float | None, unit: str = "") -> str:
@@ -62,8 +65,9 @@ def _machine(result: BenchResult) -> list[tuple[str, str]]:
 
 def _figures(scenario: Scenario) -> list[FigureRow]:
     rows = []
+    outcomes = {v.figure: v.outcome for v in scenario.verdicts}
     for name, stat in scenario.summary.items():
-        if stat.median is None:
+        if stat.median is None and name not in outcomes:
             continue
         info = scenario.figure_info.get(name)
         rows.append(
@@ -74,6 +78,8 @@ def _figures(scenario: Scenario) -> list[FigureRow]:
                 aim=(info.aim if info else "") or "",
                 description=info.description if info else "",
                 compared=name.startswith(COMPARED_PREFIX),
+                mark=verdicts.MARKS[outcomes[name]] if name in outcomes else "",
+                outcome=outcomes.get(name, ""),
             )
         )
     return rows

@@ -20,7 +20,7 @@ from harness.bench import engine, machine
 from harness.bench.api import ApiScenario
 from harness.bench.baselines import BaselineError
 from harness.bench.stack import StackError, open_stack
-from harness.bench.tasks import TaskError, parse
+from harness.bench.tasks import Task, TaskError, parse
 from harness.bench.throughput import BenchError, NoProgress, Progress, ThroughputScenario
 from runner.client.errors import ToluError
 from runner.extras import MissingExtra, require_extra
@@ -61,16 +61,18 @@ def throughput(
     jobs: int | None = None,
     mode: str = "both",
     workers: int = 2,
+    launchers: int = 1,
     database: str = "sqlite",
     task: str = "true",
     baseline_jobs: int | None = None,
     timeout: float | None = None,
     progress: Callable[[], Progress] = NoProgress,
 ) -> engine.RunOutcome:
-    """``jobs`` jobs of ``task`` per mode (serial, mpi or both) through a real server and launcher.
+    """``jobs`` jobs of ``task`` per mode (serial, mpi or both) through a real server and launcher(s).
 
-    ``command`` names the run (``throughput``, ``launcher``); ``progress`` is made once
-    per scenario to show how far a trial is.
+    ``command`` names the run (``throughput``, ``launcher``); ``launchers`` launchers of
+    ``workers`` slots each run at once; ``progress`` is made once per scenario to show
+    how far a trial is.
     """
     _check_extras(settings)
     the_task = parse(task)
@@ -81,6 +83,7 @@ def throughput(
         "jobs": per_mode,
         "mode": mode,
         "workers": workers,
+        "launchers": launchers,
         "server": settings.server,
         "database": database,
         "task": task,
@@ -97,9 +100,10 @@ def throughput(
                 mode=m,
                 jobs=per_mode[m],
                 workers=workers,
+                launchers=launchers,
                 task=the_task,
                 baseline_jobs=baseline_jobs or min(per_mode[m], 5_000),
-                timeout_s=timeout or 120 + per_mode[m] / 20,
+                timeout_s=timeout or default_timeout(per_mode[m], the_task, workers * launchers),
                 progress=progress(),
             )
             for m in modes
@@ -142,6 +146,11 @@ def api(
         versions = ", ".join(f"{r.stack.database.kind} {r.stack.database.version}" for r in runners)
         info = machine.collect(database=database, database_version=versions)
         return engine.run(_run_options("api", settings, params, out_dir), runners, info)
+
+
+def default_timeout(jobs: int, task: Task, slots: int) -> float:
+    """Seconds a trial may take: 2 minutes, 50 ms per job, and twice the tasks' own work per slot."""
+    return 120 + jobs / 20 + 2 * jobs * (task.work_s or 0.0) / slots
 
 
 def _check_extras(settings: RunSettings) -> None:

@@ -6,9 +6,18 @@ summary gives min/median/max of every figure over the trials. Ratios to the
 baselines measured in the same trial are figures too (``ratio_*``): those are the
 numbers to compare across machines, and the ones ``--compare``/``--fail-on`` check.
 
+A figure with an aim (``FigureInfo.aim``, e.g. ``>= 0.8``) gets a verdict on its
+median (``Scenario.verdicts``): met, missed, or not measured; ``tolu bench ... --check``
+exits non-zero unless every one is met.
+
 The JSON Schema (``bench.schema.json``, next to this module and next to every
-``bench.json``) is generated from these models; bump SCHEMA_VERSION on any change
-that is not purely additive.
+``bench.json``) is generated from these models. SCHEMA_VERSION: the minor number
+grows with additive changes (old files still load), the major one with any other.
+
+- 1.0: machine, parameters, scenarios, trials, baselines, figures, comparison;
+- 1.1: verdicts (``Scenario.verdicts``, ``BenchResult.check``), the tolu processes of
+  a trial with their roles, CPU and memory (``Trial.processes``), the baselines' CPU
+  (``Baseline.cpu_s``), chaos runs (``Trial.chaos``).
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION: Literal["1.0"] = "1.0"
+SchemaVersion = Literal["1.0", "1.1"]
+SCHEMA_VERSION: SchemaVersion = "1.1"
 SCHEMA_FILE = Path(__file__).with_name("bench.schema.json")
 
 Better = Literal["higher", "lower", "none"]
@@ -55,7 +65,7 @@ class FigureInfo(Model):
     unit: str
     better: Better
     description: str = ""
-    #: the aim from the issue, when there is one (e.g. ">= 0.8").
+    #: the aim, when there is one: an operator and a number (``>= 0.8``, ``< 10``, ``<= 0.06``).
     aim: str | None = None
 
 
@@ -76,6 +86,8 @@ class Baseline(Model):
     jobs: int
     seconds: float
     jobs_per_s: float
+    #: CPU seconds its workers spent in the timed part (their own, not the tasks'); None if unread.
+    cpu_s: float | None = None
 
 
 class Phase(Model):
@@ -96,6 +108,34 @@ class Series(Model):
     values: list[float]
 
 
+class ProcessUsage(Model):
+    """One tolu process of a trial (or the MPI runtime that starts tolu processes)."""
+
+    #: which process tree it was found in: ``server``, ``launcher-0``, ...
+    root: str
+    pid: int
+    #: runner.roles.Role value, ``runtime`` (mpiexec and its proxies) or ``other``
+    role: str
+    #: how the role is known: ``announced`` (its kernel name), ``command line``, ``parent``, ``children``
+    source: str
+    command: str
+    #: CPU seconds in the run phase, and over all of its life that was seen
+    cpu_s: float
+    cpu_total_s: float
+    peak_rss_mb: float
+
+
+class ChaosEvent(Model):
+    """One fault a chaos run injected: what, when (seconds from the start), and how long it was out."""
+
+    target: str
+    action: str
+    at_s: float
+    down_s: float
+    done_fraction: float
+    note: str = ""
+
+
 class Trial(Model):
     index: int
     started_at: datetime
@@ -111,6 +151,22 @@ class Trial(Model):
     notes: list[str] = Field(default_factory=list)
     #: server requests answered during the trial, per route (``POST /sessions/{id}/acquire``).
     requests_by_route: dict[str, int] = Field(default_factory=dict)
+    #: the tolu processes that were seen, with their roles, CPU and memory.
+    processes: list[ProcessUsage] = Field(default_factory=list)
+    #: the faults a chaos run injected, in order.
+    chaos: list[ChaosEvent] = Field(default_factory=list)
+
+
+Outcome = Literal["met", "missed", "unmeasured"]
+
+
+class Verdict(Model):
+    """A figure's median against its aim."""
+
+    figure: str
+    aim: str
+    median: float | None
+    outcome: Outcome
 
 
 class Scenario(Model):
@@ -120,6 +176,20 @@ class Scenario(Model):
     figure_info: dict[str, FigureInfo] = Field(default_factory=dict)
     trials: list[Trial] = Field(default_factory=list)
     summary: dict[str, Stat] = Field(default_factory=dict)
+    verdicts: list[Verdict] = Field(default_factory=list)
+
+
+class Check(Model):
+    """Every aim of the run at once: what ``--check`` decides on."""
+
+    aims: int
+    met: int
+    #: ``scenario: figure median (aim)`` for each aim missed or not measured
+    failed: list[str] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
 
 
 class CompareRow(Model):
@@ -141,7 +211,7 @@ class Comparison(Model):
 
 
 class BenchResult(Model):
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     #: which ``tolu bench`` command: throughput | api | launcher
     command: str
     argv: list[str]
@@ -152,6 +222,7 @@ class BenchResult(Model):
     scenarios: list[Scenario]
     notes: list[str] = Field(default_factory=list)
     comparison: Comparison | None = None
+    check: Check | None = None
     #: per-job timestamps, relative to this file.
     csv: str | None = None
     report: str | None = None

@@ -100,3 +100,23 @@ def time_step(duration_s: float, events: int = 10_000) -> float:
         if duration_s / step <= most:
             return step
     return 120.0
+
+
+def dispatch_waits(
+    jobs: Sequence[tuple[float, float]], ends: Sequence[float], *, slots: int, ready: float
+) -> list[float]:
+    """How long each job waited while a slot was free: the launchers' dispatch latency.
+
+    ``jobs`` are (created, started) pairs, ``ends`` when runs ended, ``ready`` when the
+    first slot could take a job. The k-th start (in time order) takes the slot the
+    (k - slots)-th end (in time order) freed, as if the slots were one pool; before
+    that, the slots are free from ``ready``. A job waits from the later of its
+    creation and its slot's freeing to its start.
+    """
+    ordered = sorted(jobs, key=lambda pair: pair[1])
+    freed = sorted(ends)
+    out = []
+    for k, (created, started) in enumerate(ordered):
+        free = ready if k < slots else freed[k - slots] if k - slots < len(freed) else started
+        out.append(max(0.0, started - max(created, free)))
+    return out

@@ -16,8 +16,9 @@ class Task:
     #: as given on the command line: ``true``, ``sleep:0.1``, ``python-noop``
     spec: str
     argv: tuple[str, ...]
-    #: how long the task itself works, in seconds (0 for true/python-noop).
-    work_s: float
+    #: how long the task itself works, in seconds: 0 for true; None where its start-up is
+    #: most of it and varies by machine (python-noop: an interpreter's start).
+    work_s: float | None
 
     @property
     def app_name(self) -> str:
@@ -30,7 +31,7 @@ def parse(spec: str) -> Task:
     if spec == "true":
         return Task(spec, (shutil.which("true") or "/bin/true",), 0.0)
     if spec == "python-noop":
-        return Task(spec, (sys.executable, "-c", "pass"), 0.0)
+        return Task(spec, (sys.executable, "-c", "pass"), None)
     if spec.startswith("sleep:"):
         try:
             seconds = float(spec.split(":", 1)[1])

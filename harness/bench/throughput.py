@@ -1,29 +1,34 @@
-"""One throughput trial: N jobs through a real server and a real launcher.
+"""One throughput trial: N jobs through a real server and one or more real launchers.
 
 The clock starts at the first submission and stops at the last job's final Event.
 Per-job times come from the server's Events (the launcher reports when things
-really happened), so the harness's own polling does not blur them.
+really happened), so the harness's own polling does not blur them. Every tolu
+process of the trial (the server, each launcher's processes) is watched for its
+role, CPU time and memory (harness/bench/processes.py); the CPU figures count the
+run phase only, first RUNNING to last final.
+
+Several launchers (``launchers``) stand for several nodes: each opens its own
+session against the one server, with ``workers`` slots; the baselines then run at
+the same total concurrency.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from harness.bench import baselines, stats
-from harness.bench.figures import THROUGHPUT
+from harness.bench import baselines, history, stats
+from harness.bench.figures import STARTING_ROLES, throughput_figures
+from harness.bench.history import FINAL, History
 from harness.bench.machine import mpiexec_path
-from harness.bench.memory import PeakRSS
+from harness.bench.processes import ProcessWatch
 from harness.bench.schema import Baseline, Phase, Scenario, Trial
-from harness.bench.stack import RequestCounter, Stack, start_launcher
+from harness.bench.stack import Launcher, RequestCounter, Stack, start_launcher
 from harness.bench.tasks import Task
 from harness.waiting import WaitTimeout, wait_until
-
-FINAL = ("JOB_FINISHED", "FAILED", "KILLED")
 
 
 class BenchError(RuntimeError):
@@ -73,15 +78,19 @@ class TrialOutput:
     rows: list[JobRow]
 
 
-def epoch(value: datetime) -> float:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+@dataclass(frozen=True)
+class Marks:
+    """Moments of a trial, epoch seconds."""
+
+    t0: float
+    created: float
+    launched: float
+    seen: float
 
 
 @dataclass
 class ThroughputScenario:
-    """``mode`` serial|mpi, ``jobs`` jobs of ``task`` on ``workers`` slots."""
+    """``mode`` serial|mpi, ``jobs`` jobs of ``task`` on ``launchers`` launchers of ``workers`` slots."""
 
     stack: Stack
     mode: str
@@ -91,6 +100,7 @@ class ThroughputScenario:
     baseline_jobs: int
     timeout_s: float
     progress: Progress
+    launchers: int = 1
     #: seconds between progress polls (GET /jobs/counts); None: 0.5 s, 2 s above 10,000 jobs,
     #: so the benchmark's own requests stay a small load on the server it measures.
     poll_s: float | None = None
@@ -101,27 +111,37 @@ class ThroughputScenario:
     def name(self) -> str:
         return self.mode
 
+    @property
+    def slots(self) -> int:
+        return self.launchers * self.workers
+
     def describe(self) -> Scenario:
+        on = (
+            f"{self.launchers} launchers x {self.workers} slots"
+            if self.launchers > 1
+            else f"{self.workers} slots"
+        )
         return Scenario(
             name=self.mode,
-            description=f"{self.jobs} `{self.task.spec}` jobs, {self.mode} mode, {self.workers} slots",
+            description=f"{self.jobs} `{self.task.spec}` jobs, {self.mode} mode, {on}",
             parameters={
                 "mode": self.mode,
                 "jobs": self.jobs,
                 "workers": self.workers,
+                "launchers": self.launchers,
                 "task": self.task.spec,
                 "task_argv": list(self.task.argv),
                 "baseline_jobs": self.baseline_jobs,
                 "server": self.stack.server.kind,
                 "database": self.stack.database.kind,
             },
-            figure_info=dict(THROUGHPUT),
+            figure_info=throughput_figures(self.task, server_memory=self.stack.server.pid is not None),
         )
 
     # ------------------------------------------------------------ baselines
 
     def measure_baselines(self, jobs: int) -> list[Baseline]:
-        out = [baselines.process_pool(self.task.argv, workers=self.workers, jobs=jobs)]
+        out = [baselines.process_pool(self.task.argv, workers=self.slots, jobs=jobs)]
         if self.mode == "mpi":
             mpiexec = mpiexec_path()
             if mpiexec is None:
@@ -129,7 +149,7 @@ class ThroughputScenario:
                     "MPI mode needs an mpiexec: the facility's on PATH, or the mpich wheel's "
                     "beside this Python (pip install 'tolu[mpich]')"
                 )
-            out.append(baselines.mpiexec_loop(mpiexec, self.task.argv, workers=self.workers, jobs=jobs))
+            out.append(baselines.mpiexec_loop(mpiexec, self.task.argv, workers=self.slots, jobs=jobs))
         return out
 
     # ------------------------------------------------------------ the trial
@@ -143,70 +163,43 @@ class ThroughputScenario:
         app_id = stack.app_for(self.task, self.workers)
         tag = f"{self.mode}-{index}-{int(time.time() * 1000)}"
         tags = {"bench": tag}
-        specs: list[dict[str, Any]] = [
-            {
-                "app_id": app_id,
-                "tags": tags,
-                "resources": {"node_packing_count": self.workers},
-            }
-            for _ in range(self.jobs)
-        ]
+        spec: dict[str, Any] = {
+            "app_id": app_id,
+            "tags": tags,
+            "resources": {"node_packing_count": self.workers},
+        }
         counter = RequestCounter(stack.server)
         requests_before = counter.count()
         routes_before = dict(counter.by_route)
-        rss = PeakRSS(skip_exe=self.task.argv[0])
-        rss.watch("server", stack.server.pid)
-        rss.start()
+        watch = ProcessWatch()
+        watch.watch("server", stack.server.pid)
+        watch.start()
         harness_requests = 0
 
         started_at = datetime.now(UTC)
         t0 = time.time()
-        created: list[Any] = []
         for start in range(0, self.jobs, 10_000):
-            created.extend(client.jobs.bulk_create(specs[start : start + 10_000]))
+            client.jobs.bulk_create([spec] * min(10_000, self.jobs - start))
             harness_requests += 1
         t_created = time.time()
-        ids = {int(j.id) for j in created}
 
-        launcher = start_launcher(stack, self.mode)
-        t_launch = time.time()
-        rss.watch("launcher", launcher.pid)
-        self.progress.begin(f"{self.mode}: {self.jobs} x {self.task.spec}", self.jobs)
-
-        def final_counts() -> dict[str, int]:
-            """Jobs per state; raises when the launcher ended before every job did."""
-            nonlocal harness_requests
-            counts = client.jobs.counts(site_id=stack.site_id, tags=tags)
-            harness_requests += 1
-            done = _final(counts)
-            self.progress.update(done)
-            if done < self.jobs and not launcher.alive():
-                raise BenchError(
-                    f"the {self.mode} launcher (pid {launcher.pid}) exited with {self.jobs - done} jobs "
-                    f"not final; states {dict(counts)}; logs in {launcher.log_dir}; "
-                    f"its output ends: {launcher.tail()[-800:]}"
-                )
-            return counts
-
+        launchers: list[Launcher] = []
         try:
-            wait_until(
-                final_counts,
-                check=lambda counts: _final(counts) >= self.jobs,
-                timeout=self.timeout_s,
-                interval=self.poll_s or (0.5 if self.jobs <= 10_000 else 2.0),
-                what=f"{self.jobs} jobs in a final state",
-            )
-        except WaitTimeout as exc:
-            raise BenchError(
-                f"{self.jobs - _final(exc.last)} of {self.jobs} jobs not final after {self.timeout_s:.0f}s; "
-                f"states {dict(exc.last)}; launcher logs in {launcher.log_dir}"
-            ) from None
+            for i in range(self.launchers):
+                launcher = start_launcher(stack, self.mode)
+                launchers.append(launcher)
+                watch.watch(f"launcher-{i}", launcher.pid)
+            t_launch = time.time()
+            harness_requests += self._wait(launchers, tags)
+            # the last look at the launchers' processes before they are told to stop
+            watch.sample()
         finally:
-            self.progress.end()
             t_stop = time.time()
-            launcher.stop()
+            for i, launcher in enumerate(launchers):
+                watch.forget(f"launcher-{i}")
+                launcher.stop()
             stop_s = time.time() - t_stop
-            rss.stop()
+            watch.stop()
         t_seen = time.time()
         requests_after = counter.count()
         routes = {
@@ -217,18 +210,17 @@ class ThroughputScenario:
 
         after = self.measure_baselines(max(1, self.baseline_jobs - self.baseline_jobs // 2))
         measured = baselines.combine(before, after)
-        rows, final_states = self._collect(index, ids, t0, tags)
+        past = history.read(client, site_id=stack.site_id, tags=tags, since=t0 - 1, t0=t0)
+        self.errors = past.errors
+        rows = self._rows(index, past)
         trial = self._derive(
             index,
             started_at,
             rows,
-            final_states,
+            past,
             measured,
-            t0=t0,
-            t_created=t_created,
-            t_launch=t_launch,
-            t_seen=t_seen,
-            rss=rss,
+            Marks(t0=t0, created=t_created, launched=t_launch, seen=t_seen),
+            watch=watch,
             requests=None
             if requests_before is None or requests_after is None
             else requests_after - requests_before,
@@ -244,75 +236,91 @@ class ThroughputScenario:
             trial.notes.extend(self.errors[:5])
         return TrialOutput(trial, rows)
 
-    def _collect(
-        self, index: int, ids: set[int], t0: float, tags: dict[str, str]
-    ) -> tuple[list[JobRow], dict[str, int]]:
+    def _wait(self, launchers: list[Launcher], tags: dict[str, str]) -> int:
+        """Poll until every job is final; the number of requests it made."""
         client = self.stack.client
-        jobs = client.jobs.filter(site_id=self.stack.site_id, tags=tags)
-        after = datetime.fromtimestamp(t0 - 1, UTC)
-        firsts: dict[str, dict[int, float]] = {}
-        self.errors = []
-        for state in ("RUNNING", "RUN_DONE", "RUN_ERROR", "RUN_TIMEOUT", *FINAL):
-            seen: dict[int, float] = {}
-            for ev in client.events.filter(site_id=self.stack.site_id, to_state=state, after=after):
-                jid = int(ev.job_id)
-                if jid in ids and state in ("RUN_ERROR", "RUN_TIMEOUT"):
-                    self.errors.append(f"job {jid} {state}: {json.dumps(ev.data)[:300]}")
-                if jid in ids:
-                    ts = epoch(ev.timestamp) - t0
-                    # the last RUNNING (a retried job ran more than once), the first final
-                    if state == "RUNNING" or jid not in seen:
-                        seen[jid] = ts
-            firsts[state] = seen
-        rows: list[JobRow] = []
-        final_states: dict[str, int] = {}
-        for job in jobs:
-            jid = int(job.id)
-            done = (
-                firsts["RUN_DONE"].get(jid) or firsts["RUN_ERROR"].get(jid) or firsts["RUN_TIMEOUT"].get(jid)
+        requests = 0
+        slots = f"{self.launchers} x {self.workers}" if self.launchers > 1 else str(self.workers)
+        self.progress.begin(f"{self.mode}: {self.jobs} x {self.task.spec} on {slots} slots", self.jobs)
+
+        def final_counts() -> dict[str, int]:
+            """Jobs per state; raises when a launcher ended before every job did."""
+            nonlocal requests
+            counts = client.jobs.counts(site_id=self.stack.site_id, tags=tags)
+            requests += 1
+            done = _final(counts)
+            self.progress.update(done)
+            dead = [lp for lp in launchers if not lp.alive()]
+            if done < self.jobs and dead:
+                raise BenchError(
+                    f"the {self.mode} launcher (pid {dead[0].pid}) exited with {self.jobs - done} jobs "
+                    f"not final; states {dict(counts)}; logs in {dead[0].log_dir}; "
+                    f"its output ends: {dead[0].tail()[-800:]}"
+                )
+            return counts
+
+        try:
+            wait_until(
+                final_counts,
+                check=lambda counts: _final(counts) >= self.jobs,
+                timeout=self.timeout_s,
+                interval=self.poll_s or (0.5 if self.jobs <= 10_000 else 2.0),
+                what=f"{self.jobs} jobs in a final state",
             )
-            final = next((firsts[s][jid] for s in FINAL if jid in firsts[s]), None)
-            state = str(job.state)
-            final_states[state] = final_states.get(state, 0) + 1
+        except WaitTimeout as exc:
+            last: Mapping[Any, int] = exc.last if isinstance(exc.last, Mapping) else {}
+            raise BenchError(
+                f"{self.jobs - _final(last)} of {self.jobs} jobs not final after {self.timeout_s:.0f}s; "
+                f"states {dict(last)}; launcher logs in {launchers[0].log_dir}"
+            ) from None
+        finally:
+            self.progress.end()
+        return requests
+
+    def _rows(self, index: int, past: History) -> list[JobRow]:
+        at = past.at
+        rows = []
+        for jid in sorted(past.created):
+            done = at["RUN_DONE"].get(jid) or at["RUN_ERROR"].get(jid) or at["RUN_TIMEOUT"].get(jid)
+            final = next((at[s][jid] for s in FINAL if jid in at[s]), None)
             rows.append(
                 JobRow(
                     self.mode,
                     index,
                     jid,
-                    epoch(job.created_at) - t0,
-                    firsts["RUNNING"].get(jid),
+                    past.created[jid],
+                    at["RUNNING"].get(jid),
                     done,
                     final,
-                    state,
+                    past.state[jid],
                 )
             )
-        rows.sort(key=lambda r: r.job_id)
-        return rows, final_states
+        return rows
 
     def _derive(
         self,
         index: int,
         started_at: datetime,
         rows: list[JobRow],
-        final_states: dict[str, int],
+        past: History,
         measured: list[Baseline],
+        marks: Marks,
         *,
-        t0: float,
-        t_created: float,
-        t_launch: float,
-        t_seen: float,
-        rss: PeakRSS,
+        watch: ProcessWatch,
         requests: int | None,
         request_source: str | None,
         harness_requests: int,
     ) -> Trial:
         n = self.jobs
-        w = self.workers
+        w = self.slots
+        t0 = marks.t0
+        final_states = past.final_states()
         running = [r.running_s for r in rows if r.running_s is not None]
         finals = [r.final_s for r in rows if r.final_s is not None]
         first_running = min(running) if running else None
-        last_final = max(finals) if finals else t_seen - t0
-        create_s = t_created - t0
+        last_final = max(finals) if finals else marks.seen - t0
+        create_s = marks.created - t0
+        launch_s = marks.launched - t0
         run_s = (last_final - first_running) if first_running is not None else None
         pool = next(b for b in measured if b.name == "process_pool")
         mpi = next((b for b in measured if b.name == "mpiexec_loop"), None)
@@ -331,12 +339,24 @@ class ThroughputScenario:
             end = r.done_s if r.done_s is not None else r.final_s
             if r.running_s is not None and end is not None:
                 busy.append((r.running_s, end))
+        done_ms = [
+            (r.done_s - r.running_s) * 1000 for r in rows if r.running_s is not None and r.done_s is not None
+        ]
+        dispatch_ms = [
+            s * 1000
+            for s in stats.dispatch_waits(
+                [(r.created_s, r.running_s) for r in rows if r.running_s is not None],
+                [end for _, end in busy],
+                slots=w,
+                ready=first_running or 0.0,
+            )
+        ]
         busy_s = sum(max(0.0, b - a) for a, b in busy)
         figures: dict[str, float | None] = {
             "jobs_per_s": jobs_per_s,
             "run_jobs_per_s": run_jobs_per_s,
             "create_jobs_per_s": stats.rate(n, create_s),
-            "startup_s": (first_running - (t_launch - t0)) if first_running is not None else None,
+            "startup_s": (first_running - launch_s) if first_running is not None else None,
             "overall_s": last_final,
             "ms_per_job_slot": w * last_final / n * 1000 if n else None,
             "overhead_ms_per_job": (w * run_s / n - w / pool.jobs_per_s) * 1000 if run_s and n else None,
@@ -344,18 +364,24 @@ class ThroughputScenario:
             "server_requests": float(requests) if requests is not None else None,
             "server_requests_per_s": requests / last_final if requests is not None and last_final else None,
             "requests_per_job": (requests - harness_requests) / n if requests is not None and n else None,
-            "server_peak_rss_mb": rss.peak_mb("server"),
-            "launcher_peak_rss_mb": rss.peak_mb("launcher"),
+            "server_peak_rss_mb": watch.peak_mb("server"),
+            "server_peak_pss_mb": watch.peak_mb("server", pss=True),
+            "launcher_peak_rss_mb": watch.peak_mb("launcher"),
+            "launcher_peak_pss_mb": watch.peak_mb("launcher", pss=True),
             "baseline_pool_jobs_per_s": pool.jobs_per_s,
             "baseline_mpiexec_jobs_per_s": mpi.jobs_per_s if mpi else None,
             "ratio_run": stats.ratio(run_jobs_per_s, reference.jobs_per_s),
             "ratio_overall": stats.ratio(jobs_per_s, reference.jobs_per_s),
             "ratio_run_vs_pool": stats.ratio(run_jobs_per_s, pool.jobs_per_s),
             "jobs_failed": float(n - final_states.get("JOB_FINISHED", 0)),
-            "run_errors": float(len(self.errors)),
+            "run_errors": float(len(past.errors)),
         }
         figures.update(stats.latency_figures("queue", queue_ms))
         figures.update(stats.latency_figures("run", run_ms))
+        figures.update(stats.latency_figures("run_done", done_ms))
+        figures.update(stats.latency_figures("dispatch", dispatch_ms))
+        window = (t0 + (first_running or launch_s), t0 + last_final)
+        figures.update(cpu_figures(watch, window, jobs=n, run_s=run_s, pool=pool))
         step = stats.time_step(last_final, n)
         # completions at the time the launcher saw each job end (its RUN_DONE timestamp);
         # the final Events are written per reported batch, which would make the curve spiky.
@@ -371,10 +397,10 @@ class ThroughputScenario:
             ),
             Phase(
                 name="startup",
-                start_s=t_launch - t0,
-                end_s=first_running or t_launch - t0,
+                start_s=launch_s,
+                end_s=first_running or launch_s,
                 jobs=0,
-                seconds=(first_running or t_launch - t0) - (t_launch - t0),
+                seconds=(first_running or launch_s) - launch_s,
                 jobs_per_s=None,
             ),
             Phase(
@@ -394,6 +420,22 @@ class ThroughputScenario:
                 jobs_per_s=jobs_per_s,
             ),
         ]
+        notes = [
+            f"server requests counted from the server's {request_source}"
+            if request_source
+            else "server requests: not counted (a server started elsewhere has no /_bench/requests "
+            "or /metrics counter)",
+        ]
+        if self.stack.server.pid is None:
+            notes.append("server memory and CPU: not measured (the server runs outside this machine's view)")
+        if not watch.available:
+            notes.append("CPU time and memory: not measured (no /proc on this system)")
+        guessed = sorted({p.role for p in watch.tolu_processes() if p.source in ("command line", "parent")})
+        if guessed:
+            notes.append(
+                "roles guessed from command lines (processes that did not announce one, runner/roles.py): "
+                + ", ".join(guessed)
+            )
         return Trial(
             index=index,
             started_at=started_at,
@@ -402,20 +444,36 @@ class ThroughputScenario:
             figures=figures,
             baselines=measured,
             raw={"harness_requests": [float(harness_requests)]},
-            notes=[
-                f"server requests counted from the server's {request_source}"
-                if request_source
-                else "server requests: not counted (a server started elsewhere has no /_bench/requests "
-                "or /metrics counter)",
-                *(
-                    []
-                    if self.stack.server.pid is not None
-                    else ["server memory: not measured (the server runs outside this machine's view)"]
-                ),
-            ],
+            notes=notes,
             series={
                 "running": stats.concurrency(busy, step=step),
                 "completions_per_s": stats.completions(ended, step=step),
             },
             final_states=final_states,
+            processes=watch.rows(*window),
         )
+
+
+def cpu_figures(
+    watch: ProcessWatch, window: tuple[float, float], *, jobs: int, run_s: float | None, pool: Baseline | None
+) -> dict[str, float | None]:
+    """CPU per job of each role in ``window`` (epoch seconds), and the starters against the pool."""
+    out: dict[str, float | None] = {"cpu_ms_per_job_tolu": None, "ratio_cpu_start_vs_pool": None}
+    if not watch.available or not jobs:
+        return out
+    usage = watch.usage(*window)
+    for role, used in usage.items():
+        out[f"cpu_ms_per_job_{role}"] = used.cpu_s / jobs * 1000
+        out[f"processes_{role}"] = float(used.processes)
+    total = sum(u.cpu_s for u in usage.values())
+    out["cpu_ms_per_job_tolu"] = total / jobs * 1000
+    pool_ms = pool.cpu_s / pool.jobs * 1000 if pool is not None and pool.cpu_s and pool.jobs else None
+    out["baseline_pool_cpu_ms_per_task"] = pool_ms
+    starting = [usage[r].cpu_s for r in STARTING_ROLES if r in usage]
+    if starting and pool_ms:
+        out["ratio_cpu_start_vs_pool"] = sum(starting) / jobs * 1000 / pool_ms
+    server = usage.get("server")
+    if server is not None:
+        out["server_cpu_share"] = server.cpu_s / total if total else None
+        out["server_cpu_cores"] = server.cpu_s / run_s if run_s else None
+    return out

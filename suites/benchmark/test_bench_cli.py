@@ -53,7 +53,7 @@ def test_bench_json_validates_against_its_schema(bench_dir: Path) -> None:
     document = json.loads((bench_dir / "bench.json").read_text())
     schema = json.loads((bench_dir / "bench.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(document)
-    assert document["schema_version"] == "1.0"
+    assert document["schema_version"] == "1.1"
     assert document["machine"]["cores_logical"] >= 1 and document["machine"]["cpu_model"]
 
 
@@ -73,6 +73,10 @@ def test_every_job_finished_and_figures_are_there(bench_dir: Path) -> None:
             "slot_utilization",
             "server_peak_rss_mb",
             "launcher_peak_rss_mb",
+            "cpu_ms_per_job_server",
+            "cpu_ms_per_job_tolu",
+            "baseline_pool_cpu_ms_per_task",
+            "ratio_cpu_start_vs_pool",
         ):
             value = trial.figures[figure]
             assert value is not None and value > 0, figure
@@ -80,6 +84,17 @@ def test_every_job_finished_and_figures_are_there(bench_dir: Path) -> None:
         assert names == ({"process_pool", "mpiexec_loop"} if scenario.name == "mpi" else {"process_pool"})
         assert [p.name for p in trial.phases] == ["create", "startup", "run", "overall"]
         assert scenario.summary["ratio_run"].median == trial.figures["ratio_run"]
+        assert trial.figures["run_done_p50_ms"] is not None and trial.figures["dispatch_p50_ms"] is not None
+        verdict = {v.figure: v for v in scenario.verdicts}
+        assert verdict["ratio_run"].median == trial.figures["ratio_run"]
+        assert verdict["cpu_ms_per_job_server"].aim == "<= 0.06"
+        # every tolu process announced its role; the server and the launcher's are there
+        roles = {(p.root, p.role, p.source) for p in trial.processes}
+        assert ("server", "server", "announced") in roles
+        assert {p.root for p in trial.processes} == {"server", "launcher-0"}
+        assert all(p.source != "command line" for p in trial.processes), trial.processes
+        assert trial.figures["jobs_failed"] == 0
+    assert result.check is not None and result.check.aims == sum(len(s.verdicts) for s in result.scenarios)
 
 
 def test_csv_has_one_row_per_job(bench_dir: Path) -> None:
@@ -95,8 +110,9 @@ def test_report_is_self_contained(bench_dir: Path) -> None:
     html = (bench_dir / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4
     assert 'src="http' not in html and "<script src" not in html
-    for text in ("throughput over time", "jobs running", "queue latency", "Machine"):
+    for text in ("throughput over time", "jobs running", "queue latency", "Machine", "<th>verdict</th>"):
         assert text in html
+    assert "✓" in html or "✗" in html
 
 
 def test_compare_flags_a_ratio_regression(bench_dir: Path, tmp_path: Path) -> None:
@@ -162,3 +178,29 @@ def test_bench_api_small(tmp_path: Path) -> None:
     assert len(trial.raw["page_ms"]) == 5
     assert [p.name for p in trial.phases] == ["create", "acquire-and-complete", "fill table"]
     assert "page latency" in (out / "report.html").read_text()
+
+
+def test_several_launchers_share_one_server(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = [
+        sys.executable, "-m", "runner.cli.main", "bench", "throughput", "--mode", "serial",
+        "--launchers", "2", "--workers", "2", "--jobs", "60", "--task", "sleep:0.2",
+        "--baseline-jobs", "8", "--out", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, (
+        f"{argv} exited {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    result = load(out / "bench.json")
+    (scenario,) = result.scenarios
+    (trial,) = scenario.trials
+    assert scenario.parameters["launchers"] == 2 and "2 launchers x 2 slots" in scenario.description
+    assert trial.final_states == {"JOB_FINISHED": 60}
+    assert {p.root for p in trial.processes} == {"server", "launcher-0", "launcher-1"}
+    assert trial.baselines[0].workers == 4, "the baseline runs at the launchers' total concurrency"
+    share = trial.figures["server_cpu_share"]
+    assert share is not None and 0 < share < 1
+    utilization = trial.figures["slot_utilization"]
+    assert utilization is not None and 0 < utilization <= 1
+    # sleep:0.2 has a slot-utilization aim; its verdict is whatever this machine gave
+    assert any(v.figure == "slot_utilization" and v.aim == ">= 0.9" for v in scenario.verdicts)

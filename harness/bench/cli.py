@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.bench.numbers import fmt as _fmt
 from harness.bench.processes import ROLES
 from runner.extras import require_extra
 
@@ -119,6 +120,20 @@ API_KEYS = (
     "ratio_create_vs_sqlite",
     "ratio_cycle_vs_sqlite",
 )
+CHAOS_KEYS = (
+    "jobs_lost",
+    "run_twice_concurrently",
+    "task_runs_concurrent",
+    "jobs_finished",
+    "jobs_failed",
+    "jobs_rerun",
+    "unrecorded_starts",
+    "replayed_starts",
+    "faults",
+    "unplanned_exits",
+    "overall_s",
+    "jobs_per_s",
+)
 
 
 COMMON = ("server", "repeat", "out_dir", "compare_path", "fail_on", "keep_work")
@@ -129,11 +144,21 @@ def _settings(kw: dict[str, Any]) -> tuple[RunSettings, bool]:
     from harness.bench.runs import RunSettings
 
     check = bool(kw.pop("check"))
-    settings = RunSettings(argv=["tolu", "bench", *sys.argv[2:]], **{name: kw.pop(name) for name in COMMON})
+    settings = RunSettings(
+        argv=["tolu", "bench", *sys.argv[2:]], **{name: kw.pop(name) for name in COMMON if name in kw}
+    )
     return settings, check
 
 
 def common_options(f: Any) -> Any:
+    return _common(f, server=True)
+
+
+def _common_without_server(f: Any) -> Any:
+    return _common(f, server=False)
+
+
+def _common(f: Any, *, server: bool) -> Any:
     options = [
         click.option(
             "--server",
@@ -177,19 +202,11 @@ def common_options(f: Any) -> Any:
             "a figure with an aim that could not be measured fails too",
         ),
     ]
+    if not server:
+        options = options[1:]
     for option in reversed(options):
         f = option(f)
     return f
-
-
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit in ("ratio", "fraction"):
-        return f"{value:.3f}"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
 
 
 _MARK_STYLE = {"met": "[green]✓[/green]", "missed": "[red]✗[/red]", "unmeasured": "[yellow]?[/yellow]"}
@@ -408,3 +425,58 @@ def api(**kw: Any) -> None:
     """
     settings, check = _settings(kw)
     _run(API_KEYS, lambda runs: runs.api(settings, **kw), check=check)
+
+
+@bench.command()
+@click.option(
+    "--jobs", "-n", type=click.IntRange(1), default=20_000, show_default=True, help="short jobs in the run"
+)
+@click.option(
+    "--kills",
+    type=click.IntRange(0),
+    default=3,
+    show_default=True,
+    help="faults per target, at random points",
+)
+@click.option(
+    "--target",
+    "targets",
+    type=click.Choice(["launcher", "agent", "server", "postgresql"]),
+    multiple=True,
+    help="what to kill (repeatable) [default: all four]",
+)
+@click.option("--mode", type=click.Choice(["serial", "mpi"]), default="serial", show_default=True)
+@click.option("--workers", "-w", type=click.IntRange(1), default=2, show_default=True, help="launcher slots")
+@click.option(
+    "--sleep", type=click.FloatRange(0), default=0.0, show_default=True, help="seconds each task sleeps"
+)
+@click.option("--seed", type=int, default=None, help="plans the same faults again [default: random, printed]")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1),
+    default=None,
+    help="seconds the run may take [default: 600 + jobs/10]",
+)
+@_common_without_server
+def chaos(**kw: Any) -> None:
+    """Jobs run while the launcher, agent, server and PostgreSQL are killed and restarted.
+
+    Starts its own PostgreSQL (initdb in a temporary directory, a free port), a
+    server on it, a site whose app has a postprocess hook (the agent is on every
+    job's path) and a launcher; then kills each target --kills times at random
+    points (launcher: its whole process tree; PostgreSQL: pg_ctl stop -m
+    immediate) and restarts it after a random few seconds. Figures: jobs lost,
+    jobs run twice at once (Event history, and the tasks' own journal), final
+    states; --check exits 1 unless none is lost and none ran twice at once.
+
+    \b
+      tolu bench chaos                              # 20,000 jobs, 3 kills of each
+      tolu bench chaos --jobs 300 --kills 1 --seed 7 --check
+    """
+    settings, check = _settings(kw)
+    kw["targets"] = kw["targets"] or ("launcher", "agent", "server", "postgresql")
+    _run(
+        CHAOS_KEYS,
+        lambda runs: runs.chaos(settings, progress=RichProgress, say=lambda line: console.print(line), **kw),
+        check=check,
+    )

@@ -10,18 +10,13 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from harness.bench.numbers import fmt
 from harness.bench.schema import BenchResult, load
 from harness.bench.verdicts import mark
 
 
 def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "–"  # noqa: RUF001 (an en dash reads as "none" in a table)
-    if unit in ("ratio", "fraction"):
-        return f"{value:.3f}"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+    return fmt(value, unit, none="–")  # noqa: RUF001 (an en dash reads as "none" in a table)
 
 
 def render(result: BenchResult, figures: Sequence[str] = ()) -> str:

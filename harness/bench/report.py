@@ -12,6 +12,7 @@ from typing import Any
 from harness import plots, templates
 from harness.bench import verdicts
 from harness.bench.figures import COMPARED_PREFIX
+from harness.bench.numbers import fmt
 from harness.bench.schema import BenchResult, Scenario, Stat
 from harness.bench.throughput import JobRow
 
@@ -32,19 +33,6 @@ class FigureRow:
     compared: bool  # a ratio that --compare checks: shown in bold
     mark: str  # ✓, ✗ or ? for a figure with an aim, "" otherwise
     outcome: str  # met | missed | unmeasured | ""
-
-
-def fmt(value: float | None, unit: str = "") -> str:
-    """A figure as a person reads it: ratios to 3 places, large numbers without decimals."""
-    if value is None:
-        return "-"
-    if unit == "fraction" or unit == "ratio":
-        return f"{value:.3f}"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    if abs(value) >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
 
 
 def _machine(result: BenchResult) -> list[tuple[str, str]]:

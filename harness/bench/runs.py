@@ -10,15 +10,17 @@ exception types in :data:`USER_ERRORS`, each with a message that says what and w
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.bench import engine, machine
+from harness.bench import engine, machine, postgres
 from harness.bench.api import ApiScenario
 from harness.bench.baselines import BaselineError
+from harness.bench.chaos import TARGETS, ChaosError, ChaosScenario
 from harness.bench.stack import StackError, open_stack
 from harness.bench.tasks import Task, TaskError, parse
 from harness.bench.throughput import BenchError, NoProgress, Progress, ThroughputScenario
@@ -28,6 +30,8 @@ from runner.extras import MissingExtra, require_extra
 #: what a run raises for a person to read (anything else is a bug: traceback).
 USER_ERRORS: tuple[type[BaseException], ...] = (
     BaselineError,
+    ChaosError,
+    postgres.PostgresError,
     StackError,
     TaskError,
     BenchError,
@@ -46,6 +50,7 @@ class RunSettings:
 
     #: the command line as given, recorded in bench.json
     argv: Sequence[str]
+    #: process, container, or a URL (``tolu bench chaos`` always starts its own)
     server: str = "process"
     repeat: int = 1
     out_dir: Path | None = None
@@ -148,6 +153,54 @@ def api(
         return engine.run(_run_options("api", settings, params, out_dir), runners, info)
 
 
+def chaos(
+    settings: RunSettings,
+    *,
+    jobs: int = 20_000,
+    kills: int = 3,
+    mode: str = "serial",
+    workers: int = 2,
+    sleep: float = 0.0,
+    seed: int | None = None,
+    targets: Sequence[str] = TARGETS,
+    timeout: float | None = None,
+    progress: Callable[[], Progress] = NoProgress,
+    say: Callable[[str], None] = lambda line: None,
+) -> engine.RunOutcome:
+    """``jobs`` short jobs while launcher, agent, server and PostgreSQL are killed ``kills`` times each."""
+    the_seed = seed if seed is not None else secrets.randbelow(10**6)
+    out_dir = settings.out_dir or engine.default_out_dir("chaos")
+    params = {
+        "jobs": jobs,
+        "kills": kills,
+        "mode": mode,
+        "workers": workers,
+        "sleep": sleep,
+        "seed": the_seed,
+        "targets": list(targets),
+        "repeat": settings.repeat,
+    }
+    with _work_dir(out_dir, settings.keep_work) as work:
+        scenario = ChaosScenario(
+            work_dir=work,
+            jobs=jobs,
+            kills=kills,
+            mode=mode,
+            workers=workers,
+            sleep_s=sleep,
+            seed=the_seed,
+            targets=tuple(targets),
+            timeout_s=timeout or 600 + jobs / 10,
+            progress=progress(),
+            say=say,
+        )
+        info = machine.collect(database="postgresql", database_version=postgres.version())
+        notes = [f"seed {the_seed}: `--seed {the_seed}` plans the same faults at the same points of the run"]
+        opts = _run_options("chaos", settings, params, out_dir)
+        opts.notes.extend(notes)
+        return engine.run(opts, [scenario], info)
+
+
 def default_timeout(jobs: int, task: Task, slots: int) -> float:
     """Seconds a trial may take: 2 minutes, 50 ms per job, and twice the tasks' own work per slot."""
     return 120 + jobs / 20 + 2 * jobs * (task.work_s or 0.0) / slots
@@ -188,8 +241,8 @@ def _work_dir(out_dir: Path, keep: bool) -> Iterator[Path]:
 
 
 def _save_logs(work: Path, dest: Path) -> None:
-    """Server and launcher logs are artifacts; job workdirs are not."""
-    for log in [*work.glob("*/server/server.log"), *work.glob("*/site/log/*")]:
+    """Server and launcher logs (and a chaos run's task journal) are artifacts; job workdirs are not."""
+    for log in [*work.glob("*/server/server.log"), *work.glob("*/site/log/*"), *work.glob("*/journal.txt")]:
         if log.is_file():
             target = dest / log.relative_to(work)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -132,6 +132,7 @@ class ChaosEvent(Model):
     action: str
     at_s: float
     down_s: float
+    #: the share of the jobs that had run by then
     done_fraction: float
     note: str = ""
 

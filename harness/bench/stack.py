@@ -14,7 +14,7 @@ import secrets
 import shlex
 import socket
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,21 +209,34 @@ class Stack:
         return self.apps[key]
 
 
-def write_site(site_dir: Path, *, site_id: int, server_url: str, slots: int) -> Path:
-    """A site directory as runner/site/settings.py describes it, for ``slots`` worker slots."""
+def write_site(
+    site_dir: Path,
+    *,
+    site_id: int,
+    server_url: str,
+    slots: int,
+    services: Sequence[str] = (),
+    **sections: Mapping[str, Any],
+) -> Path:
+    """A site directory as runner/site/settings.py describes it, for ``slots`` worker slots.
+
+    ``services`` are the agent's; ``sections`` add keys to settings sections
+    (``processing={"poll_interval_sec": 1}``).
+    """
     from runner.site.settings import SETTINGS_FILE, SiteSettings
 
     for sub in ("apps", "data", "log", "batch"):
         (site_dir / sub).mkdir(parents=True, exist_ok=True)
-    settings = SiteSettings.model_validate(
-        {
-            "site_id": site_id,
-            "name": site_dir.name,
-            "server_url": server_url,
-            "launcher": {"mpi_launcher": "mpich", "node": {"cpus": slots}, "node_discovery": "local"},
-            "services": [],
-        }
-    )
+    raw: dict[str, Any] = {
+        "site_id": site_id,
+        "name": site_dir.name,
+        "server_url": server_url,
+        "launcher": {"mpi_launcher": "mpich", "node": {"cpus": slots}, "node_discovery": "local"},
+        "services": list(services),
+    }
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values}
+    settings = SiteSettings.model_validate(raw)
     path = site_dir / SETTINGS_FILE
     path.write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
     return path

@@ -60,6 +60,7 @@ FOREIGN_DEPTH = 3
 #: a fork of a tolu process that still runs its parent's command after this long is a
 #: worker (and counts); a younger one may be a task between fork and exec (and does not)
 FORK_SETTLE_S = 0.5
+FORK_WORK_S = 0.001
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -214,8 +215,16 @@ class Proc:
         return bool(self.role) and self.role != RUNTIME
 
     def settled(self, now: float) -> bool:
-        """Counts in the figures: not a fork younger than FORK_SETTLE_S (a task between fork and exec)."""
-        return not self.forked or now - self.started >= FORK_SETTLE_S
+        """Counts in the figures: not a fork that may be a task between fork and exec.
+
+        A fork of a tolu process that has not announced a role and still runs its
+        parent's command is a worker only once it is older than FORK_SETTLE_S and has
+        used FORK_WORK_S of CPU: on a busy machine a task can wait that long between
+        fork and exec, but it uses next to no CPU there.
+        """
+        if not self.forked or self.source == "announced":
+            return True
+        return now - self.started >= FORK_SETTLE_S and bool(self.cpu) and self.cpu[-1] >= FORK_WORK_S
 
     def cpu_at(self, t: float) -> float:
         """CPU seconds used by time ``t``, interpolated between samples (0 at the start)."""

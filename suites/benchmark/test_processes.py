@@ -132,3 +132,54 @@ def test_the_pool_baseline_reads_its_workers_cpu_the_same_way() -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()
     assert cpu_seconds(gone.pid) is None
+
+
+FORKS = """
+import json, os, sys, time
+from runner.roles import Role, announce
+
+def burn(seconds):
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        pass
+
+announce(Role.COORDINATOR)
+report_r, report_w = os.pipe()
+hold_r, hold_w = os.pipe()
+if os.fork() == 0:  # a worker: forked, no exec; announces its own role
+    os.close(hold_w)
+    announce(Role.STARTER)
+    burn(0.2)
+    os.write(report_w, (json.dumps({"pid": os.getpid(), "cpu": time.process_time()}) + "\\n").encode())
+    os.read(hold_r, 1)
+    os._exit(0)
+if os.fork() == 0:  # a fork that never gets to exec: the parent's name and command, no work
+    os.close(hold_w)
+    os.read(hold_r, 1)
+    os._exit(0)
+worker = json.loads(os.fdopen(report_r).readline())
+print(json.dumps({"worker": worker, "me": os.getpid()}), flush=True)
+sys.stdin.read()
+os.close(hold_w)
+os.wait(); os.wait()
+"""
+
+
+def test_forked_workers_count_by_their_announcement_and_idle_forks_not_at_all() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FORKS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        told = json.loads(proc.stdout.readline())
+        watch = ProcessWatch()
+        watch.watch("launcher", proc.pid)
+        usage = watch.usage(0.0, time.time() + 60)
+        worker = told["worker"]
+        assert worker["cpu"] <= usage["starter"].cpu_s <= worker["cpu"] + SLACK_S
+        assert usage["starter"].processes == 1 and usage["coordinator"].processes == 1
+        pids = {p.pid: p.role for p in watch.tolu_processes()}
+        assert pids == {told["me"]: "coordinator", worker["pid"]: "starter"}, "the idle fork is nobody"
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)

@@ -295,11 +295,14 @@ def _run(keys: Sequence[str], start: Callable[[ModuleType], RunOutcome], *, chec
 def bench() -> None:
     """Benchmarks with baselines measured in the same run; reports in artifacts/.
 
+    Figures with an aim show ✓ or ✗; --check exits 1 unless all are met.
+
     \b
     tolu bench throughput                 # 2,000 serial + 500 MPI-mode /bin/true jobs (< 2 min)
-    tolu bench launcher                   # issue 3's figures: 2,000 jobs, 2 slots, both modes
+    tolu bench launcher --check           # issue 3's figures: 2,000 jobs, 2 slots, both modes
     tolu bench api                        # bulk create, acquire/complete cycles, page latency
     tolu bench throughput --jobs 100000 --mode serial   # the scale check
+    tolu bench chaos                      # jobs while launcher, agent, server, PostgreSQL are killed
     """
     # plots and the report: one line naming the extra instead of an ImportError at the end of a run
     require_extra("bench", "tolu bench")

@@ -48,6 +48,7 @@ from harness.bench.processes import children
 from harness.bench.schema import ChaosEvent, FigureInfo, Phase, Scenario, Trial
 from harness.bench.stack import write_site
 from harness.bench.throughput import JobRow, NoProgress, Progress, TrialOutput
+from harness.waiting import WaitTimeout, wait_until
 
 TARGETS = ("launcher", "agent", "server", "postgresql")
 #: faults happen when this share of the jobs has run (not at the very start or end)
@@ -87,7 +88,6 @@ FIGURES: dict[str, FigureInfo] = {
 }
 
 
-@dataclass(frozen=True)
 class ChaosError(RuntimeError):
     """A chaos run that could not set itself up (the server would not start); says why."""
 
@@ -281,14 +281,17 @@ class _Trial:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 120
-        while health(self.server.url, timeout=2) is None:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise ChaosError(
-                    f"the tolu server did not come up (exit code {proc.poll()}); "
-                    f"its log is in {self.site_dir / 'log'}"
-                )
-            time.sleep(0.2)
+        failed = ChaosError(f"the tolu server did not come up; its log is in {self.site_dir / 'log'}")
+
+        def answers() -> bool:
+            if proc.poll() is not None:
+                raise failed
+            return health(self.server.url, timeout=2) is not None
+
+        try:
+            wait_until(answers, timeout=120, interval=0.2, what="the tolu server to answer /health")
+        except WaitTimeout:
+            raise failed from None
         return proc
 
     def _start_agent(self) -> subprocess.Popen[bytes]:

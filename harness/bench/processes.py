@@ -60,6 +60,10 @@ FOREIGN_DEPTH = 3
 #: a fork of a tolu process that still runs its parent's command after this long is a
 #: worker (and counts); a younger one may be a task between fork and exec (and does not)
 FORK_SETTLE_S = 0.5
+#: PSS is read at every this many samples (RSS at every one)
+PSS_EVERY = 5
+#: the thread walks down to every task at every this many samples
+FULL_EVERY = 5
 FORK_WORK_S = 0.001
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -265,6 +269,9 @@ class ProcessWatch:
         self.peak_rss: dict[str, int] = {}
         self.peak_pss: dict[str, int] = {}
         self.available = Path("/proc/self/task").is_dir()
+        self._samples = 0
+        #: pids of the tolu and runtime processes found so far (what a quick look reads)
+        self._tracked: set[int] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -298,21 +305,27 @@ class ProcessWatch:
             self._thread = None
         self.sample()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
-
     # ------------------------------------------------------------ sampling
 
-    def sample(self) -> None:
-        """One look at every root's tree now."""
+    def sample(self, *, full: bool = True) -> None:
+        """One look at every root's tree now.
+
+        A full look walks down to every task; between full looks (``full=False``, what
+        the thread does FULL_EVERY - 1 times out of FULL_EVERY) only the processes
+        already known to be tolu's or the runtime are read, so that hundreds of tasks
+        do not make the watch itself a load on the machine it measures. New tolu
+        processes are found at the next full look (their CPU counts from their start).
+        """
         if not self.available:
             return
         with self._lock:
+            self._samples += 1
+            tracked: set[int] = set()
             for name, pid in list(self.roots.items()):
-                seen = self._walk(name, pid)
+                seen = self._walk(name, pid, only=None if full else self._tracked)
                 self._mark_runtime(seen)
                 now = time.time()
+                tracked.update(p.pid for p in seen if p.role)
                 counted = [p for p in seen if p.role and p.settled(now)]
                 rss = sum(p.rss_bytes for p in counted)
                 pss = [p.pss_bytes for p in counted]
@@ -320,8 +333,14 @@ class ProcessWatch:
                 if pss and all(v is not None for v in pss):
                     total = sum(v for v in pss if v is not None)
                     self.peak_pss[name] = max(self.peak_pss.get(name, 0), total)
+            self._tracked = tracked if full else self._tracked | tracked
 
-    def _walk(self, root: str, pid: int) -> list[Proc]:
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample(full=self._samples % FULL_EVERY == 0)
+
+    def _walk(self, root: str, pid: int, *, only: set[int] | None) -> list[Proc]:
+        """The tree below ``pid``; with ``only``, just the children whose pids are in it."""
         seen: list[Proc] = []
         stack: list[tuple[int, Proc | None]] = [(pid, None)]
         while stack:
@@ -336,7 +355,8 @@ class ProcessWatch:
             self._update(proc, st, parent)
             seen.append(proc)
             if proc.tolu or proc.foreign_depth < FOREIGN_DEPTH:
-                stack.extend((c, proc) for c in children(child))
+                below = children(child)
+                stack.extend((c, proc) for c in below if only is None or c in only)
         return seen
 
     def _new(self, root: str, pid: int, st: Stat, parent: Proc | None) -> Proc:
@@ -373,7 +393,9 @@ class ProcessWatch:
                 proc.times.append(now)
                 proc.cpu.append(cpu)
             proc.rss_bytes = st.rss_bytes
-            proc.pss_bytes = pss_bytes(proc.pid)
+            if proc.pss_bytes is None or self._samples % PSS_EVERY == 0:
+                # smaps_rollup walks the page tables: a little costly, and PSS is context
+                proc.pss_bytes = pss_bytes(proc.pid)
             if proc.settled(now):
                 proc.peak_rss_bytes = max(proc.peak_rss_bytes, st.rss_bytes)
 

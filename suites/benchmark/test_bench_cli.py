@@ -176,6 +176,10 @@ def test_bench_api_small(tmp_path: Path) -> None:
     assert trial.notes[0].startswith("300 of 300 jobs went through acquire-and-complete")
     assert trial.figures["table_jobs"] == 600
     assert len(trial.raw["page_ms"]) == 5
+    cpu = trial.figures["cycle_server_cpu_ms_per_job"]
+    assert cpu is not None and cpu > 0
+    assert [(p.root, p.role) for p in trial.processes] == [("server", "server")]
+    assert any(v.figure == "create_jobs_per_s" and v.aim == ">= 20000" for v in scenario.verdicts)
     assert [p.name for p in trial.phases] == ["create", "acquire-and-complete", "fill table"]
     assert "page latency" in (out / "report.html").read_text()
 

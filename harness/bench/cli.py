@@ -330,7 +330,15 @@ def bench() -> None:
     type=click.IntRange(1, 256),
     default=1,
     show_default=True,
-    help="launchers at once against the one server, each with --workers slots (standing for nodes)",
+    help="launchers at once against the one server (allocations), each with its own session",
+)
+@click.option(
+    "--nodes",
+    type=click.IntRange(1, 1024),
+    default=1,
+    show_default=True,
+    help="nodes per launcher, each with --workers slots; more than one: made-up hosts whose ranks "
+    "mpiexec starts here (-launcher fork), so serial mode runs a coordinator and a worker rank per node",
 )
 @click.option("--database", type=click.Choice(["sqlite", "postgresql"]), default="sqlite", show_default=True)
 @click.option("--task", default="true", show_default=True, help="true | sleep:SECONDS | python-noop")
@@ -360,6 +368,7 @@ def throughput(**kw: Any) -> None:
       tolu bench throughput --jobs 5000 --mode serial --repeat 3 --check
       tolu bench throughput --mode serial --task sleep:1 --workers 256 --jobs 2560
       tolu bench throughput --mode serial --launchers 8 --workers 2 --task sleep:0.2 --jobs 800
+      tolu bench throughput --mode serial --nodes 4 --workers 2 --jobs 4000
     """
     settings, check = _settings(kw)
     _run(

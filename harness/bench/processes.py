@@ -57,9 +57,9 @@ TASK_MODULES = frozenset({"runner.launcher.pyrunner"})
 #: how deep the walk goes below a tolu process through processes that are not tolu's:
 #: deep enough for ``mpiexec`` -> proxy -> rank, shallow enough to skip a task's own tree.
 FOREIGN_DEPTH = 3
-#: a fork of a tolu process that still runs its parent's command after this long is a
-#: worker (and counts); a younger one may be a task between fork and exec (and does not)
-FORK_SETTLE_S = 0.5
+#: a fork of a tolu process seen running its parent's command for this long is a worker
+#: (and counts); until then it may be a task between fork and exec (and does not)
+FORK_SETTLE_S = 1.0
 #: PSS is read at every this many samples (RSS at every one)
 PSS_EVERY = 5
 #: the thread walks down to every task at every this many samples
@@ -218,17 +218,19 @@ class Proc:
     def tolu(self) -> bool:
         return bool(self.role) and self.role != RUNTIME
 
-    def settled(self, now: float) -> bool:
+    def settled(self) -> bool:
         """Counts in the figures: not a fork that may be a task between fork and exec.
 
         A fork of a tolu process that has not announced a role and still runs its
-        parent's command is a worker only once it is older than FORK_SETTLE_S and has
-        used FORK_WORK_S of CPU: on a busy machine a task can wait that long between
-        fork and exec, but it uses next to no CPU there.
+        parent's command is a worker only once it has been seen so, unchanged, for
+        FORK_SETTLE_S and has used FORK_WORK_S of CPU: on a busy machine a task can wait
+        a while between fork and exec (running a ``preexec_fn`` even uses some CPU), but
+        not for a second of samples.
         """
         if not self.forked or self.source == "announced":
             return True
-        return now - self.started >= FORK_SETTLE_S and bool(self.cpu) and self.cpu[-1] >= FORK_WORK_S
+        seen_for = (self.times[-1] - self.times[0]) if self.times else 0.0
+        return seen_for >= FORK_SETTLE_S and bool(self.cpu) and self.cpu[-1] >= FORK_WORK_S
 
     def cpu_at(self, t: float) -> float:
         """CPU seconds used by time ``t``, interpolated between samples (0 at the start)."""
@@ -324,9 +326,8 @@ class ProcessWatch:
             for name, pid in list(self.roots.items()):
                 seen = self._walk(name, pid, only=None if full else self._tracked)
                 self._mark_runtime(seen)
-                now = time.time()
                 tracked.update(p.pid for p in seen if p.role)
-                counted = [p for p in seen if p.role and p.settled(now)]
+                counted = [p for p in seen if p.role and p.settled()]
                 rss = sum(p.rss_bytes for p in counted)
                 pss = [p.pss_bytes for p in counted]
                 self.peak_rss[name] = max(self.peak_rss.get(name, 0), rss)
@@ -396,7 +397,7 @@ class ProcessWatch:
             if proc.pss_bytes is None or self._samples % PSS_EVERY == 0:
                 # smaps_rollup walks the page tables: a little costly, and PSS is context
                 proc.pss_bytes = pss_bytes(proc.pid)
-            if proc.settled(now):
+            if proc.settled():
                 proc.peak_rss_bytes = max(proc.peak_rss_bytes, st.rss_bytes)
 
     @staticmethod
@@ -430,7 +431,7 @@ class ProcessWatch:
     def tolu_processes(self) -> list[Proc]:
         """Every tolu or runtime process seen, roots first, then by start time."""
         with self._lock:
-            procs = [p for p in self.procs.values() if p.role and p.settled(p.times[-1] if p.times else 0.0)]
+            procs = [p for p in self.procs.values() if p.role and p.settled()]
         return sorted(procs, key=lambda p: (p.root, p.started, p.pid))
 
     def usage(self, start: float, end: float) -> dict[str, RoleUsage]:

@@ -67,6 +67,7 @@ def throughput(
     mode: str = "both",
     workers: int = 2,
     launchers: int = 1,
+    nodes: int = 1,
     database: str = "sqlite",
     task: str = "true",
     baseline_jobs: int | None = None,
@@ -75,8 +76,9 @@ def throughput(
 ) -> engine.RunOutcome:
     """``jobs`` jobs of ``task`` per mode (serial, mpi or both) through a real server and launcher(s).
 
-    ``command`` names the run (``throughput``, ``launcher``); ``launchers`` launchers of
-    ``workers`` slots each run at once; ``progress`` is made once per scenario to show
+    ``command`` names the run (``throughput``, ``launcher``); ``launchers`` launchers run
+    at once, each on ``nodes`` nodes of ``workers`` slots (more than one node: made-up
+    hosts whose ranks Hydra starts here); ``progress`` is made once per scenario to show
     how far a trial is.
     """
     _check_extras(settings)
@@ -89,6 +91,7 @@ def throughput(
         "mode": mode,
         "workers": workers,
         "launchers": launchers,
+        "nodes": nodes,
         "server": settings.server,
         "database": database,
         "task": task,
@@ -96,7 +99,9 @@ def throughput(
     }
     with (
         _work_dir(out_dir, settings.keep_work) as work,
-        open_stack(work / command, server=settings.server, database=database, slots=workers) as stack,
+        open_stack(
+            work / command, server=settings.server, database=database, slots=workers, nodes=nodes
+        ) as stack,
     ):
         info = machine.collect(database=database, database_version=stack.database.version)
         runners = [
@@ -106,9 +111,10 @@ def throughput(
                 jobs=per_mode[m],
                 workers=workers,
                 launchers=launchers,
+                nodes=nodes,
                 task=the_task,
                 baseline_jobs=baseline_jobs or min(per_mode[m], 5_000),
-                timeout_s=timeout or default_timeout(per_mode[m], the_task, workers * launchers),
+                timeout_s=timeout or default_timeout(per_mode[m], the_task, workers * launchers * nodes),
                 progress=progress(),
             )
             for m in modes

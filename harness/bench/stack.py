@@ -242,11 +242,28 @@ def write_site(
     return path
 
 
+def fake_nodes(site_dir: Path, count: int, *, slots: int) -> dict[str, Any]:
+    """Launcher settings for ``count`` made-up nodes of ``slots`` CPUs each, whose ranks Hydra
+    starts on this machine (``mpiexec -launcher fork``): a multi-node allocation on one host."""
+    hostfile = site_dir / "hostfile"
+    hostfile.write_text("".join(f"node{i:03d}:{slots}\n" for i in range(count)))
+    return {
+        "mpi_launcher": "mpich",
+        "mpi_args": ["-launcher", "fork"],
+        "node": {"cpus": slots},
+        "node_discovery": "hostfile",
+        "hostfile": str(hostfile),
+    }
+
+
 @contextlib.contextmanager
 def open_stack(
-    work_dir: Path, *, server: str = "process", database: str = "sqlite", slots: int = 2
+    work_dir: Path, *, server: str = "process", database: str = "sqlite", slots: int = 2, nodes: int = 1
 ) -> Iterator[Stack]:
-    """Start everything under ``work_dir``; stop it all (by PID) on exit."""
+    """Start everything under ``work_dir``; stop it all (by PID) on exit.
+
+    The site has one node of ``slots`` CPUs, or ``nodes`` made-up ones (:func:`fake_nodes`).
+    """
     from runner.client import Client
 
     db = open_database(database)
@@ -266,7 +283,8 @@ def open_stack(
         site = client.sites.create(
             name=f"bench-{secrets.token_hex(3)}", path=str(site_dir), hostname=socket.gethostname()
         )
-        write_site(site_dir, site_id=int(site.id), server_url=srv.url, slots=slots)
+        launcher = fake_nodes(site_dir, nodes, slots=slots) if nodes > 1 else {}
+        write_site(site_dir, site_id=int(site.id), server_url=srv.url, slots=slots, launcher=launcher)
         yield Stack(srv, db, client, username, password, int(site.id), site_dir, config_path)
     finally:
         if old_config is None:

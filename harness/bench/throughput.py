@@ -7,9 +7,11 @@ process of the trial (the server, each launcher's processes) is watched for its
 role, CPU time and memory (harness/bench/processes.py); the CPU figures count the
 run phase only, first RUNNING to last final.
 
-Several launchers (``launchers``) stand for several nodes: each opens its own
-session against the one server, with ``workers`` slots; the baselines then run at
-the same total concurrency.
+Several launchers (``launchers``) stand for several allocations: each opens its own
+session against the one server. Each launcher has ``nodes`` nodes of ``workers``
+slots; more than one node are made-up hosts whose ranks Hydra starts on this machine
+(``mpiexec -launcher fork``), so serial mode runs its coordinator and one worker rank
+per node. The baselines run at the same total concurrency.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ class ThroughputScenario:
     timeout_s: float
     progress: Progress
     launchers: int = 1
+    #: nodes per launcher (more than one: made-up hosts, their ranks started here by Hydra)
+    nodes: int = 1
     #: seconds between progress polls (GET /jobs/counts); None: 0.5 s, 2 s above 10,000 jobs,
     #: so the benchmark's own requests stay a small load on the server it measures.
     poll_s: float | None = None
@@ -113,14 +117,14 @@ class ThroughputScenario:
 
     @property
     def slots(self) -> int:
-        return self.launchers * self.workers
+        return self.launchers * self.nodes * self.workers
 
     def describe(self) -> Scenario:
-        on = (
-            f"{self.launchers} launchers x {self.workers} slots"
-            if self.launchers > 1
-            else f"{self.workers} slots"
-        )
+        on = f"{self.workers} slots"
+        if self.nodes > 1:
+            on = f"{self.nodes} nodes x {on}"
+        if self.launchers > 1:
+            on = f"{self.launchers} launchers x {on}"
         return Scenario(
             name=self.mode,
             description=f"{self.jobs} `{self.task.spec}` jobs, {self.mode} mode, {on}",
@@ -129,6 +133,7 @@ class ThroughputScenario:
                 "jobs": self.jobs,
                 "workers": self.workers,
                 "launchers": self.launchers,
+                "nodes": self.nodes,
                 "task": self.task.spec,
                 "task_argv": list(self.task.argv),
                 "baseline_jobs": self.baseline_jobs,
@@ -240,8 +245,7 @@ class ThroughputScenario:
         """Poll until every job is final; the number of requests it made."""
         client = self.stack.client
         requests = 0
-        slots = f"{self.launchers} x {self.workers}" if self.launchers > 1 else str(self.workers)
-        self.progress.begin(f"{self.mode}: {self.jobs} x {self.task.spec} on {slots} slots", self.jobs)
+        self.progress.begin(f"{self.mode}: {self.jobs} x {self.task.spec} on {self.slots} slots", self.jobs)
 
         def final_counts() -> dict[str, int]:
             """Jobs per state; raises when a launcher ended before every job did."""

@@ -184,11 +184,12 @@ def test_bench_api_small(tmp_path: Path) -> None:
     assert "page latency" in (out / "report.html").read_text()
 
 
-def test_several_launchers_share_one_server(tmp_path: Path) -> None:
+def test_several_launchers_of_several_nodes_share_one_server(tmp_path: Path) -> None:
+    """2 launchers x 2 made-up nodes x 1 slot: serial mode's coordinator and worker ranks by role."""
     out = tmp_path / "out"
     argv = [
         sys.executable, "-m", "runner.cli.main", "bench", "throughput", "--mode", "serial",
-        "--launchers", "2", "--workers", "2", "--jobs", "60", "--task", "sleep:0.2",
+        "--launchers", "2", "--nodes", "2", "--workers", "1", "--jobs", "60", "--task", "sleep:0.2",
         "--baseline-jobs", "8", "--out", str(out),
     ]  # fmt: skip
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
@@ -198,12 +199,19 @@ def test_several_launchers_share_one_server(tmp_path: Path) -> None:
     result = load(out / "bench.json")
     (scenario,) = result.scenarios
     (trial,) = scenario.trials
-    assert scenario.parameters["launchers"] == 2 and "2 launchers x 2 slots" in scenario.description
+    assert scenario.parameters["launchers"] == 2 and scenario.parameters["nodes"] == 2
+    assert "2 launchers x 2 nodes x 1 slots" in scenario.description
     assert trial.final_states == {"JOB_FINISHED": 60}
     assert {p.root for p in trial.processes} == {"server", "launcher-0", "launcher-1"}
     assert trial.baselines[0].workers == 4, "the baseline runs at the launchers' total concurrency"
-    share = trial.figures["server_cpu_share"]
-    assert share is not None and 0 < share < 1
+    # per launcher: one coordinator, one worker rank per node, mpiexec and a proxy per node
+    roles = [(p.root, p.role) for p in trial.processes if p.source == "announced"]
+    for root in ("launcher-0", "launcher-1"):
+        assert roles.count((root, "coordinator")) == 1 and roles.count((root, "starter")) == 2, roles
+    assert trial.figures["processes_coordinator"] == 2 and trial.figures["processes_starter"] == 4
+    for figure in ("cpu_ms_per_job_coordinator", "cpu_ms_per_job_starter", "server_cpu_share"):
+        value = trial.figures[figure]
+        assert value is not None and value > 0, figure
     utilization = trial.figures["slot_utilization"]
     assert utilization is not None and 0 < utilization <= 1
     # sleep:0.2 has a slot-utilization aim; its verdict is whatever this machine gave

@@ -254,6 +254,8 @@ class _Trial:
         self.site_dir = work / "site"
         self.config_path = work / "credentials.yaml"
         self.events: list[ChaosEvent] = []
+        #: job id -> creation time, as bulk create answered
+        self.jobs: dict[int, float] = {}
         self.launcher_kills: list[float] = []
         self.t0 = time.time()
         # its command line and URL; the process itself is started (and restarted) by _start_server
@@ -353,7 +355,9 @@ class _Trial:
         spec = {"app_id": app_id, "tags": tags}
         self.t0 = time.time()
         for start in range(0, self.s.jobs, 10_000):
-            client.jobs.bulk_create([spec] * min(10_000, self.s.jobs - start))
+            self.jobs.update(
+                history.created(client.jobs.bulk_create([spec] * min(10_000, self.s.jobs - start)))
+            )
         for name, start_fn in (("agent", self._start_agent), ("launcher", self._start_launcher)):
             piece = Piece(name, start_fn)
             piece.start()
@@ -460,22 +464,18 @@ class _Trial:
     def _figures(
         self, client: Any, tags: dict[str, str], started_at: datetime, last_seen: float, *, faults_left: int
     ) -> TrialOutput:
-        past = history.read(client, site_id=self.site_id, tags=tags, since=self.t0 - 1, t0=self.t0)
-        steps = {
-            job: s
-            for job, s in history.steps(client, site_id=self.site_id, since=self.t0 - 1).items()
-            if job in past.created
-        }
+        steps = history.steps(client, sorted(self.jobs))
+        past = history.summarize(self.jobs, ((job, s) for job, ss in steps.items() for s in ss), t0=self.t0)
         runs = doubles.read_journal(self.journal, kills=self.launcher_kills)
         found = doubles.find(steps, runs)
         states = past.final_states()
         final = sum(n for state, n in states.items() if state in FINAL)
-        missing = self.s.jobs - len(past.created)
+        missing = states.get("MISSING", 0)
         rows = [self._row(job, past, steps.get(job, [])) for job in sorted(past.created)]
         finals = [r.final_s for r in rows if r.final_s is not None]
         overall = max(finals) if finals else last_seen - self.t0
         figures: dict[str, float | None] = {
-            "jobs_lost": float(len(past.created) - final + missing),
+            "jobs_lost": float(len(past.created) - final),
             "run_twice_concurrently": float(len(found.history)),
             "task_runs_concurrent": float(len(found.journal)),
             "jobs_finished": float(states.get("JOB_FINISHED", 0)),
@@ -492,7 +492,7 @@ class _Trial:
             f"faults not injected (the run ended or timed out first): {faults_left}" if faults_left else "",
             f"jobs run twice at once (history): {found.history[:20]}" if found.history else "",
             f"jobs run twice at once (journal): {found.journal[:20]}" if found.journal else "",
-            f"{missing} created jobs are missing from the server" if missing else "",
+            f"{missing} created jobs have no Events on the server (gone)" if missing else "",
             *(
                 self._story(job, steps.get(job, []), runs.get(job, []))
                 for job in sorted(set(found.history + found.journal))[:6]

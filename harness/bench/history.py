@@ -1,19 +1,23 @@
 """A run's history read back from the server: per job, when it was created, started and ended.
 
-The pages of jobs and Events are read one at a time and only numbers are kept, so a
-million-job run costs memory in proportion to its jobs, not to their JSON.
+The jobs are known from their creation (bulk create answers with their ids and times);
+their Events are asked for by batches of job ids (``GET /events?job_id=..``, the
+indexed column), so reading a million jobs' history costs requests in proportion to
+the jobs, none of which scans the whole table, and only numbers are kept, not JSON.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 #: rows per request while paging
 PAGE = 5_000
+#: job ids per Events request (the ids travel in the query string)
+IDS_PER_REQUEST = 400
 FINAL = ("JOB_FINISHED", "FAILED", "KILLED")
 #: the states whose Events the throughput figures need
 TIMED = ("RUNNING", "RUN_DONE", "RUN_ERROR", "RUN_TIMEOUT", *FINAL)
@@ -25,15 +29,27 @@ def epoch(value: datetime) -> float:
     return value.timestamp()
 
 
+@dataclass(frozen=True)
+class Step:
+    """One Event of a job: from, to, when (epoch seconds), and its data."""
+
+    id: int
+    from_state: str | None
+    to_state: str
+    at: float
+    data: dict[str, Any]
+
+
 @dataclass
 class History:
     """Seconds from ``t0`` of each job's creation and of its Events, per state."""
 
     created: dict[int, float] = field(default_factory=dict)
+    #: the state each job ended the run in (its last Event's)
     state: dict[int, str] = field(default_factory=dict)
     #: state -> job -> seconds: the first Event into that state (RUNNING: the last, a retried
     #: job's final run)
-    at: dict[str, dict[int, float]] = field(default_factory=dict)
+    at: dict[str, dict[int, float]] = field(default_factory=lambda: {s: {} for s in TIMED})
     #: RUN_ERROR/RUN_TIMEOUT Events, with their data (return code, output tail)
     errors: list[str] = field(default_factory=list)
 
@@ -55,51 +71,51 @@ def pages(fetch: Any, **params: Any) -> Iterator[Any]:
             return
 
 
-def read(client: Any, *, site_id: int, tags: dict[str, str], since: float, t0: float) -> History:
-    """The jobs tagged ``tags`` and their Events since ``since`` (epoch seconds), relative to ``t0``."""
-    history = History()
-    for job in pages(client.jobs.page, site_id=site_id, tags=tags, ordering="id"):
-        jid = int(job.id)
-        history.created[jid] = epoch(job.created_at) - t0
-        history.state[jid] = str(job.state)
-    after = datetime.fromtimestamp(since, UTC)
-    for state in TIMED:
-        seen: dict[int, float] = {}
-        for ev in pages(client.events.page, site_id=site_id, to_state=state, after=after, ordering="id"):
-            jid = int(ev.job_id)
-            if jid not in history.created:
-                continue
-            if state in ("RUN_ERROR", "RUN_TIMEOUT"):
-                history.errors.append(f"job {jid} {state}: {json.dumps(ev.data)[:300]}")
-            if state == "RUNNING" or jid not in seen:
-                seen[jid] = epoch(ev.timestamp) - t0
-        history.at[state] = seen
-    return history
+def created(jobs: Iterable[Any]) -> dict[int, float]:
+    """Job id -> creation time (epoch seconds), from the answer of a bulk create."""
+    return {int(job.id): epoch(job.created_at) for job in jobs}
 
 
-@dataclass(frozen=True)
-class Step:
-    """One Event of a job: from, to, when (epoch seconds), and its data."""
-
-    id: int
-    from_state: str | None
-    to_state: str
-    at: float
-    data: dict[str, Any]
-
-
-def steps(client: Any, *, site_id: int, since: float) -> dict[int, list[Step]]:
-    """Every Event of the site's jobs since ``since``, per job, in the order they were written."""
-    out: dict[int, list[Step]] = {}
-    after = datetime.fromtimestamp(since, UTC)
-    for ev in pages(client.events.page, site_id=site_id, after=after, ordering="id"):
-        out.setdefault(int(ev.job_id), []).append(
-            Step(
+def events(client: Any, job_ids: Sequence[int]) -> Iterator[tuple[int, Step]]:
+    """Every Event of these jobs, as (job id, step), each job's in the order they were written."""
+    for start in range(0, len(job_ids), IDS_PER_REQUEST):
+        chunk = list(job_ids[start : start + IDS_PER_REQUEST])
+        for ev in pages(client.events.page, job_id=chunk, ordering="id"):
+            step = Step(
                 int(ev.id),
                 str(ev.from_state) if ev.from_state is not None else None,
                 str(ev.to_state),
                 epoch(ev.timestamp),
                 dict(ev.data or {}),
             )
-        )
+            yield int(ev.job_id), step
+
+
+def steps(client: Any, job_ids: Sequence[int]) -> dict[int, list[Step]]:
+    """Every Event of these jobs, per job, in the order they were written."""
+    out: dict[int, list[Step]] = {}
+    for job, step in events(client, job_ids):
+        out.setdefault(job, []).append(step)
     return out
+
+
+def read(client: Any, jobs: Mapping[int, float], *, t0: float) -> History:
+    """The history of ``jobs`` (id -> creation time) relative to ``t0``: only the numbers."""
+    return summarize(jobs, events(client, sorted(jobs)), t0=t0)
+
+
+def summarize(jobs: Mapping[int, float], steps: Iterable[tuple[int, Step]], *, t0: float) -> History:
+    """:class:`History` of ``jobs`` from their Events (each job's in the order written)."""
+    history = History(created={job: at - t0 for job, at in jobs.items()})
+    for job, step in steps:
+        history.state[job] = step.to_state
+        if step.to_state not in history.at:
+            continue
+        if step.to_state in ("RUN_ERROR", "RUN_TIMEOUT"):
+            history.errors.append(f"job {job} {step.to_state}: {json.dumps(step.data)[:300]}")
+        seen = history.at[step.to_state]
+        if step.to_state == "RUNNING" or job not in seen:
+            seen[job] = step.at - t0
+    for job in history.created:
+        history.state.setdefault(job, "MISSING")
+    return history

@@ -183,8 +183,9 @@ class ThroughputScenario:
 
         started_at = datetime.now(UTC)
         t0 = time.time()
+        jobs: dict[int, float] = {}
         for start in range(0, self.jobs, 10_000):
-            client.jobs.bulk_create([spec] * min(10_000, self.jobs - start))
+            jobs.update(history.created(client.jobs.bulk_create([spec] * min(10_000, self.jobs - start))))
             harness_requests += 1
         t_created = time.time()
 
@@ -215,7 +216,7 @@ class ThroughputScenario:
 
         after = self.measure_baselines(max(1, self.baseline_jobs - self.baseline_jobs // 2))
         measured = baselines.combine(before, after)
-        past = history.read(client, site_id=stack.site_id, tags=tags, since=t0 - 1, t0=t0)
+        past = history.read(client, jobs, t0=t0)
         self.errors = past.errors
         rows = self._rows(index, past)
         trial = self._derive(

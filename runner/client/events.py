@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from runner.client._base import Manager
@@ -10,14 +11,18 @@ from runner.states import JobState
 
 
 class EventManager(Manager):
-    """``client.events``: the state history of jobs (one row per transition)."""
+    """``client.events``: the state history of jobs (one row per transition).
+
+    ``job_id`` takes one id or several (any matches): the Events of a batch of jobs in
+    one request, through the index on ``job_id``.
+    """
 
     path = "/events"
 
     def filter(
         self,
         *,
-        job_id: int | None = None,
+        job_id: int | Sequence[int] | None = None,
         site_id: int | None = None,
         to_state: JobState | str | None = None,
         from_state: JobState | str | None = None,
@@ -40,7 +45,7 @@ class EventManager(Manager):
     def page(
         self,
         *,
-        job_id: int | None = None,
+        job_id: int | Sequence[int] | None = None,
         site_id: int | None = None,
         to_state: JobState | str | None = None,
         from_state: JobState | str | None = None,

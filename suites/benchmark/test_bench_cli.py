@@ -216,3 +216,22 @@ def test_several_launchers_of_several_nodes_share_one_server(tmp_path: Path) -> 
     assert utilization is not None and 0 < utilization <= 1
     # sleep:0.2 has a slot-utilization aim; its verdict is whatever this machine gave
     assert any(v.figure == "slot_utilization" and v.aim == ">= 0.9" for v in scenario.verdicts)
+
+
+def test_a_schema_1_0_file_still_loads_for_compare(bench_dir: Path, tmp_path: Path) -> None:
+    """1.1 only added fields: a bench.json written before them is still an earlier run to compare with."""
+    document = json.loads((bench_dir / "bench.json").read_text())
+    document["schema_version"] = "1.0"
+    document.pop("check")
+    for scenario in document["scenarios"]:
+        scenario.pop("verdicts")
+        for trial in scenario["trials"]:
+            trial.pop("processes")
+            trial.pop("chaos")
+            for baseline in trial["baselines"]:
+                baseline.pop("cpu_s")
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(document))
+    assert load(old).schema_version == "1.0"
+    comparison = compare(load(bench_dir / "bench.json"), old, fail_on=10)
+    assert not comparison.regressed and comparison.rows

@@ -149,6 +149,8 @@ class SSOInfo(Reply):
     issuer: str
     client_id: str
     audience: str
+    #: the scopes to ask the provider for.
+    scopes: str = "openid profile email"
 
 
 # ---------------------------------------------------------------- sites and apps

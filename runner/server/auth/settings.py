@@ -28,6 +28,8 @@ class OIDCSettings:
     client_id: str
     #: the ``aud`` a token must carry [default: client_id].
     audience: str = ""
+    #: the scopes `tolu login --sso` asks for (add the one that releases the group claim).
+    scopes: str = "openid profile email"
     #: the claim that names the tolu account made on first sign-in.
     username_claim: str = "preferred_username"
     #: the claim listing the user's groups, and the group whose members are tolu admins.
@@ -84,6 +86,7 @@ class AuthSettings:
                 issuer=issuer.rstrip("/"),
                 client_id=client_id,
                 audience=env.get("TOLU_OIDC_AUDIENCE", "").strip(),
+                scopes=env.get("TOLU_OIDC_SCOPES", "").strip() or "openid profile email",
                 username_claim=env.get("TOLU_OIDC_USERNAME_CLAIM", "").strip() or "preferred_username",
                 groups_claim=env.get("TOLU_OIDC_GROUPS_CLAIM", "").strip() or "groups",
                 admin_group=env.get("TOLU_OIDC_ADMIN_GROUP", "").strip(),

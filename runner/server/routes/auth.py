@@ -191,4 +191,5 @@ def sso_info(auth: Auth) -> Response:
     if auth.oidc is None:
         raise NotFound("this server has no identity provider configured (TOLU_OIDC_ISSUER)")
     s = auth.oidc.settings
-    return json_response({"issuer": s.issuer, "client_id": s.client_id, "audience": s.expected_audience})
+    body = {"issuer": s.issuer, "client_id": s.client_id, "audience": s.expected_audience, "scopes": s.scopes}
+    return json_response(body)

@@ -19,10 +19,19 @@ import sys
 
 import click
 
-from runner.cli._common import CLI_RETRIES, ToluCommand, ToluGroup, echo, fail, get_client, quiet_retries
+from runner.cli._common import (
+    CLI_RETRIES,
+    USER_ERRORS,
+    ToluCommand,
+    ToluGroup,
+    describe,
+    echo,
+    fail,
+    get_client,
+    quiet_retries,
+)
 from runner.client import Client, ConfigError, default_url
 from runner.client.config import ENV_URL, read_config
-from runner.client.device import DeviceLoginError
 
 _URL_HELP = "server URL [default: $TOLU_URL, else the last login's, else http://127.0.0.1:8000]"
 
@@ -67,11 +76,19 @@ def _save(client: Client) -> None:
 
 
 def _show_code(verification_uri: str, user_code: str, complete: str) -> None:
-    echo(f"To log in, open {complete}")
-    echo(f"  or go to {verification_uri} and enter the code {user_code}")
+    _show(verification_uri, user_code, complete)
     echo(f"  or, where you are logged in already: tolu login approve {user_code}")
     echo("Waiting for approval...")
-    sys.stdout.flush()
+
+
+def _show_provider_code(verification_uri: str, user_code: str, complete: str) -> None:
+    _show(verification_uri, user_code, complete)
+    echo("Waiting for you to sign in at the identity provider...")
+
+
+def _show(verification_uri: str, user_code: str, complete: str) -> None:
+    echo(f"To log in, open {complete}")
+    echo(f"  or go to {verification_uri} and enter the code {user_code}")
 
 
 @click.command(cls=ToluCommand)
@@ -106,8 +123,8 @@ class LoginGroup(ToluGroup):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except DeviceLoginError as exc:
-            fail(str(exc))
+        except USER_ERRORS as exc:  # the group's own callback logs in: same one-line errors
+            fail(describe(exc))
 
 
 @click.group(cls=LoginGroup, invoke_without_command=True)
@@ -145,8 +162,13 @@ def login(
         if username or password_stdin:
             fail("--device and --sso ask for no username or password here")
         how = "device" if device else "sso"
-        log_in = Client.login_device if device else Client.login_sso
-        _save(log_in(url, _show_code, client_name=_client_name(how), retries=CLI_RETRIES))
+        if device:
+            client = Client.login_device(url, _show_code, client_name=_client_name(how), retries=CLI_RETRIES)
+        else:
+            client = Client.login_sso(
+                url, _show_provider_code, client_name=_client_name(how), retries=CLI_RETRIES
+            )
+        _save(client)
         return
     name = _username(username, password_stdin)
     password = _read_password(password_stdin, confirm=False)
@@ -155,12 +177,11 @@ def login(
 
 def _decide(code: str, approve: bool) -> None:
     client = get_client()
-    state = client.account.decide_device(code, approve=approve)
-    who = client.username or "you"
-    echo(
-        f"{'Approved' if state == 'approved' else 'Denied'}: the device with code {code.upper()} "
-        + (f"is now logged in as {who}" if state == "approved" else "will not be logged in")
-    )
+    done = client.account.decide_device(code, approve=approve)
+    if done["state"] == "approved":
+        echo(f"Approved: the device with code {done['user_code']} is now logged in as {client.username}")
+    else:
+        echo(f"Denied: the device with code {done['user_code']} will not be logged in")
 
 
 @login.command(cls=ToluCommand)

@@ -49,12 +49,14 @@ class AccountManager(Manager):
         page: Page[AuditEvent] = adapter(Page[AuditEvent]).validate_json(resp.content)
         return page
 
-    def decide_device(self, user_code: str, *, approve: bool = True) -> str:
-        """Approve (or deny) a device login with this account; the state it is in now."""
+    def decide_device(self, user_code: str, *, approve: bool = True) -> dict[str, str]:
+        """Approve (or deny) a device login with this account: its ``user_code`` (as the
+        server spells it), ``state`` and ``client_name``."""
         resp = self._http.request(
             "POST", "/auth/device/decide", body={"user_code": user_code, "approve": approve}
         )
-        return str(resp.json()["state"])
+        answer: dict[str, str] = resp.json()
+        return answer
 
 
 class AdminManager(Manager):

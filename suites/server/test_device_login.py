@@ -35,7 +35,8 @@ class DeviceLogin:
             env=env,
         )
         self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -51,8 +52,10 @@ class DeviceLogin:
         return str(found.group(1))
 
     def finish(self) -> tuple[int, str, str]:
-        _, err = self.proc.communicate(timeout=120)
-        return self.proc.returncode, "".join(self.lines), err
+        self.proc.wait(timeout=120)
+        self.reader.join(timeout=30)  # every line the command printed
+        assert self.proc.stderr is not None
+        return self.proc.returncode, "".join(self.lines), self.proc.stderr.read()
 
 
 def tolu(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

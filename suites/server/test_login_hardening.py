@@ -151,4 +151,4 @@ def test_an_admin_lists_and_disables_accounts(tmp_path: Path) -> None:
             admin.admin.update_user(admin.me().id, disabled=True)
         # the changes are in bob's audit events
         actions = [e.action for e in Client(url, bob["access_token"]).account.audit().results]
-        assert actions[:2] == ["account.enabled", "account.disabled"]
+        assert actions[:3] == ["account.enabled", "login.refused", "account.disabled"]

@@ -121,7 +121,8 @@ def test_tolu_login_sso(server: ServerProcess, provider: OIDCProviderProcess, tm
         assert proc.stdout is not None
         lines.extend(proc.stdout)
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     found = wait_until(
         lambda: re.search(r"open (\S+)\n.*enter the code (\S+)", "".join(lines), re.S),
         timeout=60,
@@ -130,8 +131,10 @@ def test_tolu_login_sso(server: ServerProcess, provider: OIDCProviderProcess, tm
     url, code = found.group(1), found.group(2)
     assert url.startswith(provider.issuer + "/device")
     approve_device(url, code, "alice")  # the person, in the provider's pages
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    proc.wait(timeout=120)
+    reader.join(timeout=30)
+    assert proc.stderr is not None
+    assert proc.returncode == 0, proc.stderr.read()
     assert "Logged in as alice" in "".join(lines)
     listed = subprocess.run(
         [*TOLU, "token", "ls", "--logins", "--json"],

@@ -50,7 +50,7 @@ def test_access_tokens_are_eddsa_and_verify_with_the_published_keys(tolu_client:
 def test_an_hs256_token_signed_with_a_guessable_secret_is_refused(tolu_client: Client) -> None:
     claims = jwt.decode(tolu_client.token or "", options={"verify_signature": False})
     kid = jwt.get_unverified_header(tolu_client.token or "")["kid"]
-    forged = jwt.encode(claims, "secret", algorithm="HS256", headers={"kid": kid})
+    forged = jwt.encode(claims, "a-guessable-secret-" * 3, algorithm="HS256", headers={"kid": kid})
     resp = _me(tolu_client.url, forged)
     assert resp.status_code == 401 and "invalid token" in resp.json()["detail"]
 

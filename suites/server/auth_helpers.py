@@ -13,25 +13,6 @@ from typing import Any
 import jwt
 import requests
 
-try:
-    from harness.waiting import wait_until
-except ImportError:  # harness.waiting.wait_until is on its way to main (branch l10-waits)
-    import time
-    from collections.abc import Callable
-
-    def wait_until(  # type: ignore[misc]
-        condition: Callable[[], Any], *, timeout: float, what: str = "", interval: float = 0.1
-    ) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = condition()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
-            time.sleep(interval)
-
-
 from runner.server.auth.keys import ALGORITHM, KeyRing
 from runner.server.auth.tokens import AUDIENCE
 from runner.server.process import ServerProcess

@@ -21,9 +21,10 @@ from typing import Any
 from urllib.parse import urljoin
 
 import requests
-from auth_helpers import wait_until
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from harness.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_DIR = ROOT / "ci" / "oidc-provider"

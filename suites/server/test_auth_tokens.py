@@ -15,8 +15,9 @@ from pathlib import Path
 import jwt
 import pytest
 import requests
-from auth_helpers import auth_server, create_token, exchange, post_token, register_login, revoke, wait_until
+from auth_helpers import auth_server, create_token, exchange, post_token, register_login, revoke
 
+from harness.waiting import wait_until
 from runner.client import Client
 from runner.client.auth import TokenCredential
 from runner.client.errors import AuthError

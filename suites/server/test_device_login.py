@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from auth_helpers import DEVICE_GRANT, auth_server, post_token, register_login, wait_until
+from auth_helpers import DEVICE_GRANT, auth_server, post_token, register_login
 
+from harness.waiting import wait_until
 from runner.client import device
 
 TOLU = [sys.executable, "-c", "from runner.cli.main import cli; cli()"]

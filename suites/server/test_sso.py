@@ -21,10 +21,10 @@ import jwt
 import pytest
 import requests
 import yaml
-from auth_helpers import wait_until
 from cryptography.hazmat.primitives.asymmetric import rsa
 from oidc_helpers import OIDCProviderProcess, ProviderConfig, approve_device, provider_version, rsa_jwk
 
+from harness.waiting import wait_until
 from runner.server.process import ServerProcess, free_port
 
 TOLU = [sys.executable, "-c", "from runner.cli.main import cli; cli()"]

@@ -166,7 +166,7 @@ def test_signing_keys_rotate_and_old_tokens_stay_valid(tmp_path: Path) -> None:
         old = register_login(url)
         old_kid = jwt.get_unverified_header(old["access_token"])["kid"]
         ring = KeyRing(server.data_dir, rotate_after=timedelta(days=30))
-        new_kid = ring.load().rotate()  # as `tolu server rotate-key` does, from another process
+        new_kid = ring.load().rotate()  # what `tolu server rotate-key` does, from another process
         kids = [k["kid"] for k in requests.get(url + "/.well-known/jwks.json", timeout=30).json()["keys"]]
         assert kids[:2] == [new_kid, old_kid]
         assert oct((server.data_dir / "signing_keys.json").stat().st_mode & 0o777) == "0o600"
@@ -204,3 +204,22 @@ def test_tolu_token_commands(tolu_client: Client, make_user: Callable[[], Client
         Client(tolu_client.url, credential=TokenCredential(secret)).me()  # nor can it get another
     bad = tolu("token", "revoke", "999999")
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "not found" in bad.stderr
+
+
+def test_dropping_a_leaked_key_refuses_its_tokens_and_clients_renew(tmp_path: Path) -> None:
+    with auth_server(tmp_path, {}) as server:
+        answer = register_login(server.url)
+        client = Client.login(server.url, answer["username"], answer["password"])
+        before = client.token or ""
+        done = subprocess.run(
+            [*TOLU, "server", "rotate-key", "--drop-old", "--data-dir", str(server.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0 and "keeping 0 older" in done.stdout, done.stderr
+        server.stop()
+        server.start(timeout=90)
+        assert _me(server.url, before).status_code == 401, "a token signed with the dropped key"
+        assert client.me().username == answer["username"], "the client renewed on its own"
+        assert client.token != before

@@ -113,10 +113,13 @@ class KeyRing:
                 self._rotate_locked(only_if_due=True)
         return self
 
-    def rotate(self) -> str:
-        """Put a new signing key in front (now, whatever the age of the current one)."""
+    def rotate(self, *, keep_old: bool = True) -> str:
+        """Put a new signing key in front (now, whatever the age of the current one);
+        ``keep_old=False`` drops the others (a leaked key: every access token signed before
+        is refused, and clients renew theirs, since refresh tokens and token secrets are
+        not signed with these keys)."""
         with self._lock:
-            return self._rotate_locked(only_if_due=False)
+            return self._rotate_locked(only_if_due=False, keep_old=keep_old)
 
     # ---- use
 
@@ -174,13 +177,13 @@ class KeyRing:
             raise RuntimeError(f"cannot read the signing keys {self.path}: {exc}") from None
         self._keys = [SigningKey.from_json(item) for item in raw.get("keys", [])]
 
-    def _rotate_locked(self, *, only_if_due: bool) -> str:
+    def _rotate_locked(self, *, only_if_due: bool, keep_old: bool = True) -> str:
         with self._file_lock():
             self._read()  # another process may have rotated already
             if only_if_due and not self._due():
                 return self._keys[0].kid
             new = SigningKey.generate()
-            self._keys = [new, *self._keys][:KEEP]
+            self._keys = [new, *self._keys][:KEEP] if keep_old else [new]
             self._write()
             return new.kid
 

@@ -71,7 +71,30 @@ def base_url(request: Request, public_url: str) -> str:
     return public_url or str(request.base_url).rstrip("/")
 
 
-@router.post("/token", response_model=models.Token, responses=OAUTH_ERRORS)
+TOKEN_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": list(GRANT_TYPES)},
+                        "refresh_token": {"type": "string"},
+                        "device_code": {"type": "string"},
+                        "client_secret": {"type": "string", "description": "a token from tolu token create"},
+                        "subject_token": {"type": "string", "description": "the provider's ID token"},
+                        "client_name": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("/token", response_model=models.Token, responses=OAUTH_ERRORS, openapi_extra=TOKEN_FORM)
 def token(form: Form, db: Db, auth: Auth, address: Address) -> Response:
     """Exchange a grant (refresh token, device code, token secret, provider ID token) for tokens."""
     kind = form.get("grant_type", "")

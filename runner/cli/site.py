@@ -37,7 +37,7 @@ def site() -> None:
 def _client(settings_url: str = "") -> Client:
     client = get_client()
     if settings_url and settings_url.rstrip("/") != client.url:
-        client = Client(settings_url, client.token, username=client.username, retries=2)
+        client = Client(settings_url, username=client.username, credential=client.credential, retries=2)
     return client
 
 

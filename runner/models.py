@@ -47,20 +47,110 @@ class Page(BaseModel, Generic[T]):
 
 class UserCreate(Request):
     username: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@+-]+$")
-    password: str = Field(min_length=8, max_length=1024)
+    #: the server's password policy (length, common passwords) says the rest, with the reason.
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class LoginRequest(Request):
+    username: str = Field(min_length=1, max_length=128)
+    password: str = Field(min_length=1, max_length=1024)
+    #: what this login is for, shown by `tolu token ls` (e.g. "tolu CLI on login1").
+    client_name: str = Field("", max_length=128)
 
 
 class User(Reply):
     id: int
     username: str
     created_at: datetime
+    role: Literal["user", "admin"] = "user"
+    email: str | None = None
+    disabled: bool = False
 
 
 class Token(Reply):
+    """What a login or a token exchange answers (RFC 6749 section 5.1, plus tolu's fields)."""
+
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_at: datetime
+    #: seconds the access token lives.
+    expires_in: int = 0
     username: str
+    #: present for logins (password, device, SSO): exchange it at /auth/token for the next pair.
+    refresh_token: str | None = None
+    scope: Literal["full", "read", "site"] = "full"
+    site_id: int | None = None
+
+
+class ApiTokenCreate(Request):
+    name: str = Field(min_length=1, max_length=128, description="what the token is for")
+    scope: Literal["full", "read", "site"] = "full"
+    #: the site a ``site`` token reaches (required then, refused otherwise).
+    site_id: int | None = None
+    #: days until it stops working; null: never (until revoked).
+    expires_in_days: float | None = Field(90.0, gt=0, le=3660)
+
+
+class ApiToken(Reply):
+    """A credential of the account: a token (``tolu token create``) or a login."""
+
+    id: int
+    kind: Literal["token", "login"]
+    via: str
+    name: str
+    scope: Literal["full", "read", "site"]
+    site_id: int | None = None
+    #: the first characters of the token, to recognise it.
+    hint: str | None = None
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+
+class ApiTokenCreated(ApiToken):
+    #: the secret: shown this once, stored by the server only as a hash.
+    token: str
+
+
+class DeviceAuthorization(Reply):
+    """RFC 8628 section 3.2."""
+
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str
+    expires_in: int
+    interval: int
+
+
+class DeviceDecision(Request):
+    user_code: str = Field(min_length=4, max_length=32)
+    approve: bool = True
+
+
+class AuditEvent(Reply):
+    id: int
+    user_id: int | None
+    action: str
+    address: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+    at: datetime
+
+
+class UserAdminUpdate(Request):
+    disabled: bool | None = None
+    role: Literal["user", "admin"] | None = None
+
+
+class SSOInfo(Reply):
+    """The identity provider a server accepts (``GET /auth/sso``)."""
+
+    issuer: str
+    client_id: str
+    audience: str
+    #: the scopes to ask the provider for.
+    scopes: str = "openid profile email"
 
 
 # ---------------------------------------------------------------- sites and apps

@@ -426,10 +426,8 @@ class _Trial:
     def run(self) -> TrialOutput:
         started_at = datetime.now(UTC)
         client, tags = self._set_up()
-        from runner.client import Client
-
         # progress polls give up at once while the server is down (the run's own client retries)
-        poller = Client(client.url, client.token, timeout=10, retries=0)
+        poller = client.clone(timeout=10, retries=0)  # shares the renewing credential
         faults = plan(
             kills=self.s.kills, targets=self.s.targets, seed=self.s.seed + self.index, down_s=self.s.down_s
         )

@@ -52,7 +52,8 @@ def _one_line(message: str) -> str:
     return escape(" ".join(str(message).split()))
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """The one line a user error is reported as."""
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
@@ -81,7 +82,7 @@ class ToluCommand(click.Command):
         try:
             return super().invoke(ctx)
         except USER_ERRORS as exc:
-            fail(_describe(exc))
+            fail(describe(exc))
 
 
 class ToluGroup(click.Group):

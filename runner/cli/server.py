@@ -196,3 +196,25 @@ def migrate(data_dir: Path | None, database_url: str | None, revision: str) -> N
     finally:
         db.dispose()
     click.echo(f"{db.kind} schema: {before or 'empty'} -> {after or 'empty'}")
+
+
+@server.command(name="rotate-key")
+@_data_dir_option
+@click.option("--drop-old", is_flag=True, help="forget the older keys too (a leaked key); restart the server")
+def rotate_key(data_dir: Path | None, drop_old: bool) -> None:
+    """Replace the key that signs access tokens now (it also happens by itself every
+    TOLU_KEY_ROTATION_DAYS).
+
+    Tokens signed with the previous keys stay valid until they expire, unless --drop-old:
+    then, once the server restarts, they are refused and clients get new ones on their
+    own (logins and tokens are not affected). A running server signs with the new key from
+    its next start and verifies tokens signed with it at once.
+    """
+    from datetime import timedelta
+
+    from runner.server.auth.keys import KEY_FILE, KeyRing
+
+    directory = _data_dir(data_dir)
+    ring = KeyRing(directory, rotate_after=timedelta(days=36500)).load()
+    kid = ring.rotate(keep_old=not drop_old)
+    click.echo(f"new signing key {kid} in {directory / KEY_FILE} (keeping {len(ring.kids()) - 1} older)")

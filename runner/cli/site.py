@@ -10,6 +10,7 @@ import click
 
 from runner import daemon
 from runner.cli._common import ToluGroup, echo, fail, format_time, get_client, print_table
+from runner.cli.token import save_site_token
 from runner.client import Client
 from runner.client.errors import Conflict, TransportError
 from runner.interpreter import module_command
@@ -36,7 +37,7 @@ def site() -> None:
 def _client(settings_url: str = "") -> Client:
     client = get_client()
     if settings_url and settings_url.rstrip("/") != client.url:
-        client = Client(settings_url, client.token, username=client.username, retries=2)
+        client = Client(settings_url, username=client.username, credential=client.credential, retries=2)
     return client
 
 
@@ -90,6 +91,9 @@ def init(site_dir: Path, name: str | None, scheduler: str, url: str) -> None:
         fail(f"{exc}; the directory is ready, run `tolu site init {site_dir}` again to register it")
     directory.set_site_id(site_dir, made.id)
     echo(f"registered site {made.name!r} (id {made.id}) at {client.url}")
+    # The agent and launchers act with a token that reaches this site only, not your login.
+    saved = save_site_token(client, made, site_dir)
+    echo(f"site token saved to {saved} (the agent's and launchers' credential)")
     echo(f"next: tolu site start {site_dir}")
 
 

@@ -11,13 +11,15 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from pydantic import BaseModel
 from requests.adapters import HTTPAdapter
 
 from runner.client._retry import GaveUp, RetryPolicy
-from runner.client.errors import TransportError, error_for_status
+from runner.client.auth import Credential, StaticCredential
+from runner.client.errors import APIError, TransportError, error_for_status
 
 #: query-string value types: scalars, or lists of them (repeated keys).
 Params = Mapping[str, Any]
@@ -110,19 +112,18 @@ class HTTP:
         self.session.mount("https://", adapter)
         self.session.headers["Accept"] = "application/json"
         self.session.headers["User-Agent"] = "tolu-client"
-        self.token = token
+        #: supplies (and renews) the access token of each request; runner.client.auth.
+        self.credential: Credential | None = StaticCredential(token) if token else None
 
     @property
     def token(self) -> str | None:
-        return self._token
+        """The current access token (None: not logged in)."""
+        access = self.credential.current if self.credential else None
+        return access.token if access else None
 
     @token.setter
     def token(self, value: str | None) -> None:
-        self._token = value
-        if value:
-            self.session.headers["Authorization"] = f"Bearer {value}"
-        else:
-            self.session.headers.pop("Authorization", None)
+        self.credential = StaticCredential(value) if value else None
 
     def close(self) -> None:
         self.session.close()
@@ -137,10 +138,48 @@ class HTTP:
         raw_body: bytes | None = None,
         timeout: float | None = None,
     ) -> requests.Response:
-        """Send one request (retried as ``runner.client._retry`` says); raise typed errors."""
-        url = self.url + path
+        """Send one request (retried as ``runner.client._retry`` says); raise typed errors.
+
+        With a credential, the request carries its access token; a 401 answer makes the
+        credential renew once and the request go again, so an expired access token never
+        reaches the caller while the login or token behind it is valid.
+        """
         data = raw_body if raw_body is not None else (None if body is None else encode_json(body))
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        credential = self.credential
+        token = credential.access_token(self) if credential else None
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            return self._send(method, path, params, data, headers, timeout)
+        except APIError as exc:
+            if exc.status != 401 or credential is None or not credential.renew(self, token):
+                raise
+            fresh = credential.access_token(self)
+            if not fresh or fresh == token:
+                raise
+        headers["Authorization"] = f"Bearer {fresh}"
+        return self._send(method, path, params, data, headers, timeout)
+
+    def post_form(self, path: str, form: Mapping[str, str]) -> Any:
+        """POST a form (OAuth endpoints), without the credential; the JSON answer.
+
+        An OAuth error answer raises the typed error with ``oauth_error`` set to its code.
+        """
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        data = "&".join(f"{quote(k)}={quote(v)}" for k, v in form.items()).encode()
+        return self._send("POST", path, None, data, headers, None).json()
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Params | None,
+        data: bytes | None,
+        headers: dict[str, str],
+        timeout: float | None,
+    ) -> requests.Response:
+        url = self.url + path
         try:
             resp = self.session.request(
                 method,
@@ -160,8 +199,20 @@ class HTTP:
                 attempts=attempts,
             ) from None
         if resp.status_code >= 400:
-            raise error_for_status(resp.status_code, _detail(resp), method=method, url=url)
+            error = error_for_status(resp.status_code, _detail(resp), method=method, url=url)
+            error.oauth_error = _oauth_error(resp)
+            error.retry_after = resp.headers.get("Retry-After")
+            raise error
         return resp
+
+
+def _oauth_error(resp: requests.Response) -> str | None:
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    code = body.get("error") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _short(exc: BaseException) -> str:

@@ -9,7 +9,8 @@ backoff with jitter, ``Retry-After``); the policy is:
   the pooled keep-alive connections);
 - 5xx answers are retried for every method (a bulk request is one transaction: a 500
   rolled it back, a 502/503 from a proxy never reached tolu), and so are 413/429/503
-  answers that carry ``Retry-After``, after the time it asks for;
+  answers that carry ``Retry-After``, after the time it asks for, unless that is longer
+  than the longest backoff (a login locked for minutes answers at once);
 - a read timeout is retried only for GET, because a POST or PATCH that timed out
   may already have been applied. urllib3 has one switch (``allowed_methods``) for
   read errors and 5xx alike, so this rule is the override below
@@ -78,6 +79,11 @@ class RetryPolicy(Retry):
         attempts = len(self.history) + 1
         if isinstance(error, ReadTimeoutError) and (method or "").upper() not in RESENT_AFTER_TIMEOUT:
             raise GaveUp(attempts, error)
+        if response is not None and error is None and response.status in self.RETRY_AFTER_STATUS_CODES:
+            wait = self.get_retry_after(response)
+            if wait is not None and wait > self.backoff_max:
+                # e.g. a login locked for minutes: the answer (429 and its reason) comes back now
+                raise MaxRetryError(_pool, url or "", None)  # type: ignore[arg-type]
         try:
             retry = super().increment(method, url, response, error, _pool, _stacktrace)
         except MaxRetryError:

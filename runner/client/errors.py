@@ -90,6 +90,10 @@ class APIError(ToluError):
         self.detail = detail
         self.method = method
         self.url = url
+        #: the OAuth error code of an /auth answer (``slow_down``, ``invalid_grant``...), else None.
+        self.oauth_error: str | None = None
+        #: the ``Retry-After`` header of a 429/503 answer, else None.
+        self.retry_after: str | None = None
         super().__init__(self._message())
 
     def _message(self) -> str:

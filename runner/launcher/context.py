@@ -68,7 +68,8 @@ class Context:
             raise LauncherError(
                 f"{site_dir}/settings.yml has no site_id: register the site with `tolu site init`"
             )
-        return cls(opts, settings=settings, site_id=settings.site_id, client=client or Client.from_config())
+        client = client or Client.for_site(site_dir)  # the site's token, else the user's login
+        return cls(opts, settings=settings, site_id=settings.site_id, client=client)
 
     # ------------------------------------------------------------ life
 

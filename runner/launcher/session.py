@@ -28,8 +28,8 @@ def ts(t: float) -> datetime:
 
 
 def clone(client: Client) -> Client:
-    """A client of the same user with its own connection pool (one per thread)."""
-    return Client(client.url, client.token, username=client.username)
+    """A client of the same credential with its own connection pool (one per thread)."""
+    return client.clone()
 
 
 class Reporter:

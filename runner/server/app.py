@@ -15,9 +15,27 @@ from starlette.responses import Response
 
 import runner
 from runner import models
-from runner.server import auth, errors, schema
+from runner.server import errors, schema
+from runner.server.auth.keys import KeyRing
+from runner.server.auth.oidc import OIDCProvider
+from runner.server.auth.tokens import AccessTokens
+from runner.server.auth.verify import Verifier
 from runner.server.db import Database
-from runner.server.routes import apps, batch_jobs, body, events, jobs, sessions, sites, transfers, users
+from runner.server.routes import (
+    admin,
+    apps,
+    auth,
+    batch_jobs,
+    body,
+    device_page,
+    events,
+    jobs,
+    sessions,
+    sites,
+    transfers,
+    users,
+    wellknown,
+)
 from runner.server.services import sessions as session_service
 from runner.server.settings import ServerSettings
 
@@ -44,6 +62,14 @@ def _expire_once(db: Database) -> int:
     return n
 
 
+def verifier(settings: ServerSettings) -> Verifier:
+    """The token check of this server: its key ring (made or rotated now), the provider if any."""
+    a = settings.auth
+    keys = KeyRing(settings.data_dir, rotate_after=timedelta(days=a.key_rotation_days)).load()
+    tokens = AccessTokens(keys, issuer=a.issuer, ttl=timedelta(seconds=a.access_token_ttl_sec))
+    return Verifier(settings=a, tokens=tokens, oidc=OIDCProvider(a.oidc) if a.oidc else None)
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
     """The app for ``settings``. Nothing touches the database until the lifespan starts."""
 
@@ -58,9 +84,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             raise
         app.state.db = db
         app.state.revision = revision
-        app.state.tokens = auth.TokenIssuer(
-            auth.load_or_create_secret(settings.data_dir), timedelta(hours=settings.token_ttl_hours)
-        )
+        app.state.auth = verifier(settings)
         log.info("tolu server %s on %s (schema %s)", runner.__version__, db.kind, revision)
         task = asyncio.create_task(_expire_sessions(db, settings.session_check_sec))
         try:
@@ -91,7 +115,20 @@ def create_app(settings: ServerSettings) -> FastAPI:
             }
         )
 
-    for module in (users, sites, apps, jobs, events, transfers, batch_jobs, sessions):
+    for module in (
+        users,
+        auth,
+        admin,
+        wellknown,
+        device_page,
+        sites,
+        apps,
+        jobs,
+        events,
+        transfers,
+        batch_jobs,
+        sessions,
+    ):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

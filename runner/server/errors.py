@@ -34,6 +34,35 @@ class Unauthorized(ServiceError):
     status = 401
 
 
+class Forbidden(ServiceError):
+    """Authenticated, but this credential may not do it (read-only, site token, not admin)."""
+
+    status = 403
+
+
+class TooManyRequests(ServiceError):
+    """429 with ``Retry-After``: e.g. too many failed logins for an account or address."""
+
+    status = 429
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
+class OAuthError(ServiceError):
+    """An OAuth 2.0 error answer (RFC 6749 section 5.2, RFC 8628 section 3.5): ``error`` is the
+    code clients switch on (``authorization_pending``, ``slow_down``...), ``detail`` the sentence."""
+
+    def __init__(self, error: str, detail: str, status: int = 400) -> None:
+        super().__init__(detail)
+        self.error = error
+        self.status = status
+
+    def body(self) -> Any:
+        return {"error": self.error, "error_description": self.detail, "detail": self.detail}
+
+
 class NotFound(ServiceError):
     status = 404
 
@@ -80,10 +109,13 @@ def _clean(errors: Sequence[Any]) -> list[dict[str, Any]]:
 def install(app: FastAPI) -> None:
     async def service_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         resp = json_response(exc.body(), exc.status)
-        if headers:
-            resp.headers.update(headers)
+        if exc.status == 401:
+            resp.headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, TooManyRequests):
+            resp.headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, OAuthError):
+            resp.headers["Cache-Control"] = "no-store"
         return resp
 
     async def validation_error(_request: Request, exc: Exception) -> Response:

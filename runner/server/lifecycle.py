@@ -88,12 +88,16 @@ class JobRec:
         )
 
 
-def load_recs(conn: Connection, ids: Sequence[int], owner_id: int | None = None) -> dict[int, JobRec]:
+def load_recs(
+    conn: Connection, ids: Sequence[int], owner_id: int | None = None, site_id: int | None = None
+) -> dict[int, JobRec]:
     if not ids:
         return {}
     stmt = select(*REC_COLUMNS).where(ids_in(t.jobs.c.id, ids))
     if owner_id is not None:
         stmt = stmt.where(t.jobs.c.owner_id == owner_id)
+    if site_id is not None:  # a site token reaches its site's jobs only
+        stmt = stmt.where(t.jobs.c.site_id == site_id)
     return {row[0]: JobRec.from_row(row) for row in conn.execute(stmt)}
 
 

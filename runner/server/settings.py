@@ -1,16 +1,16 @@
-"""How one server runs: where its data lives, which database, token lifetime."""
+"""How one server runs: where its data lives, which database, how it authenticates."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from runner.server.auth.settings import AuthSettings
 from runner.server.db import sqlite_url
 
 ENV_DATA_DIR = "TOLU_DATA_DIR"
 ENV_DATABASE_URL = "TOLU_DATABASE_URL"
-ENV_SECRET_KEY = "TOLU_SECRET_KEY"
 
 
 def default_data_dir() -> Path:
@@ -28,7 +28,8 @@ class ServerSettings:
     database_url: str | None = None
     #: upgrade an older schema at startup (an empty database is always set up).
     migrate: bool = False
-    token_ttl_hours: float = 24.0 * 7
+    #: token lifetimes, login limits, the identity provider (``TOLU_*``; docs/auth.md).
+    auth: AuthSettings = field(default_factory=AuthSettings)
     #: how often the background task looks for expired sessions.
     session_check_sec: float = 2.0
 
@@ -41,6 +42,7 @@ class ServerSettings:
         values: dict[str, object] = {
             "data_dir": default_data_dir(),
             "database_url": os.environ.get(ENV_DATABASE_URL) or None,
+            "auth": AuthSettings.from_env(),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["data_dir"] = Path(str(values["data_dir"])).expanduser()

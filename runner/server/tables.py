@@ -46,8 +46,98 @@ users = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("username", String(128), nullable=False, unique=True),
+    #: the username case-folded: names are compared by this key, so ``ALICE`` is ``alice``.
+    #: (Nullable only because SQLite cannot add NOT NULL to a column in place; always set.)
+    Column("name_key", String(128), nullable=True),
+    #: empty for accounts that only sign in through the identity provider (SSO).
     Column("password_hash", String(256), nullable=False),
+    #: ``user`` or ``admin``.
+    Column("role", String(16), nullable=False, server_default="user"),
+    Column("disabled_at", DateTime, nullable=True),
+    Column("email", String(320), nullable=True),
+    #: the OpenID Connect identity this account belongs to (issuer, subject).
+    Column("oidc_issuer", String(512), nullable=True),
+    Column("oidc_subject", String(256), nullable=True),
     Column("created_at", DateTime, nullable=False),
+    Index(None, "name_key", unique=True),
+    Index(None, "oidc_issuer", "oidc_subject", unique=True),
+    sqlite_autoincrement=True,
+)
+
+# Every credential is a grant: a login (password, device code or SSO; renewed by
+# rotating refresh tokens) or a token made with `tolu token create` (its secret is
+# exchanged for short access tokens). Access tokens name their grant, so revoking
+# the grant refuses them at their next request.
+grants = Table(
+    "grants",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    #: ``login`` or ``token``.
+    Column("kind", String(16), nullable=False),
+    #: how it was obtained: ``password``, ``device``, ``sso`` or ``token``.
+    Column("via", String(16), nullable=False),
+    Column("name", String(128), nullable=False),
+    #: ``full``, ``read`` or ``site`` (then ``site_id``).
+    Column("scope", String(16), nullable=False),
+    Column("site_id", Integer, ForeignKey("sites.id", ondelete="CASCADE"), nullable=True),
+    #: SHA-256 of a token's secret (tokens only; the secret itself is never stored).
+    Column("secret_hash", String(64), nullable=True, unique=True),
+    #: the first characters of a token, to recognise it in `tolu token ls`.
+    Column("hint", String(16), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=True),
+    Column("revoked_at", DateTime, nullable=True),
+    Column("last_used_at", DateTime, nullable=True),
+    Index(None, "user_id"),
+    sqlite_autoincrement=True,
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("grant_id", Integer, ForeignKey("grants.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+    #: when it was exchanged for its successor (each refresh token is used once).
+    Column("used_at", DateTime, nullable=True),
+    Index(None, "grant_id"),
+    sqlite_autoincrement=True,
+)
+
+device_codes = Table(
+    "device_codes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("user_code", String(16), nullable=False, unique=True),
+    Column("client_name", String(128), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("interval_sec", Float, nullable=False),
+    Column("last_poll_at", DateTime, nullable=True),
+    #: ``pending``, ``approved``, ``denied`` or ``used``.
+    Column("state", String(16), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    sqlite_autoincrement=True,
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    #: the account it concerns (None: a failed login for a name that does not exist).
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("action", String(32), nullable=False),
+    #: the case-folded account name a login tried (rate limits count by it).
+    Column("name_key", String(128), nullable=True),
+    Column("address", String(64), nullable=True),
+    Column("detail", JSON, nullable=False),
+    Column("at", DateTime, nullable=False),
+    Index(None, "user_id", "id"),
+    Index(None, "action", "name_key", "at"),
+    Index(None, "action", "address", "at"),
     sqlite_autoincrement=True,
 )
 

@@ -244,7 +244,7 @@ def make_context(site_dir: Path, settings: SiteSettings | None = None) -> SiteCo
     from runner.site.connect import site_client
 
     settings = settings if settings is not None else site_settings.load(site_dir)
-    return SiteContext(site_dir=site_dir, settings=settings, client=site_client(settings))
+    return SiteContext(site_dir=site_dir, settings=settings, client=site_client(site_dir, settings))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,10 @@
-"""The client a site agent uses: the saved credentials, the site's server URL."""
+"""The client a site agent uses: the site's token (else the user's login), the site's server URL."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from runner.client import Client
-from runner.client.config import read_config
 from runner.site.settings import SiteSettings
 
 #: the agent backs off itself when the server is down (one warning for all
@@ -11,8 +12,8 @@ from runner.site.settings import SiteSettings
 AGENT_RETRIES = 1
 
 
-def site_client(settings: SiteSettings, *, retries: int = AGENT_RETRIES, timeout: float = 60.0) -> Client:
-    """A client from ``$TOLU_CONFIG`` (or ~/.config/tolu), pointed at ``server_url`` if set."""
-    creds = read_config()
-    url = settings.server_url.rstrip("/") or creds.url
-    return Client(url, creds.token, username=creds.username, timeout=timeout, retries=retries)
+def site_client(
+    site_dir: Path, settings: SiteSettings, *, retries: int = AGENT_RETRIES, timeout: float = 60.0
+) -> Client:
+    """The site's client (``Client.for_site``), pointed at ``server_url`` if set."""
+    return Client.for_site(site_dir, url=settings.server_url, timeout=timeout, retries=retries)

@@ -32,7 +32,7 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert info["url"] in up.stdout and "server.log" in up.stdout
         assert requests.get(info["url"] + "/health", timeout=10).json()["status"] == "ok"
         assert (tmp_path / "data" / "tolu.db").exists()
-        assert oct((tmp_path / "data" / "secret_key").stat().st_mode & 0o777) == "0o600"
+        assert oct((tmp_path / "data" / "signing_keys.json").stat().st_mode & 0o777) == "0o600"
         status = tolu("status", env=env)
         assert status.returncode == 0 and info["url"] in status.stdout
         again = tolu("up", "--detach", "--port", "0", env=env)

@@ -1,12 +1,16 @@
-"""Every user sees and changes only their own rows; another user's id is a 404."""
+"""Every user sees and changes only their own rows; another user's id is a 404; every
+endpoint answers every kind of credential as its scope says (isolation_matrix)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import isolation_matrix as matrix
 import pytest
+from auth_helpers import create_token, exchange, expired_access, revoke
 from server_helpers import make_site_app
 
+from harness.fixtures_server import ServerHandle
 from runner.client import Client
 from runner.client.errors import InvalidRequest, NotFound
 
@@ -83,3 +87,53 @@ def test_a_second_user_cannot_see_or_touch_anything(
     assert alice.sites.get(sa.site.id).name == sa.site.name
     assert alice.transfers.filter(job_id=job.id)[0].state == "pending"
     assert len(alice.sessions.filter()) == 1
+
+
+#: credential kind -> the profile of isolation_matrix it must follow.
+KINDS = {
+    "user": "owner",
+    "read-only": "read",
+    "site token (own site)": "own_site",
+    "site token of another site": "other_site",
+    "another user": "stranger",
+    "revoked": "refused",
+    "expired": "refused",
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_endpoint_answers_every_kind_of_credential(
+    kind: str, tolu_client: Client, make_user: Callable[[], Client], tolu_server: ServerHandle
+) -> None:
+    url = tolu_client.url
+    assert tolu_client.token is not None
+    owner = matrix.Caller(url, tolu_client.token)
+
+    def caller_for(world: matrix.World) -> matrix.Caller:
+        access = tolu_client.token or ""
+        if kind == "user":
+            return owner
+        if kind == "read-only":
+            return matrix.Caller(url, exchange(url, create_token(url, access, scope="read")["token"]))
+        if kind.startswith("site token"):
+            site = world.site if kind.endswith("(own site)") else world.other_site
+            return matrix.Caller(
+                url, exchange(url, create_token(url, access, scope="site", site_id=site)["token"])
+            )
+        if kind == "another user":
+            other = make_user()
+            return matrix.Caller(url, other.token or "")
+        if kind == "revoked":
+            made = create_token(url, access, scope="full")
+            token = exchange(url, made["token"])
+            assert matrix.Caller(url, token)("GET", "/users/me").status_code == 200
+            revoke(url, access, made["id"])
+            return matrix.Caller(url, token)
+        if tolu_server.data_dir is None:
+            pytest.skip(
+                "an expired token is signed with the server's key: needs a server the harness started"
+            )
+        return matrix.Caller(url, expired_access(tolu_server.data_dir, access))
+
+    outcome = matrix.run(owner, kind, KINDS[kind], caller_for)
+    assert outcome.wrong == [], "\n".join(outcome.wrong)

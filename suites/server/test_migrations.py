@@ -164,3 +164,47 @@ def test_an_unusable_database_is_one_line_without_the_password(tmp_path: Path) -
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("tolu server: cannot use the database"), result.stderr
     assert "not-the-password" not in result.stderr and "127.0.0.1:1" in lines[0]
+
+
+def test_0005_keeps_accounts_whose_names_differ_only_in_case(scratch_url: str) -> None:
+    """Usernames become case-insensitive: the oldest account keeps its name, later ones are
+    renamed <name>-<id> and told by an audit event; nothing else about them changes."""
+    engine = make_engine(scratch_url)
+    try:
+        schema.upgrade(engine, "0004")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with engine.begin() as conn:
+            for name in ("alice", "ALICE", "bob", "Alice"):
+                conn.execute(
+                    text("INSERT INTO users (username, password_hash, created_at) VALUES (:n, 'h', :t)"),
+                    {"n": name, "t": now},
+                )
+            alice_id = conn.execute(text("SELECT id FROM users WHERE username = 'alice'")).scalar()
+            conn.execute(
+                text(
+                    "INSERT INTO sites (owner_id, name, path, hostname, settings_summary, created_at) "
+                    "VALUES (:o, 's', '/s', 'h', '{}', :t)"
+                ),
+                {"o": alice_id, "t": now},
+            )
+        schema.upgrade(engine, "0005")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, username, name_key, role FROM users ORDER BY id")).all()
+            renamed = conn.execute(
+                text(
+                    "SELECT user_id, detail FROM audit_events"
+                    " WHERE action = 'account.renamed' ORDER BY user_id"
+                )
+            ).all()
+            sites = conn.execute(text("SELECT owner_id FROM sites")).scalars().all()
+        ids = [r.id for r in rows]
+        assert [r.username for r in rows] == ["alice", f"ALICE-{ids[1]}", "bob", f"Alice-{ids[3]}"]
+        assert [r.name_key for r in rows] == [r.username.casefold() for r in rows]
+        assert {r.role for r in rows} == {"user"}
+        assert [r.user_id for r in renamed] == [ids[1], ids[3]]
+        assert sites == [alice_id], "the accounts' rows survive the migration"
+        schema.downgrade(engine, "0004")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM sites")).scalar() == 1
+    finally:
+        engine.dispose()

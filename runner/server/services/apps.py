@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select
 from runner.models import AppCreate, AppKind, AppUpdate
 from runner.server import rows
 from runner.server import tables as t
-from runner.server.auth import Principal
+from runner.server.auth.principal import Principal
 from runner.server.db import utcnow
 from runner.server.errors import Conflict, Invalid, NotFound
 from runner.server.services import purge
@@ -17,9 +17,7 @@ from runner.server.services.common import count, ensure_owned
 
 
 def get(conn: Connection, who: Principal, app_id: int) -> dict[str, Any]:
-    row = conn.execute(
-        select(*rows.APP_COLUMNS).where(t.apps.c.id == app_id, t.apps.c.owner_id == who.user_id)
-    ).first()
+    row = conn.execute(select(*rows.APP_COLUMNS).where(t.apps.c.id == app_id, who.owns(t.apps))).first()
     if row is None:
         raise NotFound(f"app {app_id} not found")
     return rows.one(rows.APP_KEYS, row)
@@ -35,7 +33,7 @@ def _check_kind(kind: AppKind, command_template: str | None, serialized_function
 
 
 def create(conn: Connection, who: Principal, body: AppCreate) -> dict[str, Any]:
-    ensure_owned(conn, t.sites, body.site_id, who.user_id, "site")
+    ensure_owned(conn, t.sites, body.site_id, who, "site")
     _check_kind(body.kind, body.command_template, body.serialized_function)
     dup = conn.execute(
         select(t.apps.c.id).where(t.apps.c.site_id == body.site_id, t.apps.c.name == body.name)
@@ -53,7 +51,7 @@ def create(conn: Connection, who: Principal, body: AppCreate) -> dict[str, Any]:
 def filter(
     conn: Connection, who: Principal, *, site_id: int | None, name: str | None, limit: int, offset: int
 ) -> dict[str, Any]:
-    where = [t.apps.c.owner_id == who.user_id]
+    where = [who.owns(t.apps)]
     if site_id is not None:
         where.append(t.apps.c.site_id == site_id)
     if name is not None:
@@ -76,6 +74,6 @@ def update(conn: Connection, who: Principal, app_id: int, body: AppUpdate) -> di
 
 
 def delete(conn: Connection, who: Principal, app_id: int) -> None:
-    ensure_owned(conn, t.apps, app_id, who.user_id, "app")
+    ensure_owned(conn, t.apps, app_id, who, "app")
     purge.jobs_where(conn, t.jobs.c.app_id == app_id)
     conn.execute(t.apps.delete().where(t.apps.c.id == app_id))

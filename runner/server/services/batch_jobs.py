@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Connection, select, update
 from runner.models import MAX_BULK, BatchJobCreate, BatchJobUpdate
 from runner.server import rows
 from runner.server import tables as t
-from runner.server.auth import Principal
+from runner.server.auth.principal import Principal
 from runner.server.db import to_naive_utc, utcnow
 from runner.server.errors import Conflict, Invalid, NotFound
 from runner.server.lifecycle import chunks
@@ -23,9 +23,7 @@ B = BatchJobState
 def _load(conn: Connection, who: Principal, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     for part in chunks(list(dict.fromkeys(ids))):
-        stmt = select(*rows.BATCH_JOB_COLUMNS).where(
-            t.batch_jobs.c.id.in_(part), t.batch_jobs.c.owner_id == who.user_id
-        )
+        stmt = select(*rows.BATCH_JOB_COLUMNS).where(t.batch_jobs.c.id.in_(part), who.owns(t.batch_jobs))
         for row in conn.execute(stmt):
             out[row[0]] = rows.one(rows.BATCH_JOB_KEYS, row)
     return out
@@ -39,7 +37,7 @@ def get(conn: Connection, who: Principal, batch_job_id: int) -> dict[str, Any]:
 
 
 def create(conn: Connection, who: Principal, body: BatchJobCreate) -> dict[str, Any]:
-    ensure_owned(conn, t.sites, body.site_id, who.user_id, "site")
+    ensure_owned(conn, t.sites, body.site_id, who, "site")
     now = utcnow()
     new_id = conn.execute(
         t.batch_jobs.insert().values(
@@ -67,7 +65,7 @@ def filter(
     offset: int,
 ) -> dict[str, Any]:
     c = t.batch_jobs.c
-    where: list[ColumnElement[bool]] = [c.owner_id == who.user_id]
+    where: list[ColumnElement[bool]] = [who.owns(t.batch_jobs)]
     if site_id is not None:
         where.append(c.site_id == site_id)
     if state:

@@ -8,17 +8,23 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from runner.models import MAX_BULK
+from runner.server.auth.principal import Principal
 from runner.server.errors import Invalid, NotFound
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 
 
-def ensure_owned(conn: Connection, table: Any, row_id: int, owner_id: int, what: str) -> None:
-    """Raise NotFound unless ``row_id`` exists and belongs to ``owner_id``."""
-    found = conn.execute(select(table.c.id).where(table.c.id == row_id, table.c.owner_id == owner_id)).first()
+def ensure_owned(conn: Connection, table: Any, row_id: int, who: Principal, what: str) -> None:
+    """Raise NotFound unless ``row_id`` exists and ``who`` reaches it (``Principal.owns``)."""
+    found = conn.execute(select(table.c.id).where(table.c.id == row_id, who.owns(table))).first()
     if found is None:
         raise NotFound(f"{what} {row_id} not found")
+
+
+def plain(row: Any) -> dict[str, Any]:
+    """A result row as a dict with plain ``str`` keys (what orjson serializes)."""
+    return {str(k): v for k, v in row._mapping.items()}
 
 
 def count(conn: Connection, table: Any, where: Sequence[ColumnElement[bool]]) -> int:

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, Connection, select
 
 from runner.server import bulk, rows
 from runner.server import tables as t
-from runner.server.auth import Principal
+from runner.server.auth.principal import Principal
 from runner.server.db import to_naive_utc
 from runner.server.services.common import count, order
 from runner.states import JobState
@@ -32,7 +32,7 @@ def filter(
     offset: int,
 ) -> dict[str, Any]:
     e = t.events.c
-    where: list[ColumnElement[bool]] = [e.owner_id == who.user_id]
+    where: list[ColumnElement[bool]] = [who.owns(t.events)]
     if job_id:
         where.append(e.job_id.in_(job_id))
     if site_id is not None:

@@ -22,7 +22,7 @@ from sqlalchemy import JSON, Connection, DateTime, select, update
 from runner.models import MAX_BULK, JobCreate, Resources
 from runner.server import bulk, rows
 from runner.server import tables as t
-from runner.server.auth import Principal
+from runner.server.auth.principal import Principal
 from runner.server.bulk import ids_in
 from runner.server.db import Database, utcnow
 from runner.server.errors import Invalid
@@ -42,7 +42,7 @@ def bulk_create(
         raise too_many(len(items), "jobs")
     if not items:
         return []
-    checked = validate(conn, who.user_id, items)
+    checked = validate(conn, who, items)
     adv = Advancer(conn, utcnow())
     planned = plan(conn, db, who.user_id, items, checked, adv)
     write(conn, db, planned)
@@ -65,9 +65,9 @@ class Checked:
     existing: dict[int, str]
 
 
-def validate(conn: Connection, owner: int, items: Sequence[JobCreate]) -> Checked:
+def validate(conn: Connection, who: Principal, items: Sequence[JobCreate]) -> Checked:
     """Raise ``Invalid`` at the first element that cannot be created; writes nothing."""
-    apps = _owned_apps(conn, owner, items)
+    apps = _owned_apps(conn, who, items)
     keys: dict[str, int] = {}
     int_parents: set[int] = set()
     for i, it in enumerate(items):
@@ -90,7 +90,7 @@ def validate(conn: Connection, owner: int, items: Sequence[JobCreate]) -> Checke
             keys[it.key] = i
         int_parents.update(p for p in it.parents if isinstance(p, int))
 
-    existing = _parent_states(conn, owner, int_parents)
+    existing = _parent_states(conn, who, int_parents)
     for i, it in enumerate(items):
         for j, p in enumerate(it.parents):
             if isinstance(p, str):
@@ -108,22 +108,22 @@ def validate(conn: Connection, owner: int, items: Sequence[JobCreate]) -> Checke
     return Checked(apps=apps, keys=keys, existing=existing)
 
 
-def _owned_apps(conn: Connection, owner: int, items: Sequence[JobCreate]) -> dict[int, Any]:
+def _owned_apps(conn: Connection, who: Principal, items: Sequence[JobCreate]) -> dict[int, Any]:
     apps: dict[int, Any] = {}
     a = t.apps.c
     for part in chunks(sorted({it.app_id for it in items})):
         stmt = select(a.id, a.site_id, a.name, a.parameters, a.default_resources, a.hooks).where(
-            a.id.in_(part), a.owner_id == owner
+            a.id.in_(part), who.owns(t.apps)
         )
         for row in conn.execute(stmt):
             apps[row.id] = row
     return apps
 
 
-def _parent_states(conn: Connection, owner: int, ids: set[int]) -> dict[int, str]:
+def _parent_states(conn: Connection, who: Principal, ids: set[int]) -> dict[int, str]:
     states: dict[int, str] = {}
     for part in chunks(sorted(ids)):
-        stmt = select(t.jobs.c.id, t.jobs.c.state).where(t.jobs.c.id.in_(part), t.jobs.c.owner_id == owner)
+        stmt = select(t.jobs.c.id, t.jobs.c.state).where(t.jobs.c.id.in_(part), who.owns(t.jobs))
         for pid, pstate in conn.execute(stmt):
             states[pid] = pstate
     return states

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Connection, delete, func, select, update
 from runner.models import MAX_BULK, JobFilter, JobUpdate
 from runner.server import bulk, rows
 from runner.server import tables as t
-from runner.server.auth import Principal
+from runner.server.auth.principal import Principal
 from runner.server.bulk import ids_in
 from runner.server.db import to_naive_utc, utcnow
 from runner.server.errors import Conflict, Invalid, NotFound
@@ -32,10 +32,10 @@ TAG_KEY_MAX = 256
 TAG_VALUE_MAX = 1024
 
 
-def where_clauses(flt: JobFilter, owner_id: int) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of ``flt`` over the jobs of ``owner_id``."""
+def where_clauses(flt: JobFilter, who: Principal) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of ``flt`` over the jobs ``who`` reaches."""
     j = t.jobs.c
-    out: list[ColumnElement[bool]] = [j.owner_id == owner_id]
+    out: list[ColumnElement[bool]] = [who.owns(t.jobs)]
     if flt.id:
         out.append(j.id.in_(flt.id))
     if flt.state:
@@ -87,9 +87,7 @@ def tag_match(key: str, value: str) -> ColumnElement[bool]:
 
 def get(conn: Connection, who: Principal, job_id: int) -> Any:
     """The job as JSON text for an answer (an ``orjson.Fragment``)."""
-    text = conn.execute(
-        select(rows.JOBS.json(conn)).where(t.jobs.c.id == job_id, t.jobs.c.owner_id == who.user_id)
-    ).scalar()
+    text = conn.execute(select(rows.JOBS.json(conn)).where(t.jobs.c.id == job_id, who.owns(t.jobs))).scalar()
     if text is None:
         raise NotFound(f"job {job_id} not found")
     return bulk.fragments([text])[0]
@@ -98,7 +96,7 @@ def get(conn: Connection, who: Principal, job_id: int) -> Any:
 def filter(
     conn: Connection, who: Principal, flt: JobFilter, *, ordering: str | None, limit: int, offset: int
 ) -> dict[str, Any]:
-    where = where_clauses(flt, who.user_id)
+    where = where_clauses(flt, who)
     total = count(conn, t.jobs, where)
     stmt = order(select(rows.JOBS.json(conn)).where(*where), t.jobs, ordering, ORDERINGS, "id")
     result = conn.execute(stmt.limit(limit).offset(offset)).scalars()
@@ -108,7 +106,7 @@ def filter(
 def counts(conn: Connection, who: Principal, flt: JobFilter) -> list[dict[str, Any]]:
     stmt = (
         select(t.jobs.c.state, func.count())
-        .where(*where_clauses(flt, who.user_id))
+        .where(*where_clauses(flt, who))
         .group_by(t.jobs.c.state)
         .order_by(t.jobs.c.state)
     )
@@ -159,7 +157,7 @@ def bulk_update(
         if it.tags is not None:
             check_tags(it.tags, ["body", i, "tags"])
         ids.append(it.id)
-    recs = load_recs(conn, ids, owner_id=who.user_id)
+    recs = load_recs(conn, ids, owner_id=who.user_id, site_id=who.site_id)
     for job_id in ids:
         if job_id not in recs:
             raise NotFound(f"job {job_id} not found")
@@ -217,9 +215,9 @@ def _write_fields(conn: Connection, job_id: int, values: dict[str, Any]) -> None
 def delete_where(conn: Connection, who: Principal, flt: JobFilter) -> int:
     if flt.is_empty():
         raise Invalid.at(["query"], "give at least one filter (e.g. state=, tags=, site_id=) to delete jobs")
-    return purge.jobs_where(conn, *where_clauses(flt, who.user_id))
+    return purge.jobs_where(conn, *where_clauses(flt, who))
 
 
 def delete_one(conn: Connection, who: Principal, job_id: int) -> None:
-    if purge.jobs_where(conn, t.jobs.c.id == job_id, t.jobs.c.owner_id == who.user_id) == 0:
+    if purge.jobs_where(conn, t.jobs.c.id == job_id, who.owns(t.jobs)) == 0:
         raise NotFound(f"job {job_id} not found")

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, Connection, delete, select, update
 from runner.models import AcquireSpec, SessionCreate
 from runner.server import rows
 from runner.server import tables as t
-from runner.server.auth import Principal
+from runner.server.auth.principal import Principal
 from runner.server.bulk import ids_in
 from runner.server.db import Database, utcnow
 from runner.server.errors import NotFound
@@ -31,9 +31,7 @@ RUNNABLE_VALUES = sorted(s.value for s in RUNNABLE)
 
 def _get_row(conn: Connection, who: Principal, session_id: int) -> dict[str, Any]:
     row = conn.execute(
-        select(*rows.SESSION_COLUMNS).where(
-            t.sessions.c.id == session_id, t.sessions.c.owner_id == who.user_id
-        )
+        select(*rows.SESSION_COLUMNS).where(t.sessions.c.id == session_id, who.owns(t.sessions))
     ).first()
     if row is None:
         raise NotFound(f"session {session_id} not found (it may have expired)")
@@ -41,9 +39,9 @@ def _get_row(conn: Connection, who: Principal, session_id: int) -> dict[str, Any
 
 
 def create(conn: Connection, who: Principal, body: SessionCreate) -> dict[str, Any]:
-    ensure_owned(conn, t.sites, body.site_id, who.user_id, "site")
+    ensure_owned(conn, t.sites, body.site_id, who, "site")
     if body.batch_job_id is not None:
-        ensure_owned(conn, t.batch_jobs, body.batch_job_id, who.user_id, "batch job")
+        ensure_owned(conn, t.batch_jobs, body.batch_job_id, who, "batch job")
     now = utcnow()
     new_id = conn.execute(
         t.sessions.insert().values(
@@ -62,7 +60,7 @@ def filter(
     conn: Connection, who: Principal, *, site_id: int | None, limit: int, offset: int
 ) -> dict[str, Any]:
     c = t.sessions.c
-    where: list[ColumnElement[bool]] = [c.owner_id == who.user_id]
+    where: list[ColumnElement[bool]] = [who.owns(t.sessions)]
     if site_id is not None:
         where.append(c.site_id == site_id)
     total = count(conn, t.sessions, where)

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select
 from runner.models import SiteCreate, SiteUpdate
 from runner.server import rows
 from runner.server import tables as t
-from runner.server.auth import Principal
+from runner.server.auth.principal import Principal
 from runner.server.db import to_naive_utc, utcnow
 from runner.server.errors import Conflict, NotFound
 from runner.server.services import purge
@@ -21,7 +21,7 @@ def _select() -> Any:
 
 
 def get(conn: Connection, who: Principal, site_id: int) -> dict[str, Any]:
-    row = conn.execute(_select().where(t.sites.c.id == site_id, t.sites.c.owner_id == who.user_id)).first()
+    row = conn.execute(_select().where(t.sites.c.id == site_id, who.owns(t.sites))).first()
     if row is None:
         raise NotFound(f"site {site_id} not found")
     return rows.one(rows.SITE_KEYS, row)
@@ -35,6 +35,7 @@ def _check_name_free(conn: Connection, who: Principal, name: str, except_id: int
 
 
 def create(conn: Connection, who: Principal, body: SiteCreate) -> dict[str, Any]:
+    who.require_account("create sites")
     _check_name_free(conn, who, body.name)
     site_id = conn.execute(
         t.sites.insert().values(
@@ -51,7 +52,7 @@ def create(conn: Connection, who: Principal, body: SiteCreate) -> dict[str, Any]
 
 
 def filter(conn: Connection, who: Principal, *, name: str | None, limit: int, offset: int) -> dict[str, Any]:
-    where = [t.sites.c.owner_id == who.user_id]
+    where = [who.owns(t.sites)]
     if name is not None:
         where.append(t.sites.c.name == name)
     total = count(conn, t.sites, where)
@@ -60,7 +61,7 @@ def filter(conn: Connection, who: Principal, *, name: str | None, limit: int, of
 
 
 def update(conn: Connection, who: Principal, site_id: int, body: SiteUpdate) -> dict[str, Any]:
-    ensure_owned(conn, t.sites, site_id, who.user_id, "site")
+    ensure_owned(conn, t.sites, site_id, who, "site")
     values = body.model_dump(exclude_unset=True)
     if values.get("name") is not None:
         _check_name_free(conn, who, values["name"], except_id=site_id)
@@ -75,7 +76,8 @@ def update(conn: Connection, who: Principal, site_id: int, body: SiteUpdate) -> 
 
 
 def delete(conn: Connection, who: Principal, site_id: int) -> None:
-    ensure_owned(conn, t.sites, site_id, who.user_id, "site")
+    who.require_account("delete sites")
+    ensure_owned(conn, t.sites, site_id, who, "site")
     purge.jobs_where(conn, t.jobs.c.site_id == site_id)
     # Foreign keys cascade to apps, batch jobs and sessions.
     conn.execute(t.sites.delete().where(t.sites.c.id == site_id))

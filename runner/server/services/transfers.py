@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Connection, select, update
 from runner.models import MAX_BULK, TransferItemUpdate
 from runner.server import rows
 from runner.server import tables as t
-from runner.server.auth import Principal
+from runner.server.auth.principal import Principal
 from runner.server.db import utcnow
 from runner.server.errors import Conflict, NotFound
 from runner.server.lifecycle import Advancer, chunks, load_recs
@@ -32,7 +32,7 @@ def filter(
     offset: int,
 ) -> dict[str, Any]:
     c = t.transfer_items.c
-    where: list[ColumnElement[bool]] = [c.owner_id == who.user_id]
+    where: list[ColumnElement[bool]] = [who.owns(t.transfer_items)]
     if site_id is not None:
         where.append(c.site_id == site_id)
     if job_id:
@@ -56,7 +56,7 @@ def bulk_update(
     for part in chunks(ids):
         for row in conn.execute(
             select(t.transfer_items.c.id, t.transfer_items.c.job_id, t.transfer_items.c.direction).where(
-                t.transfer_items.c.id.in_(part), t.transfer_items.c.owner_id == who.user_id
+                t.transfer_items.c.id.in_(part), who.owns(t.transfer_items)
             )
         ):
             found[row.id] = row

@@ -15,4 +15,5 @@ from runner.site.settings import load
 def site_ctx(tolu_site: SiteHandle) -> SiteContext:
     tolu_site.write_settings(processing={"workers": 2, "poll_interval_sec": 0.05})
     settings = load(tolu_site.path)
-    return SiteContext(site_dir=tolu_site.path, settings=settings, client=site_client(settings))
+    client = site_client(tolu_site.path, settings)
+    return SiteContext(site_dir=tolu_site.path, settings=settings, client=client)

@@ -24,6 +24,7 @@ def make_ctx(tolu_site: SiteHandle) -> MakeContext:
         base: dict[str, Any] = {"poll_interval_sec": 0.05, "retry_backoff_sec": 0.05}
         tolu_site.write_settings(transfer={**base, **transfer})
         settings = load(tolu_site.path)
-        return SiteContext(site_dir=tolu_site.path, settings=settings, client=site_client(settings))
+        client = site_client(tolu_site.path, settings)
+        return SiteContext(site_dir=tolu_site.path, settings=settings, client=client)
 
     return make

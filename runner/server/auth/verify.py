@@ -1,0 +1,82 @@
+"""The token check: ``authenticate(request) -> Principal``, one replaceable function.
+
+A bearer token is either tolu's own access token (its key id is one of the key
+ring's) or, when a provider is configured, an identity provider's token (SSO).
+tolu's token is checked by signature and expiry, then against its grant in the
+database (revoked, expired, account disabled: refused at this very request).
+A provider's token is checked by ``OIDCProvider.verify`` and mapped to its account.
+
+Scope rules that hold for every endpoint live here too: a read-only credential
+may only read (GET/HEAD/OPTIONS). What a site token reaches is narrowed by the
+services (``Principal.owns``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from runner.server.auth.oidc import OIDCProvider
+from runner.server.auth.principal import Principal, Scope
+from runner.server.auth.settings import AuthSettings
+from runner.server.auth.tokens import AccessTokens
+from runner.server.db import Database
+from runner.server.errors import Forbidden, Unauthorized
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """What checking a token needs; one per app (``app.state.auth``)."""
+
+    settings: AuthSettings
+    tokens: AccessTokens
+    oidc: OIDCProvider | None
+
+
+def bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("not authenticated: send Authorization: Bearer <token>")
+    return token.strip()
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def authenticate(request: Request) -> Principal:
+    """The caller of ``request``; Unauthorized (401) or Forbidden (403) when refused."""
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    from runner.server.services import grants, sso
+
+    verifier: Verifier = request.app.state.auth
+    db: Database = request.app.state.db
+    token = bearer(request)
+    if verifier.tokens.is_ours(token) or verifier.oidc is None:
+        claims = verifier.tokens.decode(token)
+        with db.read() as conn:
+            row = grants.check(conn, claims.grant_id)
+        who = Principal(
+            user_id=row.user_id,
+            username=row.username,
+            scope=Scope(row.scope),
+            site_id=row.site_id,
+            grant_id=row.id,
+            role=row.role,
+            via="token" if row.kind == "token" else "login",
+        )
+    else:
+        provider_claims = verifier.oidc.verify(token)
+        with db.write() as conn:
+            account = sso.account_for(conn, verifier.oidc.settings, provider_claims, client_address(request))
+        who = Principal(user_id=account.id, username=account.username, role=account.role, via="sso")
+    if who.scope == Scope.READ and request.method not in READ_METHODS:
+        raise Forbidden("this token is read-only")
+    request.state.principal = who
+    return who

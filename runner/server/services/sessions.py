@@ -29,7 +29,7 @@ S = JobState
 RUNNABLE_VALUES = sorted(s.value for s in RUNNABLE)
 
 
-def _get_row(conn: Connection, who: Principal, session_id: int) -> dict[str, Any]:
+def get_row(conn: Connection, who: Principal, session_id: int) -> dict[str, Any]:
     row = conn.execute(
         select(*rows.SESSION_COLUMNS).where(t.sessions.c.id == session_id, who.owns(t.sessions))
     ).first()
@@ -53,7 +53,7 @@ def create(conn: Connection, who: Principal, body: SessionCreate) -> dict[str, A
             ttl_sec=body.ttl_sec,
         )
     ).inserted_primary_key[0]  # type: ignore[index]
-    return _get_row(conn, who, new_id)
+    return get_row(conn, who, new_id)
 
 
 def filter(
@@ -68,27 +68,40 @@ def filter(
     return rows.page(total, rows.dicts(rows.SESSION_KEYS, conn.execute(stmt)))
 
 
-def heartbeat(conn: Connection, who: Principal, session_id: int) -> dict[str, Any]:
-    expire(conn)
-    row = _get_row(conn, who, session_id)
+def heartbeat(
+    conn: Connection, who: Principal, session_id: int, *, up_since: datetime | None = None
+) -> dict[str, Any]:
+    expire(conn, up_since=up_since)
+    row = get_row(conn, who, session_id)
     now = utcnow()
     conn.execute(
         update(t.sessions)
         .where(t.sessions.c.id == session_id)
         .values(heartbeat=now, expires_at=now + timedelta(seconds=row["ttl_sec"]))
     )
-    return _get_row(conn, who, session_id)
+    return get_row(conn, who, session_id)
 
 
 def delete_session(conn: Connection, who: Principal, session_id: int) -> None:
-    _get_row(conn, who, session_id)
+    get_row(conn, who, session_id)
     _release(conn, [session_id], "session ended")
 
 
-def expire(conn: Connection, now: datetime | None = None) -> int:
-    """End every session whose heartbeat is older than its ttl; returns how many."""
+def expire(conn: Connection, now: datetime | None = None, *, up_since: datetime | None = None) -> int:
+    """End every session whose heartbeat is older than its ttl; returns how many.
+
+    ``up_since``: since when this server has been able to hear heartbeats (its start,
+    or the end of a database outage). A session is ended only once it has had a
+    whole ttl of that to beat in: launchers cannot heartbeat a server or database
+    that is away, and ending their sessions for it would hand their running jobs to
+    other launchers while they still run them.
+    """
     now = now or utcnow()
-    ids = list(conn.execute(select(t.sessions.c.id).where(t.sessions.c.expires_at < now)).scalars())
+    c = t.sessions.c
+    where = [c.expires_at < now]
+    if up_since is not None:
+        where.append(c.ttl_sec < (now - up_since).total_seconds())
+    ids = list(conn.execute(select(c.id).where(*where)).scalars())
     if ids:
         _release(conn, ids, "session expired")
     return len(ids)
@@ -103,17 +116,28 @@ def _release(conn: Connection, session_ids: list[int], reason: str) -> None:
     adv = Advancer(conn)
     for rec in load_recs(conn, held).values():
         if rec.state is S.RUNNING:
-            adv.move(rec, S.RUN_TIMEOUT, None, {"reason": f"{reason} (session {rec.session_id})"})
+            # lost_attempt: if the launcher went on running it, its late report may
+            # reclaim the job while nobody else has taken it (services/reports.py)
+            data = {"reason": f"{reason} (session {rec.session_id})", "lost_attempt": rec.attempt}
+            adv.move(rec, S.RUN_TIMEOUT, None, data)
     adv.flush()
     for part in chunks(session_ids):
         conn.execute(update(t.jobs).where(t.jobs.c.session_id.in_(part)).values(session_id=None))
         conn.execute(delete(t.sessions).where(t.sessions.c.id.in_(part)))
 
 
-def acquire(conn: Connection, db: Database, who: Principal, session_id: int, spec: AcquireSpec) -> list[Any]:
+def acquire(
+    conn: Connection,
+    db: Database,
+    who: Principal,
+    session_id: int,
+    spec: AcquireSpec,
+    *,
+    up_since: datetime | None = None,
+) -> list[Any]:
     """Hold runnable jobs for the session; returns them as JSON texts for the answer."""
-    expire(conn)
-    session = _get_row(conn, who, session_id)
+    expire(conn, up_since=up_since)
+    session = get_row(conn, who, session_id)
     j = t.jobs.c
     where: list[ColumnElement[bool]] = [
         j.site_id == session["site_id"],

@@ -53,13 +53,20 @@ def launcher(
 
     Opens a session with the server (heartbeats; if this process dies its jobs come
     back as RESTART_READY once the session expires), acquires jobs that fit the free
-    nodes, runs them, and reports their states in batches. Job output goes to
-    SITE/data/<workdir>/job.out; the launcher's log to SITE/log/launcher-<pid>.log.
+    nodes, runs them, and reports their states in batches. Reports are kept in
+    SITE/journal until the server takes them: the launcher rides out a server or
+    database outage of any length and, if it dies, the next one sends them. Job output
+    goes to SITE/data/<workdir>/job.out; the launcher's log to SITE/log/launcher-<pid>.log.
+
+    Exit code 0 when it stopped idle (no work left), at its wall time, or when asked
+    to (SIGTERM/SIGINT); otherwise 1 and one line says why (e.g. the server refuses
+    its credentials, reports it could not send are left in SITE/journal).
 
     \b
       tolu launcher --site ./mysite --mode serial --max-idle-sec 10
       tolu launcher --site ./mysite --mode mpi --wall-time-min 60 --hostfile nodes.txt
     """
+    from runner.client.errors import ToluError
     from runner.launcher.context import Context
     from runner.launcher.logfile import setup_logging
     from runner.launcher.options import LauncherError, LauncherOptions
@@ -67,8 +74,10 @@ def launcher(
     from runner.platform.nodes import DiscoveryError
     from runner.registry import UnknownName
 
+    log_dir = site_dir / "log"
     opts = LauncherOptions(
         site_dir=site_dir,
+        exit_file=str((log_dir / f"launcher-{os.getpid()}.exit").resolve()),
         mode=mode,
         batch_job_id=batch_job_id,
         wall_time_min=wall_time_min,
@@ -80,9 +89,11 @@ def launcher(
         if mode == "mpi":
             from runner.launcher import mpi_mode
 
+            # everything that can be wrong is found before the log file is made
+            engine = mpi_mode.prepare(opts)
             log_path = setup_logging(site_dir)
             click.echo(f"launcher (mpi mode, pid {os.getpid()}): log {log_path}", err=True)
-            code = mpi_mode.run(opts)
+            code = engine.run()
         else:
             from runner.launcher import serial_start
             from runner.site import settings as site_settings
@@ -90,9 +101,25 @@ def launcher(
             settings = site_settings.load(site_dir)
             # what rank 0 would find wrong, said here in one line instead of by mpiexec
             Context.load(opts).client.close()
+            cmd = serial_start.prepare(opts, settings.launcher)
             setup_logging(site_dir)
             click.echo(f"launcher (serial mode, pid {os.getpid()}): logs in {site_dir / 'log'}", err=True)
-            code = serial_start.run(opts, settings.launcher)
+            code = serial_start.run(opts, settings.launcher, cmd)
     except (LauncherError, UnknownName, UnsupportedJob, DiscoveryError) as exc:
         fail(str(exc))
-    sys.exit(code)
+    except ToluError as exc:  # the server refused or could not be reached at the start
+        fail(f"launcher cannot start: {exc}")
+    sys.exit(_ending(Path(opts.exit_file), code))
+
+
+def _ending(exit_file: Path, code: int) -> int:
+    """The launcher's exit code; unless 0, one line on stderr says why it stopped."""
+    try:
+        recorded, _, reason = exit_file.read_text().strip().partition("\t")
+        exit_file.unlink()
+        code = int(recorded) or code
+    except (OSError, ValueError):
+        reason = f"the launcher exited with code {code} (see its log in the site's log/ folder)"
+    if code != 0:
+        fail(f"launcher stopped: {reason}", code=code)
+    return code

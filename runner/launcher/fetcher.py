@@ -37,6 +37,9 @@ class Fetcher:
         #: no new request before this time (the server had nothing last time).
         self.quiet_until = 0.0
         self.last_count = 0
+        #: the last acquire failed (server or database away): the launcher is not idle,
+        #: it cannot know whether there is work.
+        self.failing = False
         #: seconds one acquire takes (moving average): how far ahead the loop must ask.
         self.latency = 0.05
         self._thread = threading.Thread(target=self._loop, name="tolu-fetcher", daemon=True)
@@ -82,13 +85,17 @@ class Fetcher:
                     log.info("acquired %d job(s)", len(jobs))
                     tasks = self.ctx.make_tasks(jobs)
                 self.last_count = len(jobs)
+                self.failing = False
                 # nothing now: ask again a little later, not in a tight loop
                 self.quiet_until = 0.0 if jobs else time.time() + IDLE_ACQUIRE_SEC
             except ToluError as exc:
-                log.warning("acquire failed: %s", exc)
+                if not self.failing:
+                    log.warning("acquire failed (trying again every %g s): %s", IDLE_ACQUIRE_SEC, exc)
+                self.failing = True
                 self.quiet_until = time.time() + IDLE_ACQUIRE_SEC
             except Exception:  # never let the fetching thread die with a request in flight
                 log.exception("acquire failed")
+                self.failing = True
                 self.quiet_until = time.time() + IDLE_ACQUIRE_SEC
             with self._cv:
                 self._results.extend(tasks)

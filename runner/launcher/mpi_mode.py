@@ -68,6 +68,10 @@ class MPIMode:
     # ------------------------------------------------------------ the loop
 
     def run(self) -> int:
+        """Run until idle, out of time or stopped; the exit code (Context.exit_code)."""
+        announce(Role.LAUNCHER)  # fetches, starts and reports every job itself
+        # see serial_mode.SWITCH_INTERVAL_SEC: hand the GIL to a returning spawner sooner
+        sys.setswitchinterval(0.0005)
         ctx = self.ctx
         ctx.install_signals(self.procs.wake_fd)
         ctx.open()
@@ -84,6 +88,7 @@ class MPIMode:
                 if ctx.out_of_time():
                     ctx.request_stop("wall time reached")
                     break
+                self._stop_revoked()
                 self._take_fetched()
                 self._start_waiting()
                 self._maybe_acquire()
@@ -93,7 +98,7 @@ class MPIMode:
                 self._handle(self.procs.wait(self._timeout()))
         finally:
             self._shutdown()
-        return 0
+        return ctx.exit_code
 
     def _timeout(self) -> float:
         now = time.time()
@@ -109,11 +114,25 @@ class MPIMode:
 
     def _idle_too_long(self) -> bool:
         # a request in flight does not count: the loop makes one every second while idle
-        if self.running or self.waiting or self.fetcher.last_count:
+        # nor does a server that is away: whether there is work is unknown until it is back
+        if (
+            self.running
+            or self.waiting
+            or self.fetcher.last_count
+            or self.fetcher.failing
+            or self.ctx.reporter.failing
+        ):
             self.last_busy = time.time()
             return False
         limit = self.ctx.max_idle_sec
         return limit is not None and time.time() - self.last_busy >= limit
+
+    def _stop_revoked(self) -> None:
+        # another launcher took these after this one's session was lost: stop our copy
+        for job_id in self.ctx.sink.revoked():
+            if job_id in self.running:
+                log.warning("job %d is run by another launcher now: stopping it here", job_id)
+                self.procs.terminate(job_id)
 
     # ------------------------------------------------------------ acquiring
 
@@ -201,21 +220,25 @@ class MPIMode:
             env=self.app_launcher.process_env(spec, self.base_env),
             out_path=task.out_path,
             wall_time_sec=task.wall_time_sec,
-            prepare=partial(prepare_workdir, task),
+            prepare=partial(self._prepare, task),
         )
         self.running[task.job_id] = task
         log.debug("job %d starting on %s", task.job_id, ",".join(a.hosts))
+
+    def _prepare(self, task: Task) -> None:
+        """In the spawner thread, right before the start: the workdir, and the RUNNING
+        report journaled before the process exists (every real start leaves one)."""
+        prepare_workdir(task)
+        self.ctx.sink.starting(task.job_id)
 
     def _start_failed(self, job_id: int, message: str) -> None:
         self.running.pop(job_id, None)
         self.nodes.free(job_id)
         now = time.time()
-        self.ctx.report_started(job_id, now)
-        self.ctx.report_outcome(Outcome(job_id, None, now, now, error=message))
+        self.ctx.sink.report(started=[(job_id, now)], done=[Outcome(job_id, None, now, now, error=message)])
 
     def _handle(self, ev: Events) -> None:
-        for job_id, started in ev.started:
-            self.ctx.report_started(job_id, started)
+        self.ctx.sink.report(started=ev.started)
         for job_id, message in ev.start_errors:
             self._start_failed(job_id, message)
         for job_id in ev.cancelled:  # never started: released with the session
@@ -228,7 +251,7 @@ class MPIMode:
         task = self.running.pop(ex.key)
         a = self.nodes.free(ex.key)
         self.freed.add(float(a.share) * a.num_nodes)
-        self.ctx.report_outcome(exit_outcome(ex, task))
+        self.ctx.sink.done(exit_outcome(ex, task))
         log.debug("job %d ended: rc=%d", ex.key, ex.returncode)
 
     # ------------------------------------------------------------ stopping
@@ -246,12 +269,15 @@ class MPIMode:
         ctx.close()
 
 
-def run(opts: LauncherOptions) -> int:
-    announce(Role.LAUNCHER)  # fetches, starts and reports every job itself
-    # see serial_mode.SWITCH_INTERVAL_SEC: hand the GIL to a returning spawner sooner
-    sys.setswitchinterval(0.0005)
+def prepare(opts: LauncherOptions) -> MPIMode:
+    """Everything that can be wrong before the first request: site, credentials, nodes,
+    app launcher (LauncherError, DiscoveryError, UnknownName: one line at the CLI)."""
     ctx = Context.load(opts)
     ls = ctx.settings.launcher
     node_list = nodes.discover(ls, hostfile=opts.hostfile)
     launcher = app_launchers.get(ls.mpi_launcher)(executable=ls.mpiexec, extra_args=ls.mpi_args)
-    return MPIMode(ctx, node_list, launcher).run()
+    return MPIMode(ctx, node_list, launcher)
+
+
+def run(opts: LauncherOptions) -> int:
+    return prepare(opts).run()

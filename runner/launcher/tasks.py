@@ -49,7 +49,7 @@ class Task:
     threads_per_rank: int = 1
     gpus_per_rank: int = 0
     node_packing_count: int = 1
-    #: the job's retry_count when acquired, and the session running it.
+    #: the job's attempt when acquired (Job.attempt), and the session running it.
     attempt: int = 0
     session_id: int = 0
 
@@ -102,7 +102,7 @@ class TaskFactory:
             "threads_per_rank": job.threads_per_rank,
             "gpus_per_rank": job.gpus_per_rank,
             "node_packing_count": job.node_packing_count,
-            "attempt": job.retry_count,
+            "attempt": job.attempt,
             "session_id": session_id,
         }
         if app.kind is AppKind.PYTHON:
@@ -180,13 +180,16 @@ def record_success(task: Task, started: float, ended: float) -> None:
 
 
 def recovered_exit(workdir: Path, job: Job, session_id: int) -> dict[str, Any] | None:
-    """The success an earlier session noted for this job but never got to report, if any.
+    """The success an earlier session noted for this job, if it may be one it never got
+    to report.
 
     Two ways a report gets lost when a launcher dies: nothing reached the server (the
-    job was only held; the expired session released it with the same retry_count), or
+    job was only held; the expired session released it in the same attempt), or
     RUNNING did but the outcome did not (the expiry timed the job out: RESTART_READY,
-    retry_count one higher). A reported success goes on to POSTPROCESSED and is never
-    offered again, so a matching note means the work is done.
+    the next attempt). The second looks the same as a job retried after its success
+    (failed by a hook, moved to RESTART_READY by its owner), so the launcher only
+    proposes it: the server accepts the success only if the session's end started
+    the new attempt and nothing happened since (runner/server/services/reports.py).
     """
     try:
         record: dict[str, Any] = json.loads((workdir / META_DIR / EXIT_FILE).read_text())
@@ -195,6 +198,6 @@ def recovered_exit(workdir: Path, job: Job, session_id: int) -> dict[str, Any] |
     if record.get("job_id") != job.id or record.get("session_id") == session_id:
         return None
     attempt = record.get("attempt")
-    lost_all = attempt == job.retry_count
-    lost_outcome = attempt == job.retry_count - 1 and job.state is JobState.RESTART_READY
+    lost_all = attempt == job.attempt
+    lost_outcome = attempt == job.attempt - 1 and job.state is JobState.RESTART_READY
     return record if lost_all or lost_outcome else None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from harness.waiting import wait_until
+from runner.launcher import journal as journals
 from runner.launcher.procs import Exit, ProcessGroup
-from runner.launcher.session import _rounds
 from runner.launcher.tasks import (
     Task,
     TaskError,
@@ -18,7 +19,7 @@ from runner.launcher.tasks import (
     record_success,
     recovered_exit,
 )
-from runner.models import JobUpdate
+from runner.models import JobReport
 from runner.states import JobState
 
 
@@ -105,19 +106,48 @@ def test_terminate_all_stops_running_and_cancels_queued(tmp_path: Path) -> None:
         pg.close()
 
 
-def test_report_rounds_name_each_job_once_and_keep_order() -> None:
-    u = [
-        JobUpdate(id=1, state=JobState.RUNNING),
-        JobUpdate(id=2, state=JobState.RUNNING),
-        JobUpdate(id=1, state=JobState.RUN_DONE),
-        JobUpdate(id=3, state=JobState.RUNNING),
-        JobUpdate(id=2, state=JobState.RUN_ERROR),
-    ]
-    rounds = _rounds(u)
-    assert [[(x.id, x.state) for x in r] for r in rounds] == [
-        [(1, JobState.RUNNING), (2, JobState.RUNNING), (3, JobState.RUNNING)],
-        [(1, JobState.RUN_DONE), (2, JobState.RUN_ERROR)],
-    ]
+def _report(job_id: int, state: JobState) -> JobReport:
+    return JobReport(id=job_id, attempt=0, state=state, timestamp=datetime.now(UTC))
+
+
+def test_journal_keeps_what_was_not_acknowledged_and_skips_a_torn_line(tmp_path: Path) -> None:
+    j = journals.Journal(tmp_path, site_id=3).open()
+    j.note_session(7)
+    first = j.append(7, [_report(1, JobState.RUNNING), _report(2, JobState.RUNNING)])
+    j.append(7, [_report(1, JobState.RUN_DONE)])
+    j.ack(e.seq for e in first)
+    j.sync()
+    with j.path.open("a") as fh:  # a kill in the middle of a write
+        fh.write('{"n": 99, "s": 7, "r": {"id"')
+    header, entries, sessions = journals.read(j.path)
+    assert header["site_id"] == 3 and sessions == [7]
+    assert [(e.session_id, e.report.id, e.report.state) for e in entries] == [(7, 1, JobState.RUN_DONE)]
+    assert j.pending == 1
+    j.close()
+    assert j.path.exists()  # a report is still unacknowledged: kept for the next launcher
+
+
+def test_a_journal_is_an_orphan_only_once_its_launcher_is_gone(tmp_path: Path) -> None:
+    mine = journals.Journal(tmp_path, site_id=1).open()
+    mine.append(4, [_report(9, JobState.RUN_DONE)])
+    # another launcher (here: the same process, another open file) sees it locked
+    assert list(journals.orphans(tmp_path)) == []
+    mine.close()  # its lock goes with it (as with a process that dies)
+    dead = journals.Journal(tmp_path, site_id=1)
+    dead.path = tmp_path / journals.DIR / "otherhost-123-1.jsonl"
+    dead.path.write_text(mine.path.read_text().replace(f'"host":"{mine.host}"', '"host":"otherhost"'))
+    mine.path.unlink()
+    (orphan,) = journals.orphans(tmp_path)
+    assert [e.report.id for e in orphan.entries] == [9] and not orphan.same_host
+    orphan.release(remove=True)
+    assert not dead.path.exists()
+
+
+def test_an_acknowledged_journal_is_removed_on_close(tmp_path: Path) -> None:
+    j = journals.Journal(tmp_path, site_id=1).open()
+    j.ack(e.seq for e in j.append(1, [_report(1, JobState.RUNNING)]))
+    j.close()
+    assert not j.path.exists()
 
 
 def test_workdir_may_not_leave_the_data_directory(tmp_path: Path) -> None:
@@ -137,13 +167,13 @@ def test_noted_success_is_recovered_only_for_the_lost_attempt(tmp_path: Path) ->
     prepare_workdir(task)
     record_success(task, 1.0, 2.0)
 
-    def job(state: JobState, retry_count: int, job_id: int = 5) -> object:
-        return SimpleNamespace(id=job_id, state=state, retry_count=retry_count)
+    def job(state: JobState, attempt: int, job_id: int = 5) -> object:
+        return SimpleNamespace(id=job_id, state=state, attempt=attempt)
 
     w = Path(task.workdir)
     # nothing reached the server: same attempt, offered again
     assert recovered_exit(w, job(JobState.PREPROCESSED, 1), 11) is not None  # type: ignore[arg-type]
-    # RUNNING reached it, the outcome did not: the expiry timed it out (retry_count + 1)
+    # RUNNING reached it, the outcome did not: proposed (the server decides: reports.py)
     assert recovered_exit(w, job(JobState.RESTART_READY, 2), 11) is not None  # type: ignore[arg-type]
     # the same session, another job, an older attempt: run it
     assert recovered_exit(w, job(JobState.RESTART_READY, 2), 10) is None  # type: ignore[arg-type]

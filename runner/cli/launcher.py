@@ -117,7 +117,9 @@ def _ending(exit_file: Path, code: int) -> int:
     try:
         recorded, _, reason = exit_file.read_text().strip().partition("\t")
         exit_file.unlink()
-        code = int(recorded) or code
+        # the launcher's own verdict, written once everything was reported: what mpiexec
+        # says of a rank killed after that (Hydra's clean-up at MPI_Finalize) changes nothing
+        code = int(recorded)
     except (OSError, ValueError):
         reason = f"the launcher exited with code {code} (see its log in the site's log/ folder)"
     if code != 0:

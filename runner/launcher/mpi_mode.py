@@ -25,6 +25,7 @@ from runner.launcher.tasks import Task, prepare_workdir
 from runner.models import AcquireSpec
 from runner.platform import app_launchers, nodes
 from runner.platform.app_launchers import AppLauncher, LaunchSpec, UnsupportedJob
+from runner.platform.gpus import GpuEnv
 from runner.platform.node_manager import Assignment, JobRequest, NodeManager
 from runner.roles import Role, announce
 
@@ -48,9 +49,11 @@ def request_of(task: Task) -> JobRequest:
 
 
 class MPIMode:
-    def __init__(self, ctx: Context, node_list: list[nodes.Node], app_launcher: AppLauncher) -> None:
+    def __init__(
+        self, ctx: Context, node_list: list[nodes.Node], app_launcher: AppLauncher, gpu_env: GpuEnv
+    ) -> None:
         self.ctx = ctx
-        self.nodes = NodeManager(node_list)
+        self.nodes = NodeManager(node_list, gpu_env)
         self.app_launcher = app_launcher
         slots = sum(max(1, n.cpus) for n in node_list)
         self.procs = ProcessGroup(die_with_parent=True, spawn_threads=min(SPAWN_THREADS, slots))
@@ -254,4 +257,4 @@ def run(opts: LauncherOptions) -> int:
     ls = ctx.settings.launcher
     node_list = nodes.discover(ls, hostfile=opts.hostfile)
     launcher = app_launchers.get(ls.mpi_launcher)(executable=ls.mpiexec, extra_args=ls.mpi_args)
-    return MPIMode(ctx, node_list, launcher).run()
+    return MPIMode(ctx, node_list, launcher, nodes.gpu_env(ls)).run()

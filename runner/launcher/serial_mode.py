@@ -39,6 +39,7 @@ from runner.launcher.procs import ProcessGroup, die_with_parent_self
 from runner.launcher.tasks import Task, prepare_workdir
 from runner.models import MAX_BULK, AcquireSpec
 from runner.platform import nodes
+from runner.platform.gpus import GpuEnv
 from runner.platform.node_manager import JobRequest, NodeManager
 from runner.roles import Role, announce
 
@@ -100,9 +101,9 @@ def request_of(task: Task) -> JobRequest:
 class Worker:
     """Runs tasks on one node, as many at once as the node manager allows."""
 
-    def __init__(self, node: nodes.Node) -> None:
+    def __init__(self, node: nodes.Node, gpu_env: GpuEnv | None = None) -> None:
         self.node = node
-        self.nm = NodeManager([node])
+        self.nm = NodeManager([node], gpu_env)
         # one spawning thread per slot (up to SPAWN_THREADS): S slots start like S spawners
         self.procs = ProcessGroup(die_with_parent=False, spawn_threads=min(SPAWN_THREADS, max(1, node.cpus)))
         self.queue: deque[Task] = deque()
@@ -126,12 +127,22 @@ class Worker:
         self._start_queued()
 
     def _start_queued(self) -> None:
-        while self.queue and not self.stopping:
-            task = self.queue[0]
-            a = self.nm.assign(request_of(task))
+        """Start every queued task that fits now, in order; one that does not fit waits
+        without holding up the ones behind it (a GPU job does not keep CPU jobs out)."""
+        if not self.queue or self.stopping:
+            return
+        still: deque[Task] = deque()
+        #: shapes that did not fit in this pass: the same shape will not fit either
+        no_room: set[tuple[int, int, int, int]] = set()
+        while self.queue:
+            task = self.queue.popleft()
+            req = request_of(task)
+            shape = (req.ranks_per_node, req.threads_per_rank, req.gpus_per_rank, req.node_packing_count)
+            a = None if shape in no_room else self.nm.assign(req)
             if a is None:
-                return
-            self.queue.popleft()
+                no_room.add(shape)
+                still.append(task)
+                continue
             env = {**self.base_env, **task.env, **a.env()}
             self.running[task.job_id] = task
             self.procs.submit(
@@ -143,6 +154,7 @@ class Worker:
                 wall_time_sec=task.wall_time_sec,
                 prepare=partial(prepare_workdir, task),
             )
+        self.queue = still
 
     def _start_failed(self, job_id: int, message: str) -> None:
         self.running.pop(job_id, None)
@@ -304,9 +316,9 @@ class Master:
 # ---------------------------------------------------------------- rank programs
 
 
-def run_single(ctx: Context, node: nodes.Node) -> None:
+def run_single(ctx: Context, node: nodes.Node, gpu_env: GpuEnv) -> None:
     """One rank: the master feeds its own worker directly, no messages."""
-    worker = Worker(node)
+    worker = Worker(node, gpu_env)
     fetcher = Fetcher(ctx, on_ready=worker.procs.wake)
     master = Master(ctx, {0: worker.slots}, fetcher)
     ctx.install_signals(worker.procs.wake_fd)
@@ -372,10 +384,10 @@ def _drain_reports(comm: Any, master: Master, status: Any) -> bool:
     return got
 
 
-def run_worker(comm: Any, node: nodes.Node) -> None:
+def run_worker(comm: Any, node: nodes.Node, gpu_env: GpuEnv) -> None:
     from mpi4py import MPI
 
-    worker = Worker(node)
+    worker = Worker(node, gpu_env)
     stop = {"flag": False}
 
     def on_signal(signum: int, frame: object) -> None:
@@ -423,10 +435,11 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context.load(opts)
         ls = ctx.settings.launcher
         found = nodes.discover(ls, hostfile=opts.hostfile)
+        gpu_env = nodes.gpu_env(ls)
         # worker rank r runs on node r-1 (the CLI starts one extra rank on the first node)
         worker_nodes = found[:1] if size == 1 else [found[i % len(found)] for i in range(size - 1)]
         for r in range(1, size):
-            comm.send(worker_nodes[r - 1], dest=r, tag=TAG_SETUP)
+            comm.send((worker_nodes[r - 1], gpu_env), dest=r, tag=TAG_SETUP)
         log.info(
             "serial mode: %d rank(s), workers on %s",
             size,
@@ -435,15 +448,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ctx.open()
             if size == 1:
-                run_single(ctx, worker_nodes[0])
+                run_single(ctx, worker_nodes[0], gpu_env)
             else:
                 run_master(ctx, comm, worker_nodes)
         finally:
             log.info("launcher done (%s)", ctx.stop_reason or "finished")
             ctx.close()
     else:
-        node = comm.recv(source=0, tag=TAG_SETUP)
-        run_worker(comm, node)
+        node, gpu_env = comm.recv(source=0, tag=TAG_SETUP)
+        run_worker(comm, node, gpu_env)
     return 0
 
 

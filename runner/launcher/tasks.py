@@ -9,7 +9,6 @@ put into the job's ``data``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -19,15 +18,10 @@ from typing import Any
 
 from runner.apps import AppDefinitionError, job_argv
 from runner.interpreter import module_command
+from runner.launcher import workdir as wd
+from runner.launcher.workdir import META_DIR, OUTPUT_FILE, RESULT_FILE
 from runner.models import App, AppKind, Job
 from runner.states import JobState
-
-OUTPUT_FILE = "job.out"
-#: per-job launcher files inside the workdir (python-function payloads, results).
-META_DIR = ".tolu"
-RESULT_FILE = "result.json"
-#: written when a task ends with 0, before the launcher reports it (see ``recovered_exit``).
-EXIT_FILE = "exit.json"
 
 
 class TaskError(ValueError):
@@ -133,50 +127,7 @@ def write_python_payload(workdir: Path, app: App, job: Job) -> None:
 
 def read_result(task: Task) -> dict[str, Any]:
     """What a python-function task left for the job's ``data`` (empty for shell tasks)."""
-    if not task.python:
-        return {}
-    try:
-        data: dict[str, Any] = json.loads(task.result_path.read_text())
-    except (OSError, ValueError):
-        return {"exception": {"type": "LauncherError", "message": "the function left no result file"}}
-    return data
-
-
-def prepare_workdir(task: Task) -> None:
-    """Make WORKDIR and WORKDIR/.tolu: two syscalls in the common case (parent exists)."""
-    meta = os.path.join(task.workdir, META_DIR)
-    try:
-        os.mkdir(task.workdir)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        os.makedirs(meta, exist_ok=True)
-        return
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(meta)
-
-
-def record_success(task: Task, started: float, ended: float) -> None:
-    """Note in the workdir that this attempt ended with 0, before the launcher reports it.
-
-    If the launcher dies between the exit and its batched report, the server times
-    the job out when the session expires and offers it again; the next launcher
-    finds this note and reports the success instead of running the job a second
-    time. Only successes are noted: a failed attempt may be retried anyway.
-    """
-    record = {
-        "job_id": task.job_id,
-        "session_id": task.session_id,
-        "attempt": task.attempt,
-        "started": started,
-        "ended": ended,
-    }
-    with contextlib.suppress(OSError):  # the note only spares a rerun; never fail a job over it
-        fd = os.open(os.path.join(task.workdir, META_DIR, EXIT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        try:
-            os.write(fd, json.dumps(record).encode())
-        finally:
-            os.close(fd)
+    return wd.read_result(task.workdir) if task.python else {}
 
 
 def recovered_exit(workdir: Path, job: Job, session_id: int) -> dict[str, Any] | None:
@@ -188,9 +139,8 @@ def recovered_exit(workdir: Path, job: Job, session_id: int) -> dict[str, Any] |
     retry_count one higher). A reported success goes on to POSTPROCESSED and is never
     offered again, so a matching note means the work is done.
     """
-    try:
-        record: dict[str, Any] = json.loads((workdir / META_DIR / EXIT_FILE).read_text())
-    except (OSError, ValueError):
+    record = wd.read_note(str(workdir))
+    if record is None:
         return None
     if record.get("job_id") != job.id or record.get("session_id") == session_id:
         return None

@@ -12,7 +12,7 @@ three; a job that could not fit even an empty allocation is reported by
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from runner.models import Job
@@ -218,6 +218,22 @@ class NodeManager:
             st.free_gpus.sort()
             st.jobs.discard(job_id)
         return a
+
+    def transfer(self, from_id: int, to_id: int) -> Assignment:
+        """Hand everything ``from_id`` holds to ``to_id`` (a job started in its slot as it ended)."""
+        try:
+            a, idx, taken = self._assignments.pop(from_id)
+        except KeyError:
+            raise AllocationError(f"job {from_id} holds no resources") from None
+        if to_id in self._assignments:
+            raise AllocationError(f"job {to_id} is already assigned")
+        b = replace(a, job_id=to_id)
+        for i in idx:
+            jobs = self._states[i].jobs
+            jobs.discard(from_id)
+            jobs.add(to_id)
+        self._assignments[to_id] = (b, idx, taken)
+        return b
 
     def assignments(self) -> Iterable[Assignment]:
         return (entry[0] for entry in self._assignments.values())

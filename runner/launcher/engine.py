@@ -38,9 +38,11 @@ class Start:
     #: variables over the spawners' base environment
     env: dict[str, str]
     wall_time_sec: float | None = None
-    #: (job_id, session_id, attempt) to note a clean exit in the workdir
-    note: tuple[int, int, int] | None = None
+    #: (job_id, session_id, attempt, restart_ready): the exit note and recovery (spawner.Spawn)
+    note: tuple[int, int, int, bool] | None = None
     python: bool = False
+    #: see app_launchers.AppLauncher.unreadable_stdin
+    unreadable_stdin: bool = False
 
 
 Build = Callable[[Task, Assignment], Start]
@@ -164,6 +166,7 @@ class Engine:
             note=start.note,
             python=start.python,
             after=after,
+            unreadable_stdin=start.unreadable_stdin,
         )
         self.tasks[task.job_id] = task
         self._chain_of[task.job_id] = ch

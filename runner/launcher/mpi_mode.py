@@ -187,8 +187,9 @@ class MPIMode:
             # the start command's environment over the spawners' (this process's)
             env=self.app_launcher.process_env(spec, {}),
             wall_time_sec=task.wall_time_sec,
-            note=(task.job_id, task.session_id, task.attempt),
+            note=(task.job_id, task.session_id, task.attempt, task.restart_ready),
             python=task.python,
+            unreadable_stdin=self.app_launcher.unreadable_stdin,
         )
 
     def _handle(self, timeout: float) -> None:

@@ -39,4 +39,5 @@ def exit_outcome(ex: Exit, task: Task) -> Outcome:
         stopped=ex.stopped,
         tail=ex.tail,
         result=ex.result,
+        recovered=ex.recovered,
     )

@@ -132,7 +132,7 @@ class Worker:
             out_path=task.workdir + "/" + OUTPUT_FILE,
             env={**task.env, **a.env()},
             wall_time_sec=task.wall_time_sec,
-            note=(task.job_id, task.session_id, task.attempt),
+            note=(task.job_id, task.session_id, task.attempt, task.restart_ready),
             python=task.python,
         )
 

@@ -42,8 +42,8 @@ from runner.launcher.deathsig import die_with_parent
 
 #: seconds between SIGTERM and SIGKILL when a task must stop.
 KILL_GRACE_SEC = 3.0
-#: bytes read from the socket at a time.
-READ_SIZE = 1 << 20
+#: bytes read from the socket at a time (into one buffer kept for the purpose).
+READ_SIZE = 1 << 18
 _LEN = struct.Struct("!I")
 #: signals a task gets back at their defaults: Python ignores SIGPIPE and SIGXFSZ, and an
 #: ignored signal stays ignored across exec (subprocess's restore_signals does the same).
@@ -61,12 +61,16 @@ class Spawn(NamedTuple):
     out_path: str
     #: seconds; 0: no limit
     wall_time_sec: float
-    #: (job_id, session_id, attempt) to note a clean exit in the workdir; None: no note
-    note: tuple[int, int, int] | None
+    #: (job_id, session_id, attempt, restart_ready): note a clean exit in the workdir, and
+    #: report a success an earlier session noted but never reported instead of running
+    #: it again (workdir.lost_success); None: neither
+    note: tuple[int, int, int, bool] | None
     #: a Python-function task: read its result.json when it ends
     python: bool
     #: start when the task with this key has ended (it hands this one its slot); None: now
     after: int | None = None
+    #: stdin is /dev/null opened write-only (see app_launchers.AppLauncher.unreadable_stdin)
+    unreadable_stdin: bool = False
     #: make the workdir first
     prepare: bool = True
 
@@ -82,6 +86,8 @@ class Ended(NamedTuple):
     tail: str
     #: a Python task's result.json, else {}
     result: dict[str, Any]
+    #: not run: an earlier session's run of it succeeded (its note's times)
+    recovered: bool = False
 
 
 class Batch(NamedTuple):
@@ -102,8 +108,26 @@ class Frames:
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._chunk = bytearray(READ_SIZE)
+        self._view = memoryview(self._chunk)
 
-    def feed(self, data: bytes) -> list[Any]:
+    def receive(self, sock: socket.socket) -> tuple[list[Any], bool]:
+        """The whole messages the socket holds now, and whether it has closed; never blocks."""
+        out: list[Any] = []
+        while True:
+            try:
+                n = sock.recv_into(self._chunk, READ_SIZE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return out, False
+            except OSError:
+                n = 0
+            if not n:
+                return out, True
+            out += self.feed(self._view[:n])
+            if n < READ_SIZE:  # all there was: spare the recv that says so
+                return out, False
+
+    def feed(self, data: bytes | memoryview) -> list[Any]:
         buf = self._buf
         buf += data
         out = []
@@ -132,9 +156,9 @@ class _Child:
         self.stopped = False
 
 
-def _file_actions(out_path: str) -> list[tuple[Any, ...]]:
+def _file_actions(out_path: str, unreadable_stdin: bool) -> list[tuple[Any, ...]]:
     return [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_WRONLY if unreadable_stdin else os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
@@ -212,10 +236,28 @@ class Spawner:
         else:
             self.start(spawn)
 
+    def _recovered(self, spawn: Spawn) -> bool:
+        """Report a success an earlier session noted but never reported, instead of a rerun."""
+        assert spawn.note is not None
+        record = wd.read_note(spawn.workdir)
+        if record is None or not wd.lost_success(record, *spawn.note):
+            return False
+        started, ended = float(record["started"]), float(record["ended"])
+        self.out.started.append((spawn.key, started))
+        result = wd.read_result(spawn.workdir) if spawn.python else {}
+        self.out.ended.append(Ended(spawn.key, 0, started, ended, False, False, "", result, recovered=True))
+        self._follow(spawn.key)
+        return True
+
     def start(self, spawn: Spawn) -> None:
         try:
-            if spawn.prepare:
-                wd.prepare(spawn.workdir)
+            # a workdir that was not there cannot hold a note: the check costs nothing then
+            fresh = wd.prepare(spawn.workdir) if spawn.prepare else False
+            if not fresh and spawn.note is not None and self._recovered(spawn):
+                return
+            if spawn.python:  # a stale result of an earlier attempt is not this one's
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(spawn.workdir, wd.META_DIR, wd.RESULT_FILE))
             os.chdir(spawn.workdir)
             env = {**self.base_env, **spawn.env} if spawn.env else self.base_env
             # the slot is the task's from here: the clone and exec are part of its start
@@ -224,7 +266,7 @@ class Spawner:
                 self._resolve(spawn.argv[0], env),
                 spawn.argv,
                 env,
-                file_actions=_file_actions(spawn.out_path),
+                file_actions=_file_actions(spawn.out_path, spawn.unreadable_stdin),
                 setsid=True,
                 setsigdef=RESTORED_SIGNALS,
             )
@@ -294,7 +336,7 @@ class Spawner:
         spawn = child.spawn
         failed = rc != 0 or child.timed_out or child.stopped
         if not failed and spawn.note is not None:
-            job_id, session_id, attempt = spawn.note
+            job_id, session_id, attempt, _ = spawn.note
             wd.note_success(spawn.workdir, job_id, session_id, attempt, child.started, ended)
         self.out.ended.append(
             Ended(
@@ -311,21 +353,12 @@ class Spawner:
         self._follow(spawn.key)
 
     def _receive(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(READ_SIZE, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:  # the coordinator is gone: stop the tasks, nobody will report them
-                self.stopping = True
-                self.closed = True
-                return
-            for msg in self.frames.feed(data):
-                self._handle(msg)
-            if len(data) < READ_SIZE:  # all there was: spare the recv that says so
-                return
+        msgs, closed = self.frames.receive(self.sock)
+        for msg in msgs:
+            self._handle(msg)
+        if closed:  # the coordinator is gone: stop the tasks, nobody will report them
+            self.stopping = True
+            self.closed = True
 
     def _handle(self, msg: Any) -> None:
         if msg[0] == "start":

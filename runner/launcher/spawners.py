@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from runner.interpreter import module_command
-from runner.launcher.spawner import READ_SIZE, Batch, Ended, Frames, Spawn, frame
+from runner.launcher.spawner import Batch, Ended, Frames, Spawn, frame
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,10 @@ class SpawnerPool:
         out_path: str,
         env: Mapping[str, str] | None = None,
         wall_time_sec: float | None = None,
-        note: tuple[int, int, int] | None = None,
+        note: tuple[int, int, int, bool] | None = None,
         python: bool = False,
         after: int | None = None,
+        unreadable_stdin: bool = False,
     ) -> None:
         """Queue a start of ``argv`` in ``workdir`` with ``env`` over the base environment;
         it goes out with the next ``flush()`` or ``wait()``, which reports it started.
@@ -162,7 +163,8 @@ class SpawnerPool:
             after = None
         self._where[key] = i
         spawn = Spawn(
-            key, list(argv), workdir, dict(env or {}), out_path, wall_time_sec or 0.0, note, python, after
+            key, list(argv), workdir, dict(env or {}), out_path, wall_time_sec or 0.0, note, python, after,
+            unreadable_stdin,
         )
         links[i].queued.append(spawn)
 
@@ -232,21 +234,12 @@ class SpawnerPool:
         return ev
 
     def _read(self, link: _Link, ev: Events) -> None:
-        while True:
-            try:
-                data = link.sock.recv(READ_SIZE, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self._lost(link, ev)
-                return
-            where = self._where
-            for batch in link.frames.feed(data):
-                self._take(batch, ev, where)
-            if len(data) < READ_SIZE:  # all there was: spare the recv that says so
-                return
+        batches, closed = link.frames.receive(link.sock)
+        where = self._where
+        for batch in batches:
+            self._take(batch, ev, where)
+        if closed:
+            self._lost(link, ev)
 
     @staticmethod
     def _take(batch: Batch, ev: Events, where: dict[int, int]) -> None:

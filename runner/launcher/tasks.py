@@ -46,6 +46,8 @@ class Task:
     #: the job's retry_count when acquired, and the session running it.
     attempt: int = 0
     session_id: int = 0
+    #: acquired as RESTART_READY (its last attempt was timed out)
+    restart_ready: bool = False
 
     @property
     def out_path(self) -> Path:
@@ -98,6 +100,7 @@ class TaskFactory:
             "node_packing_count": job.node_packing_count,
             "attempt": job.retry_count,
             "session_id": session_id,
+            "restart_ready": job.state is JobState.RESTART_READY,
         }
         if app.kind is AppKind.PYTHON:
             if not app.serialized_function:
@@ -121,8 +124,8 @@ def write_python_payload(workdir: Path, app: App, job: Job) -> None:
         "parameters": {**{k: v for k, v in app.parameters.items() if v is not None}, **job.parameters},
     }
     (meta / "call.json").write_text(json.dumps(payload))
-    # A stale result from an earlier attempt must not be reported for this one.
-    (meta / RESULT_FILE).unlink(missing_ok=True)
+    # A stale result.json of an earlier attempt is removed by the spawner just before the
+    # start (it may yet be the result of a lost success that is reported, not rerun).
 
 
 def read_result(task: Task) -> dict[str, Any]:
@@ -131,20 +134,10 @@ def read_result(task: Task) -> dict[str, Any]:
 
 
 def recovered_exit(workdir: Path, job: Job, session_id: int) -> dict[str, Any] | None:
-    """The success an earlier session noted for this job but never got to report, if any.
-
-    Two ways a report gets lost when a launcher dies: nothing reached the server (the
-    job was only held; the expired session released it with the same retry_count), or
-    RUNNING did but the outcome did not (the expiry timed the job out: RESTART_READY,
-    retry_count one higher). A reported success goes on to POSTPROCESSED and is never
-    offered again, so a matching note means the work is done.
-    """
+    """The success an earlier session noted for this job but never got to report, if any
+    (workdir.lost_success says when a note counts)."""
     record = wd.read_note(str(workdir))
     if record is None:
         return None
-    if record.get("job_id") != job.id or record.get("session_id") == session_id:
-        return None
-    attempt = record.get("attempt")
-    lost_all = attempt == job.retry_count
-    lost_outcome = attempt == job.retry_count - 1 and job.state is JobState.RESTART_READY
-    return record if lost_all or lost_outcome else None
+    restart_ready = job.state is JobState.RESTART_READY
+    return record if wd.lost_success(record, job.id, session_id, job.retry_count, restart_ready) else None

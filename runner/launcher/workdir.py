@@ -24,14 +24,16 @@ EXIT_FILE = ".tolu-exit.json"
 TAIL_BYTES = 2048
 
 
-def prepare(workdir: str) -> None:
-    """Make WORKDIR: one syscall in the common case (its parent exists)."""
+def prepare(workdir: str) -> bool:
+    """Make WORKDIR (one syscall in the common case: its parent exists); False when it
+    was there already (a job run before, or a Python task's payload)."""
     try:
         os.mkdir(workdir)
     except FileExistsError:
-        pass
+        return False
     except FileNotFoundError:
         os.makedirs(workdir, exist_ok=True)
+    return True
 
 
 def note_success(
@@ -55,6 +57,23 @@ def note_success(
             os.write(fd, record.encode())
         finally:
             os.close(fd)
+
+
+def lost_success(
+    record: dict[str, Any], job_id: int, session_id: int, attempt: int, restart_ready: bool
+) -> bool:
+    """Whether a note is a success an earlier session saw but never got to report.
+
+    Two ways a report gets lost when a launcher dies: nothing reached the server (the
+    job was only held; the expired session released it with the same retry_count), or
+    RUNNING did but the outcome did not (the expiry timed the job out: RESTART_READY,
+    retry_count one higher). A reported success goes on to POSTPROCESSED and is never
+    offered again, so a matching note means the work is done.
+    """
+    if record.get("job_id") != job_id or record.get("session_id") == session_id:
+        return False
+    noted = record.get("attempt")
+    return noted == attempt or (noted == attempt - 1 and restart_ready)
 
 
 def read_note(workdir: str) -> dict[str, Any] | None:

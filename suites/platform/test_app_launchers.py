@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -69,7 +72,34 @@ def test_local_runs_one_process_only() -> None:
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    # the stdin tolu gives mpiexec (MPICHLauncher.unreadable_stdin): no SIGPIPE race
+    with open(os.devnull, "wb") as stdin:
+        return subprocess.run(cmd, env=env, stdin=stdin, capture_output=True, text=True, timeout=60,
+                              check=False)
+
+
+def test_hydra_sigpipe_race_is_closed_by_an_unreadable_stdin(tmp_path: Path) -> None:
+    """The cause of the -13 (SIGPIPE) deaths of mpiexec, made certain instead of rare.
+
+    strace delays each of mpiexec's polls by 0.3 s, as a busy scheduler may: the proxy and
+    its one-shot job are gone before mpiexec handles the readable stdin, and its "stdin
+    closed" header then hits a closed socket. With /dev/null read-only mpiexec dies of
+    SIGPIPE; with the stdin tolu gives it, it exits 0."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (apt install strace)")
+    mpich = app_launchers.get("mpich")()
+    assert mpich.unreadable_stdin
+    cmd = mpich.command(LaunchSpec(argv=["true"], hosts=[socket.gethostname()]))
+    slow = [strace, "-o", os.devnull, "-e", "trace=poll,ppoll", "-e", "inject=poll,ppoll:delay_enter=300000"]
+    codes = {}
+    for mode, name in (("rb", "readable"), ("wb", "unreadable")):
+        with open(os.devnull, mode) as stdin:
+            codes[name] = subprocess.run([*slow, *cmd], stdin=stdin, capture_output=True, timeout=60,
+                                         check=False, restore_signals=True).returncode
+    # killed by SIGPIPE: strace passes the signal on (-13), a shell would say 141
+    assert codes["readable"] in (-signal.SIGPIPE, 128 + signal.SIGPIPE), codes
+    assert codes["unreadable"] == 0, codes
 
 
 def test_mpich_really_runs_ranks_on_fake_hosts() -> None:

@@ -13,7 +13,7 @@ import pytest
 from runner.launcher.engine import Engine, Start
 from runner.launcher.spawners import Ended, Events, SpawnerPool
 from runner.launcher.tasks import Task
-from runner.launcher.workdir import EXIT_FILE
+from runner.launcher.workdir import EXIT_FILE, note_success
 from runner.platform.node_manager import Assignment, NodeManager
 from runner.platform.nodes import Node
 
@@ -48,7 +48,8 @@ def submit(pool: SpawnerPool, key: int, argv: list[str], tmp: Path, **kw: object
 def test_exits_failures_and_tails_come_back_with_their_times(pool: SpawnerPool, tmp_path: Path) -> None:
     submit(pool, 1, ["sh", "-c", "echo out; echo err >&2; exit 7"], tmp_path)
     submit(pool, 2, ["/no/such/program"], tmp_path)
-    w3 = submit(pool, 3, [sys.executable, "-c", "import time; time.sleep(0.3)"], tmp_path, note=(3, 9, 0))
+    w3 = submit(pool, 3, [sys.executable, "-c", "import time; time.sleep(0.3)"], tmp_path,
+                note=(3, 9, 0, False))
     submit(pool, 4, ["sh", "-c", "echo $TOLU_X"], tmp_path, env={"TOLU_X": "over the base"})
     got = drain(pool, 4)
     by_key = {e.key: e for e in got.exits}
@@ -61,6 +62,21 @@ def test_exits_failures_and_tails_come_back_with_their_times(pool: SpawnerPool, 
     # the clean exit was noted in the workdir by the spawner, before anyone reported it
     assert '"job_id": 3, "session_id": 9' in (Path(w3) / EXIT_FILE).read_text()
     assert len(pool) == 0
+
+
+def test_a_success_noted_by_a_dead_session_is_reported_not_run_again(
+    pool: SpawnerPool, tmp_path: Path
+) -> None:
+    w = tmp_path / "w5"
+    w.mkdir()
+    note_success(str(w), 5, 8, 0, 100.0, 101.0)  # session 8 ran it, then died unreported
+    submit(pool, 5, ["touch", "ran"], tmp_path, note=(5, 9, 0, False))
+    submit(pool, 6, ["touch", "ran"], tmp_path, note=(6, 9, 0, False))  # fresh: runs
+    got = drain(pool, 2)
+    by_key = {e.key: e for e in got.exits}
+    assert by_key[5].recovered and (by_key[5].started, by_key[5].ended) == (100.0, 101.0)
+    assert not (w / "ran").exists()
+    assert not by_key[6].recovered and (tmp_path / "w6" / "ran").exists()
 
 
 def test_wall_time_kills_the_whole_process_group(pool: SpawnerPool, tmp_path: Path) -> None:

@@ -64,6 +64,9 @@ class AppLauncher(ABC):
     name: ClassVar[str]
     #: the start command when the site settings name none.
     default_executable: ClassVar[str] = ""
+    #: give the start command a stdin it cannot read (``/dev/null`` opened write-only)
+    #: instead of a readable ``/dev/null``; the job's ranks see the same either way.
+    unreadable_stdin: ClassVar[bool] = False
 
     def __init__(self, *, executable: str = "", extra_args: Sequence[str] = ()) -> None:
         self.executable = executable or self.find_default()

@@ -17,15 +17,29 @@ shape that waits (the caller offers tasks in order and stops chaining then).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from runner.launcher.spawner import FLUSH_SEC
 from runner.launcher.spawners import Ended, Events, SpawnerPool
 from runner.launcher.tasks import Task
 from runner.platform.node_manager import Assignment, JobRequest, NodeManager
 
 Shape = tuple[int, int, int, int, int]
+
+#: most tasks queued behind one running task.
+MAX_DEPTH = 32
+
+
+def chain_depth(rate_per_slot: float, floor: int) -> int:
+    """How many tasks to queue behind each running one: enough to keep the slot busy
+    while the spawner's batch (up to FLUSH_SEC) and the coordinator's answer are on
+    their way (three flush periods at the slot's finishing rate), at least ``floor``
+    (the site's ``prefetch``), at most MAX_DEPTH. Long tasks need no more than the
+    floor, and a node then holds no more work than it needs."""
+    return max(floor, min(MAX_DEPTH, math.ceil(rate_per_slot * 3 * FLUSH_SEC)))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import time
 from collections import deque
 
 from runner.launcher.context import Context
-from runner.launcher.engine import Engine, Start, node_equivalents, request_of, shape_of
+from runner.launcher.engine import Engine, Start, chain_depth, node_equivalents, request_of, shape_of
 from runner.launcher.fetcher import IDLE_ACQUIRE_SEC, Fetcher
 from runner.launcher.options import LauncherOptions
 from runner.launcher.outcome import Outcome, exit_outcome
@@ -46,6 +46,9 @@ class MPIMode:
         self.nodes = NodeManager(node_list, gpu_env)
         self.app_launcher = app_launcher
         slots = sum(max(1, n.cpus) for n in node_list)
+        self.slots = slots
+        #: jobs ended per second (how deep to queue behind running ones)
+        self.ended = RateMeter()
         # one spawner per core of the head node (no more than there are slots)
         self.spawners = SpawnerPool(min(slots, nodes.detect_cpus()), os.environ)
         self.engine = Engine(self.nodes, self.spawners, self._build, depth=ctx.settings.launcher.prefetch)
@@ -207,6 +210,8 @@ class MPIMode:
 
     def _finished(self, task: Task, ex: Exit) -> None:
         self.freed.add(node_equivalents(task))
+        self.ended.add()
+        self.engine.depth = chain_depth(self.ended.rate() / self.slots, self.ctx.settings.launcher.prefetch)
         self.ctx.report_outcome(exit_outcome(ex, task))
         log.debug("job %d ended: rc=%d", ex.key, ex.returncode)
 

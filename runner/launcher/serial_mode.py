@@ -30,7 +30,7 @@ from typing import Any
 
 from runner.launcher.context import Context
 from runner.launcher.deathsig import die_with_parent
-from runner.launcher.engine import Engine, Start, request_of, shape_of
+from runner.launcher.engine import Engine, Start, chain_depth, request_of, shape_of
 from runner.launcher.fetcher import IDLE_ACQUIRE_SEC, Fetcher
 from runner.launcher.logfile import setup_logging
 from runner.launcher.options import LauncherOptions
@@ -106,6 +106,9 @@ class Worker:
         self.report = Report()
         self.last_report = time.time()
         self.stopping = False
+        self.prefetch = depth
+        #: tasks ended per second here (how deep to queue behind running ones)
+        self.finished = RateMeter()
         #: never_fits by shape: the same for every task of a shape
         self._never: dict[tuple[int, int, int, int, int], str | None] = {}
 
@@ -171,6 +174,9 @@ class Worker:
         out = self.engine.handle(self.pool.wait(timeout))
         report = self.report
         report.started += out.started
+        if out.ended:
+            self.finished.add(len(out.ended))
+            self.engine.depth = chain_depth(self.finished.rate() / self.slots, self.prefetch)
         # refill the freed slots first, the bookkeeping of the ended tasks after
         self._start_queued()
         self.pool.flush()
@@ -220,13 +226,21 @@ class Master:
         self.ctx = ctx
         #: rank -> tasks it runs at once, and how many it should hold (running + queued)
         self.slots = slots
-        prefetch = ctx.settings.launcher.prefetch
-        self.targets = {r: n * (1 + prefetch) for r, n in slots.items()}
+        self.prefetch = ctx.settings.launcher.prefetch
+        self.targets = {r: n * (1 + self.prefetch) for r, n in slots.items()}
         self.outstanding: dict[int, set[int]] = {r: set() for r in slots}
         self.ready: deque[Task] = deque()
         self.fetcher = fetcher
         self.last_busy = time.time()
         self.finished = RateMeter()
+
+    def depth(self) -> int:
+        """Tasks each worker slot should have queued behind its running one (engine.chain_depth)."""
+        return chain_depth(self.finished.rate() / sum(self.slots.values()), self.prefetch)
+
+    def _retarget(self) -> None:
+        depth = self.depth()
+        self.targets = {r: n * (1 + depth) for r, n in self.slots.items()}
 
     def deficit(self) -> int:
         return sum(self.targets[r] - len(self.outstanding[r]) for r in self.targets)
@@ -253,6 +267,7 @@ class Master:
         return IDLE_ACQUIRE_SEC
 
     def maybe_acquire(self) -> None:
+        self._retarget()
         self.ready.extend(self.fetcher.take())
         # ask for a full round ahead, so the workers never wait for the server
         want, target = self._want()

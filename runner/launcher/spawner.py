@@ -14,7 +14,10 @@ coordinator, so starting, waiting and bookkeeping spread over the node's cores:
 - a clean exit is noted in the workdir before it is reported (crash safety, see
   workdir.note_success); a failure's output tail and a Python task's result are read
   here too;
-- everything that happened in one wake-up goes back as one message.
+- what happened goes back in batches: at once when the coordinator has something to
+  do about it (a slot fell idle or has nothing queued behind its task, a start
+  failed), else within ``FLUSH_SEC`` — the timestamps are taken here, so batching
+  delays no recorded time, and the coordinator wakes once per batch, not per task.
 
 Standard library only, so that it starts in a few milliseconds and stays small.
 
@@ -42,6 +45,8 @@ from runner.launcher.deathsig import die_with_parent
 
 #: seconds between SIGTERM and SIGKILL when a task must stop.
 KILL_GRACE_SEC = 3.0
+#: longest an outcome the coordinator need not act on waits for company.
+FLUSH_SEC = 0.02
 #: bytes read from the socket at a time (into one buffer kept for the purpose).
 READ_SIZE = 1 << 18
 _LEN = struct.Struct("!I")
@@ -177,6 +182,9 @@ class Spawner:
         #: keys of successors not started yet
         self.waiting: set[int] = set()
         self.out = Batch([], [], [])
+        #: the coordinator should hear now (a slot has nothing queued); else by flush_at
+        self.urgent = False
+        self.flush_at: float | None = None
         self.stopping = False
         self.closed = False
         self._which: dict[tuple[str, str], str] = {}
@@ -228,13 +236,16 @@ class Spawner:
         """The task ``key`` is done with its slot (ended, or never started): its successor's turn."""
         spawn = self.next_of.pop(key, None)
         if spawn is None:
+            self.urgent = True  # the slot is idle: the coordinator has it back
             return
         self.waiting.discard(spawn.key)
         if self.stopping:
             self.out.errors.append((spawn.key, "", time.time()))  # cancelled, and what follows it
             self._follow(spawn.key)
-        else:
-            self.start(spawn)
+            return
+        self.start(spawn)
+        if spawn.key not in self.next_of:
+            self.urgent = True  # the last one queued in this slot: time to send more
 
     def _recovered(self, spawn: Spawn) -> bool:
         """Report a success an earlier session noted but never reported, instead of a rerun."""
@@ -275,6 +286,7 @@ class Spawner:
             where = f" ({exc.filename})" if exc.filename and exc.filename != name else ""
             message = f"cannot start {name!r}: {exc.strerror or exc}{where}"
             self.out.errors.append((spawn.key, message, time.time()))
+            self.urgent = True
             self._follow(spawn.key)
             return
         pidfd = os.pidfd_open(pid)
@@ -376,7 +388,15 @@ class Spawner:
         out = self.out
         if not (out.started or out.ended or out.errors) or self.closed:
             return
+        if not (self.urgent or self.stopping):
+            now = time.time()
+            if self.flush_at is None:
+                self.flush_at = now + FLUSH_SEC
+            if now < self.flush_at:
+                return
         self.out = Batch([], [], [])
+        self.urgent = False
+        self.flush_at = None
         try:
             # blocking: the coordinator reads whenever it can, and never blocks writing to us
             self.sock.sendall(frame(out))
@@ -394,6 +414,9 @@ class Spawner:
                 if not self.children:
                     return
             timeout = self._timers()
+            if self.flush_at is not None:
+                due = max(0.0, self.flush_at - time.time())
+                timeout = due if timeout is None else min(timeout, due)
             for fd, _ in self.ep.poll(-1 if timeout is None else timeout):
                 if fd == self.sig_r:
                     with contextlib.suppress(BlockingIOError):

@@ -126,15 +126,19 @@ class Engine:
     def __len__(self) -> int:
         return len(self.tasks)
 
-    def place(self, task: Task, *, chain: bool = True, keep_idle: int = 0) -> Assignment | bool:
+    def place(
+        self, task: Task, *, chain: bool = True, keep_idle: int = 0, try_now: bool = True
+    ) -> Assignment | bool:
         """Start ``task`` now (returns its Assignment), queue it behind a running task of its
         shape (True), or leave it (False: nothing fits). ``keep_idle``: do not start it
         where that would leave fewer idle nodes than that (nodes reserved for a waiting
-        multi-node job). ``build`` errors propagate, with nothing held."""
+        multi-node job). ``try_now=False``: go straight to queueing (the caller saw a task
+        of this shape find no room in this pass). ``build`` errors propagate, with nothing
+        held."""
         shape = shape_of(task)
         nm = self.nm
         idle_before = nm.idle_nodes() if keep_idle else 0
-        a = nm.assign(request_of(task))
+        a = nm.assign(request_of(task)) if try_now else None
         if a is not None and keep_idle:
             idle_after = nm.idle_nodes()
             if idle_after < idle_before and idle_after < keep_idle:
@@ -157,7 +161,7 @@ class Engine:
             return False
         # round the open chains, so successors spread over the slots
         ch = chains[0]
-        start = self.build(task, ch.assignment)
+        start = self.build(task, ch.assignment)  # its slot's resources: the same GPUs, hosts
         after = ch.keys[-1]
         ch.keys.append(task.job_id)
         self._submit(task, start, ch, after=after)

@@ -79,7 +79,7 @@ class Fetcher:
                 jobs = self.ctx.session.acquire(spec)
                 self.latency = 0.7 * self.latency + 0.3 * (time.perf_counter() - t0)
                 if jobs:
-                    log.info("acquired %d job(s)", len(jobs))
+                    log.debug("acquired %d job(s)", len(jobs))
                     tasks = self.ctx.make_tasks(jobs)
                 self.last_count = len(jobs)
                 # nothing now: ask again a little later, not in a tight loop

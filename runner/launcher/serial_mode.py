@@ -159,12 +159,21 @@ class Worker:
         if not self.queue or self.stopping:
             return
         still: deque[Task] = deque()
-        #: shapes that found no room in this pass: the same shape will not either
+        #: shapes that found no free resources in this pass, and those that could not
+        #: be queued behind a running task either: the same shape will not fare better
+        full: set[tuple[int, int, int, int, int]] = set()
         no_room: set[tuple[int, int, int, int, int]] = set()
         place = self.engine.place
         for task in self.queue:
             shape = shape_of(task)
-            if shape in no_room or not place(task):
+            if shape in no_room:
+                still.append(task)
+                continue
+            placed = place(task, try_now=shape not in full)
+            if placed is True:
+                full.add(shape)
+            elif not placed:
+                full.add(shape)
                 no_room.add(shape)
                 still.append(task)
         self.queue = still

@@ -20,7 +20,7 @@ import selectors
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from runner.interpreter import module_command
@@ -130,11 +130,11 @@ class SpawnerPool:
     def submit(
         self,
         key: int,
-        argv: Sequence[str],
+        argv: list[str],
         *,
         workdir: str,
         out_path: str,
-        env: Mapping[str, str] | None = None,
+        env: dict[str, str] | None = None,
         wall_time_sec: float | None = None,
         note: tuple[int, int, int, bool] | None = None,
         python: bool = False,
@@ -163,7 +163,7 @@ class SpawnerPool:
             after = None
         self._where[key] = i
         spawn = Spawn(
-            key, list(argv), workdir, dict(env or {}), out_path, wall_time_sec or 0.0, note, python, after,
+            key, argv, workdir, env or {}, out_path, wall_time_sec or 0.0, note, python, after,
             unreadable_stdin,
         )
         links[i].queued.append(spawn)

@@ -28,9 +28,12 @@ class TaskError(ValueError):
     """A job that cannot be turned into a command (missing parameter, broken app)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Task:
-    """One job, ready to start; small and picklable (serial mode sends it over MPI)."""
+    """One job, ready to start; small and picklable (serial mode sends it over MPI).
+
+    Not frozen: a frozen dataclass sets each of these fields through
+    ``object.__setattr__``, and the launcher makes one per job."""
 
     job_id: int
     argv: list[str]
@@ -76,21 +79,25 @@ class TaskFactory:
         self.apps = dict(apps)
 
     def workdir(self, job: Job) -> Path:
-        # Lexical check, no resolve(): resolving costs a dozen syscalls per job.
+        return Path(self._workdir(job))
+
+    def _workdir(self, job: Job) -> str:
+        # Lexical check, no resolve(): resolving costs a dozen syscalls per job; and a
+        # string, not a Path: this runs once per acquired job.
         rel = os.path.normpath(job.workdir)
         if os.path.isabs(rel) or rel == ".." or rel.startswith("../"):
             raise TaskError(f"workdir {job.workdir!r} leaves the site's data directory")
-        return Path(self._data, rel)
+        return f"{self._data}/{rel}"
 
     def make(self, job: Job, session_id: int = 0) -> Task:
         app = self.apps.get(job.app_id)
         if app is None:
             raise TaskError(f"app {job.app_id} of job {job.id} is unknown to this launcher")
-        workdir = self.workdir(job)
+        workdir = self._workdir(job)
         wall = job.wall_time_min * 60 if job.wall_time_min > 0 else None
         common: dict[str, Any] = {
             "job_id": job.id,
-            "workdir": str(workdir),
+            "workdir": workdir,
             "env": job_env(app, job),
             "wall_time_sec": wall,
             "num_nodes": job.num_nodes,
@@ -105,8 +112,8 @@ class TaskFactory:
         if app.kind is AppKind.PYTHON:
             if not app.serialized_function:
                 raise TaskError(f"python app {app.name!r} has no serialized_function")
-            write_python_payload(workdir, app, job)
-            argv = [*module_command("runner.launcher.pyrunner"), str(workdir / META_DIR)]
+            write_python_payload(Path(workdir), app, job)
+            argv = [*module_command("runner.launcher.pyrunner"), f"{workdir}/{META_DIR}"]
             return Task(argv=argv, python=True, **common)
         try:
             argv = job_argv(app, job)

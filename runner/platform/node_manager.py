@@ -12,7 +12,7 @@ three; a job that could not fit even an empty allocation is reported by
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from runner.models import Job
@@ -227,7 +227,7 @@ class NodeManager:
             raise AllocationError(f"job {from_id} holds no resources") from None
         if to_id in self._assignments:
             raise AllocationError(f"job {to_id} is already assigned")
-        b = replace(a, job_id=to_id)
+        b = Assignment(to_id, a.hosts, a.cpus, a.gpu_ids, a.share, a.gpu_env)
         for i in idx:
             jobs = self._states[i].jobs
             jobs.discard(from_id)

@@ -231,7 +231,8 @@ class MPIMode:
 
 
 def run(opts: LauncherOptions) -> int:
-    announce(Role.LAUNCHER)  # fetches, starts and reports every job itself
+    # fetches, places and reports every job; the spawners start them
+    announce(Role.COORDINATOR)
     # see serial_mode.SWITCH_INTERVAL_SEC: hand the GIL to a returning spawner sooner
     sys.setswitchinterval(0.0005)
     ctx = Context.load(opts)

@@ -452,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
-    announce(Role.STARTER if rank else Role.LAUNCHER if size == 1 else Role.COORDINATOR)
+    # rank 0 moves every job, a worker rank every job of its node; the spawners start them
+    announce(Role.COORDINATOR)
     # Threads hand the GIL over sooner: a spawner returning from fork/exec or the loop
     # woken by an exit should not wait out another thread's 5 ms JSON parsing slice.
     sys.setswitchinterval(SWITCH_INTERVAL_SEC)

@@ -19,7 +19,9 @@ coordinator, so starting, waiting and bookkeeping spread over the node's cores:
   failed), else within ``FLUSH_SEC`` — the timestamps are taken here, so batching
   delays no recorded time, and the coordinator wakes once per batch, not per task.
 
-Standard library only, so that it starts in a few milliseconds and stays small.
+Standard library only (with tolu's own stdlib-only helpers: workdir, deathsig, roles),
+so that it starts in a few milliseconds and stays small; it announces itself as a
+``starter`` (runner/roles.py).
 
 Messages are length-prefixed pickles (both ends are this package, on one machine):
 first the base environment, then ``("start", [Spawn, ...])``, ``("term", [key,
@@ -42,6 +44,7 @@ from typing import Any, NamedTuple
 
 from runner.launcher import workdir as wd
 from runner.launcher.deathsig import die_with_parent
+from runner.roles import Role, announce
 
 #: seconds between SIGTERM and SIGKILL when a task must stop.
 KILL_GRACE_SEC = 3.0
@@ -429,6 +432,7 @@ class Spawner:
 
 
 def main() -> None:
+    announce(Role.STARTER)
     fd = int(sys.argv[1])
     parent = int(sys.argv[2])
     # SIGTERM when the coordinator dies (even by SIGKILL): the loop then stops every task

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from harness.waiting import wait_until
 from runner.launcher.engine import Engine, Start
 from runner.launcher.spawners import Ended, Events, SpawnerPool
 from runner.launcher.tasks import Task
@@ -25,18 +25,23 @@ def pool() -> SpawnerPool:
     p.close()
 
 
-def drain(pool: SpawnerPool, want: int, timeout: float = 60) -> Events:
+def collect(pool: SpawnerPool, got: Events) -> Events:
+    """One ``pool.wait`` (it blocks until the spawners report), added to ``got``."""
+    ev = pool.wait(1.0)
+    got.started += ev.started
+    got.exits += ev.exits
+    got.start_errors += ev.start_errors
+    got.cancelled += ev.cancelled
+    return got
+
+
+def drain(pool: SpawnerPool, want: int) -> Events:
     """Every event until ``want`` tasks have ended (exit, failed or cancelled start)."""
     got = Events()
-    deadline = time.monotonic() + timeout
-    while len(got.exits) + len(got.start_errors) + len(got.cancelled) < want:
-        assert time.monotonic() < deadline, got
-        ev = pool.wait(1.0)
-        got.started += ev.started
-        got.exits += ev.exits
-        got.start_errors += ev.start_errors
-        got.cancelled += ev.cancelled
-    return got
+    return wait_until(
+        lambda: collect(pool, got), timeout=60, interval=0, what=f"{want} tasks to end",
+        check=lambda g: len(g.exits) + len(g.start_errors) + len(g.cancelled) >= want,
+    )
 
 
 def submit(pool: SpawnerPool, key: int, argv: list[str], tmp: Path, **kw: object) -> str:
@@ -81,21 +86,20 @@ def test_a_success_noted_by_a_dead_session_is_reported_not_run_again(
 
 def test_wall_time_kills_the_whole_process_group(pool: SpawnerPool, tmp_path: Path) -> None:
     # the shell's child (sleep) must die too, not only the shell
-    submit(pool, 1, ["sh", "-c", "sleep 60 & wait"], tmp_path, wall_time_sec=0.3)
+    submit(pool, 1, ["sh", "-c", "sleep 60 & echo $! > child; wait"], tmp_path, wall_time_sec=0.3)
     (ex,) = drain(pool, 1).exits
     assert ex.timed_out and not ex.stopped and ex.returncode != 0
-    assert ex.ended - ex.started < 5
+    child = (tmp_path / "w1" / "child").read_text().strip()
+    wait_until(lambda: not Path(f"/proc/{child}").exists(), timeout=30, what=f"the shell's child {child} to die")
 
 
 def test_a_successor_starts_in_its_slot_and_stop_cancels_the_rest(pool: SpawnerPool, tmp_path: Path) -> None:
     submit(pool, 1, ["sh", "-c", "sleep 0.2; date +%s.%N > t1"], tmp_path)
     submit(pool, 2, ["sleep", "60"], tmp_path, after=1)
     submit(pool, 3, ["true"], tmp_path, after=2)
-    got = Events()
-    while not got.started or 2 not in {k for k, _ in got.started}:
-        ev = pool.wait(1.0)
-        got.started += ev.started
-        got.exits += ev.exits
+    seen = Events()
+    got = wait_until(lambda: collect(pool, seen), timeout=60, interval=0, what="the successor's start",
+                     check=lambda g: 2 in dict(g.started))
     started = dict(got.started)
     # 2 waited for 1's end, in the same spawner, without the coordinator
     assert [e.key for e in got.exits] == [1]
@@ -108,9 +112,7 @@ def test_a_successor_starts_in_its_slot_and_stop_cancels_the_rest(pool: SpawnerP
 
 def test_a_spawner_that_dies_fails_its_tasks_with_the_reason(pool: SpawnerPool, tmp_path: Path) -> None:
     submit(pool, 1, ["sleep", "60"], tmp_path)
-    started: list[tuple[int, float]] = []
-    while not started:
-        started += pool.wait(1.0).started
+    wait_until(lambda: collect(pool, Events()).started, timeout=60, interval=0, what="the start")
     os.kill(pool.pids[0], signal.SIGKILL)
     got = drain(pool, 1)
     assert got.start_errors[0][0] == 1 and "spawner process running it ended" in got.start_errors[0][1]
@@ -144,13 +146,14 @@ def test_the_engine_chains_tasks_of_a_shape_on_their_gpus(pool: SpawnerPool, tmp
     assert until_ended(engine, pool, 1) == [4]
 
 
-def until_ended(engine: Engine, pool: SpawnerPool, n: int, timeout: float = 60) -> list[int]:
+def until_ended(engine: Engine, pool: SpawnerPool, n: int) -> list[int]:
     ended: list[int] = []
-    deadline = time.monotonic() + timeout
-    while len(ended) < n:
-        assert time.monotonic() < deadline, ended
-        ended += [t.job_id for t, _ in engine.handle(pool.wait(0.5)).ended]
-    return ended
+
+    def step() -> list[int]:
+        ended.extend(t.job_id for t, _ in engine.handle(pool.wait(0.5)).ended)
+        return ended
+
+    return wait_until(step, timeout=60, interval=0, what=f"{n} tasks to end", check=lambda e: len(e) >= n)
 
 
 def test_ended_is_what_outcome_reads() -> None:

@@ -90,7 +90,7 @@ def test_wall_time_kills_the_whole_process_group(pool: SpawnerPool, tmp_path: Pa
     (ex,) = drain(pool, 1).exits
     assert ex.timed_out and not ex.stopped and ex.returncode != 0
     child = (tmp_path / "w1" / "child").read_text().strip()
-    wait_until(lambda: not Path(f"/proc/{child}").exists(), timeout=30, what=f"the shell's child {child} to die")
+    wait_until(lambda: not Path(f"/proc/{child}").exists(), timeout=30, what=f"child {child} to die")
 
 
 def test_a_successor_starts_in_its_slot_and_stop_cancels_the_rest(pool: SpawnerPool, tmp_path: Path) -> None:

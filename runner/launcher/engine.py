@@ -55,8 +55,8 @@ class Start:
     #: (job_id, session_id, attempt, restart_ready): the exit note and recovery (spawner.Spawn)
     note: tuple[int, int, int, bool] | None = None
     python: bool = False
-    #: see app_launchers.AppLauncher.unreadable_stdin
-    unreadable_stdin: bool = False
+    #: see app_launchers.AppLauncher.ignore_sigpipe
+    ignore_sigpipe: bool = False
 
 
 Build = Callable[[Task, Assignment], Start]
@@ -184,7 +184,7 @@ class Engine:
             note=start.note,
             python=start.python,
             after=after,
-            unreadable_stdin=start.unreadable_stdin,
+            ignore_sigpipe=start.ignore_sigpipe,
         )
         self.tasks[task.job_id] = task
         self._chain_of[task.job_id] = ch

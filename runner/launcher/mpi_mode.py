@@ -192,7 +192,7 @@ class MPIMode:
             wall_time_sec=task.wall_time_sec,
             note=(task.job_id, task.session_id, task.attempt, task.restart_ready),
             python=task.python,
-            unreadable_stdin=self.app_launcher.unreadable_stdin,
+            ignore_sigpipe=self.app_launcher.ignore_sigpipe,
         )
 
     def _handle(self, timeout: float) -> None:

@@ -56,6 +56,7 @@ _LEN = struct.Struct("!I")
 #: signals a task gets back at their defaults: Python ignores SIGPIPE and SIGXFSZ, and an
 #: ignored signal stays ignored across exec (subprocess's restore_signals does the same).
 RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+KEEP_SIGPIPE_IGNORED = tuple(s for s in RESTORED_SIGNALS if s != signal.SIGPIPE)
 
 
 class Spawn(NamedTuple):
@@ -77,8 +78,8 @@ class Spawn(NamedTuple):
     python: bool
     #: start when the task with this key has ended (it hands this one its slot); None: now
     after: int | None = None
-    #: stdin is /dev/null opened write-only (see app_launchers.AppLauncher.unreadable_stdin)
-    unreadable_stdin: bool = False
+    #: start it with SIGPIPE ignored (see app_launchers.AppLauncher.ignore_sigpipe)
+    ignore_sigpipe: bool = False
     #: make the workdir first
     prepare: bool = True
 
@@ -164,9 +165,9 @@ class _Child:
         self.stopped = False
 
 
-def _file_actions(out_path: str, unreadable_stdin: bool) -> list[tuple[Any, ...]]:
+def _file_actions(out_path: str) -> list[tuple[Any, ...]]:
     return [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_WRONLY if unreadable_stdin else os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
@@ -280,9 +281,11 @@ class Spawner:
                 self._resolve(spawn.argv[0], env),
                 spawn.argv,
                 env,
-                file_actions=_file_actions(spawn.out_path, spawn.unreadable_stdin),
+                file_actions=_file_actions(spawn.out_path),
                 setsid=True,
-                setsigdef=RESTORED_SIGNALS,
+                # this process ignores SIGPIPE (as Python does): left out of the reset,
+                # the child keeps ignoring it
+                setsigdef=KEEP_SIGPIPE_IGNORED if spawn.ignore_sigpipe else RESTORED_SIGNALS,
             )
         except OSError as exc:
             name = spawn.argv[0] if spawn.argv else "(empty command)"

@@ -139,7 +139,7 @@ class SpawnerPool:
         note: tuple[int, int, int, bool] | None = None,
         python: bool = False,
         after: int | None = None,
-        unreadable_stdin: bool = False,
+        ignore_sigpipe: bool = False,
     ) -> None:
         """Queue a start of ``argv`` in ``workdir`` with ``env`` over the base environment;
         it goes out with the next ``flush()`` or ``wait()``, which reports it started.
@@ -164,7 +164,7 @@ class SpawnerPool:
         self._where[key] = i
         spawn = Spawn(
             key, argv, workdir, env or {}, out_path, wall_time_sec or 0.0, note, python, after,
-            unreadable_stdin,
+            ignore_sigpipe,
         )
         links[i].queued.append(spawn)
 

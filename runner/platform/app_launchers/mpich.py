@@ -11,14 +11,16 @@ from runner.platform.app_launchers.base import AppLauncher, LaunchSpec, register
 @register("mpich")
 class MPICHLauncher(AppLauncher):
     default_executable = "mpiexec"
-    # Hydra's mpiexec forwards a readable stdin to rank 0's proxy from its event loop:
-    # at EOF it writes a "stdin closed" header on the proxy's control socket. When the
-    # job ends before mpiexec's loop gets there (a short job on a busy node), the proxy
-    # has already exited, and that write kills mpiexec with SIGPIPE (return code -13,
-    # the job RUN_ERROR although it succeeded). A stdin that read(0, buf, 0) refuses
-    # makes Hydra send the header at once, right after the launch information and
-    # before the proxy can start anything: no race. Rank 0 still reads EOF.
-    unreadable_stdin = True
+    # Hydra's mpiexec forwards its stdin to rank 0's proxy: at EOF it writes a "stdin
+    # closed" header on the proxy's control socket. When the job ends before mpiexec
+    # gets there (a short job on a busy node, two starts at once), the proxy has already
+    # exited and the write raises SIGPIPE, which at its default kills mpiexec (return
+    # code -13, RUN_ERROR for a job that succeeded). Hydra drops that write's error, so
+    # with SIGPIPE ignored mpiexec goes on, reads the exit status and exits 0; and its
+    # proxy starts the ranks with SIGPIPE back at the default, so jobs see no
+    # difference. (A stdin Hydra cannot read only narrows the window: it then sends
+    # the header synchronously, and an error there is fatal.)
+    ignore_sigpipe = True
 
     @classmethod
     def find_default(cls) -> str:

@@ -57,3 +57,18 @@ def test_noted_success_is_recovered_only_for_the_lost_attempt(tmp_path: Path) ->
     assert recovered_exit(w, job(JobState.RESTART_READY, 2), 10) is None  # type: ignore[arg-type]
     assert recovered_exit(w, job(JobState.RESTART_READY, 2, job_id=6), 11) is None  # type: ignore[arg-type]
     assert recovered_exit(w, job(JobState.RESTART_READY, 3), 11) is None  # type: ignore[arg-type]
+
+
+def test_an_idle_launcher_asks_again_soon_then_once_a_second() -> None:
+    """After the server runs dry the fetcher asks again after 50 ms, doubling each empty
+    answer up to IDLE_ACQUIRE_SEC: a job created just then waits for the queue, not for
+    a one-second poll."""
+    from runner.launcher.fetcher import FIRST_IDLE_SEC, IDLE_ACQUIRE_SEC, Fetcher
+
+    fetcher = Fetcher(None)  # type: ignore[arg-type]  # no request is made here
+    waits = []
+    for empty in range(1, 9):
+        fetcher._empty = empty
+        waits.append(fetcher.idle_wait())
+    assert waits[0] == FIRST_IDLE_SEC and waits[1] == 2 * FIRST_IDLE_SEC
+    assert waits == sorted(waits) and waits[-1] == IDLE_ACQUIRE_SEC

@@ -50,7 +50,10 @@ class MPIMode:
         #: jobs ended per second (how deep to queue behind running ones)
         self.ended = RateMeter()
         # one spawner per core of the head node (no more than there are slots)
-        self.spawners = SpawnerPool(min(slots, nodes.detect_cpus()), os.environ)
+        self.spawners = SpawnerPool(
+            min(slots, nodes.detect_cpus()), os.environ,
+            log_path=ctx.site_dir / "log" / f"spawners-{os.getpid()}.log",
+        )
         self.engine = Engine(self.nodes, self.spawners, self._build, depth=ctx.settings.launcher.prefetch)
         self.fetcher = Fetcher(ctx, on_ready=self.spawners.wake)
         self.waiting: deque[Task] = deque()

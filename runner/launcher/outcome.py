@@ -22,7 +22,7 @@ class Outcome:
     error: str = ""
     tail: str = ""
     result: dict[str, Any] = field(default_factory=dict)
-    #: reported from an earlier session's note, not run again (see tasks.record_success).
+    #: reported from an earlier session's note, not run again (see workdir.note_success).
     recovered: bool = False
 
 

@@ -89,6 +89,11 @@ def task_base_env(env: Mapping[str, str], hostname: str) -> dict[str, str]:
     return out
 
 
+def spawner_log(site_dir: Path) -> Path:
+    """Where this rank's spawners write should one fail: SITE/log/spawners-<rank pid>.log."""
+    return site_dir / "log" / f"spawners-{os.getpid()}.log"
+
+
 def spawner_count(node: nodes.Node) -> int:
     """One spawner per core this rank may use, and no more than the node's slots."""
     return max(1, min(max(1, node.cpus), nodes.detect_cpus()))
@@ -97,10 +102,19 @@ def spawner_count(node: nodes.Node) -> int:
 class Worker:
     """Runs tasks on one node: the node manager places them, the spawners start and wait."""
 
-    def __init__(self, node: nodes.Node, gpu_env: GpuEnv | None = None, *, depth: int = 2) -> None:
+    def __init__(
+        self,
+        node: nodes.Node,
+        gpu_env: GpuEnv | None = None,
+        *,
+        depth: int = 2,
+        log_path: Path | None = None,
+    ) -> None:
         self.node = node
         self.nm = NodeManager([node], gpu_env)
-        self.pool = SpawnerPool(spawner_count(node), task_base_env(os.environ, node.hostname))
+        self.pool = SpawnerPool(
+            spawner_count(node), task_base_env(os.environ, node.hostname), log_path=log_path
+        )
         self.engine = Engine(self.nm, self.pool, self._build, depth=depth)
         self.queue: deque[Task] = deque()
         self.report = Report()
@@ -344,7 +358,8 @@ class Master:
 
 def run_single(ctx: Context, node: nodes.Node, gpu_env: GpuEnv) -> None:
     """One rank: the master feeds its own worker directly, no messages."""
-    worker = Worker(node, gpu_env, depth=ctx.settings.launcher.prefetch).start()
+    depth = ctx.settings.launcher.prefetch
+    worker = Worker(node, gpu_env, depth=depth, log_path=spawner_log(ctx.site_dir)).start()
     fetcher = Fetcher(ctx, on_ready=worker.wake)
     master = Master(ctx, {0: worker.slots}, fetcher)
     ctx.install_signals(worker.wake_fd)
@@ -410,10 +425,10 @@ def _drain_reports(comm: Any, master: Master, status: Any) -> bool:
     return got
 
 
-def run_worker(comm: Any, node: nodes.Node, gpu_env: GpuEnv, depth: int) -> None:
+def run_worker(comm: Any, node: nodes.Node, gpu_env: GpuEnv, depth: int, site_dir: Path) -> None:
     from mpi4py import MPI
 
-    worker = Worker(node, gpu_env, depth=depth).start()
+    worker = Worker(node, gpu_env, depth=depth, log_path=spawner_log(site_dir)).start()
     stop = {"flag": False}
 
     def on_signal(signum: int, frame: object) -> None:
@@ -466,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         # worker rank r runs on node r-1 (the CLI starts one extra rank on the first node)
         worker_nodes = found[:1] if size == 1 else [found[i % len(found)] for i in range(size - 1)]
         for r in range(1, size):
-            comm.send((worker_nodes[r - 1], gpu_env, ls.prefetch), dest=r, tag=TAG_SETUP)
+            comm.send((worker_nodes[r - 1], gpu_env, ls.prefetch, ctx.site_dir), dest=r, tag=TAG_SETUP)
         log.info(
             "serial mode: %d rank(s), workers on %s",
             size,
@@ -482,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("launcher done (%s)", ctx.stop_reason or "finished")
             ctx.close()
     else:
-        node, gpu_env, depth = comm.recv(source=0, tag=TAG_SETUP)
-        run_worker(comm, node, gpu_env, depth)
+        node, gpu_env, depth, site_dir = comm.recv(source=0, tag=TAG_SETUP)
+        run_worker(comm, node, gpu_env, depth, site_dir)
     return 0
 
 

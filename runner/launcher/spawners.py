@@ -22,6 +22,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from runner.interpreter import module_command
 from runner.launcher.spawner import Batch, Ended, Frames, Spawn, frame
@@ -65,10 +66,19 @@ class _Link:
 class SpawnerPool:
     """A node's spawner processes, seen from its coordinator, keyed by job id."""
 
-    def __init__(self, count: int, base_env: Mapping[str, str], *, python: str | None = None) -> None:
+    def __init__(
+        self,
+        count: int,
+        base_env: Mapping[str, str],
+        *,
+        python: str | None = None,
+        log_path: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.count = max(1, count)
         self.base_env = dict(base_env)
         self.python = python
+        #: where the spawners' own stdout and stderr go (a traceback, should one die)
+        self.log_path = log_path
         self._links: list[_Link] = []
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
@@ -85,26 +95,41 @@ class SpawnerPool:
     # ------------------------------------------------------------ life
 
     def start(self) -> SpawnerPool:
-        for _ in range(self.count):
-            ours, theirs = socket.socketpair()
-            try:
-                proc = subprocess.Popen(
-                    [*module_command("runner.launcher.spawner", python=self.python),
-                     str(theirs.fileno()), str(os.getpid())],
-                    pass_fds=(theirs.fileno(),),
-                    stdin=subprocess.DEVNULL,
-                    close_fds=True,
-                )
-            except OSError as exc:
-                raise SpawnerError(f"cannot start a spawner process: {exc}") from exc
-            finally:
-                theirs.close()
-            ours.sendall(frame(self.base_env))
-            link = _Link(proc, ours)
-            self._links.append(link)
-            self._sel.register(ours, selectors.EVENT_READ, link)
+        # Not the coordinator's stdout/stderr: under mpiexec those are pipes to Hydra's
+        # proxy, which waits for every writer to close them before it reports the rank
+        # gone; a spawner holding one could keep mpiexec from ending.
+        try:
+            out = open(self.log_path or os.devnull, "ab")  # noqa: SIM115
+        except OSError:  # e.g. no log directory on this node: better no log than no spawner
+            out = open(os.devnull, "ab")  # noqa: SIM115
+        try:
+            for _ in range(self.count):
+                self._start_one(out)
+        finally:
+            out.close()
         log.info("%d spawner process(es): %s", self.count, ",".join(str(lk.proc.pid) for lk in self._links))
         return self
+
+    def _start_one(self, out: Any) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            proc = subprocess.Popen(
+                [*module_command("runner.launcher.spawner", python=self.python),
+                 str(theirs.fileno()), str(os.getpid())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise SpawnerError(f"cannot start a spawner process: {exc}") from exc
+        finally:
+            theirs.close()
+        ours.sendall(frame(self.base_env))
+        link = _Link(proc, ours)
+        self._links.append(link)
+        self._sel.register(ours, selectors.EVENT_READ, link)
 
     @property
     def pids(self) -> list[int]:

@@ -18,8 +18,7 @@ from typing import Any
 
 from runner.apps import AppDefinitionError, job_argv
 from runner.interpreter import module_command
-from runner.launcher import workdir as wd
-from runner.launcher.workdir import META_DIR, OUTPUT_FILE, RESULT_FILE
+from runner.launcher.workdir import META_DIR
 from runner.models import App, AppKind, Job
 from runner.states import JobState
 
@@ -51,14 +50,6 @@ class Task:
     session_id: int = 0
     #: acquired as RESTART_READY (its last attempt was timed out)
     restart_ready: bool = False
-
-    @property
-    def out_path(self) -> Path:
-        return Path(self.workdir) / OUTPUT_FILE
-
-    @property
-    def result_path(self) -> Path:
-        return Path(self.workdir) / META_DIR / RESULT_FILE
 
 
 def job_env(app: App, job: Job) -> dict[str, str]:
@@ -133,18 +124,3 @@ def write_python_payload(workdir: Path, app: App, job: Job) -> None:
     (meta / "call.json").write_text(json.dumps(payload))
     # A stale result.json of an earlier attempt is removed by the spawner just before the
     # start (it may yet be the result of a lost success that is reported, not rerun).
-
-
-def read_result(task: Task) -> dict[str, Any]:
-    """What a python-function task left for the job's ``data`` (empty for shell tasks)."""
-    return wd.read_result(task.workdir) if task.python else {}
-
-
-def recovered_exit(workdir: Path, job: Job, session_id: int) -> dict[str, Any] | None:
-    """The success an earlier session noted for this job but never got to report, if any
-    (workdir.lost_success says when a note counts)."""
-    record = wd.read_note(str(workdir))
-    if record is None:
-        return None
-    restart_ready = job.state is JobState.RESTART_READY
-    return record if wd.lost_success(record, job.id, session_id, job.retry_count, restart_ready) else None

@@ -17,7 +17,7 @@ OUTPUT_FILE = "job.out"
 META_DIR = ".tolu"
 RESULT_FILE = "result.json"
 #: written in the workdir when a task ends with 0, before the launcher reports it (see
-#: tasks.recovered_exit); beside job.out rather than in .tolu/, so that starting a shell
+#: lost_success); beside job.out rather than in .tolu/, so that starting a shell
 #: task makes one directory, not two.
 EXIT_FILE = ".tolu-exit.json"
 #: bytes of a job's output kept for the RUN_ERROR event.
@@ -44,7 +44,7 @@ def note_success(
     If the launcher dies between the exit and its batched report, the server times
     the job out when the session expires and offers it again; the next launcher
     finds this note and reports the success instead of running the job a second
-    time (tasks.recovered_exit). Only successes are noted: a failed attempt may be
+    time (lost_success). Only successes are noted: a failed attempt may be
     retried anyway.
     """
     record = (

@@ -8,7 +8,7 @@ import pytest
 
 from runner.launcher import workdir as wd
 from runner.launcher.session import _rounds
-from runner.launcher.tasks import Task, TaskError, TaskFactory, recovered_exit
+from runner.launcher.tasks import TaskError, TaskFactory
 from runner.models import JobUpdate
 from runner.states import JobState
 
@@ -39,24 +39,20 @@ def test_workdir_may_not_leave_the_data_directory(tmp_path: Path) -> None:
 
 
 def test_noted_success_is_recovered_only_for_the_lost_attempt(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
-    task = Task(job_id=5, argv=["true"], workdir=str(tmp_path / "w"), attempt=1, session_id=10)
-    wd.prepare(task.workdir)
-    wd.note_success(task.workdir, task.job_id, task.session_id, task.attempt, 1.0, 2.0)
-
-    def job(state: JobState, retry_count: int, job_id: int = 5) -> object:
-        return SimpleNamespace(id=job_id, state=state, retry_count=retry_count)
-
-    w = Path(task.workdir)
+    w = str(tmp_path / "w")
+    wd.prepare(w)
+    wd.note_success(w, 5, 10, 1, 1.0, 2.0)  # job 5, session 10, attempt (retry_count) 1
+    record = wd.read_note(w)
+    assert record is not None and (record["started"], record["ended"]) == (1.0, 2.0)
     # nothing reached the server: same attempt, offered again
-    assert recovered_exit(w, job(JobState.PREPROCESSED, 1), 11) is not None  # type: ignore[arg-type]
+    assert wd.lost_success(record, 5, 11, 1, restart_ready=False)
     # RUNNING reached it, the outcome did not: the expiry timed it out (retry_count + 1)
-    assert recovered_exit(w, job(JobState.RESTART_READY, 2), 11) is not None  # type: ignore[arg-type]
+    assert wd.lost_success(record, 5, 11, 2, restart_ready=True)
     # the same session, another job, an older attempt: run it
-    assert recovered_exit(w, job(JobState.RESTART_READY, 2), 10) is None  # type: ignore[arg-type]
-    assert recovered_exit(w, job(JobState.RESTART_READY, 2, job_id=6), 11) is None  # type: ignore[arg-type]
-    assert recovered_exit(w, job(JobState.RESTART_READY, 3), 11) is None  # type: ignore[arg-type]
+    assert not wd.lost_success(record, 5, 10, 2, restart_ready=True)
+    assert not wd.lost_success(record, 6, 11, 2, restart_ready=True)
+    assert not wd.lost_success(record, 5, 11, 3, restart_ready=True)
+    assert not wd.lost_success(record, 5, 11, 2, restart_ready=False)
 
 
 def test_an_idle_launcher_asks_again_soon_then_once_a_second() -> None:

@@ -1,0 +1,250 @@
+"""History: throughput, running jobs, busy and available nodes over time, from Events.
+
+``GET /stats/history`` (the History view, and a batch job's utilization plot with
+``batch_job_id``). The database does the heavy part in one grouped pass over the
+user's Events (no million-row download): per time bucket, the jobs that finished or
+failed, and the running-jobs and busy-nodes *changes* (+1 / +nodes when a job enters
+RUNNING, -1 / -nodes when it leaves) together with how long before the bucket's end
+each change happened. From those sums the levels follow exactly, time-averaged per
+bucket, in one loop over at most MAX_BUCKETS buckets:
+
+    average(b) = level(b start) + sum(delta * (end of b - t)) / length of b
+    level(b + 1 start) = level(b start) + sum(delta)
+
+Changes before the time axis starts fall into bucket -1: the level the axis starts at.
+Available nodes come from the batch jobs' lifetimes (a few rows).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Float, Integer, case, cast, func, literal, select
+
+from runner.models import HistoryFilter
+from runner.server import bulk
+from runner.server import tables as t
+from runner.server.auth import Principal
+from runner.server.db import to_naive_utc
+from runner.server.errors import Invalid
+from runner.server.services import batch_jobs
+from runner.server.services.common import ensure_owned
+from runner.server.services.site_stats import job_weight
+from runner.states import BatchJobState, JobState
+
+#: Round bucket lengths, seconds: the axis gets the shortest that keeps <= ``buckets`` points.
+NICE_INTERVALS = (
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+    86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400,
+)  # fmt: skip
+#: With neither ``after`` nor a batch job and no Events: this much history up to ``before``.
+EMPTY_SPAN = timedelta(hours=1)
+_EPOCH = datetime(1970, 1, 1)
+_RUNNING = JobState.RUNNING.value
+_FINISHED = JobState.JOB_FINISHED.value
+_FAILED = JobState.FAILED.value
+#: batch-job states in which the allocation still holds its nodes
+_HOLDING = (BatchJobState.RUNNING.value, BatchJobState.PENDING_DELETION.value)
+
+
+def nice_interval(span_sec: float, buckets: int) -> int:
+    """The shortest round interval that cuts ``span_sec`` into at most ``buckets`` pieces."""
+    raw = span_sec / max(1, buckets)
+    for step in NICE_INTERVALS:
+        if step >= raw:
+            return step
+    return int(math.ceil(raw / 86400) * 86400)
+
+
+def _epoch(value: datetime) -> float:
+    return (value - _EPOCH).total_seconds()
+
+
+def _from_epoch(value: float) -> datetime:
+    return _EPOCH + timedelta(seconds=value)
+
+
+def _event_epoch(conn: Connection) -> ColumnElement[float]:
+    """Seconds since 1970 of an Event's timestamp (naive UTC on both databases)."""
+    ts = t.events.c.timestamp
+    if bulk.is_sqlite(conn):
+        return (func.julianday(ts) - 2440587.5) * 86400.0
+    return cast(func.extract("epoch", ts), Float)
+
+
+def _job_filters(flt: HistoryFilter) -> list[ColumnElement[bool]]:
+    """Conditions on the joined ``jobs`` row and on its tags."""
+    j = t.jobs.c
+    out: list[ColumnElement[bool]] = []
+    if flt.app_id is not None:
+        out.append(j.app_id == flt.app_id)
+    if flt.batch_job_id is not None:
+        out.append(j.batch_job_id == flt.batch_job_id)
+    for key, value in sorted(flt.tag_dict().items()):
+        tagged = select(t.job_tags.c.job_id).where(t.job_tags.c.key == key, t.job_tags.c.value == value)
+        out.append(bulk.in_select(j.id, tagged))
+    return out
+
+
+def _first_event(conn: Connection, who: Principal, flt: HistoryFilter) -> datetime | None:
+    e, j = t.events.c, t.jobs.c
+    stmt = select(func.min(e.timestamp)).where(e.owner_id == who.user_id)
+    if flt.site_id is not None:
+        stmt = stmt.where(e.site_id == flt.site_id)
+    conds = _job_filters(flt)
+    if conds:
+        stmt = stmt.join(t.jobs, j.id == e.job_id).where(*conds)
+    value = conn.execute(stmt).scalar()
+    return value if isinstance(value, datetime) else None
+
+
+def _axis(
+    conn: Connection, who: Principal, flt: HistoryFilter, batch: dict[str, Any] | None, now: datetime
+) -> tuple[datetime, datetime]:
+    end = to_naive_utc(flt.before) if flt.before else None
+    start = to_naive_utc(flt.after) if flt.after else None
+    if batch is not None:
+        if end is None and batch["end_time"] is not None:
+            end = batch["end_time"]
+        if start is None:
+            start = batch["start_time"] or batch["created_at"]
+    end = end or now
+    if start is None:
+        first = _first_event(conn, who, flt)
+        start = first if first is not None and first < end else end - EMPTY_SPAN
+    if start >= end:
+        loc = ["query", "after"] if flt.after else ["query", "before"]
+        when = "%Y-%m-%dT%H:%M:%SZ"
+        raise Invalid.at(
+            loc, f"the time axis is empty: after ({start:{when}}) must be earlier than before ({end:{when}})"
+        )
+    return start, end
+
+
+def _bucket_sums(
+    conn: Connection, who: Principal, flt: HistoryFilter, start: float, end: datetime, interval: int
+) -> dict[int, tuple[float, ...]]:
+    """bucket -> (finished, failed, sum dj, sum dj * (b_end - t), sum dn, sum dn * (b_end - t)) where dj
+    and dn are the running-jobs and busy-nodes changes."""
+    e = t.events.c
+    x = _event_epoch(conn) - literal(start, Float)
+    # where it is used x >= 0, so SQLite's truncation to an integer is floor
+    whole: Any = cast(x / interval, Integer) if bulk.is_sqlite(conn) else func.floor(x / interval)
+    bucket = case((x < 0, literal(-1)), else_=whole)
+    to_end = (bucket + 1) * interval - x  # seconds from the change to its bucket's end
+    d_jobs = case((e.to_state == _RUNNING, 1.0), (e.from_state == _RUNNING, -1.0), else_=0.0)
+    d_nodes = d_jobs * job_weight()
+    finished = case((e.to_state == _FINISHED, 1), else_=0)
+    failed = case((e.to_state == _FAILED, 1), else_=0)
+    b = bucket.label("b")
+    stmt = (
+        select(
+            b,
+            func.sum(finished),
+            func.sum(failed),
+            func.sum(d_jobs),
+            func.sum(d_jobs * to_end),
+            func.sum(d_nodes),
+            func.sum(d_nodes * to_end),
+        )
+        .select_from(t.events.join(t.jobs, t.jobs.c.id == e.job_id))
+        .where(
+            e.owner_id == who.user_id,
+            e.timestamp < end,
+            (e.to_state.in_([_RUNNING, _FINISHED, _FAILED])) | (e.from_state == _RUNNING),
+            *_job_filters(flt),
+        )
+        .group_by(b)
+    )
+    if flt.site_id is not None:
+        stmt = stmt.where(e.site_id == flt.site_id)
+    return {int(row[0]): tuple(float(v or 0) for v in row[1:]) for row in conn.execute(stmt)}
+
+
+def _allocations(
+    conn: Connection, who: Principal, flt: HistoryFilter, start: datetime, end: datetime, now: datetime
+) -> list[tuple[float, float, int]]:
+    """(start, end, nodes) in epoch seconds of the allocations that overlap the axis."""
+    b = t.batch_jobs.c
+    stmt = select(b.start_time, b.end_time, b.updated_at, b.state, b.num_nodes).where(
+        b.owner_id == who.user_id, b.start_time.is_not(None), b.start_time < end
+    )
+    if flt.site_id is not None:
+        stmt = stmt.where(b.site_id == flt.site_id)
+    if flt.batch_job_id is not None:
+        stmt = stmt.where(b.id == flt.batch_job_id)
+    out = []
+    for began, ended, updated, state, nodes in conn.execute(stmt):
+        if ended is None:
+            # still running: until now; gone without an end time: until its last update
+            ended = now if state in _HOLDING else updated
+        if ended > start:
+            out.append((_epoch(began), _epoch(ended), int(nodes)))
+    return out
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def history(conn: Connection, who: Principal, flt: HistoryFilter, now: datetime) -> dict[str, Any]:
+    batch = None
+    if flt.batch_job_id is not None:
+        batch = batch_jobs.get(conn, who, flt.batch_job_id)
+    if flt.site_id is not None:
+        ensure_owned(conn, t.sites, flt.site_id, who.user_id, "site")
+    if flt.app_id is not None:
+        ensure_owned(conn, t.apps, flt.app_id, who.user_id, "app")
+    now = to_naive_utc(now)
+    start, end = _axis(conn, who, flt, batch, now)
+    interval = nice_interval((end - start).total_seconds(), flt.buckets)
+    # Buckets start on multiples of the interval (round clock times); the first one
+    # holds ``start``, the last one ``end``.
+    t0 = math.floor(_epoch(start) / interval) * interval
+    t_end = _epoch(end)
+    n = max(1, math.ceil((t_end - t0) / interval))
+    sums = _bucket_sums(conn, who, flt, t0, end, interval)
+    allocations = _allocations(conn, who, flt, start, end, now)
+    base = sums.get(-1, (0.0,) * 6)
+    jobs_level, nodes_level = base[2], base[4]
+    points = []
+    total_finished = total_failed = 0
+    for i in range(n):
+        b0 = t0 + i * interval
+        b1 = b0 + interval
+        # the last bucket may reach past ``end`` (now): average over the part that was
+        eff = min(b1, t_end) - b0
+        finished, failed, dj, djt, dn, dnt = sums.get(i, (0.0,) * 6)
+        cut = b1 - (b0 + eff)
+        running = jobs_level + (djt - dj * cut) / eff
+        busy = nodes_level + (dnt - dn * cut) / eff
+        jobs_level += dj
+        nodes_level += dn
+        available = sum(nodes * _overlap(a0, a1, b0, b0 + eff) for a0, a1, nodes in allocations) / eff
+        total_finished += int(finished)
+        total_failed += int(failed)
+        points.append(
+            {
+                "time": _from_epoch(b0),
+                "finished": int(finished),
+                "failed": int(failed),
+                "running": _clean(running),
+                "busy_nodes": _clean(busy),
+                "available_nodes": _clean(available),
+            }
+        )
+    return {
+        "start": _from_epoch(t0),
+        "end": end,
+        "interval_sec": float(interval),
+        "points": points,
+        "finished": total_finished,
+        "failed": total_failed,
+    }
+
+
+def _clean(value: float) -> float:
+    """Rounded for the wire; float sums of +1/-1 may leave -1e-12 where 0 is meant."""
+    return max(0.0, round(value, 4))

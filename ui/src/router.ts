@@ -1,27 +1,30 @@
-import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
+import { createRouter, createWebHistory, type RouteComponent, type RouteRecordRaw } from 'vue-router'
 import { useAuth } from '@/stores/auth'
+
+type Loader = () => Promise<RouteComponent | { default: RouteComponent }>
+
+function view(path: string, name: string, title: string, component: Loader, extra: Partial<RouteRecordRaw> = {}) {
+  return { path, name, component, meta: { title }, ...extra } as RouteRecordRaw
+}
 
 export const routes: RouteRecordRaw[] = [
   { path: '/', redirect: '/sites' },
-  { path: '/login', name: 'login', component: () => import('@/views/LoginView.vue'), meta: { public: true } },
+  view('/login', 'login', 'Log in', () => import('@/views/LoginView.vue'), { meta: { title: 'Log in', public: true } }),
   // Reserved for the auth work: '/device' (approve a `tolu login --device` code) and
   // '/sso/callback' (single sign-on) land here as public routes next to /login.
-  { path: '/sites', name: 'sites', component: () => import('@/views/SitesView.vue') },
-  { path: '/apps', name: 'apps', component: () => import('@/views/AppsView.vue') },
-  { path: '/apps/:id(\\d+)', name: 'app', component: () => import('@/views/AppDetailView.vue'), props: true },
-  { path: '/batch-jobs', name: 'batch-jobs', component: () => import('@/views/BatchJobsView.vue') },
-  {
-    path: '/batch-jobs/:id(\\d+)',
-    name: 'batch-job',
-    component: () => import('@/views/BatchJobDetailView.vue'),
+  view('/sites', 'sites', 'Sites', () => import('@/views/SitesView.vue')),
+  view('/apps', 'apps', 'Apps', () => import('@/views/AppsView.vue')),
+  view('/apps/:id(\\d+)', 'app', 'App', () => import('@/views/AppDetailView.vue'), { props: true }),
+  view('/batch-jobs', 'batch-jobs', 'Batch jobs', () => import('@/views/BatchJobsView.vue')),
+  view('/batch-jobs/:id(\\d+)', 'batch-job', 'Batch job', () => import('@/views/BatchJobDetailView.vue'), {
     props: true,
-  },
-  { path: '/jobs', name: 'jobs', component: () => import('@/views/JobsView.vue') },
-  { path: '/jobs/new', name: 'create-jobs', component: () => import('@/views/CreateJobsView.vue') },
-  { path: '/jobs/:id(\\d+)', name: 'job', component: () => import('@/views/JobDetailView.vue'), props: true },
-  { path: '/transfers', name: 'transfers', component: () => import('@/views/TransfersView.vue') },
-  { path: '/history', name: 'history', component: () => import('@/views/HistoryView.vue') },
-  { path: '/:rest(.*)*', name: 'not-found', component: () => import('@/views/NotFoundView.vue') },
+  }),
+  view('/jobs', 'jobs', 'Jobs', () => import('@/views/JobsView.vue')),
+  view('/jobs/new', 'create-jobs', 'Create jobs', () => import('@/views/CreateJobsView.vue')),
+  view('/jobs/:id(\\d+)', 'job', 'Job', () => import('@/views/JobDetailView.vue'), { props: true }),
+  view('/transfers', 'transfers', 'Transfers', () => import('@/views/TransfersView.vue')),
+  view('/history', 'history', 'History', () => import('@/views/HistoryView.vue')),
+  view('/:rest(.*)*', 'not-found', 'Not found', () => import('@/views/NotFoundView.vue')),
 ]
 
 export function makeRouter() {

@@ -88,9 +88,13 @@ def _job_filters(flt: HistoryFilter) -> list[ColumnElement[bool]]:
     return out
 
 
-def _first_event(conn: Connection, who: Principal, flt: HistoryFilter) -> datetime | None:
+def _first_event(
+    conn: Connection, who: Principal, flt: HistoryFilter, to_state: str | None = None
+) -> datetime | None:
     e, j = t.events.c, t.jobs.c
     stmt = select(func.min(e.timestamp)).where(e.owner_id == who.user_id)
+    if to_state is not None:
+        stmt = stmt.where(e.to_state == to_state)
     if flt.site_id is not None:
         stmt = stmt.where(e.site_id == flt.site_id)
     conds = _job_filters(flt)
@@ -109,7 +113,12 @@ def _axis(
         if end is None and batch["end_time"] is not None:
             end = batch["end_time"]
         if start is None:
+            # the agent notes the start when it next polls the scheduler, so the
+            # allocation's first job may have started before its recorded start
             start = batch["start_time"] or batch["created_at"]
+            first_run = _first_event(conn, who, flt, _RUNNING)
+            if first_run is not None and first_run < start:
+                start = first_run
     end = end or now
     if start is None:
         first = _first_event(conn, who, flt)

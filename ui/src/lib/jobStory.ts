@@ -8,7 +8,7 @@ function text(value: unknown): string | null {
 /**
  * Why the job failed, from its Events (newest first): the FAILED Event's ``reason``
  * (the server's retry verdict, a failed parent, a hook), else the latest ``reason`` or
- * ``error`` any Event carries (a launcher's RUN_ERROR: exit code, signal, start failure).
+ * ``error`` of its last RUN_ERROR/RUN_TIMEOUT (or the exit code it reported).
  * Null while the job has not failed or errored.
  */
 export function failureReason(events: JobEvent[]): string | null {
@@ -19,7 +19,11 @@ export function failureReason(events: JobEvent[]): string | null {
   const verdict = failed ? text(failed.data.reason) ?? text(failed.data.error) : null
   if (verdict) parts.push(verdict)
   if (errored) {
-    const cause = text(errored.data.reason) ?? text(errored.data.error)
+    const rc = errored.data.return_code
+    const cause =
+      text(errored.data.reason) ??
+      text(errored.data.error) ??
+      (typeof rc === 'number' ? `${errored.to_state}: exited with code ${rc}` : null)
     if (cause && cause !== verdict) parts.push(cause)
   }
   if (!failed && !errored) return null

@@ -195,7 +195,9 @@ def probe_chromium() -> Probe:
         return Probe("chromium", False, f"{path} --version did not answer: {exc}")
     version = next((line for line in done.stdout.splitlines() if "Chromium" in line), "")
     if done.returncode != 0 or not version:
-        return Probe("chromium", False, f"{path} --version exit {done.returncode}: {_first_line(done.stderr)}")
+        return Probe(
+            "chromium", False, f"{path} --version exit {done.returncode}: {_first_line(done.stderr)}"
+        )
     return Probe("chromium", True, f"{path}: {version.strip()}")
 
 

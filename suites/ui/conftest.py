@@ -82,7 +82,9 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
 def page(browser: Any, tolu_server: ServerHandle, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh browser tab (its own storage) on the test server; what the page printed to
     its console is kept with the test's evidence, and a failing test leaves a screenshot."""
-    context = browser.new_context(base_url=tolu_server.url, viewport=VIEWPORT, locale="en-US", timezone_id="UTC")
+    context = browser.new_context(
+        base_url=tolu_server.url, viewport=VIEWPORT, locale="en-US", timezone_id="UTC"
+    )
     context.set_default_timeout(30_000)
     tab = context.new_page()
     console: list[str] = []
@@ -162,7 +164,12 @@ def site_agent(request: pytest.FixtureRequest, tolu_site: SiteHandle) -> Iterato
         services=["processing", "transfer", "scheduler"],
         scheduler={"poll_interval_sec": 0.5},
         # one item per task: a missing file fails its own item, not its neighbours
-        transfer={"retry_limit": 0, "retry_backoff_sec": 0.2, "poll_interval_sec": 0.5, "max_items_per_task": 1},
+        transfer={
+            "retry_limit": 0,
+            "retry_backoff_sec": 0.2,
+            "poll_interval_sec": 0.5,
+            "max_items_per_task": 1,
+        },
         launcher={"idle_timeout_sec": 600},
     )
     settings = yaml.safe_load((tolu_site.path / "settings.yml").read_text())

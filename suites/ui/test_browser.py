@@ -13,10 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-from conftest import UiUser, login, tolu
 from playwright.sync_api import expect
 
+from conftest import UiUser, login, tolu
 from harness.fixtures_site import SiteHandle
 from runner.client import Client
 from runner.models import JobCreate, TransferItemCreate
@@ -110,15 +109,23 @@ def test_a_live_run_seen_through_the_browser(
     (tmp_path / "input.txt").write_text("payload\n")
     fail_app, hello_app = site.apps["fail"], site.apps["hello"]
     (failed,) = tolu_client.jobs.bulk_create(
-        [JobCreate(app_id=fail_app.id, parameters={"msg": XSS_OUTPUT}, tags={"run": "ui-fail", "note": XSS_TAG},
-                   retry_limit=0)]  # fmt: skip
+        [
+            JobCreate(
+                app_id=fail_app.id,
+                parameters={"msg": XSS_OUTPUT},
+                tags={"run": "ui-fail", "note": XSS_TAG},
+                retry_limit=0,
+            )
+        ]
     )
     staged = tolu_client.jobs.bulk_create(
         [
             JobCreate(
                 app_id=hello_app.id,
                 tags={"run": "ui-transfer"},
-                transfers=[TransferItemCreate(direction="in", source=f"local:{src}", destination="input.txt")],
+                transfers=[
+                    TransferItemCreate(direction="in", source=f"local:{src}", destination="input.txt")
+                ],
             )
             for src in (tmp_path / "input.txt", tmp_path / "missing.txt")
         ]
@@ -167,7 +174,10 @@ def test_a_live_run_seen_through_the_browser(
 
     # stage-in items: one done, one in error
     until(
-        lambda: {t.state.value for t in tolu_client.transfers.filter(job_id=[j.id for j in staged])} == {"done", "error"},
+        lambda: (
+            {t.state.value for t in tolu_client.transfers.filter(job_id=[j.id for j in staged])}
+            == {"done", "error"}
+        ),
         "the stage-in items to end done and in error",
     )
     page.get_by_test_id("nav-transfers").click()
@@ -179,7 +189,9 @@ def test_a_live_run_seen_through_the_browser(
     page.get_by_test_id("nav-history").click()
     now = datetime.now(UTC)
     page.get_by_test_id("history-after").locator("input").fill(f"{now - timedelta(hours=1):%Y-%m-%dT%H:%M}")
-    page.get_by_test_id("history-before").locator("input").fill(f"{now + timedelta(minutes=5):%Y-%m-%dT%H:%M}")
+    page.get_by_test_id("history-before").locator("input").fill(
+        f"{now + timedelta(minutes=5):%Y-%m-%dT%H:%M}"
+    )
     expect(page).to_have_url(re.compile(r"after=.*before="))
     finished = tolu_client.jobs.count(site_id=site.id, state=JobState.JOB_FINISHED)
     expect(page.get_by_test_id("history-finished")).to_have_text(str(finished), timeout=LONG_MS)

@@ -71,36 +71,36 @@ def _event_epoch(conn: Connection) -> ColumnElement[float]:
     ts = t.events.c.timestamp
     if bulk.is_sqlite(conn):
         return (func.julianday(ts) - 2440587.5) * 86400.0
-    return cast(func.extract("epoch", ts), Float)
+    return func.date_part("epoch", ts, type_=Float)  # float8 (EXTRACT answers numeric: slower)
 
 
-def _job_filters(flt: HistoryFilter) -> list[ColumnElement[bool]]:
-    """Conditions on the joined ``jobs`` row and on its tags."""
+def _job_filters(flt: HistoryFilter, owner_id: int, job_id: Any) -> list[ColumnElement[bool]]:
+    """``job_id`` belongs to a job of the filter's app, batch job and tags."""
     j = t.jobs.c
     out: list[ColumnElement[bool]] = []
+    picked: list[ColumnElement[bool]] = []
     if flt.app_id is not None:
-        out.append(j.app_id == flt.app_id)
+        picked.append(j.app_id == flt.app_id)
     if flt.batch_job_id is not None:
-        out.append(j.batch_job_id == flt.batch_job_id)
+        picked.append(j.batch_job_id == flt.batch_job_id)
+    if picked:
+        out.append(bulk.in_select(job_id, select(j.id).where(j.owner_id == owner_id, *picked)))
     for key, value in sorted(flt.tag_dict().items()):
         tagged = select(t.job_tags.c.job_id).where(t.job_tags.c.key == key, t.job_tags.c.value == value)
-        out.append(bulk.in_select(j.id, tagged))
+        out.append(bulk.in_select(job_id, tagged))
     return out
 
 
 def _first_event(
     conn: Connection, who: Principal, flt: HistoryFilter, to_state: str | None = None
 ) -> datetime | None:
-    e, j = t.events.c, t.jobs.c
+    e = t.events.c
     stmt = select(func.min(e.timestamp)).where(e.owner_id == who.user_id)
     if to_state is not None:
         stmt = stmt.where(e.to_state == to_state)
     if flt.site_id is not None:
         stmt = stmt.where(e.site_id == flt.site_id)
-    conds = _job_filters(flt)
-    if conds:
-        stmt = stmt.join(t.jobs, j.id == e.job_id).where(*conds)
-    value = conn.execute(stmt).scalar()
+    value = conn.execute(stmt.where(*_job_filters(flt, who.user_id, e.job_id))).scalar()
     return value if isinstance(value, datetime) else None
 
 
@@ -133,37 +133,51 @@ def _axis(
 
 
 def _bucket_sums(
-    conn: Connection, who: Principal, flt: HistoryFilter, start: float, end: datetime, interval: int
+    conn: Connection, who: Principal, flt: HistoryFilter, t0: float, end: datetime, interval: int
 ) -> dict[int, tuple[float, ...]]:
-    """bucket -> (finished, failed, sum dj, sum dj * (b_end - t), sum dn, sum dn * (b_end - t)) where dj
-    and dn are the running-jobs and busy-nodes changes."""
-    e = t.events.c
-    x = _event_epoch(conn) - literal(start, Float)
-    # where it is used x >= 0, so SQLite's truncation to an integer is floor
-    whole: Any = cast(x / interval, Integer) if bulk.is_sqlite(conn) else func.floor(x / interval)
-    bucket = case((x < 0, literal(-1)), else_=whole)
-    to_end = (bucket + 1) * interval - x  # seconds from the change to its bucket's end
-    d_jobs = case((e.to_state == _RUNNING, 1.0), (e.from_state == _RUNNING, -1.0), else_=0.0)
-    d_nodes = d_jobs * job_weight()
+    """bucket -> (finished, failed, sum dj, sum dj * x, sum dw, sum dw * x): dj is the change of
+    running jobs (+1 into RUNNING, -1 out of it), dw the extra change of busy nodes of jobs
+    that use other than one node (dj * (nodes - 1)), x the seconds since ``t0``.
+
+    Sums of ``d * x`` instead of ``d * (bucket end - x)`` (the caller has the bucket ends):
+    fewer operations per Event. Only jobs whose node count is not one are joined, so a
+    workload of single-node tasks costs no join at all.
+    """
+    e, j = t.events.c, t.jobs.c
+    step = literal(float(interval), Float)  # float arithmetic: PostgreSQL's numeric is far slower
+    x = _event_epoch(conn) - literal(t0, Float)
+    if bulk.is_sqlite(conn):  # x >= 0 there, so truncation is floor
+        bucket: Any = case((x < 0, literal(-1)), else_=cast(x / step, Integer))
+    else:
+        bucket = cast(func.greatest(func.floor(x / step), -1), Integer)
+    dj = case((e.to_state == _RUNNING, 1.0), (e.from_state == _RUNNING, -1.0), else_=0.0)
+    dw = dj * func.coalesce(job_weight() - 1.0, 0.0)
     finished = case((e.to_state == _FINISHED, 1), else_=0)
     failed = case((e.to_state == _FAILED, 1), else_=0)
     b = bucket.label("b")
+    if not bulk.is_sqlite(conn):
+        # Compiling this query to machine code (JIT) costs more than running it; and the
+        # planner cannot know there are only ~buckets groups, so with the default 4 MB it
+        # sorts the rows on disk instead of hashing them into a few hundred sums.
+        conn.exec_driver_sql("SET LOCAL jit = off")
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+    wide = (j.id == e.job_id) & (j.owner_id == who.user_id) & (j.num_nodes != j.node_packing_count)
     stmt = (
         select(
             b,
             func.sum(finished),
             func.sum(failed),
-            func.sum(d_jobs),
-            func.sum(d_jobs * to_end),
-            func.sum(d_nodes),
-            func.sum(d_nodes * to_end),
+            func.sum(dj),
+            func.sum(dj * x),
+            func.sum(dw),
+            func.sum(dw * x),
         )
-        .select_from(t.events.join(t.jobs, t.jobs.c.id == e.job_id))
+        .select_from(t.events.outerjoin(t.jobs, wide))
         .where(
             e.owner_id == who.user_id,
             e.timestamp < end,
             (e.to_state.in_([_RUNNING, _FINISHED, _FAILED])) | (e.from_state == _RUNNING),
-            *_job_filters(flt),
+            *_job_filters(flt, who.user_id, e.job_id),
         )
         .group_by(b)
     )
@@ -217,18 +231,19 @@ def history(conn: Connection, who: Principal, flt: HistoryFilter, now: datetime)
     sums = _bucket_sums(conn, who, flt, t0, end, interval)
     allocations = _allocations(conn, who, flt, start, end, now)
     base = sums.get(-1, (0.0,) * 6)
-    jobs_level, nodes_level = base[2], base[4]
+    jobs_level, nodes_level = base[2], base[2] + base[4]
     points = []
     total_finished = total_failed = 0
     for i in range(n):
         b0 = t0 + i * interval
-        b1 = b0 + interval
         # the last bucket may reach past ``end`` (now): average over the part that was
-        eff = min(b1, t_end) - b0
-        finished, failed, dj, djt, dn, dnt = sums.get(i, (0.0,) * 6)
-        cut = b1 - (b0 + eff)
-        running = jobs_level + (djt - dj * cut) / eff
-        busy = nodes_level + (dnt - dn * cut) / eff
+        eff = min(b0 + interval, t_end) - b0
+        until = i * interval + eff  # the averaged part's end, in seconds since t0
+        finished, failed, dj, djx, dw, dwx = sums.get(i, (0.0,) * 6)
+        dn, dnx = dj + dw, djx + dwx
+        # sum over this bucket's changes of d * (until - x), divided by its length
+        running = jobs_level + (dj * until - djx) / eff
+        busy = nodes_level + (dn * until - dnx) / eff
         jobs_level += dj
         nodes_level += dn
         available = sum(nodes * _overlap(a0, a1, b0, b0 + eff) for a0, a1, nodes in allocations) / eff

@@ -24,7 +24,7 @@ _RUNNING = BatchJobState.RUNNING.value
 def job_weight() -> Any:
     """The nodes one job occupies while it runs: num_nodes / node_packing_count."""
     j = t.jobs.c
-    return cast(j.num_nodes, Float) / j.node_packing_count
+    return cast(j.num_nodes, Float) / cast(j.node_packing_count, Float)
 
 
 def site_stats(conn: Connection, who: Principal, now: datetime) -> list[dict[str, Any]]:

@@ -34,15 +34,18 @@ def site_stats(conn: Connection, who: Principal, now: datetime) -> list[dict[str
     ).all()
     if not sites:
         return []
+    # A site's jobs are its owner's: by site id the counts come from the (site_id, state,
+    # session_id) index alone, without reading a million rows of the table.
+    mine = [row[0] for row in sites]
     jobs: dict[int, dict[str, int]] = {}
     for site_id, state, n in conn.execute(
-        select(j.site_id, j.state, func.count()).where(j.owner_id == who.user_id).group_by(j.site_id, j.state)
+        select(j.site_id, j.state, func.count()).where(j.site_id.in_(mine)).group_by(j.site_id, j.state)
     ):
         jobs.setdefault(site_id, {})[state] = n
     busy: dict[int, float] = dict(
         conn.execute(
             select(j.site_id, func.sum(job_weight()))
-            .where(j.owner_id == who.user_id, j.state == JobState.RUNNING.value)
+            .where(j.site_id.in_(mine), j.state == JobState.RUNNING.value)
             .group_by(j.site_id)
         ).all()
     )

@@ -265,3 +265,46 @@ def test_the_feed_returns_an_id_that_commits_late(feed_db: Database, tolu_databa
     assert [e["id"] for e in events] == [late]
     assert feed.settled == early
     engine.dispose()
+
+
+def test_a_site_token_streams_only_its_site(
+    tolu_server: ServerHandle, tolu_client: Client, open_stream: Callable[..., ClientConnection]
+) -> None:
+    from auth_helpers import create_token, exchange
+
+    assert tolu_client.token is not None
+    one, two = make_site_app(tolu_client), make_site_app(tolu_client)
+    made = create_token(tolu_server.url, tolu_client.token, scope="site", site_id=one.site.id)
+    ws = open_stream(exchange(tolu_server.url, made["token"]))
+    assert receive(ws)["type"] == "ready"
+    theirs = tolu_client.jobs.bulk_create([{"app_id": two.app.id} for _ in range(3)])
+    ours = tolu_client.jobs.bulk_create([{"app_id": one.app.id} for _ in range(2)])
+    got, _ = collect(ws, event_ids(tolu_client, [j.id for j in ours]))
+    assert {e["site_id"] for e in got} == {one.site.id}
+    assert not {e["job_id"] for e in got} & {j.id for j in theirs}
+
+
+def test_a_renewed_token_keeps_the_stream_and_a_revoked_one_ends_it(
+    tolu_server: ServerHandle,
+    tolu_client: Client,
+    open_stream: Callable[..., ClientConnection],
+) -> None:
+    """A client renews its short-lived token on the open stream; a revoked grant is refused
+    as at any request."""
+    from auth_helpers import create_token, exchange, revoke
+
+    assert tolu_client.token is not None
+    sa = make_site_app(tolu_client)
+    made = create_token(tolu_server.url, tolu_client.token, scope="read")
+    access = exchange(tolu_server.url, made["token"])
+    ws = open_stream(access)
+    assert receive(ws)["type"] == "ready"
+    ws.send(json.dumps({"type": "token", "token": exchange(tolu_server.url, made["token"])}))
+    jobs = tolu_client.jobs.bulk_create([{"app_id": sa.app.id}])
+    got, _ = collect(ws, event_ids(tolu_client, [j.id for j in jobs]))
+    assert {e["job_id"] for e in got} == {jobs[0].id}
+
+    revoke(tolu_server.url, tolu_client.token, made["id"])
+    refused = open_stream(access)
+    error = receive(refused)
+    assert error["type"] == "error" and "revoked" in json.dumps(error).lower()

@@ -7,8 +7,6 @@ artifacts (``<run>/screenshots/``)."""
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from playwright.sync_api import expect
 
 from conftest import UiUser, login, tolu
 from harness.fixtures_site import SiteHandle
+from harness.waiting import wait_until
 from runner.client import Client
 from runner.models import JobCreate, TransferItemCreate
 from runner.states import BatchJobState, JobState
@@ -26,15 +25,6 @@ LONG_MS = 180_000
 #: a message and a tag that would run script if any view rendered them as HTML
 XSS_OUTPUT = "<script>window.__xss='output'</script><img src=x onerror=\"window.__xss='img'\">"
 XSS_TAG = "<img src=x onerror=\"window.__xss='tag'\">"
-
-
-def until(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_login_rejects_a_wrong_password_and_logs_out(page: Any, ui_user: UiUser, shot: Any) -> None:
@@ -160,7 +150,11 @@ def test_a_live_run_seen_through_the_browser(
 
     # the allocation and its utilization plot
     (batch,) = tolu_client.batch_jobs.filter(site_id=site.id)
-    until(lambda: tolu_client.batch_jobs.get(batch.id).start_time is not None, "the batch job's start time")
+    wait_until(
+        lambda: tolu_client.batch_jobs.get(batch.id).start_time,
+        timeout=120,
+        what="the batch job's start time",
+    )
     page.get_by_test_id("nav-batch-jobs").click()
     page.get_by_test_id(f"batch-job-link-{batch.id}").click()
     chart = page.get_by_test_id("utilization-chart")
@@ -173,12 +167,11 @@ def test_a_live_run_seen_through_the_browser(
     shot("batch-jobs")
 
     # stage-in items: one done, one in error
-    until(
-        lambda: (
-            {t.state.value for t in tolu_client.transfers.filter(job_id=[j.id for j in staged])}
-            == {"done", "error"}
-        ),
-        "the stage-in items to end done and in error",
+    wait_until(
+        lambda: {t.state.value for t in tolu_client.transfers.filter(job_id=[j.id for j in staged])},
+        check=lambda states: states == {"done", "error"},
+        timeout=120,
+        what="the stage-in items to end done and in error",
     )
     page.get_by_test_id("nav-transfers").click()
     expect(page.get_by_test_id("transfers-table")).to_contain_text("missing.txt")
@@ -208,7 +201,9 @@ def test_a_live_run_seen_through_the_browser(
 
     # give the allocation back: the agent's scheduler service cancels it
     tolu_client.batch_jobs.delete(batch.id)
-    until(
-        lambda: tolu_client.batch_jobs.get(batch.id).state in (BatchJobState.FINISHED, BatchJobState.FAILED),
-        "the batch job to end after its deletion",
+    wait_until(
+        lambda: tolu_client.batch_jobs.get(batch.id).state,
+        check=lambda state: state in (BatchJobState.FINISHED, BatchJobState.FAILED),
+        timeout=120,
+        what="the batch job to end after its deletion",
     )

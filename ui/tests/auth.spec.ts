@@ -50,6 +50,27 @@ describe('the auth store', () => {
     expect(sessionStorage.length).toBe(0)
   })
 
+  it('renews an expired access token with the refresh token and asks again, once', async () => {
+    const auth = useAuth()
+    const soon = new Date(Date.now() + 600_000).toISOString()
+    auth.remember({ access_token: 'old', token_type: 'bearer', expires_at: soon, username: 'ann', refresh_token: 'R1' })
+    answers = [
+      reply(401, { detail: 'token expired' }),
+      reply(200, { access_token: 'new', token_type: 'bearer', expires_at: soon, username: 'ann', refresh_token: 'R2' }),
+      reply(200, { count: 0, results: [] }),
+    ]
+    expect(await api.get('/jobs')).toEqual({ count: 0, results: [] })
+    expect(calls.map((c) => c.url)).toEqual(['/jobs', '/auth/token', '/jobs'])
+    expect(String(calls[1].init.body)).toBe('grant_type=refresh_token&refresh_token=R1')
+    expect((calls[2].init.headers as Record<string, string>).Authorization).toBe('Bearer new')
+    expect(auth.token).toBe('new')
+    // logging out ends the login on the server with the newest refresh token
+    answers = [reply(200, {})]
+    auth.logout()
+    expect(calls.at(-1)?.url).toBe('/auth/revoke')
+    expect(String(calls.at(-1)?.init.body)).toBe('token=R2')
+  })
+
   it('keeps the field errors of a 422', async () => {
     useAuth()
     const detail = [{ loc: ['body', 0, 'resources', 'num_nodes'], msg: 'Input should be greater than or equal to 1', type: 'greater_than_equal' }]

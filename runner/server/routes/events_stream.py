@@ -14,9 +14,13 @@ Protocol (JSON text messages; docs/ui.md has the whole story):
    sending it back in the next hello loses nothing (see services/event_feed.py);
    events may repeat across a reconnect, and carry their ``id`` to drop repeats.
 
+Access tokens live minutes: the client sends each renewed one as ``{"type": "token",
+"token": ...}``. The token is checked like any request's (runner/server/auth/verify.py)
+at the hello and again every REAUTH_SEC with the latest one sent.
+
 Errors close the socket after an ``{"type": "error", "detail": ...}`` message: 4401 for
-a missing, invalid or expired token (also checked again every REAUTH_SEC), 4422 for a
-malformed hello (``detail`` names the field, as the REST API's 422 does).
+a missing, invalid, expired or revoked token, 4422 for a malformed hello (``detail``
+names the field, as the REST API's 422 does).
 
 Each connection polls the database (services/event_feed.py), so the stream works with
 any number of server workers and with SQLite and PostgreSQL alike.
@@ -34,7 +38,8 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from runner.server.auth import Principal, TokenIssuer
+from runner.server.auth.principal import Principal
+from runner.server.auth.verify import principal_for
 from runner.server.db import Database
 from runner.server.errors import ServiceError, Unauthorized, validation_details
 from runner.server.services.event_feed import BATCH, EventFeed, latest_id
@@ -69,9 +74,10 @@ async def _fail(ws: WebSocket, code: int, detail: Any) -> None:
         await ws.close(code=code, reason=str(detail)[:120] if isinstance(detail, str) else "invalid hello")
 
 
-def _authenticate(ws: WebSocket, token: str) -> Principal:
-    issuer: TokenIssuer = ws.app.state.tokens
-    return issuer.verify(token.strip())
+async def _authenticate(ws: WebSocket, token: str) -> Principal:
+    """The same check as every request's (revoked, expired, disabled: refused)."""
+    address = ws.client.host if ws.client else None
+    return await asyncio.to_thread(principal_for, ws.app.state.auth, ws.app.state.db, token.strip(), address)
 
 
 async def _hello(ws: WebSocket) -> Hello | None:
@@ -95,18 +101,19 @@ async def stream(ws: WebSocket) -> None:
     if hello is None:
         return
     try:
-        who = _authenticate(ws, hello.token)
+        who = await _authenticate(ws, hello.token)
     except ServiceError as exc:
         await _fail(ws, CLOSE_UNAUTHORIZED, exc.detail)
         return
     db: Database = ws.app.state.db
     cursor = hello.cursor if hello.cursor is not None else await asyncio.to_thread(_latest, db)
-    feed = EventFeed(who.user_id, cursor)
+    feed = EventFeed(who.user_id, cursor, site_id=who.site_id)
     await ws.send_text(_dumps({"type": "ready", "cursor": cursor, "username": who.username}))
-    # The client sends nothing more; reading is how a closed connection is noticed.
-    gone = asyncio.create_task(_drain(ws))
+    # Reading is how a closed connection is noticed, and how a renewed token arrives.
+    token = _Token(hello.token)
+    gone = asyncio.create_task(_listen(ws, token))
     try:
-        await _pump(ws, db, feed, hello.token, gone)
+        await _pump(ws, db, feed, token, gone)
     except (WebSocketDisconnect, ConnectionError, RuntimeError):
         pass  # the client went away
     except Unauthorized as exc:
@@ -127,13 +134,33 @@ def _poll(db: Database, feed: EventFeed) -> tuple[list[dict[str, Any]], bool]:
         return feed.poll(conn, BATCH)
 
 
-async def _drain(ws: WebSocket) -> None:
+class _Token:
+    """The latest access token the client sent (they live minutes; the stream lives longer)."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+
+class Renew(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["token"]
+    token: str = Field(min_length=1, max_length=16_384)
+
+
+async def _listen(ws: WebSocket, token: _Token) -> None:
+    """Until the client goes: take ``{"type": "token", "token": ...}`` messages (renewed
+    tokens, checked at the next re-check); anything else is ignored."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while True:
-            await ws.receive_text()
+            raw = await ws.receive_text()
+            with contextlib.suppress(ValidationError):
+                token.value = Renew.model_validate_json(raw).token
 
 
-async def _pump(ws: WebSocket, db: Database, feed: EventFeed, token: str, gone: asyncio.Task[None]) -> None:
+async def _pump(
+    ws: WebSocket, db: Database, feed: EventFeed, token: _Token, gone: asyncio.Task[None]
+) -> None:
     last_sent = last_auth = time.monotonic()
     while not gone.done():
         events, more = await asyncio.to_thread(_poll, db, feed)
@@ -145,7 +172,8 @@ async def _pump(ws: WebSocket, db: Database, feed: EventFeed, token: str, gone: 
             await ws.send_text(_dumps({"type": "idle", "cursor": feed.settled}))
             last_sent = now
         if now - last_auth >= REAUTH_SEC:
-            _authenticate(ws, token)  # an expired (or, later, revoked) token ends the stream
+            # a revoked grant, a disabled account, an expired token not renewed: the stream ends
+            await _authenticate(ws, token.value)
             last_auth = now
         if not more:
             with contextlib.suppress(TimeoutError):

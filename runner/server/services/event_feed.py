@@ -69,10 +69,13 @@ class EventFeed:
         owner_id: int,
         cursor: int,
         *,
+        site_id: int | None = None,
         gap_timeout: float = GAP_TIMEOUT_SEC,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.owner_id = owner_id
+        #: a site token's one site (Principal.site_id): only that site's Events.
+        self.site_id = site_id
         #: the highest id read so far.
         self.high = cursor
         self.gaps: list[Gap] = []
@@ -95,7 +98,11 @@ class EventFeed:
                 self._add_gap(self.high + 1, row[0] - 1, now)
             self.high = row[0]
         self._expire(now)
-        mine = [row for row in (*found, *fresh) if row[1] == self.owner_id]
+        mine = [
+            row
+            for row in (*found, *fresh)
+            if row[1] == self.owner_id and (self.site_id is None or row[3] == self.site_id)
+        ]
         mine.sort(key=lambda row: row[0])
         return [_event(row) for row in mine], len(fresh) == limit
 

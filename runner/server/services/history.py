@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, Connection, Float, Integer, case, cast, fu
 from runner.models import HistoryFilter
 from runner.server import bulk
 from runner.server import tables as t
-from runner.server.auth import Principal
+from runner.server.auth.principal import Principal
 from runner.server.db import to_naive_utc
 from runner.server.errors import Invalid
 from runner.server.services import batch_jobs
@@ -74,7 +74,7 @@ def _event_epoch(conn: Connection) -> ColumnElement[float]:
     return func.date_part("epoch", ts, type_=Float)  # float8 (EXTRACT answers numeric: slower)
 
 
-def _job_filters(flt: HistoryFilter, owner_id: int, job_id: Any) -> list[ColumnElement[bool]]:
+def _job_filters(flt: HistoryFilter, who: Principal, job_id: Any) -> list[ColumnElement[bool]]:
     """``job_id`` belongs to a job of the filter's app, batch job and tags."""
     j = t.jobs.c
     out: list[ColumnElement[bool]] = []
@@ -84,7 +84,7 @@ def _job_filters(flt: HistoryFilter, owner_id: int, job_id: Any) -> list[ColumnE
     if flt.batch_job_id is not None:
         picked.append(j.batch_job_id == flt.batch_job_id)
     if picked:
-        out.append(bulk.in_select(job_id, select(j.id).where(j.owner_id == owner_id, *picked)))
+        out.append(bulk.in_select(job_id, select(j.id).where(who.owns(t.jobs), *picked)))
     for key, value in sorted(flt.tag_dict().items()):
         tagged = select(t.job_tags.c.job_id).where(t.job_tags.c.key == key, t.job_tags.c.value == value)
         out.append(bulk.in_select(job_id, tagged))
@@ -95,12 +95,12 @@ def _first_event(
     conn: Connection, who: Principal, flt: HistoryFilter, to_state: str | None = None
 ) -> datetime | None:
     e = t.events.c
-    stmt = select(func.min(e.timestamp)).where(e.owner_id == who.user_id)
+    stmt = select(func.min(e.timestamp)).where(who.owns(t.events))
     if to_state is not None:
         stmt = stmt.where(e.to_state == to_state)
     if flt.site_id is not None:
         stmt = stmt.where(e.site_id == flt.site_id)
-    value = conn.execute(stmt.where(*_job_filters(flt, who.user_id, e.job_id))).scalar()
+    value = conn.execute(stmt.where(*_job_filters(flt, who, e.job_id))).scalar()
     return value if isinstance(value, datetime) else None
 
 
@@ -161,7 +161,7 @@ def _bucket_sums(
         # sorts the rows on disk instead of hashing them into a few hundred sums.
         conn.exec_driver_sql("SET LOCAL jit = off")
         conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-    wide = (j.id == e.job_id) & (j.owner_id == who.user_id) & (j.num_nodes != j.node_packing_count)
+    wide = (j.id == e.job_id) & who.owns(t.jobs) & (j.num_nodes != j.node_packing_count)
     stmt = (
         select(
             b,
@@ -174,10 +174,10 @@ def _bucket_sums(
         )
         .select_from(t.events.outerjoin(t.jobs, wide))
         .where(
-            e.owner_id == who.user_id,
+            who.owns(t.events),
             e.timestamp < end,
             (e.to_state.in_([_RUNNING, _FINISHED, _FAILED])) | (e.from_state == _RUNNING),
-            *_job_filters(flt, who.user_id, e.job_id),
+            *_job_filters(flt, who, e.job_id),
         )
         .group_by(b)
     )
@@ -192,7 +192,7 @@ def _allocations(
     """(start, end, nodes) in epoch seconds of the allocations that overlap the axis."""
     b = t.batch_jobs.c
     stmt = select(b.start_time, b.end_time, b.updated_at, b.state, b.num_nodes).where(
-        b.owner_id == who.user_id, b.start_time.is_not(None), b.start_time < end
+        who.owns(t.batch_jobs), b.start_time.is_not(None), b.start_time < end
     )
     if flt.site_id is not None:
         stmt = stmt.where(b.site_id == flt.site_id)
@@ -217,9 +217,9 @@ def history(conn: Connection, who: Principal, flt: HistoryFilter, now: datetime)
     if flt.batch_job_id is not None:
         batch = batch_jobs.get(conn, who, flt.batch_job_id)
     if flt.site_id is not None:
-        ensure_owned(conn, t.sites, flt.site_id, who.user_id, "site")
+        ensure_owned(conn, t.sites, flt.site_id, who, "site")
     if flt.app_id is not None:
-        ensure_owned(conn, t.apps, flt.app_id, who.user_id, "app")
+        ensure_owned(conn, t.apps, flt.app_id, who, "app")
     now = to_naive_utc(now)
     start, end = _axis(conn, who, flt, batch, now)
     interval = nice_interval((end - start).total_seconds(), flt.buckets)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Float, cast, func, select
 
 from runner.server import tables as t
-from runner.server.auth import Principal
+from runner.server.auth.principal import Principal
 from runner.states import BatchJobState, JobState
 
 #: The site agent heartbeats every 30 s (runner/site/heartbeat.py, HEARTBEAT_SEC): an
@@ -30,7 +30,7 @@ def job_weight() -> Any:
 def site_stats(conn: Connection, who: Principal, now: datetime) -> list[dict[str, Any]]:
     s, j, b = t.sites.c, t.jobs.c, t.batch_jobs.c
     sites = conn.execute(
-        select(s.id, s.name, s.hostname, s.last_heartbeat).where(s.owner_id == who.user_id).order_by(s.id)
+        select(s.id, s.name, s.hostname, s.last_heartbeat).where(who.owns(t.sites)).order_by(s.id)
     ).all()
     if not sites:
         return []
@@ -54,7 +54,7 @@ def site_stats(conn: Connection, who: Principal, now: datetime) -> list[dict[str
     nodes: dict[int, int] = {}
     for site_id, state, n, num_nodes in conn.execute(
         select(b.site_id, b.state, func.count(), func.sum(b.num_nodes))
-        .where(b.owner_id == who.user_id, b.state.in_([*_QUEUED, _RUNNING]))
+        .where(who.owns(t.batch_jobs), b.state.in_([*_QUEUED, _RUNNING]))
         .group_by(b.site_id, b.state)
     ):
         if state == _RUNNING:

@@ -45,11 +45,11 @@ export function queryString(query: Query | undefined): string {
 
 export interface Transport {
   token(): string | null
-  /** called on a 401: the token expired or was revoked */
-  unauthorized(): void
+  /** called on a 401: renew the token if possible (true: try the request again once) */
+  unauthorized(): Promise<boolean>
 }
 
-let transport: Transport = { token: () => null, unauthorized: () => undefined }
+let transport: Transport = { token: () => null, unauthorized: async () => false }
 
 export function setTransport(t: Transport): void {
   transport = t
@@ -58,13 +58,17 @@ export function setTransport(t: Transport): void {
 export async function request<T>(
   method: string,
   path: string,
-  options: { query?: Query; body?: unknown; auth?: boolean } = {},
+  options: { query?: Query; body?: unknown; form?: Record<string, string>; auth?: boolean } = {},
+  retried = false,
 ): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' }
   const token = options.auth === false ? null : transport.token()
   if (token) headers.Authorization = `Bearer ${token}`
   let body: string | undefined
-  if (options.body !== undefined) {
+  if (options.form !== undefined) {
+    headers['Content-Type'] = 'application/x-www-form-urlencoded'
+    body = new URLSearchParams(options.form).toString()
+  } else if (options.body !== undefined) {
     headers['Content-Type'] = 'application/json'
     body = JSON.stringify(options.body)
   }
@@ -78,7 +82,10 @@ export async function request<T>(
     payload = { detail: text }
   }
   if (!response.ok) {
-    if (response.status === 401 && token) transport.unauthorized()
+    // an access token lives minutes: renew it once and ask again
+    if (response.status === 401 && token && !retried && (await transport.unauthorized())) {
+      return request<T>(method, path, options, true)
+    }
     const detail = (payload as { detail?: string | FieldError[] } | undefined)?.detail ?? ''
     throw new ApiError(response.status, detail)
   }

@@ -89,6 +89,11 @@ export class EventStream {
     this.setStatus('stopped')
   }
 
+  /** A renewed access token: the open stream is told (the server checks it again later). */
+  renew(token: string): void {
+    if (this.status === 'live') this.socket?.send(JSON.stringify({ type: 'token', token }))
+  }
+
   /** Close the connection as a network failure would (the stream reconnects). */
   drop(): void {
     this.socket?.close(4000, 'dropped')

@@ -47,7 +47,12 @@ export interface Token {
   access_token: string
   token_type: 'bearer'
   expires_at: string
+  expires_in?: number
   username: string
+  /** logins only: exchange at POST /auth/token for the next pair */
+  refresh_token?: string | null
+  scope?: 'full' | 'read' | 'site'
+  site_id?: number | null
 }
 
 export interface Site {

@@ -3,7 +3,7 @@
 // refetch their summary at most every few seconds (useLiveRefresh), the jobs table also
 // applies states to the rows it shows at once.
 import { defineStore } from 'pinia'
-import { ref } from 'vue'
+import { ref, watch } from 'vue'
 import { EventStream, streamUrl, type StreamStatus } from '@/api/stream'
 import type { StreamEvent } from '@/api/types'
 import { useAuth } from './auth'
@@ -48,11 +48,28 @@ export const useLive = defineStore('live', () => {
         status.value = s
         detail.value = d ?? null
         cursor.value = stream?.cursor ?? null
-        if (s === 'unauthorized' && auth.loggedIn) auth.logout('Your session ended: log in again.')
+        if (s === 'unauthorized' && auth.loggedIn) {
+          // the token expired while the page slept, or the login ended: renew, or log out
+          void auth.renew().then((ok) => {
+            if (!ok) auth.logout('Your session ended: log in again.')
+            else {
+              stop()
+              start()
+            }
+          })
+        }
       },
     })
     stream.start()
   }
+
+  // a renewed access token goes to the open stream
+  watch(
+    () => useAuth().token,
+    (t) => {
+      if (t) stream?.renew(t)
+    },
+  )
 
   function stop(): void {
     stream?.stop()

@@ -12,16 +12,14 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from ui_helpers import UiUser, tolu
 
 from harness.evidence import Evidence
 from harness.fixtures_server import ServerHandle
@@ -32,14 +30,7 @@ from runner.client import Client
 
 #: ``TOLU_UI_DOCS=1``: also copy every screenshot into docs/ui/ (how docs/ui.md's pictures are made).
 DOCS_DIR = Path(__file__).resolve().parents[2] / "docs" / "ui"
-TOLU = [sys.executable, "-P", "-c", "from runner.cli.main import cli; cli()"]
 VIEWPORT = {"width": 1440, "height": 900}
-
-
-@dataclass(frozen=True)
-class UiUser:
-    username: str
-    password: str
 
 
 @pytest.fixture
@@ -135,22 +126,6 @@ def shot(request: pytest.FixtureRequest, page: Any) -> Any:
         return path
 
     return take
-
-
-def login(page: Any, user: UiUser) -> None:
-    """Log in through the form, as a person would."""
-    page.goto("/ui/")
-    page.get_by_test_id("login-username").locator("input").fill(user.username)
-    page.get_by_test_id("login-password").locator("input").fill(user.password)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(re.compile(r".*/ui/sites$"))
-
-
-def tolu(*args: str) -> str:
-    """``tolu ARGS`` as the test's user (``$TOLU_CONFIG``); fails the test on a non-zero exit."""
-    done = subprocess.run([*TOLU, *args], capture_output=True, text=True, timeout=120, env=os.environ.copy())
-    assert done.returncode == 0, f"tolu {' '.join(args)}: exit {done.returncode}\n{done.stdout}{done.stderr}"
-    return done.stdout
 
 
 @pytest.fixture

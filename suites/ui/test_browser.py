@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
+from ui_helpers import UiUser, login, tolu
 
-from conftest import UiUser, login, tolu
 from harness.fixtures_site import SiteHandle
 from harness.waiting import wait_until
 from runner.client import Client

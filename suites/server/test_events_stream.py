@@ -4,6 +4,7 @@ that commit late (PostgreSQL) and gives up those that never come."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import uuid
@@ -32,17 +33,14 @@ def ws_url(http_url: str) -> str:
 
 @pytest.fixture
 def open_stream(tolu_server: ServerHandle) -> Iterator[Callable[..., ClientConnection]]:
-    opened: list[ClientConnection] = []
+    with contextlib.ExitStack() as opened:
 
-    def open_(token: str, cursor: int | None = None, url: str | None = None) -> ClientConnection:
-        ws = connect(ws_url(url or tolu_server.url), open_timeout=TIMEOUT)
-        opened.append(ws)
-        ws.send(json.dumps({"type": "hello", "token": token, "cursor": cursor}))
-        return ws
+        def open_(token: str, cursor: int | None = None, url: str | None = None) -> ClientConnection:
+            ws = opened.enter_context(connect(ws_url(url or tolu_server.url), open_timeout=TIMEOUT))
+            ws.send(json.dumps({"type": "hello", "token": token, "cursor": cursor}))
+            return ws
 
-    yield open_
-    for ws in opened:
-        ws.close()
+        yield open_
 
 
 def receive(ws: ClientConnection) -> dict[str, Any]:

@@ -16,9 +16,12 @@ export function stateColor(state: string): string {
     case 'RESTART_READY':
       return 'warning'
     case 'running':
+    case 'active':
       return 'info'
     case 'finished':
+    case 'done':
       return 'success'
+    case 'error':
     case 'failed':
     case 'submit_failed':
       return 'error'

@@ -101,7 +101,7 @@ def launcher(
             settings = site_settings.load(site_dir)
             # what rank 0 would find wrong, said here in one line instead of by mpiexec
             Context.load(opts).client.close()
-            cmd = serial_start.prepare(opts, settings.launcher)
+            cmd = serial_start.start_command(opts, settings.launcher)
             setup_logging(site_dir)
             click.echo(f"launcher (serial mode, pid {os.getpid()}): logs in {site_dir / 'log'}", err=True)
             code = serial_start.run(opts, settings.launcher, cmd)

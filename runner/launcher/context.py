@@ -16,7 +16,6 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from runner.client import Client
 from runner.client.errors import ToluError
@@ -25,11 +24,10 @@ from runner.launcher.journal import Journal
 from runner.launcher.options import LauncherError, LauncherOptions
 from runner.launcher.reporter import Reporter
 from runner.launcher.session import LauncherSession
-from runner.launcher.sink import OutcomeSink, ts
-from runner.launcher.tasks import Task, TaskError, TaskFactory, read_result, recovered_exit
-from runner.models import App, AppKind, Job, JobReport
+from runner.launcher.sink import OutcomeSink
+from runner.launcher.tasks import Task, TaskError, TaskFactory
+from runner.models import App, Job
 from runner.site import settings as site_settings
-from runner.states import JobState
 
 log = logging.getLogger("runner.launcher")
 
@@ -212,71 +210,25 @@ class Context:
         self.factory.apps = self.apps
 
     def make_tasks(self, jobs: list[Job]) -> list[Task]:
-        """Tasks for newly acquired jobs; a job that cannot become one is FAILED with the
-        reason, and one whose success an earlier launcher noted is reported, not run."""
+        """Tasks for newly acquired jobs; a job that cannot become one is FAILED with the reason.
+
+        A job whose run in this very attempt succeeded without being reported (the
+        launcher died) is not run again: the spawner finds the note in its workdir and
+        reports it recovered (runner/launcher/workdir.py, lost_success)."""
         if any(j.app_id not in self.apps for j in jobs):
             self.refresh_apps()
         session_id = self.session.id
         # a job of ours that a lost session let go and that we acquired again: it
         # still runs here (its RUNNING report under the new session reclaims it)
         jobs = [j for j in jobs if not self.sink.rehold(j.id, session_id)]
-        for job in jobs:
-            self.sink.hold(job, session_id)
-        recovered = self._recover(jobs, session_id)
         tasks = []
         for job in jobs:
-            if job.id in recovered:
-                continue
+            self.sink.hold(job, session_id)
             try:
                 tasks.append(self.factory.make(job, session_id))
             except (TaskError, OSError) as exc:
                 self.fail(job.id, f"cannot build the command: {exc}")
         return tasks
-
-    def _recover(self, jobs: list[Job], session_id: int) -> set[int]:
-        """Jobs that an earlier launcher ran to success but could not report (its note in
-        the workdir, tasks.record_success): reported now, and the server decides. A note
-        of an attempt that is over (the job was retried since) is moot there, and the
-        job runs again."""
-        found: dict[int, tuple[Job, dict[str, Any]]] = {}
-        for job in jobs:
-            try:
-                workdir = self.factory.workdir(job)
-            except TaskError:
-                continue
-            record = recovered_exit(workdir, job, session_id)
-            if record is not None:
-                found[job.id] = (job, record)
-        if not found:
-            return set()
-        reports = []
-        for job, record in found.values():
-            attempt = int(record["attempt"])
-            started, ended = float(record["started"]), float(record["ended"])
-            data: dict[str, Any] = {}
-            app = self.apps.get(job.app_id)
-            if app is not None and app.kind is AppKind.PYTHON:
-                path = str(self.factory.workdir(job))
-                result = read_result(Task(job_id=job.id, argv=[], workdir=path, python=True))
-                data = {"data": {**job.data, **result}}
-            reports += [
-                JobReport(id=job.id, attempt=attempt, state=JobState.RUNNING, timestamp=ts(started)),
-                JobReport(
-                    id=job.id, attempt=attempt, state=JobState.RUN_DONE, timestamp=ts(ended), return_code=0,
-                    state_data={"recovered": "finished before its launcher died"}, **data,
-                ),
-            ]
-        try:
-            answer = self.client.sessions.report(session_id, reports)
-        except ToluError as exc:
-            log.warning("could not report %d success(es) noted by an earlier launcher: %s", len(found), exc)
-            return set()
-        refused = {m.id for m in answer.moot if m.state is JobState.RUN_DONE}
-        recovered = set(found) - refused
-        for job_id in recovered:
-            log.info("job %d succeeded before its launcher died: reported, not run again", job_id)
-            self.sink.returned(job_id)
-        return recovered
 
     def fail(self, job_id: int, reason: str) -> None:
         log.warning("job %d failed before starting: %s", job_id, reason)

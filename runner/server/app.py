@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 import runner
 from runner import models
-from runner.server import errors, faults, schema
+from runner.server import errors, faults, schema, webui
 from runner.server.auth.keys import KeyRing
 from runner.server.auth.oidc import OIDCProvider
 from runner.server.auth.tokens import AccessTokens
@@ -29,9 +29,11 @@ from runner.server.routes import (
     batch_jobs,
     device_page,
     events,
+    events_stream,
     jobs,
     sessions,
     sites,
+    stats,
     transfers,
     users,
     wellknown,
@@ -111,6 +113,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         version=runner.__version__,
         description="tolu job runner API; see docs/api.md.",
         lifespan=lifespan,
+        docs_url=None,  # webui.install serves /docs and /redoc from local assets
+        redoc_url=None,
     )
     errors.install(app)
     # authentication and the body limit before any route reads a request (gate.py)
@@ -144,8 +148,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
         transfers,
         batch_jobs,
         sessions,
+        stats,
+        events_stream,
     ):
         app.include_router(module.router)
+    webui.install(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -197,7 +197,7 @@ class ApiTokenCreate(Request):
     name: str = Field(min_length=1, max_length=128, description="what the token is for")
     scope: Literal["full", "read", "site"] = "full"
     #: the site a ``site`` token reaches (required then, refused otherwise).
-    site_id: int | None = None
+    site_id: Id32 | None = None
     #: days until it stops working; null: never (until revoked).
     expires_in_days: float | None = Field(90.0, gt=0, le=3660)
 
@@ -749,16 +749,18 @@ class HistoryFilter(BaseModel):
     at most ``buckets`` intervals of a round length (1 s, 5 s, ..., 1 h, 1 d, ...).
     """
 
-    site_id: int | None = None
-    app_id: int | None = None
+    site_id: Id32 | None = None
+    app_id: Id32 | None = None
     #: only jobs that ran in this batch job; the time axis defaults to its lifetime.
-    batch_job_id: int | None = None
+    batch_job_id: Id32 | None = None
     tags: Annotated[list[TagMatch] | None, BeforeValidator(_tag_pairs)] = Field(
         default=None, description="key:value (repeatable, all must match)"
     )
     after: datetime | None = None
     before: datetime | None = None
     buckets: int = Field(default=120, ge=1, le=1_000, description="most points on the time axis")
+
+    _no_nul = field_validator("*")(no_nul)
 
     def tag_dict(self) -> Tags:
         return dict(self.tags or ())

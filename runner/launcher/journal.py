@@ -5,7 +5,12 @@ One file per launcher, ``SITE/journal/<host>-<pid>-<start>.jsonl``, JSON lines:
 - a header ``{"journal": 1, "host": ..., "pid": ..., "site_id": ..., "started": ...}``;
 - ``{"n": 7, "s": 12, "r": {...}}``: report number 7, made under session 12 (a JobReport);
 - ``{"ack": [5, 6, 7]}``: the server took those (applied them, or said they are moot);
-- ``{"session": 12}``: the launcher opened session 12.
+- ``{"session": 12}``: the launcher opened session 12;
+- ``{"start": 9, "s": 12, "a": 0, "t": ...}``: a spawner started job 9 (attempt 0,
+  session 12) at time t, queued behind another task (the coordinator did not hand
+  this start over itself, so it may not have journaled it yet). Never sent as such:
+  ``read`` turns the start of a job the file has no report of into its RUNNING, so
+  every real start leaves a RUNNING Event even when the launcher is killed at once.
 
 Reports are written (``os.write``, no buffering in the process) as the engine hands
 them over, so a launcher killed a moment later has left them in the file; the
@@ -29,10 +34,12 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from runner.models import JobReport
+from runner.states import JobState
 
 log = logging.getLogger("runner.launcher")
 
@@ -249,6 +256,9 @@ def read(path: Path) -> tuple[dict[str, Any], list[Entry], list[int]]:
     header: dict[str, Any] = {}
     entries: dict[int, Entry] = {}
     sessions: list[int] = []
+    #: jobs with any report in the file (acknowledged or not), and spawners' starts
+    reported: set[int] = set()
+    starts: dict[int, tuple[int, int, float]] = {}
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:
@@ -272,6 +282,18 @@ def read(path: Path) -> tuple[dict[str, Any], list[Entry], list[int]]:
         elif "n" in rec:
             try:
                 entries[rec["n"]] = Entry(rec["n"], int(rec["s"]), JobReport.model_validate(rec["r"]))
+                reported.add(entries[rec["n"]].report.id)
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("journal %s: unreadable entry skipped: %s", path, exc)
+        elif "start" in rec:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                starts[int(rec["start"])] = (int(rec["s"]), int(rec["a"]), float(rec["t"]))
+    # starts its launcher never reported (killed first): RUNNING, before everything else
+    # (nothing else in the file is about these jobs); numbered below every real entry
+    late = [(job_id, *s) for job_id, s in starts.items() if job_id not in reported]
+    for i, (job_id, session_id, attempt, t) in enumerate(late):
+        report = JobReport(
+            id=job_id, attempt=attempt, state=JobState.RUNNING, timestamp=datetime.fromtimestamp(t, tz=UTC)
+        )
+        entries[i - len(late)] = Entry(i - len(late), session_id, report)
     return header, [entries[n] for n in sorted(entries)], sessions

@@ -54,6 +54,8 @@ class MPIMode:
         self.spawners = SpawnerPool(
             min(slots, nodes.detect_cpus()), os.environ,
             log_path=ctx.site_dir / "log" / f"spawners-{os.getpid()}.log",
+            # a start the coordinator does not know of yet is noted there (same host)
+            journal_path=ctx.journal.path,
         )
         self.engine = Engine(self.nodes, self.spawners, self._build, depth=ctx.settings.launcher.prefetch)
         self.fetcher = Fetcher(ctx, on_ready=self.spawners.wake)

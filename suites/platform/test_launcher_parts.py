@@ -35,6 +35,24 @@ def test_journal_keeps_what_was_not_acknowledged_and_skips_a_torn_line(tmp_path:
     assert j.path.exists()  # a report is still unacknowledged: kept for the next launcher
 
 
+def test_a_start_only_a_spawner_noted_becomes_a_running_report(tmp_path: Path) -> None:
+    """A task queued behind another is started by its spawner, which notes the start in
+    the journal first; if the launcher died before it reported that start, the journal
+    still yields its RUNNING (issue 16 item 8: every real start leaves a RUNNING Event)."""
+    j = journals.Journal(tmp_path, site_id=3).open()
+    j.note_session(7)
+    j.ack(e.seq for e in j.append(7, [_report(1, JobState.RUNNING)]))
+    with j.path.open("a") as fh:  # as spawner.Spawner._journal_start writes them
+        fh.write('{"start":1,"s":7,"a":0,"t":1.5}\n{"start":2,"s":7,"a":3,"t":2.5}\n')
+    header, entries, _ = journals.read(j.path)
+    # job 1's start was reported (and acknowledged); job 2's only noted: its RUNNING now
+    assert [(e.session_id, e.report.id, e.report.attempt, e.report.state) for e in entries] == [
+        (7, 2, 3, JobState.RUNNING)
+    ]
+    assert entries[0].report.timestamp == datetime.fromtimestamp(2.5, tz=UTC)
+    j.close()
+
+
 def test_a_journal_is_an_orphan_only_once_its_launcher_is_gone(tmp_path: Path) -> None:
     mine = journals.Journal(tmp_path, site_id=1).open()
     mine.append(4, [_report(9, JobState.RUN_DONE)])

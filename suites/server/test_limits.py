@@ -38,6 +38,8 @@ def _locs(resp: Any) -> list[list[Any]]:
         ("GET", f"/sites/{BIG}", None, ["path", "site_id"]),
         ("GET", f"/apps?site_id={BIG}", None, ["query", "site_id"]),
         ("POST", f"/sessions/{BIG}/heartbeat", None, ["path", "session_id"]),
+        ("GET", f"/stats/history?batch_job_id={BIG}", None, ["query", "batch_job_id"]),
+        ("POST", "/auth/tokens", {"name": "t", "scope": "site", "site_id": BIG}, ["body", "site_id"]),
         ("POST", "/jobs", [{"app_id": 2**31}], ["body", 0, "app_id"]),
         ("GET", f"/sites/{2**31}", None, ["path", "site_id"]),
         ("PATCH", "/jobs", [{"id": 1, "return_code": BIG}], ["body", 0, "return_code"]),
@@ -64,6 +66,7 @@ def test_nul_characters_are_422_naming_the_field(raw: Raw, site_app: SiteApp, to
         ("GET", "/jobs?tags=run:a%00b", None, ["query", "tags"]),
         ("GET", "/apps?name=a%00b", None, ["query", "name"]),
         ("GET", "/sites?name=a%00b", None, ["query", "name"]),
+        ("GET", "/stats/history?tags=run:a%00b", None, ["query", "tags"]),
     ]
     before = tolu_client.jobs.count()
     for method, path, body, loc in cases:

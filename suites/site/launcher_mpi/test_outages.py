@@ -280,5 +280,6 @@ def test_a_launcher_killed_during_an_outage_loses_no_outcome(
         # every real start left a RUNNING Event, even those killed with the launcher (one
         # more where the kill came between the journaled start and the task's first line)
         starts = [e for e in history if e.to_state is S.RUNNING and "reclaimed_attempt" not in e.data]
-        assert runs.count("start") <= len(starts) <= runs.count("start") + 1, (job.id, runs, history)
+        story = "; ".join(f"{e.id} {e.to_state.value} {e.data}" for e in history)
+        assert runs.count("start") <= len(starts) <= runs.count("start") + 1, f"job {job.id} {runs}: {story}"
     assert list((tolu_site.path / "journal").glob("*.jsonl")) == []

@@ -44,7 +44,7 @@ def test_a_start_only_a_spawner_noted_becomes_a_running_report(tmp_path: Path) -
     j.ack(e.seq for e in j.append(7, [_report(1, JobState.RUNNING)]))
     with j.path.open("a") as fh:  # as spawner.Spawner._journal_start writes them
         fh.write('{"start":1,"s":7,"a":0,"t":1.5}\n{"start":2,"s":7,"a":3,"t":2.5}\n')
-    header, entries, _ = journals.read(j.path)
+    _header, entries, _ = journals.read(j.path)
     # job 1's start was reported (and acknowledged); job 2's only noted: its RUNNING now
     assert [(e.session_id, e.report.id, e.report.attempt, e.report.state) for e in entries] == [
         (7, 2, 3, JobState.RUNNING)

@@ -40,6 +40,7 @@ def _locs(resp: Any) -> list[list[Any]]:
         ("POST", f"/sessions/{BIG}/heartbeat", None, ["path", "session_id"]),
         ("GET", f"/stats/history?batch_job_id={BIG}", None, ["query", "batch_job_id"]),
         ("POST", "/auth/tokens", {"name": "t", "scope": "site", "site_id": BIG}, ["body", "site_id"]),
+        ("DELETE", f"/auth/tokens/{BIG}", None, ["path", "token_id"]),
         ("POST", "/jobs", [{"app_id": 2**31}], ["body", 0, "app_id"]),
         ("GET", f"/sites/{2**31}", None, ["path", "site_id"]),
         ("PATCH", "/jobs", [{"id": 1, "return_code": BIG}], ["body", 0, "return_code"]),

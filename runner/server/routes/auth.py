@@ -186,7 +186,7 @@ def create_token(body: models.ApiTokenCreate, who: Who, db: Db, address: Address
 
 
 @router.delete("/tokens/{token_id}", response_model=models.ApiToken)
-def revoke_token(token_id: int, who: Who, db: Db, address: Address) -> Response:
+def revoke_token(token_id: models.Id32, who: Who, db: Db, address: Address) -> Response:
     """Revoke a token or login of the account: refused from its next request on."""
     with db.write() as conn:
         return json_response(grants.revoke(conn, who, token_id, address))

@@ -6,7 +6,8 @@ clients (and schema fuzzing: suites/api/test_fuzz.py) can rely on the document:
 
 - 401 / 403 on every operation that needs a token (the gate: runner/server/gate.py;
   403 for a token whose scope does not allow the operation);
-- 404 on operations that name a row (a path id, or ids in the body or filters);
+- 404 on operations that name a row (a path id, ids in the body, or an id among the
+  query's filters: ``/stats/history?app_id=`` of an app that is not the caller's);
 - 409 on operations that write (a forbidden transition, a name taken, a race);
 - 413 on every operation (the gate's body limit);
 - 422 on every operation that takes parameters or a body.
@@ -70,7 +71,11 @@ def _add_errors(path: str, method: str, op: dict[str, Any], protected: bool) -> 
     takes_input = bool(op.get("parameters")) or "requestBody" in op
     if protected:
         codes += [401, 403]
-        if "{" in path or method in WRITES:
+        names_row = any(
+            p.get("in") == "query" and (p.get("name") == "id" or str(p.get("name", "")).endswith("_id"))
+            for p in op.get("parameters", ())
+        )
+        if "{" in path or method in WRITES or names_row:
             codes.append(404)
     elif path == "/users/login":
         codes.append(401)

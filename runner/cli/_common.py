@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from runner.apps import AppDefinitionError
+from runner.cli.usage import OneLineUsage, OneLineUsageGroup
 from runner.client import Client, ToluError
 from runner.models import App, Site
 from runner.site.settings import SettingsError
@@ -63,20 +64,8 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _one_line_usage(exc: click.UsageError, ctx: click.Context) -> click.UsageError:
-    # click prints the usage block above a usage error when it knows the context;
-    # we print one line and point at --help instead.
-    return click.UsageError(f"{exc.format_message().strip()} (see `{ctx.command_path} --help`)")
-
-
-class ToluCommand(click.Command):
+class ToluCommand(OneLineUsage):
     """A click command whose user errors become one line on stderr and exit 1."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            raise _one_line_usage(exc, ctx) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -85,23 +74,9 @@ class ToluCommand(click.Command):
             fail(describe(exc))
 
 
-class ToluGroup(click.Group):
+class ToluGroup(OneLineUsageGroup):
     command_class = ToluCommand
     group_class = type
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            raise _one_line_usage(exc, ctx) from None
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        try:
-            return super().resolve_command(ctx, args)
-        except click.UsageError as exc:
-            raise _one_line_usage(exc, ctx) from None
 
 
 class StateType(click.ParamType):

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from runner.cli._common import (
     StateType,
@@ -22,7 +23,7 @@ from runner.cli._common import (
     resolve_site,
     site_option,
 )
-from runner.client import Client
+from runner.client import Client, InvalidRequest
 from runner.models import JobCreate, JobUpdate, Resources, Site, TransferDirection, TransferItemCreate
 from runner.states import JobState
 
@@ -45,12 +46,38 @@ def job() -> None:
 
 def _transfers(values: Sequence[str], direction: TransferDirection, option: str) -> list[TransferItemCreate]:
     out = []
+    example = "local:/data/in.txt=in.txt" if direction == TransferDirection.IN else "out.h5=local:/results/"
     for item in values:
         src, eq, dest = item.partition("=")
         if not eq or not src or not dest:
-            fail(f"{option} {item!r}: expected SOURCE=DESTINATION (e.g. local:/data/in.txt=in.txt)")
-        out.append(TransferItemCreate(direction=direction, source=src, destination=dest))
+            fail(f"{option} {item!r}: expected SOURCE=DESTINATION (e.g. {example})")
+        try:
+            out.append(TransferItemCreate(direction=direction, source=src, destination=dest))
+        except ValidationError as exc:
+            fail(f"{option} {item!r}: {exc.errors()[0]['msg']}")
     return out
+
+
+#: the option a person used for each field of a job (for errors the server reports).
+_OPTION_OF = {
+    "parameters": "--param",
+    "tags": "--tag",
+    "parents": "--parent",
+    "transfers": "--stage-in/--stage-out",
+}
+
+
+def _refused(exc: InvalidRequest) -> str:
+    """A refused create in the words of the options (the server numbers the jobs of the request)."""
+    if not exc.errors:
+        return str(exc)
+    first = exc.errors[0]
+    loc = list(first.loc)
+    field = loc[2] if len(loc) > 2 and loc[0] == "body" else None
+    option = _OPTION_OF.get(str(field))
+    if option is None:
+        return str(exc)
+    return f"{option}: {first.msg}"
 
 
 def _ids_text(ids: Sequence[int]) -> str:
@@ -148,7 +175,10 @@ def create(
         if workdir:
             fields["workdir"] = workdir if count == 1 else f"{workdir}/{i}"
         jobs.append(JobCreate.model_validate(fields))
-    made = client.jobs.bulk_create(jobs)
+    try:
+        made = client.jobs.bulk_create(jobs)
+    except InvalidRequest as exc:
+        fail(_refused(exc))
     if quiet:
         for j in made:
             echo(str(j.id))

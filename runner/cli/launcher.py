@@ -2,44 +2,60 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from runner.cli._common import ToluCommand, fail, parse_pairs
+from runner.cli._common import ToluCommand, fail, parse_pairs, print_json
 
 
 @click.command(cls=ToluCommand)
 @click.option(
-    "--site", "site_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+    "--site",
+    "site_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
     help="Site directory (holds settings.yml; job workdirs go to SITE/data).",
 )
 @click.option(
-    "--mode", type=click.Choice(["mpi", "serial"]), default="mpi", show_default=True,
+    "--mode",
+    type=click.Choice(["mpi", "serial"]),
+    default="mpi",
+    show_default=True,
     help="mpi: one mpiexec per job, packed on nodes. serial: one mpi4py rank per node "
     "runs many small single-node tasks.",
 )
 @click.option("--batch-job-id", type=int, help="The BatchJob this launcher runs in (its filter tags apply).")
 @click.option(
-    "--wall-time-min", type=float,
+    "--wall-time-min",
+    type=float,
     help="The launcher's own wall time: only jobs that fit the remaining time are taken, "
     "and running ones end as RUN_TIMEOUT when it is over. Default: no limit.",
 )
 @click.option(
-    "--hostfile", type=click.Path(dir_okay=False, exists=True),
+    "--hostfile",
+    type=click.Path(dir_okay=False, exists=True),
     help="Nodes to use, one per line (host or host:slots), instead of discovering them "
     "(Slurm, PBS, Cobalt, or this host alone).",
 )
 @click.option(
-    "--max-idle-sec", type=float,
+    "--max-idle-sec",
+    type=float,
     help="Stop after this many seconds with nothing to run. Default: launcher.idle_timeout_sec "
     "from settings.yml (0 there: never).",
 )
 @click.option(
     "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only run jobs with this tag (repeatable)."
 )
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="A live line of jobs done/failed/running and jobs/s on stderr [default: on a terminal].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout at the end.")
 def launcher(
     site_dir: Path,
     mode: str,
@@ -48,6 +64,8 @@ def launcher(
     hostfile: str | None,
     max_idle_sec: float | None,
     tags: tuple[str, ...],
+    progress: bool | None,
+    as_json: bool,
 ) -> None:
     """Run the site's runnable jobs until idle, out of time, or stopped (SIGTERM).
 
@@ -55,11 +73,14 @@ def launcher(
     back as RESTART_READY once the session expires), acquires jobs that fit the free
     nodes, runs them, and reports their states in batches. Job output goes to
     SITE/data/<workdir>/job.out; the launcher's log to SITE/log/launcher-<pid>.log.
+    At the end one line sums up what ran at the site meanwhile (done, errors, timeouts,
+    jobs/s).
 
     \b
       tolu launcher --site ./mysite --mode serial --max-idle-sec 10
       tolu launcher --site ./mysite --mode mpi --wall-time-min 60 --hostfile nodes.txt
     """
+    from runner.cli.progress import Progress
     from runner.launcher.context import Context
     from runner.launcher.logfile import setup_logging
     from runner.launcher.options import LauncherError, LauncherOptions
@@ -77,22 +98,44 @@ def launcher(
         tags=parse_pairs(tags, "--tag"),
     )
     try:
+        # What the engine would find wrong first (the settings, the credentials, the server
+        # down or not knowing the site), said here in one line in both modes.
+        ctx = Context.load(opts)
+        client_log = logging.getLogger("runner.client")
+        level = client_log.level
+        client_log.setLevel(logging.ERROR)  # no retry warnings in the terminal: one line
+        try:
+            site = ctx.client.sites.get(ctx.site_id)
+        except BaseException:
+            ctx.client.close()
+            raise
+        finally:
+            client_log.setLevel(level)
+        live = sys.stderr.isatty() if progress is None else progress
+        console = Progress(ctx.client, ctx.site_id, stream=sys.stderr, live=live)
         if mode == "mpi":
             from runner.launcher import mpi_mode
 
             log_path = setup_logging(site_dir)
             click.echo(f"launcher (mpi mode, pid {os.getpid()}): log {log_path}", err=True)
+            console.start()
             code = mpi_mode.run(opts)
         else:
             from runner.launcher import serial_start
             from runner.site import settings as site_settings
 
             settings = site_settings.load(site_dir)
-            # what rank 0 would find wrong, said here in one line instead of by mpiexec
-            Context.load(opts).client.close()
             setup_logging(site_dir)
             click.echo(f"launcher (serial mode, pid {os.getpid()}): logs in {site_dir / 'log'}", err=True)
+            console.start()
             code = serial_start.run(opts, settings.launcher)
     except (LauncherError, UnknownName, UnsupportedJob, DiscoveryError) as exc:
         fail(str(exc))
+    tally = console.stop()
+    ctx.client.close()
+    if tally is not None:
+        if as_json:
+            print_json({"site": site.name, "mode": mode, "exit_code": code, **tally.as_dict()})
+        else:
+            click.echo(tally.summary_line(site.name, mode), err=True)
     sys.exit(code)

@@ -24,6 +24,7 @@ from importlib import metadata
 
 import click
 
+from runner.cli.usage import OneLineUsageGroup
 from runner.extras import MissingExtra
 
 #: command name -> "module:attribute" of a click command or group.
@@ -54,7 +55,7 @@ def plugins() -> dict[str, list[metadata.EntryPoint]]:
     return found
 
 
-class PluginGroup(click.Group):
+class PluginGroup(OneLineUsageGroup):
     """The built-in COMMANDS plus the groups registered under PLUGIN_GROUP."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -26,7 +26,8 @@ def fields_table(title: str, fields: Iterable[tuple[str, Any]]) -> str:
     body = "".join(
         f'<tr><th style="{_CELL}">{text(k)}</th><td style="{_CELL}">{text(v)}</td></tr>' for k, v in fields
     )
-    return f'<table style="{_TABLE}"><caption style="text-align:left"><b>{text(title)}</b></caption>{body}</table>'
+    caption = f'<caption style="text-align:left"><b>{text(title)}</b></caption>'
+    return f'<table style="{_TABLE}">{caption}{body}</table>'
 
 
 def rows_table(

@@ -344,8 +344,13 @@ class TransferItemCreate(Request):
             raise PydanticCustomError(
                 "transfer_spec",
                 "stage-{direction} {field} {value} {problem}; stage-{direction} is {shape}",
-                {"direction": direction.value, "field": info.field_name, "value": repr(value),
-                 "problem": problem, "shape": shape},
+                {
+                    "direction": direction.value,
+                    "field": info.field_name,
+                    "value": repr(value),
+                    "problem": problem,
+                    "shape": shape,
+                },
             )
         return value
 
@@ -449,7 +454,8 @@ class Job(Reply):
     state: JobState
     parents: list[int]
     parameters: dict[str, Any]
-    serialized_args: str | None
+    #: a blob (cloudpickle, base64): left out of the repr.
+    serialized_args: str | None = Field(repr=False)
     tags: Tags
     environment: dict[str, str]
     workdir: str
@@ -468,6 +474,34 @@ class Job(Reply):
     created_at: datetime
     updated_at: datetime
 
+    def __repr_args__(self) -> Any:
+        # a python job's result is a pickled blob in data: its size says enough
+        for key, value in super().__repr_args__():
+            if key == "data" and isinstance(value, dict):
+                value = {k: _blob(v) for k, v in value.items()}
+            yield key, value
+
+    def _repr_html_(self) -> str:
+        from runner.html import fields_table
+
+        fields: list[tuple[str, Any]] = [
+            ("state", self.state.value),
+            ("app", self.app_id),
+            ("site", self.site_id),
+            ("parameters", ", ".join(f"{k}={v!r}" for k, v in self.parameters.items()) or "-"),
+            ("tags", ", ".join(f"{k}={v}" for k, v in sorted(self.tags.items())) or "-"),
+            ("parents", ", ".join(map(str, self.parents)) or "-"),
+            ("resources", _resources_text(self.resources)),
+            ("return code", self.return_code),
+            ("retries", f"{self.retry_count} of {self.retry_limit}"),
+            ("workdir", self.workdir),
+            ("updated", self.updated_at.strftime("%Y-%m-%d %H:%M:%S")),
+        ]
+        exc = self.data.get("exception")
+        if isinstance(exc, dict):
+            fields.insert(1, ("error", f"{exc.get('type', 'Exception')}: {exc.get('message', '')}"))
+        return fields_table(f"job {self.id}", fields)
+
     @property
     def resources(self) -> Resources:
         return Resources(
@@ -478,6 +512,10 @@ class Job(Reply):
             node_packing_count=self.node_packing_count,
             wall_time_min=self.wall_time_min,
         )
+
+
+def _blob(value: Any) -> Any:
+    return f"<{len(value)} characters>" if isinstance(value, str) and len(value) > 60 else value
 
 
 def _tag_pairs(value: Any) -> Any:

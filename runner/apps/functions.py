@@ -8,7 +8,6 @@ runs it with ``call_python``; ``job_result`` reads what it returned or raised.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import inspect
 import linecache
@@ -23,10 +22,8 @@ from pydantic import ValidationError
 
 from runner.apps.errors import AppDefinitionError, first_error
 from runner.models import AppCreate, AppKind, Hook, Job, Resources
-
-
-def _dumps(obj: Any) -> str:
-    return base64.b64encode(cloudpickle.dumps(obj)).decode("ascii")
+from runner.payload import dumps as _dumps
+from runner.payload import loads as _loads
 
 
 def serialize_function(fn: Callable[..., Any]) -> str:
@@ -122,7 +119,7 @@ def serialize_args(args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = 
 
 def deserialize(payload: str) -> Any:
     """The object serialized by :func:`serialize_function`, :func:`serialize_args` or a result."""
-    return cloudpickle.loads(base64.b64decode(payload))
+    return _loads(payload)
 
 
 def call_python(

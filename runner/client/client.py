@@ -30,6 +30,7 @@ from runner.client.config import (
     site_credentials_path,
     write_config,
 )
+from runner.client.dags import DagManager
 from runner.client.errors import ConfigError
 from runner.client.events import EventManager
 from runner.client.jobs import JobManager
@@ -81,6 +82,7 @@ class Client:
         self.sessions = SessionManager(self._http)
         self.account = AccountManager(self._http)
         self.admin = AdminManager(self._http)
+        self.dags = DagManager(self._http, self.jobs)
         self.analytics = Analytics(self)
 
     def __repr__(self) -> str:

@@ -22,8 +22,11 @@ def check(
     free: bool,
     given: Mapping[str, Any],
     loc: Loc,
+    *,
+    what: str = "app",
 ) -> None:
-    """Raise ``Invalid`` at ``loc`` (the parameters' path) if ``given`` does not fit the app."""
+    """Raise ``Invalid`` at ``loc`` (the parameters' path) if ``given`` does not fit the app
+    (``what``: "app", or "DAG" for a DAG's own parameters)."""
     if not free:
         unknown = [k for k in given if k not in declared]
         if unknown:
@@ -32,7 +35,7 @@ def check(
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise Invalid.at(
                 [*loc, name],
-                f"app {app_name!r} has no parameter {name!r} (its parameters: "
+                f"{what} {app_name!r} has no parameter {name!r} (its parameters: "
                 f"{describe_parameters(declared)}){hint}",
                 "unknown_parameter",
             )
@@ -40,7 +43,7 @@ def check(
     if missing:
         raise Invalid.at(
             list(loc),
-            f"app {app_name!r} needs parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"{what} {app_name!r} needs parameter{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
             f"(its parameters: {describe_parameters(declared)})",
             "missing",
         )

@@ -293,7 +293,7 @@ def _run(keys: Sequence[str], start: Callable[[ModuleType], RunOutcome], *, chec
 
 @click.group()
 def bench() -> None:
-    """Benchmarks with baselines measured in the same run; reports in artifacts/.
+    """For tolu's developers: benchmarks with baselines measured in the same run; reports in artifacts/.
 
     Figures with an aim show ✓ or ✗; --check exits 1 unless all are met.
 
@@ -382,7 +382,7 @@ def throughput(**kw: Any) -> None:
 @click.option("--database", type=click.Choice(["sqlite", "postgresql"]), default="sqlite", show_default=True)
 @common_options
 def launcher(**kw: Any) -> None:
-    """Issue 3's benchmark: 2,000 /bin/true jobs, 2 slots, serial and MPI mode.
+    """The launcher benchmark: 2,000 /bin/true jobs, 2 slots, serial and MPI mode.
 
     Serial mode vs ProcessPoolExecutor(2), MPI mode vs a 2-way bare
     `mpiexec -n 1 /bin/true` loop; aim: ratio >= 0.8 for both.

@@ -6,44 +6,41 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from runner.cli._common import ToluCommand, fail, parse_pairs, print_json
 
+if TYPE_CHECKING:
+    from runner.cli.progress import Progress
+    from runner.launcher.context import Context
+    from runner.models import Site
+
 
 @click.command(cls=ToluCommand)
 @click.option(
-    "--site",
-    "site_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    "--site", "site_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
     help="Site directory (holds settings.yml; job workdirs go to SITE/data).",
 )
 @click.option(
-    "--mode",
-    type=click.Choice(["mpi", "serial"]),
-    default="mpi",
-    show_default=True,
+    "--mode", type=click.Choice(["mpi", "serial"]), default="mpi", show_default=True,
     help="mpi: one mpiexec per job, packed on nodes. serial: one mpi4py rank per node "
     "runs many small single-node tasks.",
 )
 @click.option("--batch-job-id", type=int, help="The BatchJob this launcher runs in (its filter tags apply).")
 @click.option(
-    "--wall-time-min",
-    type=float,
+    "--wall-time-min", type=float,
     help="The launcher's own wall time: only jobs that fit the remaining time are taken, "
     "and running ones end as RUN_TIMEOUT when it is over. Default: no limit.",
 )
 @click.option(
-    "--hostfile",
-    type=click.Path(dir_okay=False, exists=True),
+    "--hostfile", type=click.Path(dir_okay=False, exists=True),
     help="Nodes to use, one per line (host or host:slots), instead of discovering them "
     "(Slurm, PBS, Cobalt, or this host alone).",
 )
 @click.option(
-    "--max-idle-sec",
-    type=float,
+    "--max-idle-sec", type=float,
     help="Stop after this many seconds with nothing to run. Default: launcher.idle_timeout_sec "
     "from settings.yml (0 there: never).",
 )
@@ -51,8 +48,7 @@ from runner.cli._common import ToluCommand, fail, parse_pairs, print_json
     "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only run jobs with this tag (repeatable)."
 )
 @click.option(
-    "--progress/--no-progress",
-    default=None,
+    "--progress/--no-progress", default=None,
     help="A live line of jobs done/failed/running and jobs/s on stderr [default: on a terminal].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout at the end.")
@@ -67,7 +63,7 @@ def launcher(
     progress: bool | None,
     as_json: bool,
 ) -> None:
-    """Run the site's runnable jobs until idle, out of time, or stopped (SIGTERM).
+    """Run the site's jobs here until idle, out of time, or stopped (SIGTERM).
 
     Opens a session with the server (heartbeats; if this process dies its jobs come
     back as RESTART_READY once the session expires), acquires jobs that fit the free
@@ -101,16 +97,7 @@ def launcher(
         # What the engine would find wrong first (the settings, the credentials, the server
         # down or not knowing the site), said here in one line in both modes.
         ctx = Context.load(opts)
-        client_log = logging.getLogger("runner.client")
-        level = client_log.level
-        client_log.setLevel(logging.ERROR)  # no retry warnings in the terminal: one line
-        try:
-            site = ctx.client.sites.get(ctx.site_id)
-        except BaseException:
-            ctx.client.close()
-            raise
-        finally:
-            client_log.setLevel(level)
+        site = _check_server(ctx)
         live = sys.stderr.isatty() if progress is None else progress
         console = Progress(ctx.client, ctx.site_id, stream=sys.stderr, live=live)
         if mode == "mpi":
@@ -131,11 +118,31 @@ def launcher(
             code = serial_start.run(opts, settings.launcher)
     except (LauncherError, UnknownName, UnsupportedJob, DiscoveryError) as exc:
         fail(str(exc))
-    tally = console.stop()
+    _summary(console, site.name, mode, code, as_json)
     ctx.client.close()
-    if tally is not None:
-        if as_json:
-            print_json({"site": site.name, "mode": mode, "exit_code": code, **tally.as_dict()})
-        else:
-            click.echo(tally.summary_line(site.name, mode), err=True)
     sys.exit(code)
+
+
+def _check_server(ctx: Context) -> Site:
+    """The launcher's site as the server has it; a server that is down or refuses the
+    credentials is one line here, without the retry warnings."""
+    client_log = logging.getLogger("runner.client")
+    level = client_log.level
+    client_log.setLevel(logging.ERROR)
+    try:
+        return ctx.client.sites.get(ctx.site_id)
+    except BaseException:
+        ctx.client.close()
+        raise
+    finally:
+        client_log.setLevel(level)
+
+
+def _summary(console: Progress, site: str, mode: str, code: int, as_json: bool) -> None:
+    tally = console.stop()
+    if tally is None:
+        return
+    if as_json:
+        print_json({"site": site, "mode": mode, "exit_code": code, **tally.as_dict()})
+    else:
+        click.echo(tally.summary_line(site, mode), err=True)

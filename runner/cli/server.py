@@ -53,15 +53,36 @@ def server() -> None:
     """
 
 
+def _listen(host: str | None, port: int | None) -> tuple[str, int]:
+    """``--host``/``--port``, else those of ``$TOLU_URL`` (so that the server and the commands
+    that find it through the variable agree), else 127.0.0.1:8000."""
+    import os
+    from urllib.parse import urlsplit
+
+    url = urlsplit(os.environ.get("TOLU_URL", ""))
+    try:
+        url_port = url.port
+    except ValueError:
+        url_port = None
+    return host or url.hostname or "127.0.0.1", port if port is not None else url_port or 8000
+
+
 @server.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
-@click.option("--port", default=8000, show_default=True, type=int, help="port (0: pick a free one)")
+@click.option("--host", default=None, help="address to listen on [default: $TOLU_URL's host, else 127.0.0.1]")
+@click.option(
+    "--port", default=None, type=int, help="port, 0: pick a free one [default: $TOLU_URL's port, else 8000]"
+)
 @_data_dir_option
 @_database_option
 @click.option("--detach", is_flag=True, help="run in the background; stop with `tolu server down`")
 @click.option("--migrate", is_flag=True, help="upgrade an older database schema first")
 def up(
-    host: str, port: int, data_dir: Path | None, database_url: str | None, detach: bool, migrate: bool
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    detach: bool,
+    migrate: bool,
 ) -> None:
     """Start a server.
 
@@ -72,6 +93,7 @@ def up(
     Example:
       tolu server up --detach --port 8000
     """
+    host, port = _listen(host, port)
     directory = _data_dir(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
     pid_file = _pid_file(directory)

@@ -9,7 +9,18 @@ from pathlib import Path
 import click
 
 from runner import daemon
-from runner.cli._common import ToluGroup, echo, fail, format_time, get_client, print_table
+from runner.cli._common import (
+    ToluGroup,
+    ago,
+    echo,
+    fail,
+    format_time,
+    get_client,
+    json_option,
+    print_json,
+    print_table,
+    resolve_site,
+)
 from runner.cli.token import save_site_token
 from runner.client import Client
 from runner.client.errors import Conflict, TransportError
@@ -107,9 +118,13 @@ def _summary(settings: SiteSettings) -> dict[str, object]:
 
 
 @site.command(name="ls")
-def ls() -> None:
+@json_option()
+def ls(as_json: bool) -> None:
     """List your sites."""
     client = get_client()
+    if as_json:
+        print_json([s.model_dump(mode="json") for s in client.sites.filter()])
+        return
     rows = [
         (
             s.id,
@@ -117,11 +132,41 @@ def ls() -> None:
             s.hostname,
             s.path,
             s.settings_summary.get("scheduler", ""),
-            format_time(s.last_heartbeat),
+            ago(s.last_heartbeat),
         )
         for s in client.sites.filter()
     ]
-    print_table(["id", "name", "host", "path", "scheduler", "last heartbeat"], rows)
+    print_table(["id", "name", "host", "path", "scheduler", "agent heartbeat"], rows)
+
+
+@site.command(name="rm")
+@click.argument("site_ref", metavar="SITE")
+@click.option("-y", "--yes", is_flag=True, help="do not ask for confirmation")
+@json_option('print {"site", "apps", "jobs"} of what was removed')
+def rm(site_ref: str, yes: bool, as_json: bool) -> None:
+    """Remove a site from the server, with its apps, jobs and batch jobs (asks first).
+
+    SITE is its directory, id or name. The directory itself is left alone.
+
+    \b
+    Example:
+      tolu site rm old-site --yes
+    """
+    client = get_client()
+    found = resolve_site(client, site_ref)
+    apps = client.apps.page(site_id=found.id, limit=1).count
+    jobs = client.jobs.count(site_id=found.id)
+    if not yes:
+        click.confirm(
+            f"Remove site {found.name!r} (id {found.id}) with its {apps} app(s) and {jobs} job(s)?",
+            abort=True,
+            err=True,
+        )
+    client.sites.delete(found.id)
+    if as_json:
+        print_json({"site": found.id, "apps": apps, "jobs": jobs})
+        return
+    echo(f"Removed site {found.name} (id {found.id}): {apps} app(s), {jobs} job(s)")
 
 
 def _load_registered(site_dir: Path) -> SiteSettings:
@@ -200,11 +245,26 @@ def stop(site_dir: Path, timeout: float) -> None:
 
 @site.command()
 @click.argument("site_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def status(site_dir: Path) -> None:
+@json_option()
+def status(site_dir: Path, as_json: bool) -> None:
     """Is the agent running; the site's last heartbeat; its jobs per state."""
     site_dir = site_dir.resolve()
     settings = _load_registered(site_dir)
     pid = directory.running_pid(site_dir)
+    if as_json:
+        assert settings.site_id is not None
+        remote_client = _client(settings.server_url)
+        print_json(
+            {
+                "site": settings.site_id,
+                "name": settings.name,
+                "path": str(site_dir),
+                "agent_pid": pid,
+                "last_heartbeat": remote_client.sites.get(settings.site_id).last_heartbeat,
+                "jobs": {str(s): n for s, n in remote_client.jobs.counts(site_id=settings.site_id).items()},
+            }
+        )
+        return
     echo(f"site: {settings.name} (id {settings.site_id}) at {site_dir}")
     state = f"running (pid {pid})" if pid else "not running"
     echo(f"agent: {state}; log: {directory.log_path(site_dir)}")

@@ -120,6 +120,7 @@ API_KEYS = (
     "ratio_create_vs_sqlite",
     "ratio_cycle_vs_sqlite",
 )
+DAG_KEYS = ("run_jobs_per_s", "run_request_s", "run_server_cpu_ms_per_job", "status_ms", "server_peak_rss_mb")
 CHAOS_KEYS = (
     "jobs_lost",
     "run_twice_concurrently",
@@ -437,6 +438,30 @@ def api(**kw: Any) -> None:
     """
     settings, check = _settings(kw)
     _run(API_KEYS, lambda runs: runs.api(settings, **kw), check=check)
+
+
+@bench.command()
+@click.option(
+    "--instances", type=click.IntRange(1), default=10_000, show_default=True, help="instances in the one run"
+)
+@click.option("--nodes", type=click.IntRange(1, 1000), default=5, show_default=True, help="nodes of the DAG")
+@click.option(
+    "--database",
+    type=click.Choice(["sqlite", "postgresql", "both"]),
+    default="sqlite",
+    show_default=True,
+    help="both: SQLite then PostgreSQL in one run",
+)
+@common_options
+def dag(**kw: Any) -> None:
+    """A DAG prototype run for many instances in one request (docs/dags.md).
+
+    \b
+      tolu bench dag                                  # 10,000 instances of a 5-node DAG
+      tolu bench dag --database both --repeat 3
+    """
+    settings, check = _settings(kw)
+    _run(DAG_KEYS, lambda runs: runs.dag(settings, **kw), check=check)
 
 
 @bench.command()

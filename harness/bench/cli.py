@@ -300,7 +300,7 @@ def bench() -> None:
 
     \b
     tolu bench throughput                 # 2,000 serial + 500 MPI-mode /bin/true jobs (< 2 min)
-    tolu bench launcher --check           # issue 3's figures: 2,000 jobs, 2 slots, both modes
+    tolu bench launcher --check           # the launcher's figures: 2,000 jobs, 2 slots, both modes
     tolu bench api                        # bulk create, acquire/complete cycles, page latency
     tolu bench throughput --jobs 100000 --mode serial   # the scale check
     tolu bench chaos                      # jobs while launcher, agent, server, PostgreSQL are killed

@@ -101,7 +101,7 @@ class JobList(list[Job]):
         frame: pandas.DataFrame = pd.DataFrame.from_records(
             rows, columns=[f for f in Job.model_fields if f != "serialized_args"]
         )
-        frame["state"] = frame["state"].astype(str)
+        frame["state"] = [j.state.value for j in self]  # plain text, not the enum
         return frame
 
     def _repr_html_(self) -> str:

@@ -189,6 +189,20 @@ class Site(Reply):
     last_heartbeat: datetime | None
     created_at: datetime
 
+    def _repr_html_(self) -> str:
+        from runner.html import fields_table
+
+        beat = self.last_heartbeat.strftime("%Y-%m-%d %H:%M:%S") if self.last_heartbeat else "never"
+        return fields_table(
+            f"site {self.name} (id {self.id})",
+            [
+                ("host", self.hostname),
+                ("path", self.path),
+                ("agent heartbeat", beat),
+                *((k, v) for k, v in sorted(self.settings_summary.items())),
+            ],
+        )
+
 
 class Resources(Request):
     """What one job needs. ``wall_time_min`` 0 means no limit."""
@@ -652,6 +666,25 @@ class BatchJob(Reply):
     end_time: datetime | None
     created_at: datetime
     updated_at: datetime
+
+    def _repr_html_(self) -> str:
+        from runner.html import fields_table
+
+        def when(t: datetime | None) -> str:
+            return t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+        fields: list[tuple[str, Any]] = [
+            ("state", self.state.value),
+            ("site", self.site_id),
+            ("scheduler id", self.scheduler_id or "-"),
+            ("nodes", f"{self.num_nodes} x {self.wall_time_min} min ({self.job_mode.value} mode)"),
+            ("queue / project", f"{self.queue or '-'} / {self.project or '-'}"),
+            ("runs jobs tagged", ", ".join(f"{k}={v}" for k, v in self.filter_tags.items()) or "any"),
+            ("started / ended", f"{when(self.start_time)} / {when(self.end_time)}"),
+        ]
+        if self.state in (BatchJobState.FAILED, BatchJobState.SUBMIT_FAILED):
+            fields.insert(1, ("why", self.status_info.get("error") or self.status_info.get("reason") or "-"))
+        return fields_table(f"batch job {self.id}", fields)
 
 
 class SessionCreate(Request):

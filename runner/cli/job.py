@@ -316,7 +316,9 @@ def _jobs_table(client: Client, filters: dict[str, Any], sort: str, limit: int, 
     ]
     shown = table(("id", "app", "state", "tags", "nodes", "updated"), rows)
     if len(jobs) < total:
-        shown.caption = f"{len(jobs)} of {total} jobs shown; --limit 0 shows all"
+        from rich.console import Group
+
+        return Group(shown, f"({len(jobs)} of {total} jobs shown; --limit 0 shows all)")
     return shown
 
 

@@ -35,6 +35,15 @@ def _data_dir(value: Path | None) -> Path:
     return (value or default_data_dir()).expanduser().resolve()
 
 
+_json_option = click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
+
+
+def _print_json(data: object) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
 def _pid_file(data_dir: Path) -> PidFile:
     return PidFile(data_dir / PID_FILE)
 
@@ -76,6 +85,7 @@ def _listen(host: str | None, port: int | None) -> tuple[str, int]:
 @_database_option
 @click.option("--detach", is_flag=True, help="run in the background; stop with `tolu server down`")
 @click.option("--migrate", is_flag=True, help="upgrade an older database schema first")
+@_json_option
 def up(
     host: str | None,
     port: int | None,
@@ -83,6 +93,7 @@ def up(
     database_url: str | None,
     detach: bool,
     migrate: bool,
+    as_json: bool,
 ) -> None:
     """Start a server.
 
@@ -124,6 +135,9 @@ def up(
         raise click.ClickException(f"server did not start: {hint} (log: {exc.log_path})") from None
     pid = proc.detach()
     pid_file.write(pid, url=proc.url, log=str(proc.log_path))
+    if as_json:
+        _print_json({"url": proc.url, "pid": pid, "log": str(proc.log_path), "data_dir": str(directory)})
+        return
     click.echo(f"tolu server running at {proc.url} (pid {pid})")
     click.echo(f"log: {proc.log_path}")
     click.echo("stop it with: tolu server down" + (f" --data-dir {directory}" if data_dir else ""))
@@ -132,7 +146,8 @@ def up(
 @server.command()
 @_data_dir_option
 @click.option("--timeout", default=10.0, show_default=True, help="seconds before SIGKILL")
-def down(data_dir: Path | None, timeout: float) -> None:
+@_json_option
+def down(data_dir: Path | None, timeout: float, as_json: bool) -> None:
     """Stop the server started with `up --detach` (by the PID in DATA_DIR/server.pid).
 
     \b
@@ -147,16 +162,23 @@ def down(data_dir: Path | None, timeout: float) -> None:
     proc = pid_file.process()
     if proc is None:
         pid_file.remove()
+        if as_json:
+            _print_json({"pid": info["pid"], "stopped": False})
+            return
         click.echo(f"server (pid {info['pid']}) was not running; removed stale {pid_file.path}")
         return
     stop(proc, timeout=timeout)
     pid_file.remove(proc.pid)
+    if as_json:
+        _print_json({"pid": proc.pid, "stopped": True})
+        return
     click.echo(f"stopped tolu server (pid {proc.pid})")
 
 
 @server.command()
 @_data_dir_option
-def status(data_dir: Path | None) -> None:
+@_json_option
+def status(data_dir: Path | None, as_json: bool) -> None:
     """Say whether the detached server of DATA_DIR runs, and its health.
 
     \b
@@ -176,6 +198,9 @@ def status(data_dir: Path | None) -> None:
             f"server pid {info['pid']} runs but {info.get('url')}/health does not answer "
             f"(log: {info.get('log')})"
         )
+    if as_json:
+        _print_json({"url": info.get("url"), "pid": info["pid"], "log": info.get("log"), **health})
+        return
     click.echo(
         f"running at {info.get('url')} (pid {info['pid']}): tolu {health.get('version')}, "
         f"{health.get('database')}, schema {health.get('schema_revision')}, log {info.get('log')}"
@@ -191,7 +216,8 @@ def status(data_dir: Path | None) -> None:
     show_default=True,
     help="target: head, a revision id, -1 (one back), base (empty)",
 )
-def migrate(data_dir: Path | None, database_url: str | None, revision: str) -> None:
+@_json_option
+def migrate(data_dir: Path | None, database_url: str | None, revision: str, as_json: bool) -> None:
     """Upgrade (or downgrade) the database schema.
 
     \b
@@ -217,6 +243,9 @@ def migrate(data_dir: Path | None, database_url: str | None, revision: str) -> N
         raise click.ClickException(f"migration failed: {exc}") from None
     finally:
         db.dispose()
+    if as_json:
+        _print_json({"database": db.kind, "before": before, "after": after})
+        return
     click.echo(f"{db.kind} schema: {before or 'empty'} -> {after or 'empty'}")
 
 

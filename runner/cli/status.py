@@ -143,19 +143,26 @@ def whoami(as_json: bool) -> None:
 
 
 @click.command(cls=ToluCommand)
-def logout() -> None:
+@json_option('print {"username", "url", "removed"}')
+def logout(as_json: bool) -> None:
     """Forget the saved login (removes $TOLU_CONFIG or ~/.config/tolu/credentials.yaml)."""
     from runner.client import ConfigError
     from runner.client.config import read_config
 
     path = config_path()
+    username = url = None
     try:
         creds = read_config(path)
-        who = f"{creds.username} at {creds.url}"
+        username, url = creds.username, creds.url
     except ConfigError:
-        who = "the saved login"
-    if not path.exists():
+        pass
+    removed = path.exists()
+    if removed:
+        path.unlink()
+    if as_json:
+        print_json({"username": username, "url": url, "removed": str(path) if removed else None})
+    elif not removed:
         echo(f"not logged in (no {path})")
-        return
-    path.unlink()
-    echo(f"Logged out {who} (removed {path})")
+    else:
+        who = f"{username} at {url}" if username else "the saved login"
+        echo(f"Logged out {who} (removed {path})")

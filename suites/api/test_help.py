@@ -99,3 +99,24 @@ def test_developer_commands_are_marked() -> None:
     assert re.search(r"^  ci +For tolu's developers", developer, re.M)
     for name in ("bench", "ci"):
         assert "For tolu's developers" in _help(name)
+
+
+def test_every_user_command_takes_json() -> None:
+    """Scripts can read every command's answer; the account commands (whose prompts are
+    the point) and the developers' commands are the exceptions, named here."""
+    exempt = {("register",), ("login",)}
+    missing = []
+    for path in _all_commands(cli):
+        if path[0] in ("bench", "ci") or path in exempt:
+            continue
+        ctx = click.Context(cli)
+        command: click.Command | None = cli
+        for name in path:
+            assert isinstance(command, click.Group)
+            command = command.get_command(ctx, name)
+        assert command is not None
+        if isinstance(command, click.Group):
+            continue
+        if "--json" not in {opt for p in command.params for opt in getattr(p, "opts", [])}:
+            missing.append(" ".join(path))
+    assert missing == []

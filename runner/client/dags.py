@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from runner.client._http import HTTP
     from runner.client.jobs import JobManager
 
+#: seconds a run request may take (it creates up to 100,000 jobs in one transaction).
+RUN_TIMEOUT_SEC = 900.0
 #: instance states that do not change any more.
 ENDED = frozenset({DagInstanceState.FINISHED, DagInstanceState.FAILED, DagInstanceState.KILLED})
 
@@ -235,8 +237,10 @@ class DagManager(Manager):
         or a DagInstance with tags too), all jobs in one request, all or nothing."""
         items = [i.model_dump() if isinstance(i, DagInstance) else {"parameters": dict(i)} for i in instances]
         body = _changes(instances=items, tags=tags, site_id=site_id)
-        result: DagRun = self._send("POST", DagRun, f"{self.path}/{_dag_id(dag)}/runs", body)
-        return result
+        # one transaction for up to MAX_RUN_JOBS jobs: give it longer than a usual request
+        timeout = max(self._http.timeout, RUN_TIMEOUT_SEC)
+        resp = self._http.request("POST", f"{self.path}/{_dag_id(dag)}/runs", body=body, timeout=timeout)
+        return DagRun.model_validate_json(resp.content)
 
     def runs(
         self, *, dag: Dag | int | None = None, name: str | None = None, limit: int | None = None

@@ -12,7 +12,7 @@ from runner.models import DAG_INSTANCE_TAG, DAG_NODE_TAG, DAG_RUN_TAG, Dag, DagI
 from runner.states import JobState
 
 S = JobState
-I = DagInstanceState
+Inst = DagInstanceState
 
 
 @pytest.fixture
@@ -84,7 +84,8 @@ def test_define_versions_only_what_changed(tolu_client: Client, site: Site, raw:
         (
             {"parameters": {"sampel": "x"}},
             ["body", "nodes", 0, "parameters", "sampel"],
-            "app 'prep' has no parameter 'sampel' (its parameters: sample (required)); did you mean 'sample'?",
+            "app 'prep' has no parameter 'sampel' (its parameters: sample (required)); "
+            "did you mean 'sample'?",
         ),
         (
             {"parameters": {"sample": "{smple}"}},
@@ -139,7 +140,7 @@ def test_run_creates_every_instance_in_one_request(tolu_client: Client, site: Si
     assert one["prep"].state == S.PREPROCESSED and one["reduce"].state == S.AWAITING_PARENTS
     assert tolu_client.dags.jobs(run, node="reduce").by_state() == {S.AWAITING_PARENTS: 3}
     status = tolu_client.dags.status(run)
-    assert status.instances == {I.WAITING: 3} and status.jobs == {S.PREPROCESSED: 3, S.AWAITING_PARENTS: 9}
+    assert status.instances == {Inst.WAITING: 3} and status.jobs == {S.PREPROCESSED: 3, S.AWAITING_PARENTS: 9}
     assert [r.id for r in tolu_client.dags.runs(name="diamond")] == [run.id]
 
 
@@ -169,14 +170,14 @@ def test_failure_stays_inside_its_instance_and_kill_is_per_unit(tolu_client: Cli
     assert tolu_client.dags.jobs(run, instance=1).by_state() == {S.FAILED: 4}
     assert tolu_client.dags.jobs(run, instance=0).by_state() == {S.PREPROCESSED: 1, S.AWAITING_PARENTS: 3}
     status = tolu_client.dags.status(run, detail=True)
-    assert status.instances == {I.FAILED: 1, I.WAITING: 2}
+    assert status.instances == {Inst.FAILED: 1, Inst.WAITING: 2}
     assert [(d.index, d.state, d.parameters) for d in status.detail or []] == [
-        (0, I.WAITING, {"sample": "0"}),
-        (1, I.FAILED, {"sample": "1"}),
-        (2, I.WAITING, {"sample": "2"}),
+        (0, Inst.WAITING, {"sample": "0"}),
+        (1, Inst.FAILED, {"sample": "1"}),
+        (2, Inst.WAITING, {"sample": "2"}),
     ]
     assert tolu_client.dags.kill(run, instance=2) == 4
-    assert tolu_client.dags.status(run).instances == {I.FAILED: 1, I.KILLED: 1, I.WAITING: 1}
+    assert tolu_client.dags.status(run).instances == {Inst.FAILED: 1, Inst.KILLED: 1, Inst.WAITING: 1}
     assert tolu_client.dags.kill(run) == 4 and tolu_client.dags.kill(run) == 0
     killed = tolu_client.dags.jobs(run, instance=0)
     assert killed.by_state() == {S.KILLED: 4}
@@ -199,5 +200,5 @@ def test_a_run_larger_than_one_bulk_request(tolu_client: Client, site: Site) -> 
     last = {j.tags[DAG_NODE_TAG]: j for j in tolu_client.dags.jobs(run, instance=10)}
     assert len(last) == 1000 and last["leaf998"].parents == [last["root"].id]
     assert last["leaf998"].parameters == {"sample": "10-10", "seed": 998}
-    assert tolu_client.dags.status(run).instances == {I.WAITING: 11}
+    assert tolu_client.dags.status(run).instances == {Inst.WAITING: 11}
     assert DAG_INSTANCE_TAG in last["root"].tags

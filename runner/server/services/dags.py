@@ -42,7 +42,7 @@ from runner.models import (
 )
 from runner.server import rows
 from runner.server import tables as t
-from runner.server.auth import Principal
+from runner.server.auth.principal import Principal
 from runner.server.db import Database, utcnow
 from runner.server.errors import Invalid, Loc, NotFound
 from runner.server.services import app_params, job_create, jobs
@@ -107,15 +107,13 @@ def _node_values(node: DagNode) -> list[tuple[Loc, Any]]:
 # ---------------------------------------------------------------- define
 
 
-def _apps_by_name(conn: Connection, owner: int, site_id: int) -> dict[str, Any]:
+def _apps_by_name(conn: Connection, who: Principal, site_id: int) -> dict[str, Any]:
     a = t.apps.c
-    stmt = select(a.id, a.name, a.parameters, a.free_parameters).where(
-        a.site_id == site_id, a.owner_id == owner
-    )
+    stmt = select(a.id, a.name, a.parameters, a.free_parameters).where(a.site_id == site_id, who.owns(t.apps))
     return {row.name: row for row in conn.execute(stmt)}
 
 
-def validate(conn: Connection, owner: int, body: DagCreate) -> None:
+def validate(conn: Connection, who: Principal, body: DagCreate) -> None:
     """Raise Invalid at the first thing that would make an instance fail to be created."""
     clash = sorted(set(body.parameters) & set(DAG_BUILTINS))
     if clash:
@@ -129,7 +127,7 @@ def validate(conn: Connection, owner: int, body: DagCreate) -> None:
                 ["body", "nodes", i, "name"], f"node {node.name!r} is already node {names[node.name]}"
             )
         names[node.name] = i
-    apps = _apps_by_name(conn, owner, body.site_id)
+    apps = _apps_by_name(conn, who, body.site_id)
     known = set(body.parameters) | set(DAG_BUILTINS)
     for i, node in enumerate(body.nodes):
         at: list[str | int] = ["body", "nodes", i]
@@ -200,8 +198,8 @@ def _stored(body: DagCreate) -> dict[str, Any]:
 def define(conn: Connection, who: Principal, body: DagCreate) -> tuple[dict[str, Any], bool]:
     """Store ``body`` as the next version of its name (unless the latest is the same);
     the DAG as stored, and whether a version was added."""
-    ensure_owned(conn, t.sites, body.site_id, who.user_id, "site")
-    validate(conn, who.user_id, body)
+    ensure_owned(conn, t.sites, body.site_id, who, "site")
+    validate(conn, who, body)
     d = t.dags.c
     latest = conn.execute(
         select(*[d[k] for k in DAG_KEYS])
@@ -225,9 +223,7 @@ def define(conn: Connection, who: Principal, body: DagCreate) -> tuple[dict[str,
 
 def get(conn: Connection, who: Principal, dag_id: int) -> dict[str, Any]:
     d = t.dags.c
-    row = conn.execute(
-        select(*[d[k] for k in DAG_KEYS]).where(d.id == dag_id, d.owner_id == who.user_id)
-    ).first()
+    row = conn.execute(select(*[d[k] for k in DAG_KEYS]).where(d.id == dag_id, who.owns(t.dags))).first()
     if row is None:
         raise NotFound(f"DAG {dag_id} not found")
     return rows.one(DAG_KEYS, row)
@@ -245,7 +241,7 @@ def filter(
 ) -> dict[str, Any]:
     """The user's DAGs, newest first; only the latest version of each name unless ``all_versions``."""
     d = t.dags.c
-    where = [d.owner_id == who.user_id]
+    where = [who.owns(t.dags)]
     if name is not None:
         where.append(d.name == name)
     if site_id is not None:
@@ -264,7 +260,7 @@ def filter(
 
 def delete(conn: Connection, who: Principal, dag_id: int) -> None:
     """Delete one version of a DAG and its runs' records (their jobs stay)."""
-    ensure_owned(conn, t.dags, dag_id, who.user_id, "DAG")
+    ensure_owned(conn, t.dags, dag_id, who, "DAG")
     conn.execute(t.dag_runs.delete().where(t.dag_runs.c.dag_id == dag_id))
     conn.execute(t.dags.delete().where(t.dags.c.id == dag_id))
 
@@ -296,8 +292,8 @@ def run(conn: Connection, db: Database, who: Principal, dag_id: int, body: DagRu
         jobs.check_tags(inst.tags, ["body", "instances", i, "tags"])
     jobs.check_tags(body.tags, ["body", "tags"])
     site_id = body.site_id if body.site_id is not None else dag["site_id"]
-    ensure_owned(conn, t.sites, site_id, who.user_id, "site")
-    apps = _apps_by_name(conn, who.user_id, site_id)
+    ensure_owned(conn, t.sites, site_id, who, "site")
+    apps = _apps_by_name(conn, who, site_id)
     missing = sorted({n.app for n in nodes} - set(apps))
     if missing:
         raise Invalid.at(
@@ -420,7 +416,7 @@ def _run_select() -> Any:
 
 def get_run(conn: Connection, who: Principal, run_id: int) -> dict[str, Any]:
     r = t.dag_runs.c
-    row = conn.execute(_run_select().where(r.id == run_id, r.owner_id == who.user_id)).first()
+    row = conn.execute(_run_select().where(r.id == run_id, who.owns(t.dag_runs))).first()
     if row is None:
         raise NotFound(f"DAG run {run_id} not found")
     return rows.one(RUN_KEYS, row)
@@ -431,11 +427,11 @@ def runs(
 ) -> dict[str, Any]:
     """The user's runs, newest first."""
     r, d = t.dag_runs.c, t.dags.c
-    where = [r.owner_id == who.user_id]
+    where = [who.owns(t.dag_runs)]
     if dag_id is not None:
         where.append(r.dag_id == dag_id)
     if name is not None:
-        where.append(r.dag_id.in_(select(d.id).where(d.owner_id == who.user_id, d.name == name)))
+        where.append(r.dag_id.in_(select(d.id).where(who.owns(t.dags), d.name == name)))
     total = count(conn, t.dag_runs, where)
     stmt = _run_select().where(*where).order_by(r.id.desc()).limit(limit).offset(offset)
     return rows.page(total, rows.dicts(RUN_KEYS, conn.execute(stmt)))
@@ -471,7 +467,7 @@ def status(
     stmt = (
         select(tg.c.value, j.state, func.count())
         .join_from(t.jobs, tg, (tg.c.job_id == j.id) & (tg.c.key == DAG_INSTANCE_TAG))
-        .where(j.owner_id == who.user_id, jobs.tag_match(DAG_RUN_TAG, str(run_id)))
+        .where(who.owns(t.jobs), jobs.tag_match(DAG_RUN_TAG, str(run_id)))
         .group_by(tg.c.value, j.state)
     )
     if instance is not None:
@@ -514,7 +510,7 @@ def kill(conn: Connection, who: Principal, run_id: int, *, instance: int | None)
     get_run(conn, who, run_id)
     j = t.jobs.c
     where = [
-        j.owner_id == who.user_id,
+        who.owns(t.jobs),
         jobs.tag_match(DAG_RUN_TAG, str(run_id)),
         j.state.notin_([s.value for s in FINAL]),
     ]

@@ -5,8 +5,8 @@ of one (its jobs are tagged dag_run/dag_instance/dag_node). ``apps.free_paramete
 marks apps whose jobs may pass parameters the app does not declare; every other
 app's jobs are checked by parameter name at creation.
 
-Revision ID: 0005_workflows
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-26 15:00:00
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_workflows"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -45,6 +45,8 @@ class RunState:
     daemons: list[Daemon] = field(default_factory=list)
     #: databases used by servers in this process (for the report's environment).
     databases: set[str] = field(default_factory=set)
+    #: 1, 5 and 15-minute load averages when the run started: how busy the machine was.
+    load_average: tuple[float, ...] = field(default_factory=lambda: load_average())
 
     def missing_required(self) -> list[str]:
         return sorted(f for f in self.required if f not in self.detection.features)
@@ -76,6 +78,13 @@ class RunState:
             stopped.append(f"{daemon.label} (pid {daemon.pid})")
         self.daemons.clear()
         return stopped
+
+
+def load_average() -> tuple[float, ...]:
+    try:
+        return tuple(round(x, 2) for x in os.getloadavg())
+    except OSError:  # not on this platform
+        return ()
 
 
 def fail_or_skip(verdict: Unavailable | None) -> None:

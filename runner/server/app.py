@@ -30,6 +30,7 @@ from runner.server.routes import (
     device_page,
     events,
     jobs,
+    runs,
     sessions,
     sites,
     transfers,
@@ -128,6 +129,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         transfers,
         batch_jobs,
         sessions,
+        runs,
     ):
         app.include_router(module.router)
 

@@ -1,6 +1,6 @@
 """The integration pipeline: the whole system, end to end, as a user would run it.
 
-``./ci/integration`` / ``tolu ci integration`` runs eleven steps, each reported as it runs
+``./ci/integration`` / ``tolu ci integration`` runs twelve steps, each reported as it runs
 with its duration:
 
  1. build the wheel and install it into a fresh virtual environment;
@@ -16,11 +16,14 @@ with its duration:
     launchers lost mid-run;
 10. collect artifacts into ``artifacts/<run-id>/`` (logs, state histories, outputs,
     throughput, report.json + report.html);
-11. check that the staged-out files exist at their destinations with the right content.
+11. check that the staged-out files exist at their destinations with the right content;
+12. publish the run's report to the server it tested, as its site, and read it back
+    (docs/results.md); then the server stops.
 
-Steps 1-8 stop the run at the first failure; 9 and 10 always run once a site exists (so a
-failed run still leaves its evidence), 11 runs when monitoring finished. Faults can be planted
-on purpose (``--fault``) to prove the pipeline catches them; see docs/ci.md.
+Steps 1-8 stop the run at the first failure; 9, 10 and 12 always run once a site exists (so a
+failed run still leaves its evidence, and is published), 11 runs when monitoring finished.
+Faults can be planted on purpose (``--fault``) to prove the pipeline catches them; see
+docs/ci.md.
 
 Modules: ``pipeline`` (the order of the steps and what always runs), ``steps/`` (one module
 per step), ``context`` (what the steps of one run share), ``faults`` (the planted faults),

@@ -724,6 +724,8 @@ class ScenarioSummary(RunScenario):
     last_started_at: datetime
     locations: list[str]
     site_ids: list[int]
+
+
 # ---------------------------------------------------------------- statistics (web interface)
 
 

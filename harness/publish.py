@@ -53,8 +53,8 @@ class Target:
         return f"site {self.site_name} (id {self.site_id}) at {self.client.url}"
 
     def page(self, run: Run) -> str:
-        """Where a person reads the published run."""
-        return f"{self.client.url}/runs/{run.id}"
+        """Where a person reads the published run: its page in the web interface."""
+        return f"{self.client.url}/ui/runs/{run.id}"
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def test_the_gate_fails_on_a_slowed_launcher_and_passes_without(tolu_client: Cli
     site = tolu_client.sites.create(name=f"bench-{uuid.uuid4().hex[:6]}", path="/tmp/b", hostname="h")
     for i in range(3):  # three nights of history
         done = _ok(_bench(tmp_path / f"night-{i}", "--publish"))
-        assert f"published:  {tolu_client.url}/runs/" in done.stdout.replace("\n", "")
+        assert f"published:  {tolu_client.url}/ui/runs/" in done.stdout.replace("\n", "")
     history = tolu_client.runs.filter(site_id=site.id, kind="bench")
     assert len(history) == 3 and {r.location for r in history} == {"workstation"}
 

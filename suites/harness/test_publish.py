@@ -53,7 +53,7 @@ def test_a_run_publishes_its_report_under_the_named_site(
     report = json.loads((printed_run_dir(result.stdout.lines) / "report.json").read_text())
 
     (run,) = tolu_client.runs.filter(site_id=site.id)
-    assert _published_line(result.stdout.lines) == f"{tolu_client.url}/runs/{run.id}"
+    assert _published_line(result.stdout.lines) == f"{tolu_client.url}/ui/runs/{run.id}"
     assert (run.kind, run.run_id, run.location) == ("tests", report["run_id"], "workstation")
     assert run.machine == socket.gethostname() and run.commit == report["environment"]["git_commit"]
     assert run.load == report["environment"]["load_average"] and len(run.load) == 3
@@ -89,7 +89,7 @@ def test_a_site_directory_publishes_with_its_site_token(
     result.assert_outcomes(passed=1)
     (run,) = tolu_client.runs.filter(site_id=tolu_site.site.id)
     assert run.ok and [a.area for a in run.areas] == ["api"]
-    assert _published_line(result.stdout.lines).endswith(f"/runs/{run.id}")
+    assert _published_line(result.stdout.lines).endswith(f"/ui/runs/{run.id}")
 
 
 def test_without_a_site_to_publish_under_the_run_does_not_start(

@@ -102,7 +102,6 @@ class Publication:
             load=tuple(m.load_average),
         )
 
-
     @classmethod
     def of_pipeline(
         cls,

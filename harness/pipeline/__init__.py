@@ -7,9 +7,10 @@ with its duration:
  2. start the server (container, process, or an existing URL) and wait for /health;
  3. register and log in a user (``tolu register``, ``tolu login`` from the fresh venv);
  4. create a site (``tolu site init``) with the scheduler (local, or Slurm);
- 5. populate apps and a realistic mix of jobs (single- and multi-rank MPI, a DAG, packed
+ 5. activate the transfer endpoints (local backend; Globus only where configured) and tell
+    the server the site's locations (it refuses jobs that name another);
+ 6. populate apps and a realistic mix of jobs (single- and multi-rank MPI, a DAG, packed
     tasks, a job meant to fail, jobs with stage-in and stage-out);
- 6. activate the transfer endpoints (local backend; Globus only where configured);
  7. configure the queue maintainer (depth 1) and start the site agent;
  8. monitor job and batch-job states and the logs until every job is final or a deadline;
  9. report failures: ERROR log lines, unexpected FAILED jobs, stuck jobs, failed batch jobs,

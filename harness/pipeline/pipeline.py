@@ -38,8 +38,9 @@ SETUP: tuple[Step, ...] = (
     Step(2, "start the server", server.start_server),
     Step(3, "register and log in", account.register_and_login),
     Step(4, "create the site", site_init.create_site),
-    Step(5, "populate apps and jobs", jobs.populate),
-    Step(6, "activate transfer endpoints", endpoints.activate),
+    # the locations first: the server checks a job's stage-in/out ends against its site's
+    Step(5, "activate transfer endpoints", endpoints.activate),
+    Step(6, "populate apps and jobs", jobs.populate),
     Step(7, "queue maintainer depth 1, start the site agent", agent.start_agent),
     Step(8, "monitor until every job is final", monitor.monitor),
 )

@@ -1,0 +1,327 @@
+"""A bulk update's plain rows as a few set-based statements (the launcher's hot path).
+
+Most rows a launcher reports are *plain*: a job of an app without hooks, with no
+transfer items and no children, going RUNNING, or RUN_DONE (which the server
+carries on to JOB_FINISHED). Their outcome depends on nothing but the two states,
+so a thousand of them need no Python per job — three statements apply them:
+
+1. **check** (on PostgreSQL it also locks the rows, in id order): the rows that are
+   *not* plain — a job that is missing or not the caller's, a transition the table
+   refuses, a job whose app has hooks or that has transfer items or children;
+2. **events**: ``INSERT INTO events ... SELECT`` the reported transition and every
+   automatic step after it, from the payload joined with the jobs and the steps;
+3. **jobs**: one ``UPDATE ... FROM`` to the final state.
+
+Every other row goes through ``lifecycle.Advancer`` afterwards, in the same
+transaction (services/jobs.py): 404s and 409s come from there, and a refused row
+rolls back the whole request.
+
+Nothing here is a second copy of the life cycle. ``ROUTES`` is made once by running
+the ``Advancer`` itself on a plain job for every transition that runner.states
+allows, keeping those whose outcome depends on nothing it had to look up (hooks and
+transfer counts, which the check covers, aside): a step that reads a retry count or
+records a reason is not plain.
+
+The payload is one JSON text, a row per update (``row``): the job id, the target
+state, the reported timestamp, return code and Event data, then what the route
+says — the Events as [from, to] pairs, the final state, whether the session is
+kept. The database reads it with ``json_each`` (SQLite) or ``json_array_elements``
+(PostgreSQL); Python only looks the route up per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, text
+
+from runner.server import bulk
+from runner.server.lifecycle import Advancer, JobRec
+from runner.states import FINAL, TRANSITIONS, JobState
+
+S = JobState
+
+#: One payload row (see ``row``).
+Row = list[Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the Advancer does with a plain job asked to go ``source`` -> ``target``."""
+
+    source: JobState
+    target: JobState
+    #: the automatic steps after ``target`` (from, to), in order.
+    steps: tuple[tuple[JobState, JobState], ...]
+    final: JobState
+    #: the job keeps its session (only while RUNNING).
+    keeps_session: bool
+    #: the steps asked the app's hooks / counted stage-in / stage-out items.
+    asks_hooks: bool
+    counts_in: bool
+    counts_out: bool
+    #: the final state is one that children wait for (JOB_FINISHED, FAILED, KILLED).
+    ends: bool
+
+
+class _NotPlain(Exception):
+    """The Advancer looked at something beyond the two states (a retry count, ...)."""
+
+
+class _NoDatabase:
+    """Stands in for the connection while probing: the probe reads and writes nothing."""
+
+    class dialect:  # mimics Connection.dialect
+        name = "none"
+
+    def execute(self, *_args: Any, **_kw: Any) -> Any:
+        raise AssertionError("the route probe must not touch a database")
+
+
+class _Probe(Advancer):
+    """An Advancer on a plain job (no hooks, no transfer items) that notes what it asked."""
+
+    def __init__(self) -> None:
+        super().__init__(_NoDatabase(), datetime(2000, 1, 1))  # type: ignore[arg-type]
+        self.asked_hooks = False
+        self.counted: set[str] = set()
+
+    def hooks(self, app_id: int) -> frozenset[str]:
+        self.asked_hooks = True
+        return frozenset()
+
+    def _pending_transfers(self, rec: JobRec, direction: str) -> int:
+        self.counted.add(direction)
+        return 0
+
+    def _retry(self, rec: JobRec) -> tuple[JobState, dict[str, Any]]:
+        raise _NotPlain
+
+
+def _plain_job(state: JobState) -> JobRec:
+    return JobRec(
+        id=1,
+        owner_id=1,
+        site_id=1,
+        app_id=1,
+        state=state,
+        retry_count=0,
+        retry_limit=0,
+        return_code=None,
+        session_id=1,
+        has_children=True,
+        n_stage_in=0,
+        n_stage_out=0,
+    )
+
+
+def probe(source: JobState, target: JobState) -> Route | None:
+    """The route of ``source -> target`` for a plain job, or None when it is not plain."""
+    adv = _Probe()
+    rec = _plain_job(source)
+    before = (rec.retry_count, rec.retry_limit, rec.return_code)
+    try:
+        adv.move(rec, target)
+    except _NotPlain:
+        return None
+    # events[i] = (owner, site, job, from, to, ts, data): a step that records data
+    # (a reason, a retry count) depends on more than the states.
+    after = (rec.retry_count, rec.retry_limit, rec.return_code)
+    if any(ev[6] != "{}" for ev in adv.events) or after != before:
+        return None
+    moves = [(S(ev[3]), S(ev[4])) for ev in adv.events]
+    return Route(
+        source=source,
+        target=target,
+        steps=tuple(moves[1:]),
+        final=rec.state,
+        keeps_session=rec.session_id is not None,
+        asks_hooks=adv.asked_hooks,
+        counts_in="in" in adv.counted,
+        counts_out="out" in adv.counted,
+        ends=rec.state in FINAL,
+    )
+
+
+def _routes() -> dict[tuple[JobState, JobState], Route]:
+    out: dict[tuple[JobState, JobState], Route] = {}
+    for source, targets in TRANSITIONS.items():
+        for target in targets:
+            route = probe(source, target)
+            if route is not None:
+                out[source, target] = route
+    # the automatic steps start from the target, so they cannot depend on the source
+    by_target: dict[JobState, Route] = {}
+    for route in out.values():
+        first = by_target.setdefault(route.target, route)
+        if (first.steps, first.final, first.keeps_session) != (route.steps, route.final, route.keeps_session):
+            raise AssertionError(f"automatic steps after {route.target} depend on the state before it")
+    return out
+
+
+ROUTES = _routes()
+TARGETS: dict[JobState, Route] = {route.target: route for route in ROUTES.values()}
+
+
+def _tail(route: Route) -> tuple[str, list[list[str | None]], str, int]:
+    events: list[list[str | None]] = [[None, route.target.value]]
+    events.extend([a.value, b.value] for a, b in route.steps)
+    return route.target.value, events, route.final.value, int(route.keeps_session)
+
+
+#: per target, what its rows carry besides the reported fields: the Events to write as
+#: [from, to] pairs (the first ``from`` is the job's state, read by the database), the
+#: final state, and whether the job keeps its session. Rows share these lists.
+_TAILS = {route.target: _tail(route) for route in TARGETS.values()}
+_ZERO = timedelta(0)
+
+
+def row(job_id: int, target: JobState, ts: datetime | None, rc: int | None, data: dict[str, Any]) -> Row:
+    """The payload row of one plain update (``target`` in TARGETS).
+
+    ``ts`` stays a datetime, which ``dumps`` writes in UTC with ``Z``; only another
+    offset needs converting here.
+    """
+    value, events, final, keeps = _TAILS[target]
+    if ts is not None and ts.tzinfo is not None and ts.utcoffset() != _ZERO:
+        ts = ts.astimezone(UTC)
+    return [job_id, value, ts, rc, data, events, final, keeps]
+
+
+def dumps(rows: Sequence[Row]) -> str:
+    return orjson.dumps(rows, option=orjson.OPT_UTC_Z | orjson.OPT_NAIVE_UTC).decode()
+
+
+# ---------------------------------------------------------------- SQL
+
+
+def _lit(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    # state names only (StrEnum values: capitals and underscores)
+    assert str(value).replace("_", "").isalpha(), value
+    return f"'{value}'"
+
+
+def _values(name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    body = ", ".join("(" + ", ".join(_lit(v) for v in row) + ")" for row in rows)
+    return f"{name}({', '.join(columns)}) AS (VALUES {body})"
+
+
+_ROUTES_CTE = _values(
+    "r",
+    ("source", "target", "asks_hooks", "counts_in", "counts_out", "ends"),
+    [(r.source, r.target, r.asks_hooks, r.counts_in, r.counts_out, r.ends) for r in ROUTES.values()],
+)
+
+# SQLite keeps naive-UTC timestamps as text "YYYY-MM-DD HH:MM:SS.ffffff"; orjson wrote
+# "YYYY-MM-DDTHH:MM:SS[.ffffff]Z" (the microseconds only when not zero).
+_TS = "json_extract(x.value, '$[2]')"
+_SQLITE_TS = (
+    f"replace(substr({_TS}, 1, 19), 'T', ' ')"
+    f" || CASE length({_TS}) WHEN 27 THEN substr({_TS}, 20, 7) ELSE '.000000' END"
+)
+_PAYLOAD = {
+    True: "p AS (SELECT x.key AS ord, json_extract(x.value, '$[0]') AS id,"
+    f" json_extract(x.value, '$[1]') AS state, {_SQLITE_TS} AS ts, json_extract(x.value, '$[3]') AS rc,"
+    " json_extract(x.value, '$[4]') AS data, json_extract(x.value, '$[5]') AS events,"
+    " json_extract(x.value, '$[6]') AS final, json_extract(x.value, '$[7]') AS keeps"
+    " FROM json_each(:p) AS x)",
+    False: "p AS (SELECT x.ord, (x.e->>0)::bigint AS id, x.e->>1 AS state,"
+    " (x.e->>2)::timestamptz AT TIME ZONE 'UTC' AS ts,"
+    " (x.e->>3)::int AS rc, x.e->4 AS data, x.e->5 AS events, x.e->>6 AS final, (x.e->>7)::int AS keeps"
+    " FROM json_array_elements(CAST(:p AS json)) WITH ORDINALITY AS x(e, ord))",
+}
+_NOT_PLAIN = (
+    " WHERE r.target IS NULL"
+    " OR (r.counts_in = 1 AND j.n_stage_in > 0) OR (r.counts_out = 1 AND j.n_stage_out > 0)"
+    " OR (r.ends = 1 AND j.has_children)"
+    " OR (r.asks_hooks = 1 AND j.app_id IN"
+    " (SELECT id FROM apps WHERE owner_id = :o AND json_array_length(hooks) > 0))"
+    " ORDER BY p.ord"
+)
+
+_CHECK = {
+    True: text(
+        f"WITH {_PAYLOAD[True]}, {_ROUTES_CTE}"
+        " SELECT p.ord FROM p LEFT JOIN jobs AS j ON j.id = p.id AND j.owner_id = :o"
+        " LEFT JOIN r ON r.source = j.state AND r.target = p.state" + _NOT_PLAIN
+    ),
+    # Lock the rows first (id order: two requests never wait on each other in a
+    # circle), so nobody changes a job between this check and the writes.
+    False: text(
+        f"WITH {_PAYLOAD[False]}, {_ROUTES_CTE},"
+        " j AS (SELECT id, state, app_id, n_stage_in, n_stage_out, has_children FROM jobs"
+        " WHERE id IN (SELECT id FROM p) AND owner_id = :o ORDER BY id FOR UPDATE)"
+        " SELECT p.ord FROM p LEFT JOIN j ON j.id = p.id"
+        " LEFT JOIN r ON r.source = j.state AND r.target = p.state" + _NOT_PLAIN
+    ),
+}
+
+# ``p CROSS JOIN ...``: SQLite joins in the order written (the payload outermost, each
+# row's Events from its own short list); PostgreSQL takes it as a plain join.
+_EVENTS_FROM = {
+    True: (
+        " FROM p CROSS JOIN jobs AS j CROSS JOIN json_each(p.events) AS ev WHERE j.id = p.id",
+        "json_extract(ev.value, '$[0]')",
+        "json_extract(ev.value, '$[1]')",
+        "ev.key",
+    ),
+    False: (
+        " FROM p CROSS JOIN jobs AS j CROSS JOIN json_array_elements(p.events) WITH ORDINALITY AS ev(v, k)"
+        " WHERE j.id = p.id",
+        "ev.v->>0",
+        "ev.v->>1",
+        "ev.k - 1",
+    ),
+}
+_EVENTS = {
+    sqlite: text(
+        f"WITH {_PAYLOAD[sqlite]}"
+        " INSERT INTO events (owner_id, site_id, job_id, from_state, to_state, timestamp, data)"
+        f" SELECT j.owner_id, j.site_id, j.id, coalesce({a}, j.state), {b},"
+        f" CASE WHEN {k} = 0 THEN coalesce(p.ts, :now) ELSE :now END,"
+        f" CASE WHEN {k} = 0 THEN p.data ELSE '{{}}' END"
+        f"{from_} ORDER BY p.ord, {k}"
+    )
+    for sqlite, (from_, a, b, k) in _EVENTS_FROM.items()
+}
+
+_JOBS = {
+    sqlite: text(
+        f"WITH {_PAYLOAD[sqlite]}"
+        " UPDATE jobs SET state = p.final, return_code = coalesce(p.rc, jobs.return_code),"
+        " session_id = CASE WHEN p.keeps = 1 THEN jobs.session_id END, updated_at = :now"
+        " FROM p WHERE jobs.id = p.id"
+    )
+    for sqlite in (True, False)
+}
+
+
+def not_plain(conn: Connection, owner_id: int, rows: Sequence[Row]) -> list[int]:
+    """Positions of ``rows`` that the Advancer must take (PostgreSQL: all rows locked)."""
+    if not rows:
+        return []
+    sqlite = bulk.is_sqlite(conn)
+    result = conn.execute(_CHECK[sqlite], {"p": dumps(rows), "o": owner_id})
+    # SQLite's json_each counts from 0, PostgreSQL's ordinality from 1
+    base = 0 if sqlite else 1
+    return [int(ord_) - base for ord_ in result.scalars()]
+
+
+def apply(conn: Connection, rows: Sequence[Row], now: datetime) -> None:
+    """Write the Events and the new states of ``rows``, all plain (see ``not_plain``)."""
+    if not rows:
+        return
+    sqlite = bulk.is_sqlite(conn)
+    params = {"p": dumps(rows), "now": bulk.ts(conn, now)}
+    conn.execute(_EVENTS[sqlite], params)
+    conn.execute(_JOBS[sqlite], params)

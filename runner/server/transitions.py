@@ -167,29 +167,107 @@ ROUTES = _routes()
 TARGETS: dict[JobState, Route] = {route.target: route for route in ROUTES.values()}
 
 
-def _tail(route: Route) -> tuple[str, list[list[str | None]], str, int]:
-    events: list[list[str | None]] = [[None, route.target.value]]
-    events.extend([a.value, b.value] for a, b in route.steps)
-    return route.target.value, events, route.final.value, int(route.keeps_session)
+#: Each Event of a row: [from, to, timestamp, data]; ``from`` None is the job's state
+#: (read by the database), timestamp None is now.
+Step = list[Any]
+_NO_DATA: dict[str, Any] = {}
 
 
-#: per target, what its rows carry besides the reported fields: the Events to write as
-#: [from, to] pairs (the first ``from`` is the job's state, read by the database), the
-#: final state, and whether the job keeps its session. Rows share these lists.
-_TAILS = {route.target: _tail(route) for route in TARGETS.values()}
+def _auto(route: Route) -> list[Step]:
+    return [[a.value, b.value, None, _NO_DATA] for a, b in route.steps]
+
+
+@dataclass(frozen=True)
+class _Move:
+    """One reported move of a plain sequence: its Event's ``from`` and ``to``, then the
+    automatic steps it leads to (shared by every row: orjson writes them out)."""
+
+    source: str | None
+    target: str
+    auto: list[Step]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a sequence of reported targets does to a plain job (one payload row)."""
+
+    first: JobState
+    #: per report: its move, or None when the job is already there (nothing happens)
+    moves: tuple[_Move | None, ...]
+    final: JobState
+    keeps_session: bool
+    asks_hooks: bool
+    counts_in: bool
+    counts_out: bool
+    ends: bool
+
+
+def plan(targets: tuple[JobState, ...]) -> Plan | None:
+    """The plan of ``targets`` reported in this order, or None when it is not plain.
+
+    The first move's source is the job's state, which only the database knows (the
+    check looks it up in ``ROUTES``); every later source is the state the one before
+    left the job in.
+    """
+    first = TARGETS.get(targets[0])
+    if first is None:
+        return None
+    moves: list[_Move | None] = [_Move(None, first.target.value, _auto(first))]
+    state, last = first.final, first
+    flags = [first.asks_hooks, first.counts_in, first.counts_out]
+    for target in targets[1:]:
+        if target is state:
+            moves.append(None)  # as the Advancer: a job already there does not move
+            continue
+        route = ROUTES.get((state, target))
+        if route is None:
+            return None
+        moves.append(_Move(state.value, target.value, _auto(route)))
+        asked = (route.asks_hooks, route.counts_in, route.counts_out)
+        flags = [f or g for f, g in zip(flags, asked, strict=True)]
+        state, last = route.final, route
+    asks_hooks, counts_in, counts_out = flags
+    return Plan(
+        first=targets[0],
+        moves=tuple(moves),
+        final=state,
+        keeps_session=last.keeps_session,
+        asks_hooks=asks_hooks,
+        counts_in=counts_in,
+        counts_out=counts_out,
+        ends=state in FINAL,
+    )
+
+
+_PLANS: dict[tuple[JobState, ...], Plan | None] = {}
 _ZERO = timedelta(0)
 
 
-def row(job_id: int, target: JobState, ts: datetime | None, rc: int | None, data: dict[str, Any]) -> Row:
-    """The payload row of one plain update (``target`` in TARGETS).
-
-    ``ts`` stays a datetime, which ``dumps`` writes in UTC with ``Z``; only another
-    offset needs converting here.
-    """
-    value, events, final, keeps = _TAILS[target]
+def _utc(ts: datetime | None) -> datetime | None:
+    # orjson writes a datetime in UTC with "Z" (``dumps``); only another offset needs work
     if ts is not None and ts.tzinfo is not None and ts.utcoffset() != _ZERO:
-        ts = ts.astimezone(UTC)
-    return [job_id, value, ts, rc, data, events, final, keeps]
+        return ts.astimezone(UTC)
+    return ts
+
+
+def row(
+    job_id: int, reports: Sequence[tuple[JobState, datetime | None, dict[str, Any]]], rc: int | None
+) -> Row | None:
+    """The payload row of one job's reports (target, timestamp, Event data) in order,
+    and its last return code; None when they are not plain (the Advancer's then)."""
+    key = tuple(r[0] for r in reports)
+    if key not in _PLANS:
+        _PLANS[key] = plan(key)
+    p = _PLANS[key]
+    if p is None:
+        return None
+    events: list[Step] = []
+    for move, (_target, ts, data) in zip(p.moves, reports, strict=True):
+        if move is not None:
+            events.append([move.source, move.target, _utc(ts), data])
+            events.extend(move.auto)
+    flags = (p.asks_hooks, p.counts_in, p.counts_out, p.ends)
+    return [job_id, p.first.value, rc, events, p.final.value, int(p.keeps_session), *map(int, flags)]
 
 
 def dumps(rows: Sequence[Row]) -> str:
@@ -216,35 +294,25 @@ def _values(name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) ->
     return f"{name}({', '.join(columns)}) AS (VALUES {body})"
 
 
-_ROUTES_CTE = _values(
-    "r",
-    ("source", "target", "asks_hooks", "counts_in", "counts_out", "ends"),
-    [(r.source, r.target, r.asks_hooks, r.counts_in, r.counts_out, r.ends) for r in ROUTES.values()],
-)
+#: the plain first moves (the source is the job's state, known only to the database)
+_ROUTES_CTE = _values("r", ("source", "target"), [(r.source, r.target) for r in ROUTES.values()])
 
-# SQLite keeps naive-UTC timestamps as text "YYYY-MM-DD HH:MM:SS.ffffff"; orjson wrote
-# "YYYY-MM-DDTHH:MM:SS[.ffffff]Z" (the microseconds only when not zero).
-_TS = "json_extract(x.value, '$[2]')"
-_SQLITE_TS = (
-    f"replace(substr({_TS}, 1, 19), 'T', ' ')"
-    f" || CASE length({_TS}) WHEN 27 THEN substr({_TS}, 20, 7) ELSE '.000000' END"
-)
+_COLUMNS = ("id", "first", "rc", "events", "final", "keeps", "asks_hooks", "counts_in", "counts_out", "ends")
 _PAYLOAD = {
-    True: "p AS (SELECT x.key AS ord, json_extract(x.value, '$[0]') AS id,"
-    f" json_extract(x.value, '$[1]') AS state, {_SQLITE_TS} AS ts, json_extract(x.value, '$[3]') AS rc,"
-    " json_extract(x.value, '$[4]') AS data, json_extract(x.value, '$[5]') AS events,"
-    " json_extract(x.value, '$[6]') AS final, json_extract(x.value, '$[7]') AS keeps"
-    " FROM json_each(:p) AS x)",
-    False: "p AS (SELECT x.ord, (x.e->>0)::bigint AS id, x.e->>1 AS state,"
-    " (x.e->>2)::timestamptz AT TIME ZONE 'UTC' AS ts,"
-    " (x.e->>3)::int AS rc, x.e->4 AS data, x.e->5 AS events, x.e->>6 AS final, (x.e->>7)::int AS keeps"
-    " FROM json_array_elements(CAST(:p AS json)) WITH ORDINALITY AS x(e, ord))",
+    True: "p AS (SELECT x.key AS ord, "
+    + ", ".join(f"json_extract(x.value, '$[{i}]') AS {name}" for i, name in enumerate(_COLUMNS))
+    + " FROM json_each(:p) AS x)",
+    False: "p AS (SELECT x.ord, (x.e->>0)::bigint AS id, x.e->>1 AS first, (x.e->>2)::int AS rc,"
+    " x.e->3 AS events, x.e->>4 AS final, "
+    + ", ".join(f"(x.e->>{i})::int AS {name}" for i, name in enumerate(_COLUMNS) if i >= 5)
+    + " FROM json_array_elements(CAST(:p AS json)) WITH ORDINALITY AS x(e, ord))",
 }
+
 _NOT_PLAIN = (
     " WHERE r.target IS NULL"
-    " OR (r.counts_in = 1 AND j.n_stage_in > 0) OR (r.counts_out = 1 AND j.n_stage_out > 0)"
-    " OR (r.ends = 1 AND j.has_children)"
-    " OR (r.asks_hooks = 1 AND j.app_id IN"
+    " OR (p.counts_in = 1 AND j.n_stage_in > 0) OR (p.counts_out = 1 AND j.n_stage_out > 0)"
+    " OR (p.ends = 1 AND j.has_children)"
+    " OR (p.asks_hooks = 1 AND j.app_id IN"
     " (SELECT id FROM apps WHERE owner_id = :o AND json_array_length(hooks) > 0))"
     " ORDER BY p.ord"
 )
@@ -253,7 +321,7 @@ _CHECK = {
     True: text(
         f"WITH {_PAYLOAD[True]}, {_ROUTES_CTE}"
         " SELECT p.ord FROM p LEFT JOIN jobs AS j ON j.id = p.id AND j.owner_id = :o"
-        " LEFT JOIN r ON r.source = j.state AND r.target = p.state" + _NOT_PLAIN
+        " LEFT JOIN r ON r.source = j.state AND r.target = p.first" + _NOT_PLAIN
     ),
     # Lock the rows first (id order: two requests never wait on each other in a
     # circle), so nobody changes a job between this check and the writes.
@@ -262,37 +330,40 @@ _CHECK = {
         " j AS (SELECT id, state, app_id, n_stage_in, n_stage_out, has_children FROM jobs"
         " WHERE id IN (SELECT id FROM p) AND owner_id = :o ORDER BY id FOR UPDATE)"
         " SELECT p.ord FROM p LEFT JOIN j ON j.id = p.id"
-        " LEFT JOIN r ON r.source = j.state AND r.target = p.state" + _NOT_PLAIN
+        " LEFT JOIN r ON r.source = j.state AND r.target = p.first" + _NOT_PLAIN
     ),
 }
 
+# SQLite keeps naive-UTC timestamps as text "YYYY-MM-DD HH:MM:SS.ffffff"; orjson wrote
+# "YYYY-MM-DDTHH:MM:SS[.ffffff]Z" (the microseconds only when not zero).
+_TS = "json_extract(ev.value, '$[2]')"
+_SQLITE_TS = (
+    f"replace(substr({_TS}, 1, 19), 'T', ' ')"
+    f" || CASE length({_TS}) WHEN 27 THEN substr({_TS}, 20, 7) ELSE '.000000' END"
+)
 # ``p CROSS JOIN ...``: SQLite joins in the order written (the payload outermost, each
 # row's Events from its own short list); PostgreSQL takes it as a plain join.
 _EVENTS_FROM = {
     True: (
         " FROM p CROSS JOIN jobs AS j CROSS JOIN json_each(p.events) AS ev WHERE j.id = p.id",
-        "json_extract(ev.value, '$[0]')",
-        "json_extract(ev.value, '$[1]')",
-        "ev.key",
+        ("json_extract(ev.value, '$[0]')", "json_extract(ev.value, '$[1]')", _SQLITE_TS),
+        ("json_extract(ev.value, '$[3]')", "ev.key"),
     ),
     False: (
         " FROM p CROSS JOIN jobs AS j CROSS JOIN json_array_elements(p.events) WITH ORDINALITY AS ev(v, k)"
         " WHERE j.id = p.id",
-        "ev.v->>0",
-        "ev.v->>1",
-        "ev.k - 1",
+        ("ev.v->>0", "ev.v->>1", "(ev.v->>2)::timestamptz AT TIME ZONE 'UTC'"),
+        ("ev.v->3", "ev.k"),
     ),
 }
 _EVENTS = {
     sqlite: text(
         f"WITH {_PAYLOAD[sqlite]}"
         " INSERT INTO events (owner_id, site_id, job_id, from_state, to_state, timestamp, data)"
-        f" SELECT j.owner_id, j.site_id, j.id, coalesce({a}, j.state), {b},"
-        f" CASE WHEN {k} = 0 THEN coalesce(p.ts, :now) ELSE :now END,"
-        f" CASE WHEN {k} = 0 THEN p.data ELSE '{{}}' END"
+        f" SELECT j.owner_id, j.site_id, j.id, coalesce({a}, j.state), {b}, coalesce({ts}, :now), {data}"
         f"{from_} ORDER BY p.ord, {k}"
     )
-    for sqlite, (from_, a, b, k) in _EVENTS_FROM.items()
+    for sqlite, (from_, (a, b, ts), (data, k)) in _EVENTS_FROM.items()
 }
 
 _JOBS = {

@@ -71,20 +71,30 @@ def test_plain_rows_end_as_the_advancer_ends_them(
     sa = make_site_app(tolu_client, hooks=hooks, name="app")
     limit = data.draw(st.integers(0, 2), label="retry_limit")
     plain, general = tolu_client.jobs.bulk_create([{"app_id": sa.app.id, "retry_limit": limit}] * 2)
-    for step in range(data.draw(st.integers(1, 7), label="steps")):
-        current = tolu_client.jobs.get(plain.id).state
-        legal = sorted(TRANSITIONS[current], key=str)
-        pool = st.sampled_from(legal) | st.sampled_from(ALL_STATES) if legal else st.sampled_from(ALL_STATES)
-        target = data.draw(pool, label=f"from {current}")
-        update: dict[str, Any] = {"state": target, "state_timestamp": REPORTED + timedelta(seconds=step)}
-        if target in (S.RUN_DONE, S.RUN_ERROR):
-            update["return_code"] = 0 if target is S.RUN_DONE else 3
-        if data.draw(st.booleans(), label="with data"):
-            update["state_data"] = {"step": step}
+    for step in range(data.draw(st.integers(1, 6), label="requests")):
+        state = tolu_client.jobs.get(plain.id).state
+        # one to three updates of the job in one request, mostly legal ones
+        updates: list[dict[str, Any]] = []
+        for k in range(data.draw(st.integers(1, 3), label="updates")):
+            legal = sorted(TRANSITIONS[state], key=str)
+            pool = st.sampled_from(ALL_STATES)
+            if legal:
+                pool = st.sampled_from(legal) | pool
+            target = data.draw(pool, label=f"from {state}")
+            update: dict[str, Any] = {
+                "state": target,
+                "state_timestamp": REPORTED + timedelta(seconds=step, milliseconds=k),
+            }
+            if target in (S.RUN_DONE, S.RUN_ERROR):
+                update["return_code"] = 0 if target is S.RUN_DONE else 3
+            if data.draw(st.booleans(), label="with data"):
+                update["state_data"] = {"step": step, "k": k}
+            updates.append(update)
+            state = target
         answers = []
         for job, extra in ((plain, {}), (general, {"retry_limit": limit})):
             try:
-                tolu_client.jobs.bulk_update([{"id": job.id, **update, **extra}], returning=False)
+                tolu_client.jobs.bulk_update([{"id": job.id, **u, **extra} for u in updates], returning=False)
                 answers.append("ok")
             except Conflict as exc:
                 answers.append(str(exc).replace(f"job {job.id}:", "job N:"))

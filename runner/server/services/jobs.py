@@ -168,11 +168,6 @@ def bulk_update(
     if len(items) > MAX_BULK:
         raise too_many(len(items), "updates")
     ids: list[int] = []
-    rows: list[transitions.Row] = []
-    at: list[int] = []  # position in ``items`` of each row
-    others: list[int] = []
-    targets = transitions.TARGETS
-    plain_row = transitions.row
     for i, it in enumerate(items):
         if it.id is None:
             raise Invalid.at(
@@ -181,19 +176,12 @@ def bulk_update(
         ids.append(it.id)
         if it.tags is not None:
             check_tags(it.tags, ["body", i, "tags"])
-        if it.state in targets and it.model_fields_set.isdisjoint(_FIELDS):
-            rows.append(plain_row(it.id, it.state, it.state_timestamp, it.return_code, it.state_data))
-            at.append(i)
-        else:
-            others.append(i)
-    if len(set(ids)) < len(ids):
-        # a job named twice: its updates apply one after the other, which only the Advancer does
-        rows, at, others = [], [], list(range(len(items)))
+    rows, at, others = _plain_rows(items)
     now = utcnow()
     if rows:
         slow = transitions.not_plain(conn, who.user_id, rows)
         if slow:
-            others = sorted([*others, *(at[k] for k in slow)])
+            others = sorted([*others, *(i for k in slow for i in at[k])])
             skip = set(slow)
             rows = [row for k, row in enumerate(rows) if k not in skip]
         transitions.apply(conn, rows, now)
@@ -203,6 +191,31 @@ def bulk_update(
         return []
     current = by_ids(conn, ids)
     return [current[i] for i in ids]
+
+
+def _plain_rows(items: Sequence[JobUpdate]) -> tuple[list[transitions.Row], list[list[int]], list[int]]:
+    """The set-based path's payload rows, one per job (its state reports in order), the
+    positions in ``items`` of each row's updates, and the positions of all others (a
+    job with any other field, or reports that are not plain, is the Advancer's)."""
+    by_job: dict[int, list[int]] = {}
+    for i, it in enumerate(items):
+        by_job.setdefault(it.id, []).append(i)  # type: ignore[arg-type]
+    rows: list[transitions.Row] = []
+    at: list[list[int]] = []
+    others: list[int] = []
+    for job_id, positions in by_job.items():
+        row = None
+        mine = [items[i] for i in positions]
+        if all(it.state is not None and it.model_fields_set.isdisjoint(_FIELDS) for it in mine):
+            codes = [it.return_code for it in mine if it.return_code is not None]
+            reports = [(it.state, it.state_timestamp, it.state_data) for it in mine]
+            row = transitions.row(job_id, reports, codes[-1] if codes else None)  # type: ignore[arg-type]
+        if row is None:
+            others.extend(positions)
+        else:
+            rows.append(row)
+            at.append(positions)
+    return rows, at, sorted(others)
 
 
 def _update_each(conn: Connection, who: Principal, items: Sequence[JobUpdate], now: datetime) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, delete, select, update
 
 from runner.models import AcquireSpec, SessionCreate
-from runner.server import rows
+from runner.server import bulk, rows
 from runner.server import tables as t
 from runner.server.auth.principal import Principal
 from runner.server.bulk import ids_in
@@ -85,9 +85,16 @@ def delete_session(conn: Connection, who: Principal, session_id: int) -> None:
 
 
 def expire(conn: Connection, now: datetime | None = None) -> int:
-    """End every session whose heartbeat is older than its ttl; returns how many."""
+    """End every session whose heartbeat is older than its ttl; returns how many.
+
+    PostgreSQL: each expired session is locked by the one server worker that ends it
+    (``SKIP LOCKED``: the others pass it by), so no job times out twice.
+    """
     now = now or utcnow()
-    ids = list(conn.execute(select(t.sessions.c.id).where(t.sessions.c.expires_at < now)).scalars())
+    stmt = select(t.sessions.c.id).where(t.sessions.c.expires_at < now)
+    if not bulk.is_sqlite(conn):
+        stmt = stmt.with_for_update(skip_locked=True)
+    ids = list(conn.execute(stmt).scalars())
     if ids:
         _release(conn, ids, "session expired")
     return len(ids)

@@ -321,6 +321,7 @@ _CHECK = {
     True: text(
         f"WITH {_PAYLOAD[True]}, {_ROUTES_CTE}"
         " SELECT p.ord FROM p LEFT JOIN jobs AS j ON j.id = p.id AND j.owner_id = :o"
+        " AND j.site_id = coalesce(:s, j.site_id)"
         " LEFT JOIN r ON r.source = j.state AND r.target = p.first" + _NOT_PLAIN
     ),
     # Lock the rows first (id order: two requests never wait on each other in a
@@ -328,7 +329,8 @@ _CHECK = {
     False: text(
         f"WITH {_PAYLOAD[False]}, {_ROUTES_CTE},"
         " j AS (SELECT id, state, app_id, n_stage_in, n_stage_out, has_children FROM jobs"
-        " WHERE id IN (SELECT id FROM p) AND owner_id = :o ORDER BY id FOR UPDATE)"
+        " WHERE id IN (SELECT id FROM p) AND owner_id = :o AND site_id = coalesce(:s, site_id)"
+        " ORDER BY id FOR UPDATE)"
         " SELECT p.ord FROM p LEFT JOIN j ON j.id = p.id"
         " LEFT JOIN r ON r.source = j.state AND r.target = p.first" + _NOT_PLAIN
     ),
@@ -377,12 +379,12 @@ _JOBS = {
 }
 
 
-def not_plain(conn: Connection, owner_id: int, rows: Sequence[Row]) -> list[int]:
+def not_plain(conn: Connection, owner_id: int, site_id: int | None, rows: Sequence[Row]) -> list[int]:
     """Positions of ``rows`` that the Advancer must take (PostgreSQL: all rows locked)."""
     if not rows:
         return []
     sqlite = bulk.is_sqlite(conn)
-    result = conn.execute(_CHECK[sqlite], {"p": dumps(rows), "o": owner_id})
+    result = conn.execute(_CHECK[sqlite], {"p": dumps(rows), "o": owner_id, "s": site_id})
     # SQLite's json_each counts from 0, PostgreSQL's ordinality from 1
     base = 0 if sqlite else 1
     return [int(ord_) - base for ord_ in result.scalars()]

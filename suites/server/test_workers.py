@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -33,9 +32,7 @@ JOBS = 2_400
 def two_workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
     request.getfixturevalue("postgres_url")  # the harness's PostgreSQL checks (skip / --require)
     with scratch_database("tolu_workers") as url:
-        server = ServerProcess(
-            tmp_path / "server", database_url=url, workers=2, env={"TOLU_SECRET_KEY": secrets.token_hex(32)}
-        )
+        server = ServerProcess(tmp_path / "server", database_url=url, workers=2)
         server.start(timeout=90)
         try:
             yield server

@@ -179,7 +179,7 @@ def bulk_update(
     rows, at, others = _plain_rows(items)
     now = utcnow()
     if rows:
-        slow = transitions.not_plain(conn, who.user_id, rows)
+        slow = transitions.not_plain(conn, who.user_id, who.site_id, rows)
         if slow:
             others = sorted([*others, *(i for k in slow for i in at[k])])
             skip = set(slow)

@@ -6,8 +6,8 @@ runnable job of the site for each acquire (milliseconds per 10,000 queued jobs, 
 each batch of 1,000 taken). This partial index holds only the jobs free to run, so
 it costs nothing for the others, and an acquire reads just the rows it takes.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-26 15:20:00
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -85,6 +85,13 @@ def _listen(host: str | None, port: int | None) -> tuple[str, int]:
 @_database_option
 @click.option("--detach", is_flag=True, help="run in the background; stop with `tolu server down`")
 @click.option("--migrate", is_flag=True, help="upgrade an older database schema first")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="server processes sharing the port; more than 1 needs PostgreSQL (--database-url)",
+)
 @_json_option
 def up(
     host: str | None,
@@ -93,6 +100,7 @@ def up(
     database_url: str | None,
     detach: bool,
     migrate: bool,
+    workers: int,
     as_json: bool,
 ) -> None:
     """Start a server.
@@ -100,9 +108,13 @@ def up(
     In the foreground it logs to the terminal until Ctrl-C. With --detach it writes
     DATA_DIR/server.pid, logs to DATA_DIR/server.log and prints the URL.
 
+    With --workers N (PostgreSQL only) N processes answer on the same port, each on
+    a core of its own; stopping the server's PID stops them all.
+
     \b
-    Example:
+    Examples:
       tolu server up --detach --port 8000
+      tolu server up --detach --workers 4 --database-url postgresql+psycopg://tolu:tolu@127.0.0.1/tolu
     """
     host, port = _listen(host, port)
     directory = _data_dir(data_dir)
@@ -122,11 +134,15 @@ def up(
             argv += ["--database-url", database_url]
         if migrate:
             argv.append("--migrate")
+        if workers > 1:
+            argv += ["--workers", str(workers)]
         sys.exit(main(argv))
 
     from runner.server.process import ServerProcess, ServerStartError
 
-    proc = ServerProcess(directory, host=host, port=port, database_url=database_url, migrate=migrate)
+    proc = ServerProcess(
+        directory, host=host, port=port, database_url=database_url, migrate=migrate, workers=workers
+    )
     try:
         proc.start(timeout=60)
     except ServerStartError as exc:

@@ -34,7 +34,8 @@ def heartbeat(session_id: int, who: Who, db: Db) -> Response:
 @router.post("/{session_id}/acquire", response_model=list[models.Job])
 def acquire(session_id: int, body: models.AcquireSpec, who: Who, db: Db) -> Response:
     with db.write() as conn:
-        return json_response(sessions.acquire(conn, db, who, session_id, body))
+        held = sessions.acquire(conn, db, who, session_id, body)
+    return Response(held, media_type="application/json")
 
 
 @router.delete("/{session_id}", status_code=204)

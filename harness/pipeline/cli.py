@@ -119,3 +119,52 @@ def image(base_image: str | None, force: bool) -> None:
     except ContainerError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(tag)
+
+
+@ci.command()
+@click.argument("url")
+@click.option(
+    "--workflow",
+    "names",
+    multiple=True,
+    help="run only this workflow of ci/smoke/ (repeatable): health, accounts, jobs, ...",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="also write every step's result to this file",
+)
+def smoke(url: str, names: tuple[str, ...], json_path: Path | None) -> None:
+    """Run the API smoke tests (stepci workflows of ci/smoke/) against the server at URL.
+
+    Each workflow registers a fresh user and exercises accounts, sites, apps, jobs (bulk,
+    DAG, idempotent resend, filters, pages, a forbidden transition), events, batch jobs,
+    transfers, launcher sessions, health and schema revision. Needs Node.js; stepci is
+    installed into ci/smoke/node_modules on first use (npm ci). Exits 1 on any failure.
+
+    \b
+      tolu ci smoke http://127.0.0.1:8000
+      tolu ci smoke https://tolu.example.org --workflow health --workflow jobs
+    """
+    import json
+
+    from harness.deploy.smoke import SmokeError, run_smoke, workflow
+
+    try:
+        paths = [workflow(n) for n in names] or None
+        result = run_smoke(url, paths)
+    except SmokeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name, steps in result.by_workflow().items():
+        bad = [s for s in steps if not s.passed]
+        click.echo(f"{'FAIL' if bad else 'ok  '} {name}: {len(steps) - len(bad)}/{len(steps)} steps")
+        for s in bad:
+            if not s.skipped:
+                click.echo(
+                    f"     {s.test} / {s.name}:\n" + "\n".join("       " + x for x in s.why().splitlines())
+                )
+    click.echo(result.summary())
+    if json_path is not None:
+        json_path.write_text(json.dumps(result.as_json(), indent=1, default=str) + "\n")
+    sys.exit(0 if result.ok else 1)

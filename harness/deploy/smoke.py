@@ -216,3 +216,18 @@ def _reached(published: set[tuple[str, str]], steps: list[Step]) -> set[tuple[st
         if matches:
             reached.add((s.method, min(matches)[1]))
     return reached
+
+
+def write_log(result: SmokeResult, path: Path) -> Path:
+    """One line per step (ok / FAIL / skip, request, status), the reasons, and the counts."""
+    lines = []
+    for s in result.steps:
+        mark = "skip" if s.skipped else "ok  " if s.passed else "FAIL"
+        lines.append(
+            f"{mark} {s.workflow} / {s.test} / {s.name}: {s.method or '-'} {s.url or ''} -> {s.status}"
+        )
+        if not s.passed and not s.skipped:
+            lines += ["       " + x for x in s.why().splitlines()]
+    lines.append(result.summary())
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -168,3 +168,86 @@ def smoke(url: str, names: tuple[str, ...], json_path: Path | None) -> None:
     if json_path is not None:
         json_path.write_text(json.dumps(result.as_json(), indent=1, default=str) + "\n")
     sys.exit(0 if result.ok else 1)
+
+
+@ci.command()
+@click.option("--registry", default="127.0.0.1:5000", show_default=True, help="host[:port] of the registry")
+@click.option("--image", default=None, help="the image to publish [build or reuse tolu-server:<digest>]")
+@click.option("--source", default="", help="the project's URL, for org.opencontainers.image.source")
+@click.option(
+    "--check/--no-check", default=True, show_default=True, help="then remove, pull by digest and run it"
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the digest, tags, labels, size, layers and packages as JSON here",
+)
+def publish(registry: str, image: str | None, source: str, check: bool, report: Path | None) -> None:
+    """Push the server image, with OCI labels and version and commit tags, to a registry.
+
+    The tested image gets the org.opencontainers.image.* labels (one FROM line, no layer
+    changes) and two tags: <version> and sha-<commit>. With --check (the default) the local
+    tags are then removed, the registry's manifest and blobs are checked, the image is
+    pulled by digest and run until /health answers. Prints what the image contains.
+
+    \b
+      tolu ci publish                               # the registry of ci/provision/registry.sh
+      tolu ci publish --registry ghcr.io/OWNER --no-check --source https://github.com/OWNER/tolu
+    """
+    require_extra("container", "tolu ci publish")
+    import json
+    import tempfile
+    import time
+
+    import requests
+
+    from harness.container.engine import docker_client
+    from harness.container.errors import ContainerError
+    from harness.container.image import build_server_image
+    from harness.container.server import ContainerServer
+    from harness.deploy import registry as reg
+    from harness.deploy.contents import image_contents
+
+    client = docker_client()
+    work = Path(tempfile.mkdtemp(prefix="tolu-publish-"))
+    try:
+        tested = image or build_server_image(client=client)
+        t0 = time.monotonic()
+        published = reg.publish(client, tested, registry, log=work / "publish.log", source=source)
+        click.echo(
+            f"pushed {published.repository}:{{{','.join(published.tags)}}} as {published.digest} "
+            f"({time.monotonic() - t0:.1f} s)"
+        )
+        contents = image_contents(client, f"{published.repository}:{published.tags[0]}")
+        if check:
+            t1 = time.monotonic()
+            reference = reg.round_trip(client, published, registry)
+            t2 = time.monotonic()
+            click.echo(
+                f"removed locally, registry holds {len(published.blobs)} blobs "
+                f"({published.pushed_bytes / 1e6:.0f} MB), pulled {reference} ({t2 - t1:.1f} s)"
+            )
+            with ContainerServer(work / "server", image=reference) as server:
+                health = requests.get(server.url + "/health", timeout=10).json()
+            click.echo(f"ran it: /health {health} ({time.monotonic() - t2:.1f} s)")
+            reg.remove_published(client, published)
+    except ContainerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        client.close()
+    click.echo(
+        f"image {contents.size_bytes / 1e6:.0f} MB, {contents.os}, Python {contents.python}, "
+        f"{len(contents.packages)} distributions"
+    )
+    for layer in contents.layers:
+        click.echo(f"  {layer.size_bytes / 1e6:8.1f} MB  {layer.created_by}")
+    click.echo("  " + ", ".join(f"{n} {v}" for n, v in contents.packages))
+    if report is not None:
+        doc = {
+            "digest": published.digest,
+            "tags": published.tags,
+            "labels": published.labels,
+            "contents": contents.as_json(),
+        }
+        report.write_text(json.dumps(doc, indent=1) + "\n")
+

@@ -127,8 +127,9 @@ def _run(cmd: list[str], log_file: Path) -> None:
 
 
 @contextlib.contextmanager
-def _build_lock() -> Iterator[None]:
-    """One image build at a time on this machine (pytest-xdist workers share the engine)."""
+def build_lock() -> Iterator[None]:
+    """One image build at a time on this machine (pytest-xdist workers share the engine; a
+    build prunes dangling images, which a concurrent build may still be using)."""
     lock_path = Path(tempfile.gettempdir()) / "tolu-server-image.lock"
     with lock_path.open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -152,7 +153,7 @@ def build_server_image(
         base = base_image or default_base_image(client)
         log_file = log_path or Path(tempfile.gettempdir()) / f"tolu-image-build-{os.getpid()}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        with _build_lock():
+        with build_lock():
             deps_tag = f"{DEPS_REPO}:{deps_digest(base)}"
             if force or not image_exists(client, deps_tag):
                 _build_deps_image(client, base, deps_tag, log_file)

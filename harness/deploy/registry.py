@@ -27,6 +27,7 @@ import runner
 from harness.checkout import REPO_ROOT
 from harness.container.engine import LABEL
 from harness.container.errors import ContainerError
+from harness.container.image import build_lock
 
 #: the repository's name inside a registry.
 REPOSITORY = "tolu/server"
@@ -94,7 +95,7 @@ def label_image(client: Any, image: str, labels: dict[str, str], targets: list[s
     """``FROM image`` plus ``labels``, tagged ``targets``; the new image's id."""
     import docker.errors
 
-    with tempfile.TemporaryDirectory(prefix="tolu-publish-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tolu-publish-") as tmp, build_lock():
         (Path(tmp) / "Dockerfile").write_text(f"FROM {image}\n")
         try:
             built, chunks = client.images.build(

@@ -95,6 +95,8 @@ class LossyProxy:
     def close(self) -> None:
         for s in self._closing:
             with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept() or recv()
+            with contextlib.suppress(OSError):
                 s.close()
 
 

@@ -214,9 +214,10 @@ def publish(registry: str, image: str | None, source: str, check: bool, report: 
         tested = image or build_server_image(client=client)
         t0 = time.monotonic()
         published = reg.publish(client, tested, registry, log=work / "publish.log", source=source)
+        sec = published.seconds
         click.echo(
             f"pushed {published.repository}:{{{','.join(published.tags)}}} as {published.digest} "
-            f"({time.monotonic() - t0:.1f} s)"
+            f"(label {sec['label']:.1f} s, push {sec['push']:.1f} s; {time.monotonic() - t0:.1f} s in all)"
         )
         contents = image_contents(client, f"{published.repository}:{published.tags[0]}")
         if check:
@@ -251,3 +252,68 @@ def publish(registry: str, image: str | None, source: str, check: bool, report: 
         }
         report.write_text(json.dumps(doc, indent=1) + "\n")
 
+
+@ci.command(context_settings={"max_content_width": 100})
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--facility", required=True, help="the facility's short name (lower-case, digits, '-'), e.g. polaris"
+)
+@click.option(
+    "--scheduler",
+    required=True,
+    type=click.Choice(["local", "slurm", "pbs", "cobalt", "lsf"]),
+    help="the batch scheduler of the facility's site",
+)
+@click.option(
+    "--image",
+    required=True,
+    help="the tolu server image to build FROM, e.g. ghcr.io/OWNER/tolu/server:0.1.0 (tolu ci publish)",
+)
+@click.option(
+    "--database",
+    type=click.Choice(["postgresql", "sqlite"]),
+    default="postgresql",
+    show_default=True,
+    help="PostgreSQL as a service of the compose file, or SQLite in the server's volume",
+)
+@click.option(
+    "--postgres-image", default="postgres:16-bookworm", show_default=True, help="image of the db service"
+)
+@click.option("--port", type=int, default=8000, show_default=True, help="port the server is published on")
+@click.option(
+    "--bind", default="127.0.0.1", show_default=True, help="address the port is published on (0.0.0.0: all)"
+)
+@click.option("--server-url", default="", help="URL sites and users reach the server at [http://BIND:PORT]")
+@click.option("--project", default="", help="the site's default allocation project/account")
+@click.option("--queue", default="", help="the site's default queue/partition")
+@click.option("--mpi-launcher", default="", help="mpich, openmpi, srun, local [srun for slurm, else mpich]")
+@click.option("--cpus", type=int, default=0, show_default=True, help="cores per compute node (0: detect)")
+@click.option("--gpus", type=int, default=0, show_default=True, help="GPUs per compute node")
+def template(directory: Path, **options: object) -> None:
+    """Render a deployment template for a facility into DIRECTORY (new or empty).
+
+    \b
+    DIRECTORY/
+      README.md     how to start it, add users and connect the site, for this facility
+      Dockerfile    FROM the tolu server image, with the facility's configuration
+      compose.yaml  the server and PostgreSQL (or SQLite), volumes, the port
+      server.env    secrets made now: token signing key, database URL (mode 0600)
+      .env          the database password compose.yaml reads (mode 0600)
+      site/         the site directory: settings.yml for the scheduler (validated), apps/
+
+    \b
+      tolu ci template ./tolu-polaris --facility polaris --scheduler pbs --queue debug \\
+          --project MYPROJ --image ghcr.io/OWNER/tolu/server:0.1.0
+      cd tolu-polaris && docker compose up -d --build && tolu ci smoke http://127.0.0.1:8000
+    """
+    from harness.deploy.template import Facility, TemplateError, command_line, render
+
+    argv = sys.argv[sys.argv.index("template") + 1 :] if "template" in sys.argv else []
+    try:
+        facility = Facility(**options)  # type: ignore[arg-type]
+        written = render(directory, facility, command=command_line(argv))
+    except TemplateError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(f"next: cd {directory} && docker compose up -d --build   (see README.md)")

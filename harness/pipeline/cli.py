@@ -22,6 +22,9 @@ def ci() -> None:
       tolu ci integration                          # server process, local scheduler
       tolu ci integration --server container --scheduler slurm
       tolu ci integration --fault job-fails        # prove a planted fault is caught
+      tolu ci smoke http://127.0.0.1:8000          # the API smoke tests against any server
+      tolu ci publish                              # the image to the registry on 127.0.0.1:5000, and back
+      tolu ci template ./tolu-mysite --facility mysite --scheduler slurm --image IMAGE
     """
     # one line naming the extra instead of an ImportError once the run is over
     require_extra("harness", "tolu ci")

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.checkout import REPO_ROOT
+from harness.checkout import REPO_ROOT, forget_stale_build
 from harness.container.engine import LABEL, docker_client, image_exists
 from harness.container.errors import ContainerError, tail
 
@@ -190,6 +190,7 @@ def _build_app_image(client: Any, deps_tag: str, tag: str, log_file: Path) -> No
         ctx = Path(tmp)
         dist = ctx / "dist"
         app = ctx / "app"
+        forget_stale_build()
         _run(
             [
                 sys.executable,

@@ -25,6 +25,7 @@ AREAS: dict[str, str] = {
     "integration": "end-to-end runs of the whole system (suites/integration).",
     "benchmark": "throughput and utilization measurements (suites/benchmark).",
     "harness": "tests of the test harness itself (suites/harness).",
+    "ui": "the web interface in a real browser (Chromium through Playwright) and its API (suites/ui).",
 }
 
 #: markers that are not areas: name -> "signature: usage" for ``pytest --markers``.

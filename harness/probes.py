@@ -133,7 +133,9 @@ def probe_postgres() -> Probe:
     try:
         with psycopg.connect(libpq_url(url), connect_timeout=int(TIMEOUT_SEC)) as conn:
             version = conn.info.server_version
-    except psycopg.Error as exc:
+    except Exception as exc:
+        # not `except psycopg.Error`: pytester's in-process runs restore sys.modules, and a
+        # psycopg imported again has a new Error class that the driver's errors do not match
         return Probe("postgres", False, f"cannot connect to {shown}: {_first_line(str(exc))}")
     return Probe("postgres", True, f"PostgreSQL {version // 10000}.{version % 10000} at {shown}")
 
@@ -192,6 +194,35 @@ def probe_mpi() -> Probe:
     return Probe("mpi", True, f"{path}: {mpi_version() or 'version unknown'}")
 
 
+#: the browser suites/ui drives: Debian's Chromium (``apt install chromium``), never a download.
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+
+
+def chromium_path(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return env.get("TOLU_CHROMIUM") or DEFAULT_CHROMIUM
+
+
+def probe_chromium() -> Probe:
+    path = chromium_path()
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        return Probe("chromium", False, f"no Chromium at {path} (apt install chromium, or set TOLU_CHROMIUM)")
+    try:
+        import playwright  # noqa: F401  (the driver; the browser is the system one)
+    except ImportError as exc:
+        return Probe("chromium", False, f"playwright not importable: {exc}")
+    try:
+        done = _run([path, "--version"])
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Probe("chromium", False, f"{path} --version did not answer: {exc}")
+    version = next((line for line in done.stdout.splitlines() if "Chromium" in line), "")
+    if done.returncode != 0 or not version:
+        return Probe(
+            "chromium", False, f"{path} --version exit {done.returncode}: {_first_line(done.stderr)}"
+        )
+    return Probe("chromium", True, f"{path}: {version.strip()}")
+
+
 #: feature -> probe. Features not listed here come only from a location's declaration.
 PROBES: dict[str, Callable[[], Probe]] = {
     "docker": probe_docker,
@@ -201,6 +232,7 @@ PROBES: dict[str, Callable[[], Probe]] = {
     "registry": probe_registry,
     "gpu": probe_gpu,
     "mpi": probe_mpi,
+    "chromium": probe_chromium,
 }
 
 

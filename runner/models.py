@@ -566,3 +566,76 @@ class Health(Reply):
     version: str
     schema_revision: str | None
     database: str
+
+
+# ---------------------------------------------------------------- statistics (web interface)
+
+
+class SiteStats(Reply):
+    """One site card: is its agent alive, its jobs by state, its allocations and nodes."""
+
+    site_id: int
+    name: str
+    hostname: str
+    last_heartbeat: datetime | None
+    #: a heartbeat within the last ``agent_alive_sec`` seconds (server clock).
+    agent_alive: bool
+    agent_alive_sec: float
+    #: state -> number of jobs (states with none are left out).
+    jobs: dict[JobState, int]
+    batch_jobs_queued: int
+    batch_jobs_running: int
+    #: nodes of the site's running allocations, and how many of them running jobs use
+    #: (a job uses num_nodes / node_packing_count).
+    nodes_total: int
+    nodes_busy: float
+    nodes_free: float
+
+
+class HistoryFilter(BaseModel):
+    """Which Events a history aggregates (the user's own): the query string of
+    ``GET /stats/history``. Every filter given must match.
+
+    ``after``/``before`` bound the time axis (default: a batch job's lifetime with
+    ``batch_job_id``, else the first matching Event until now); the span is cut into
+    at most ``buckets`` intervals of a round length (1 s, 5 s, ..., 1 h, 1 d, ...).
+    """
+
+    site_id: int | None = None
+    app_id: int | None = None
+    #: only jobs that ran in this batch job; the time axis defaults to its lifetime.
+    batch_job_id: int | None = None
+    tags: Annotated[list[TagMatch] | None, BeforeValidator(_tag_pairs)] = Field(
+        default=None, description="key:value (repeatable, all must match)"
+    )
+    after: datetime | None = None
+    before: datetime | None = None
+    buckets: int = Field(default=120, ge=1, le=1_000, description="most points on the time axis")
+
+    def tag_dict(self) -> Tags:
+        return dict(self.tags or ())
+
+
+class HistoryPoint(Reply):
+    """One interval of a history: what happened in [time, time + interval_sec)."""
+
+    time: datetime
+    #: jobs that reached JOB_FINISHED / FAILED in the interval.
+    finished: int
+    failed: int
+    #: running jobs (busy slots), time-averaged over the interval.
+    running: float
+    #: nodes used by running jobs, time-averaged over the interval.
+    busy_nodes: float
+    #: nodes of running allocations (batch jobs), time-averaged over the interval.
+    available_nodes: float
+
+
+class History(Reply):
+    start: datetime
+    end: datetime
+    interval_sec: float
+    points: list[HistoryPoint]
+    #: totals over [start, end).
+    finished: int
+    failed: int

@@ -7,6 +7,7 @@ arguments or shell syntax.
 
 from __future__ import annotations
 
+import functools
 import shlex
 import string
 from collections.abc import Mapping
@@ -28,14 +29,26 @@ def placeholders(template: str) -> list[str]:
     return names
 
 
-def _split(template: str) -> list[str]:
+def _split(template: str) -> tuple[str, ...]:
+    return _split_cached(template)
+
+
+# A launcher renders the same few templates for every job: shlex and the format
+# parser are the bulk of it, so their results are kept (pure functions of the text).
+@functools.lru_cache(maxsize=1024)
+def _split_cached(template: str) -> tuple[str, ...]:
     try:
-        return shlex.split(template)
+        return tuple(shlex.split(template))
     except ValueError as exc:
         raise AppDefinitionError(f"command template {template!r}: {exc}") from None
 
 
-def _token_fields(token: str, template: str) -> list[str]:
+def _token_fields(token: str, template: str) -> tuple[str, ...]:
+    return _token_fields_cached(token, template)
+
+
+@functools.lru_cache(maxsize=4096)
+def _token_fields_cached(token: str, template: str) -> tuple[str, ...]:
     try:
         parsed = list(_FORMATTER.parse(token))
     except ValueError as exc:
@@ -55,7 +68,7 @@ def _token_fields(token: str, template: str) -> list[str]:
                 f"command template {template!r}: conversions like !{conversion} are not allowed"
             )
         names.append(name)
-    return names
+    return tuple(names)
 
 
 def merge_parameters(

@@ -13,8 +13,8 @@ from runner.client import Client
 from runner.launcher.options import LauncherError, LauncherOptions
 from runner.launcher.outcome import Outcome
 from runner.launcher.session import LauncherSession, Reporter
-from runner.launcher.tasks import Task, TaskError, TaskFactory, read_result, recovered_exit
-from runner.models import App, AppKind, Job
+from runner.launcher.tasks import Task, TaskError, TaskFactory
+from runner.models import App, Job
 from runner.site import settings as site_settings
 from runner.states import JobState
 
@@ -128,42 +128,22 @@ class Context:
         self.factory.apps = self.apps
 
     def make_tasks(self, jobs: list[Job]) -> list[Task]:
-        """Tasks for newly acquired jobs; a job that cannot become one is FAILED with the reason."""
+        """Tasks for newly acquired jobs; a job that cannot become one is FAILED with the reason.
+
+        A job whose earlier run succeeded without being reported (the launcher died) is
+        not run again: the spawner finds the note in its workdir and reports it
+        recovered (runner/launcher/workdir.py, lost_success)."""
         if any(j.app_id not in self.apps for j in jobs):
             self.refresh_apps()
         tasks = []
         session_id = self.session.id
         for job in jobs:
             self.held[job.id] = job
-            if self._recover(job, session_id):
-                continue
             try:
                 tasks.append(self.factory.make(job, session_id))
             except (TaskError, OSError) as exc:
                 self.fail(job.id, f"cannot build the command: {exc}")
         return tasks
-
-    def _recover(self, job: Job, session_id: int) -> bool:
-        try:
-            workdir = self.factory.workdir(job)
-        except TaskError:
-            return False
-        record = recovered_exit(workdir, job, session_id)
-        if record is None:
-            return False
-        log.info(
-            "job %d succeeded under session %s before that launcher died: reporting it, not running it again",
-            job.id,
-            record.get("session_id"),
-        )
-        app = self.apps.get(job.app_id)
-        result = {}
-        if app is not None and app.kind is AppKind.PYTHON:
-            result = read_result(Task(job_id=job.id, argv=[], workdir=str(workdir), python=True))
-        started, ended = float(record["started"]), float(record["ended"])
-        self.report_started(job.id, started)
-        self.report_outcome(Outcome(job.id, 0, started, ended, result=result, recovered=True))
-        return True
 
     def fail(self, job_id: int, reason: str) -> None:
         log.warning("job %d failed before starting: %s", job_id, reason)

@@ -14,8 +14,13 @@ from runner.models import AcquireSpec
 
 log = logging.getLogger("runner.launcher")
 
-#: seconds between acquire attempts while the server has nothing for us.
+#: longest wait between acquire attempts while the server has nothing for us.
 IDLE_ACQUIRE_SEC = 1.0
+#: the first wait after an empty answer; it doubles with each empty answer up to
+#: IDLE_ACQUIRE_SEC. Jobs created just after a launcher ran dry start within tens of
+#: milliseconds (their wait is the queue's, not a polling period), and a launcher idle
+#: for long still asks only once a second.
+FIRST_IDLE_SEC = 0.05
 
 
 class Fetcher:
@@ -37,6 +42,8 @@ class Fetcher:
         #: no new request before this time (the server had nothing last time).
         self.quiet_until = 0.0
         self.last_count = 0
+        #: empty answers in a row (how long to wait before the next attempt)
+        self._empty = 0
         #: seconds one acquire takes (moving average): how far ahead the loop must ask.
         self.latency = 0.05
         self._thread = threading.Thread(target=self._loop, name="tolu-fetcher", daemon=True)
@@ -59,6 +66,10 @@ class Fetcher:
             self._spec = spec
             self._cv.notify()
 
+    def idle_wait(self) -> float:
+        """Seconds before asking again after ``_empty`` empty answers in a row."""
+        return min(IDLE_ACQUIRE_SEC, FIRST_IDLE_SEC * 2 ** max(0, self._empty - 1))
+
     def take(self) -> list[Task]:
         with self._cv:
             out, self._results = self._results, []
@@ -79,11 +90,12 @@ class Fetcher:
                 jobs = self.ctx.session.acquire(spec)
                 self.latency = 0.7 * self.latency + 0.3 * (time.perf_counter() - t0)
                 if jobs:
-                    log.info("acquired %d job(s)", len(jobs))
+                    log.debug("acquired %d job(s)", len(jobs))
                     tasks = self.ctx.make_tasks(jobs)
                 self.last_count = len(jobs)
                 # nothing now: ask again a little later, not in a tight loop
-                self.quiet_until = 0.0 if jobs else time.time() + IDLE_ACQUIRE_SEC
+                self._empty = 0 if jobs else self._empty + 1
+                self.quiet_until = 0.0 if jobs else time.time() + self.idle_wait()
             except ToluError as exc:
                 log.warning("acquire failed: %s", exc)
                 self.quiet_until = time.time() + IDLE_ACQUIRE_SEC

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.launcher.procs import Exit
-from runner.launcher.tasks import Task, read_result, record_success
+from runner.launcher.spawners import Exit
+from runner.launcher.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -22,16 +22,14 @@ class Outcome:
     error: str = ""
     tail: str = ""
     result: dict[str, Any] = field(default_factory=dict)
-    #: reported from an earlier session's note, not run again (see tasks.record_success).
+    #: reported from an earlier session's note, not run again (see workdir.note_success).
     recovered: bool = False
 
 
 def exit_outcome(ex: Exit, task: Task) -> Outcome:
-    """How ``task`` ended when its process exited; a clean exit is noted in the workdir first
-    (``record_success``), so a launcher that dies before its report does not run it again."""
-    failed = ex.returncode != 0 or ex.timed_out or ex.stopped
-    if not failed:
-        record_success(task, ex.started, ex.ended)
+    """How ``task`` ended when its process exited. The spawner that ran it has already
+    noted a clean exit in the workdir (so a launcher that dies before its report does
+    not run it again) and read the output tail of a failure and a function's result."""
     return Outcome(
         job_id=ex.key,
         returncode=ex.returncode,
@@ -39,6 +37,7 @@ def exit_outcome(ex: Exit, task: Task) -> Outcome:
         ended=ex.ended,
         timed_out=ex.timed_out,
         stopped=ex.stopped,
-        tail=ex.output_tail() if failed else "",
-        result=read_result(task),
+        tail=ex.tail,
+        result=ex.result,
+        recovered=ex.recovered,
     )

@@ -25,21 +25,24 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from runner.launcher.context import Context
+from runner.launcher.deathsig import die_with_parent
+from runner.launcher.engine import Engine, Start, chain_depth, request_of, shape_of
 from runner.launcher.fetcher import IDLE_ACQUIRE_SEC, Fetcher
 from runner.launcher.logfile import setup_logging
 from runner.launcher.options import LauncherOptions
 from runner.launcher.outcome import Outcome, exit_outcome
 from runner.launcher.pacing import RateMeter, ahead
-from runner.launcher.procs import ProcessGroup, die_with_parent_self
-from runner.launcher.tasks import Task, prepare_workdir
+from runner.launcher.spawners import SpawnerPool
+from runner.launcher.tasks import Task
+from runner.launcher.workdir import OUTPUT_FILE
 from runner.models import MAX_BULK, AcquireSpec
 from runner.platform import nodes
-from runner.platform.node_manager import JobRequest, NodeManager
+from runner.platform.gpus import GpuEnv
+from runner.platform.node_manager import Assignment, NodeManager
 from runner.roles import Role, announce
 
 log = logging.getLogger("runner.launcher.serial")
@@ -55,8 +58,6 @@ WORKER_REPORT_SEC = 0.05
 POLL_SEC = 0.002
 #: sys.setswitchinterval for the ranks (Python's default is 5 ms).
 SWITCH_INTERVAL_SEC = 0.0005
-#: most tasks being started at once by one rank.
-SPAWN_THREADS = 8
 #: rank 0 holds at least this many tasks per worker slot beyond the workers' queues,
 #: so tiny tasks never wait for an acquire round trip (they go back to the server
 #: when the launcher stops).
@@ -88,37 +89,77 @@ def task_base_env(env: Mapping[str, str], hostname: str) -> dict[str, str]:
     return out
 
 
-def request_of(task: Task) -> JobRequest:
-    return JobRequest(
-        job_id=task.job_id,
-        threads_per_rank=task.threads_per_rank,
-        gpus_per_rank=task.gpus_per_rank,
-        node_packing_count=task.node_packing_count,
-    )
+def spawner_log(site_dir: Path) -> Path:
+    """Where this rank's spawners write should one fail: SITE/log/spawners-<rank pid>.log."""
+    return site_dir / "log" / f"spawners-{os.getpid()}.log"
+
+
+def spawner_count(node: nodes.Node) -> int:
+    """One spawner per core this rank may use, and no more than the node's slots."""
+    return max(1, min(max(1, node.cpus), nodes.detect_cpus()))
 
 
 class Worker:
-    """Runs tasks on one node, as many at once as the node manager allows."""
+    """Runs tasks on one node: the node manager places them, the spawners start and wait."""
 
-    def __init__(self, node: nodes.Node) -> None:
+    def __init__(
+        self,
+        node: nodes.Node,
+        gpu_env: GpuEnv | None = None,
+        *,
+        depth: int = 2,
+        log_path: Path | None = None,
+    ) -> None:
         self.node = node
-        self.nm = NodeManager([node])
-        # one spawning thread per slot (up to SPAWN_THREADS): S slots start like S spawners
-        self.procs = ProcessGroup(die_with_parent=False, spawn_threads=min(SPAWN_THREADS, max(1, node.cpus)))
+        self.nm = NodeManager([node], gpu_env)
+        self.pool = SpawnerPool(
+            spawner_count(node), task_base_env(os.environ, node.hostname), log_path=log_path
+        )
+        self.engine = Engine(self.nm, self.pool, self._build, depth=depth)
         self.queue: deque[Task] = deque()
-        self.running: dict[int, Task] = {}
         self.report = Report()
         self.last_report = time.time()
-        self.base_env = task_base_env(os.environ, node.hostname)
         self.stopping = False
+        self.prefetch = depth
+        #: tasks ended per second here (how deep to queue behind running ones)
+        self.finished = RateMeter()
+        #: never_fits by shape: the same for every task of a shape
+        self._never: dict[tuple[int, int, int, int, int], str | None] = {}
+
+    def start(self) -> Worker:
+        self.pool.start()
+        return self
 
     @property
     def slots(self) -> int:
         return max(1, self.node.cpus)
 
+    @property
+    def wake_fd(self) -> int:
+        return self.pool.wake_fd
+
+    def wake(self) -> None:
+        self.pool.wake()
+
+    @staticmethod
+    def _build(task: Task, a: Assignment) -> Start:
+        return Start(
+            argv=task.argv,
+            workdir=task.workdir,
+            out_path=task.workdir + "/" + OUTPUT_FILE,
+            env={**task.env, **a.env()},
+            wall_time_sec=task.wall_time_sec,
+            note=(task.job_id, task.session_id, task.attempt, task.restart_ready),
+            python=task.python,
+        )
+
     def add(self, tasks: list[Task]) -> None:
+        never = self._never
         for t in tasks:
-            reason = self.nm.never_fits(request_of(t))
+            shape = shape_of(t)
+            if shape not in never:
+                never[shape] = self.nm.never_fits(request_of(t))
+            reason = never[shape]
             if reason is not None:
                 self.report.failed.append((t.job_id, f"does not fit the node: {reason}"))
             else:
@@ -126,55 +167,57 @@ class Worker:
         self._start_queued()
 
     def _start_queued(self) -> None:
-        while self.queue and not self.stopping:
-            task = self.queue[0]
-            a = self.nm.assign(request_of(task))
-            if a is None:
-                return
-            self.queue.popleft()
-            env = {**self.base_env, **task.env, **a.env()}
-            self.running[task.job_id] = task
-            self.procs.submit(
-                task.job_id,
-                task.argv,
-                cwd=Path(task.workdir),
-                env=env,
-                out_path=task.out_path,
-                wall_time_sec=task.wall_time_sec,
-                prepare=partial(prepare_workdir, task),
-            )
-
-    def _start_failed(self, job_id: int, message: str) -> None:
-        self.running.pop(job_id, None)
-        self.nm.free(job_id)
-        now = time.time()
-        self.report.started.append((job_id, now))
-        self.report.done.append(Outcome(job_id, None, now, now, error=message))
+        """Start (or queue behind a running task of its shape) every task that can go, in
+        order; one that cannot waits without holding up the ones behind it (a job waiting
+        for a GPU does not keep CPU jobs out)."""
+        if not self.queue or self.stopping:
+            return
+        still: deque[Task] = deque()
+        #: shapes that found no free resources in this pass, and those that could not
+        #: be queued behind a running task either: the same shape will not fare better
+        full: set[tuple[int, int, int, int, int]] = set()
+        no_room: set[tuple[int, int, int, int, int]] = set()
+        place = self.engine.place
+        for task in self.queue:
+            shape = shape_of(task)
+            if shape in no_room:
+                still.append(task)
+                continue
+            placed = place(task, try_now=shape not in full)
+            if placed is True:
+                full.add(shape)
+            elif not placed:
+                full.add(shape)
+                no_room.add(shape)
+                still.append(task)
+        self.queue = still
 
     def step(self, timeout: float) -> None:
         """Wait up to ``timeout`` for starts and exits, record them, start what now fits."""
-        ev = self.procs.wait(timeout)
-        self.report.started.extend(ev.started)
-        for job_id, message in ev.start_errors:
-            self._start_failed(job_id, message)
-        for job_id in ev.cancelled:
-            self.running.pop(job_id, None)
-            self.nm.free(job_id)
-            self.report.returned.append(job_id)
-        ended = [(ex, self.running.pop(ex.key)) for ex in ev.exits]
-        for ex, _ in ended:
-            self.nm.free(ex.key)
+        out = self.engine.handle(self.pool.wait(timeout))
+        report = self.report
+        report.started += out.started
+        if out.ended:
+            self.finished.add(len(out.ended))
+            self.engine.depth = chain_depth(self.finished.rate() / self.slots, self.prefetch)
         # refill the freed slots first, the bookkeeping of the ended tasks after
         self._start_queued()
-        for ex, task in ended:
-            self.report.done.append(exit_outcome(ex, task))
+        self.pool.flush()
+        for task, message in out.failed:
+            now = time.time()
+            report.started.append((task.job_id, now))
+            report.done.append(Outcome(task.job_id, None, now, now, error=message))
+        for task in out.cancelled:
+            report.returned.append(task.job_id)
+        for task, ex in out.ended:
+            report.done.append(exit_outcome(ex, task))
 
     def take_report(self, force: bool = False) -> Report | None:
         """The pending report when it is due: soon after an exit, at once when starving."""
         r = self.report
         if not r:
             return None
-        low = len(self.queue) <= self.slots
+        low = len(self.queue) + len(self.engine) <= 2 * self.slots
         due = force or r.final or bool(r.returned or r.failed)
         late = time.time() - self.last_report >= WORKER_REPORT_SEC
         # ends soon (they free a slot); starts alone within WORKER_REPORT_SEC
@@ -190,10 +233,10 @@ class Worker:
         self.stopping = True
         self.report.returned.extend(t.job_id for t in self.queue)
         self.queue.clear()
-        self.procs.terminate_all()
-        while self.running:
+        self.engine.stop()
+        while len(self.engine):
             self.step(1.0)
-        self.procs.close()
+        self.pool.close()
         self.report.final = True
         r, self.report = self.report, Report()
         return r
@@ -206,13 +249,21 @@ class Master:
         self.ctx = ctx
         #: rank -> tasks it runs at once, and how many it should hold (running + queued)
         self.slots = slots
-        prefetch = ctx.settings.launcher.prefetch
-        self.targets = {r: n * (1 + prefetch) for r, n in slots.items()}
+        self.prefetch = ctx.settings.launcher.prefetch
+        self.targets = {r: n * (1 + self.prefetch) for r, n in slots.items()}
         self.outstanding: dict[int, set[int]] = {r: set() for r in slots}
         self.ready: deque[Task] = deque()
         self.fetcher = fetcher
         self.last_busy = time.time()
         self.finished = RateMeter()
+
+    def depth(self) -> int:
+        """Tasks each worker slot should have queued behind its running one (engine.chain_depth)."""
+        return chain_depth(self.finished.rate() / sum(self.slots.values()), self.prefetch)
+
+    def _retarget(self) -> None:
+        depth = self.depth()
+        self.targets = {r: n * (1 + depth) for r, n in self.slots.items()}
 
     def deficit(self) -> int:
         return sum(self.targets[r] - len(self.outstanding[r]) for r in self.targets)
@@ -239,6 +290,7 @@ class Master:
         return IDLE_ACQUIRE_SEC
 
     def maybe_acquire(self) -> None:
+        self._retarget()
         self.ready.extend(self.fetcher.take())
         # ask for a full round ahead, so the workers never wait for the server
         want, target = self._want()
@@ -304,12 +356,13 @@ class Master:
 # ---------------------------------------------------------------- rank programs
 
 
-def run_single(ctx: Context, node: nodes.Node) -> None:
+def run_single(ctx: Context, node: nodes.Node, gpu_env: GpuEnv) -> None:
     """One rank: the master feeds its own worker directly, no messages."""
-    worker = Worker(node)
-    fetcher = Fetcher(ctx, on_ready=worker.procs.wake)
+    depth = ctx.settings.launcher.prefetch
+    worker = Worker(node, gpu_env, depth=depth, log_path=spawner_log(ctx.site_dir)).start()
+    fetcher = Fetcher(ctx, on_ready=worker.wake)
     master = Master(ctx, {0: worker.slots}, fetcher)
-    ctx.install_signals(worker.procs.wake_fd)
+    ctx.install_signals(worker.wake_fd)
     fetcher.start()
     try:
         while not master.should_stop():
@@ -372,10 +425,10 @@ def _drain_reports(comm: Any, master: Master, status: Any) -> bool:
     return got
 
 
-def run_worker(comm: Any, node: nodes.Node) -> None:
+def run_worker(comm: Any, node: nodes.Node, gpu_env: GpuEnv, depth: int, site_dir: Path) -> None:
     from mpi4py import MPI
 
-    worker = Worker(node)
+    worker = Worker(node, gpu_env, depth=depth, log_path=spawner_log(site_dir)).start()
     stop = {"flag": False}
 
     def on_signal(signum: int, frame: object) -> None:
@@ -383,7 +436,7 @@ def run_worker(comm: Any, node: nodes.Node) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    signal.set_wakeup_fd(worker.procs.wake_fd, warn_on_full_buffer=False)
+    signal.set_wakeup_fd(worker.wake_fd, warn_on_full_buffer=False)
     status = MPI.Status()
     while not stop["flag"]:
         while comm.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
@@ -409,12 +462,13 @@ def main(argv: list[str] | None = None) -> int:
     raw["site_dir"] = Path(raw["site_dir"])
     opts = LauncherOptions(**raw)
     # If mpiexec (or its proxy) is killed, take the tasks down instead of orphaning them.
-    die_with_parent_self()
+    die_with_parent()
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
-    announce(Role.STARTER if rank else Role.LAUNCHER if size == 1 else Role.COORDINATOR)
+    # rank 0 moves every job, a worker rank every job of its node; the spawners start them
+    announce(Role.COORDINATOR)
     # Threads hand the GIL over sooner: a spawner returning from fork/exec or the loop
     # woken by an exit should not wait out another thread's 5 ms JSON parsing slice.
     sys.setswitchinterval(SWITCH_INTERVAL_SEC)
@@ -423,10 +477,11 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context.load(opts)
         ls = ctx.settings.launcher
         found = nodes.discover(ls, hostfile=opts.hostfile)
+        gpu_env = nodes.gpu_env(ls)
         # worker rank r runs on node r-1 (the CLI starts one extra rank on the first node)
         worker_nodes = found[:1] if size == 1 else [found[i % len(found)] for i in range(size - 1)]
         for r in range(1, size):
-            comm.send(worker_nodes[r - 1], dest=r, tag=TAG_SETUP)
+            comm.send((worker_nodes[r - 1], gpu_env, ls.prefetch, ctx.site_dir), dest=r, tag=TAG_SETUP)
         log.info(
             "serial mode: %d rank(s), workers on %s",
             size,
@@ -435,15 +490,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ctx.open()
             if size == 1:
-                run_single(ctx, worker_nodes[0])
+                run_single(ctx, worker_nodes[0], gpu_env)
             else:
                 run_master(ctx, comm, worker_nodes)
         finally:
             log.info("launcher done (%s)", ctx.stop_reason or "finished")
             ctx.close()
     else:
-        node = comm.recv(source=0, tag=TAG_SETUP)
-        run_worker(comm, node)
+        node, gpu_env, depth, site_dir = comm.recv(source=0, tag=TAG_SETUP)
+        run_worker(comm, node, gpu_env, depth, site_dir)
     return 0
 
 

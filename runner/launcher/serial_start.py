@@ -15,8 +15,8 @@ import subprocess
 from types import FrameType
 
 from runner.interpreter import module_command
+from runner.launcher.deathsig import preexec_die_with_parent, prepare
 from runner.launcher.options import LauncherOptions
-from runner.launcher.procs import _die_with_parent, _load_libc
 from runner.launcher.serial_mode import options_json
 from runner.platform import app_launchers, nodes
 from runner.platform.app_launchers import LaunchSpec
@@ -49,12 +49,12 @@ def run(opts: LauncherOptions, settings: LauncherSettings) -> int:
     node_list = nodes.discover(settings, hostfile=opts.hostfile)
     cmd = command(opts, settings, node_list)
     log.info("serial mode: %s", subprocess.list2cmdline(cmd[:8]) + " ...")
-    _load_libc()
+    prepare()
     # mpiexec gets SIGTERM if this process dies, and passes it on to every rank.
     # Its own session, so a terminal's Ctrl-C reaches it once, through us, as SIGTERM
     # (a second SIGINT would make Hydra abort without the ranks cleaning up).
     proc = subprocess.Popen(
-        cmd, preexec_fn=_die_with_parent, start_new_session=True, env=dict(os.environ)
+        cmd, preexec_fn=preexec_die_with_parent, start_new_session=True, env=dict(os.environ)
     )
 
     def forward(signum: int, frame: FrameType | None) -> None:

@@ -9,7 +9,6 @@ put into the job's ``data``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -19,24 +18,21 @@ from typing import Any
 
 from runner.apps import AppDefinitionError, job_argv
 from runner.interpreter import module_command
+from runner.launcher.workdir import META_DIR
 from runner.models import App, AppKind, Job
 from runner.states import JobState
-
-OUTPUT_FILE = "job.out"
-#: per-job launcher files inside the workdir (python-function payloads, results).
-META_DIR = ".tolu"
-RESULT_FILE = "result.json"
-#: written when a task ends with 0, before the launcher reports it (see ``recovered_exit``).
-EXIT_FILE = "exit.json"
 
 
 class TaskError(ValueError):
     """A job that cannot be turned into a command (missing parameter, broken app)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Task:
-    """One job, ready to start; small and picklable (serial mode sends it over MPI)."""
+    """One job, ready to start; small and picklable (serial mode sends it over MPI).
+
+    Not frozen: a frozen dataclass sets each of these fields through
+    ``object.__setattr__``, and the launcher makes one per job."""
 
     job_id: int
     argv: list[str]
@@ -52,14 +48,8 @@ class Task:
     #: the job's retry_count when acquired, and the session running it.
     attempt: int = 0
     session_id: int = 0
-
-    @property
-    def out_path(self) -> Path:
-        return Path(self.workdir) / OUTPUT_FILE
-
-    @property
-    def result_path(self) -> Path:
-        return Path(self.workdir) / META_DIR / RESULT_FILE
+    #: acquired as RESTART_READY (its last attempt was timed out)
+    restart_ready: bool = False
 
 
 def job_env(app: App, job: Job) -> dict[str, str]:
@@ -80,21 +70,25 @@ class TaskFactory:
         self.apps = dict(apps)
 
     def workdir(self, job: Job) -> Path:
-        # Lexical check, no resolve(): resolving costs a dozen syscalls per job.
+        return Path(self._workdir(job))
+
+    def _workdir(self, job: Job) -> str:
+        # Lexical check, no resolve(): resolving costs a dozen syscalls per job; and a
+        # string, not a Path: this runs once per acquired job.
         rel = os.path.normpath(job.workdir)
         if os.path.isabs(rel) or rel == ".." or rel.startswith("../"):
             raise TaskError(f"workdir {job.workdir!r} leaves the site's data directory")
-        return Path(self._data, rel)
+        return f"{self._data}/{rel}"
 
     def make(self, job: Job, session_id: int = 0) -> Task:
         app = self.apps.get(job.app_id)
         if app is None:
             raise TaskError(f"app {job.app_id} of job {job.id} is unknown to this launcher")
-        workdir = self.workdir(job)
+        workdir = self._workdir(job)
         wall = job.wall_time_min * 60 if job.wall_time_min > 0 else None
         common: dict[str, Any] = {
             "job_id": job.id,
-            "workdir": str(workdir),
+            "workdir": workdir,
             "env": job_env(app, job),
             "wall_time_sec": wall,
             "num_nodes": job.num_nodes,
@@ -104,12 +98,13 @@ class TaskFactory:
             "node_packing_count": job.node_packing_count,
             "attempt": job.retry_count,
             "session_id": session_id,
+            "restart_ready": job.state is JobState.RESTART_READY,
         }
         if app.kind is AppKind.PYTHON:
             if not app.serialized_function:
                 raise TaskError(f"python app {app.name!r} has no serialized_function")
-            write_python_payload(workdir, app, job)
-            argv = [*module_command("runner.launcher.pyrunner"), str(workdir / META_DIR)]
+            write_python_payload(Path(workdir), app, job)
+            argv = [*module_command("runner.launcher.pyrunner"), f"{workdir}/{META_DIR}"]
             return Task(argv=argv, python=True, **common)
         try:
             argv = job_argv(app, job)
@@ -127,74 +122,5 @@ def write_python_payload(workdir: Path, app: App, job: Job) -> None:
         "parameters": {**{k: v for k, v in app.parameters.items() if v is not None}, **job.parameters},
     }
     (meta / "call.json").write_text(json.dumps(payload))
-    # A stale result from an earlier attempt must not be reported for this one.
-    (meta / RESULT_FILE).unlink(missing_ok=True)
-
-
-def read_result(task: Task) -> dict[str, Any]:
-    """What a python-function task left for the job's ``data`` (empty for shell tasks)."""
-    if not task.python:
-        return {}
-    try:
-        data: dict[str, Any] = json.loads(task.result_path.read_text())
-    except (OSError, ValueError):
-        return {"exception": {"type": "LauncherError", "message": "the function left no result file"}}
-    return data
-
-
-def prepare_workdir(task: Task) -> None:
-    """Make WORKDIR and WORKDIR/.tolu: two syscalls in the common case (parent exists)."""
-    meta = os.path.join(task.workdir, META_DIR)
-    try:
-        os.mkdir(task.workdir)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        os.makedirs(meta, exist_ok=True)
-        return
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(meta)
-
-
-def record_success(task: Task, started: float, ended: float) -> None:
-    """Note in the workdir that this attempt ended with 0, before the launcher reports it.
-
-    If the launcher dies between the exit and its batched report, the server times
-    the job out when the session expires and offers it again; the next launcher
-    finds this note and reports the success instead of running the job a second
-    time. Only successes are noted: a failed attempt may be retried anyway.
-    """
-    record = {
-        "job_id": task.job_id,
-        "session_id": task.session_id,
-        "attempt": task.attempt,
-        "started": started,
-        "ended": ended,
-    }
-    with contextlib.suppress(OSError):  # the note only spares a rerun; never fail a job over it
-        fd = os.open(os.path.join(task.workdir, META_DIR, EXIT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        try:
-            os.write(fd, json.dumps(record).encode())
-        finally:
-            os.close(fd)
-
-
-def recovered_exit(workdir: Path, job: Job, session_id: int) -> dict[str, Any] | None:
-    """The success an earlier session noted for this job but never got to report, if any.
-
-    Two ways a report gets lost when a launcher dies: nothing reached the server (the
-    job was only held; the expired session released it with the same retry_count), or
-    RUNNING did but the outcome did not (the expiry timed the job out: RESTART_READY,
-    retry_count one higher). A reported success goes on to POSTPROCESSED and is never
-    offered again, so a matching note means the work is done.
-    """
-    try:
-        record: dict[str, Any] = json.loads((workdir / META_DIR / EXIT_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    if record.get("job_id") != job.id or record.get("session_id") == session_id:
-        return None
-    attempt = record.get("attempt")
-    lost_all = attempt == job.retry_count
-    lost_outcome = attempt == job.retry_count - 1 and job.state is JobState.RESTART_READY
-    return record if lost_all or lost_outcome else None
+    # A stale result.json of an earlier attempt is removed by the spawner just before the
+    # start (it may yet be the result of a lost success that is reported, not rerun).

@@ -2,7 +2,8 @@
 
 A single-node job takes ``1 / node_packing_count`` of one node, ``ranks_per_node x
 threads_per_rank`` of its CPUs and ``ranks_per_node x gpus_per_rank`` of its GPUs
-(particular GPU ids, handed to the job as ``CUDA_VISIBLE_DEVICES``). A multi-node job
+(particular ids of the node's ``gpu_ids``, handed to the job in the site's visibility
+variable; a job without GPUs is told it has none, see runner/platform/gpus.py). A multi-node job
 takes whole, completely free nodes. A node is never over-committed on any of the
 three; a job that could not fit even an empty allocation is reported by
 ``never_fits`` with a reason, so the launcher can fail it instead of waiting forever.
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from runner.models import Job
+from runner.platform.gpus import DEFAULT_GPU_ENV, GpuEnv
 from runner.platform.nodes import Node
 
 
@@ -63,21 +65,21 @@ class Assignment:
     job_id: int
     hosts: tuple[str, ...]
     cpus: tuple[int, ...]
-    gpu_ids: tuple[tuple[int, ...], ...]
+    gpu_ids: tuple[tuple[str, ...], ...]
     share: Fraction
+    gpu_env: GpuEnv = DEFAULT_GPU_ENV
 
     @property
     def num_nodes(self) -> int:
         return len(self.hosts)
 
     def env(self) -> dict[str, str]:
-        """Environment telling the job which GPUs are its own (empty without GPUs).
+        """Environment telling the job which GPUs are its own, or that it has none.
 
-        A multi-node job holds whole nodes, so its ids are the same on every host.
+        A multi-node job holds whole nodes, whose ids are the same on every host
+        (the allocation's list is read once, on the head node).
         """
-        if not self.gpu_ids or not self.gpu_ids[0]:
-            return {}
-        return {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in self.gpu_ids[0])}
+        return self.gpu_env.for_job(self.gpu_ids[0] if self.gpu_ids else ())
 
 
 @dataclass
@@ -85,6 +87,7 @@ class _NodeState:
     node: Node
     used: Fraction = Fraction(0)
     cpus_used: int = 0
+    #: indices into ``node.gpu_ids``, lowest first
     free_gpus: list[int] = field(default_factory=list)
     jobs: set[int] = field(default_factory=set)
 
@@ -107,15 +110,17 @@ class AllocationError(RuntimeError):
 class NodeManager:
     """Tracks what every node of the allocation has free and places jobs on them."""
 
-    def __init__(self, nodes: Sequence[Node]) -> None:
+    def __init__(self, nodes: Sequence[Node], gpu_env: GpuEnv | None = None) -> None:
         if not nodes:
             raise ValueError("a node manager needs at least one node")
         names = [n.hostname for n in nodes]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate host names in {names}")
         self.nodes = list(nodes)
+        self.gpu_env = gpu_env or DEFAULT_GPU_ENV
         self._states = [_NodeState(n, free_gpus=list(range(n.gpus))) for n in nodes]
-        self._assignments: dict[int, tuple[Assignment, list[int]]] = {}
+        #: job -> its assignment, the indices of its nodes, and per node its GPU indices
+        self._assignments: dict[int, tuple[Assignment, list[int], list[list[int]]]] = {}
 
     # ------------------------------------------------------------ questions
 
@@ -166,13 +171,15 @@ class NodeManager:
             chosen = whole[: req.num_nodes] if len(whole) >= req.num_nodes else None
         if chosen is None:
             return None
-        gpu_ids: list[tuple[int, ...]] = []
+        gpu_ids: list[tuple[str, ...]] = []
         cpus: list[int] = []
+        taken: list[list[int]] = []
         for i in chosen:
             st = self._states[i]
             take = st.free_gpus[: req.gpus_per_node]
             del st.free_gpus[: req.gpus_per_node]
-            gpu_ids.append(tuple(take))
+            taken.append(take)
+            gpu_ids.append(tuple(st.node.gpu_ids[g] for g in take))
             st.used += req.share
             st.cpus_used += req.cpus_per_node
             st.jobs.add(req.job_id)
@@ -183,8 +190,9 @@ class NodeManager:
             cpus=tuple(cpus),
             gpu_ids=tuple(gpu_ids),
             share=req.share,
+            gpu_env=self.gpu_env,
         )
-        self._assignments[req.job_id] = (a, list(chosen))
+        self._assignments[req.job_id] = (a, list(chosen), taken)
         return a
 
     def _pick_packed(self, req: JobRequest) -> list[int] | None:
@@ -199,10 +207,10 @@ class NodeManager:
     def free(self, job_id: int) -> Assignment:
         """Give back everything ``job_id`` holds."""
         try:
-            a, idx = self._assignments.pop(job_id)
+            a, idx, taken = self._assignments.pop(job_id)
         except KeyError:
             raise AllocationError(f"job {job_id} holds no resources") from None
-        for i, gpus in zip(idx, a.gpu_ids, strict=True):
+        for i, gpus in zip(idx, taken, strict=True):
             st = self._states[i]
             st.used -= a.share
             st.cpus_used -= a.cpus[0]
@@ -211,5 +219,21 @@ class NodeManager:
             st.jobs.discard(job_id)
         return a
 
+    def transfer(self, from_id: int, to_id: int) -> Assignment:
+        """Hand everything ``from_id`` holds to ``to_id`` (a job started in its slot as it ended)."""
+        try:
+            a, idx, taken = self._assignments.pop(from_id)
+        except KeyError:
+            raise AllocationError(f"job {from_id} holds no resources") from None
+        if to_id in self._assignments:
+            raise AllocationError(f"job {to_id} is already assigned")
+        b = Assignment(to_id, a.hosts, a.cpus, a.gpu_ids, a.share, a.gpu_env)
+        for i in idx:
+            jobs = self._states[i].jobs
+            jobs.discard(from_id)
+            jobs.add(to_id)
+        self._assignments[to_id] = (b, idx, taken)
+        return b
+
     def assignments(self) -> Iterable[Assignment]:
-        return (a for a, _ in self._assignments.values())
+        return (entry[0] for entry in self._assignments.values())

@@ -10,7 +10,6 @@ on the node the launcher runs on (allocations are homogeneous in practice).
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import socket
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from runner.platform import gpus as gpu_vis
 from runner.platform.settings import LauncherSettings
 from runner.registry import Registry, UnknownName
 
@@ -28,11 +28,24 @@ Env = Mapping[str, str]
 
 @dataclass(frozen=True)
 class Node:
-    """One compute node: its host name and how many CPUs and GPUs jobs may use."""
+    """One compute node: its host name, how many CPUs jobs may use, and its GPUs.
+
+    ``gpu_ids`` are the ids jobs are given (the allocation's own list, e.g.
+    ``("2", "3")`` under ``CUDA_VISIBLE_DEVICES=2,3``); left out, ``0 .. gpus-1``.
+    """
 
     hostname: str
     cpus: int
     gpus: int = 0
+    gpu_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.gpu_ids:
+            object.__setattr__(self, "gpu_ids", tuple(str(i) for i in range(self.gpus)))
+        elif len(self.gpu_ids) != self.gpus:
+            raise ValueError(f"{self.hostname}: {self.gpus} GPUs but {len(self.gpu_ids)} ids {self.gpu_ids}")
+        if len(set(self.gpu_ids)) != len(self.gpu_ids):
+            raise ValueError(f"{self.hostname}: GPU ids repeat: {self.gpu_ids}")
 
 
 @dataclass(frozen=True)
@@ -262,12 +275,28 @@ def detect_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def detect_gpus(env: Env) -> int:
-    """GPUs visible here: ``CUDA_VISIBLE_DEVICES`` when set, else NVIDIA device files."""
-    visible = env.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([v for v in visible.split(",") if v.strip() and v.strip() != "-1"])
-    return len(glob.glob("/dev/nvidia[0-9]*"))
+def gpu_ids(settings: LauncherSettings, env: Env) -> tuple[str, ...]:
+    """The GPU ids of each node: ``launcher.node.gpu_ids``, else the allocation's visible
+    list, else ``0 .. n-1`` for the declared (``launcher.node.gpus``) or detected count.
+
+    Declaring more GPUs than the allocation lists is an error: the extra ids would be
+    GPUs that belong to another allocation.
+    """
+    declared = settings.node.gpus
+    if settings.node.gpu_ids:
+        ids = tuple(settings.node.gpu_ids)
+        source = "launcher.node.gpu_ids"
+    else:
+        seen = gpu_vis.visible(env)
+        if seen is None:
+            return tuple(str(i) for i in range(declared or gpu_vis.device_count()))
+        ids = seen.ids
+        source = f"{seen.variable}={env.get(seen.variable, '')}"
+    if declared and declared > len(ids):
+        raise DiscoveryError(
+            f"launcher.node.gpus is {declared} but the allocation lists {len(ids)} GPU(s) ({source})"
+        )
+    return ids[:declared] if declared else ids
 
 
 def source_name(settings: LauncherSettings, env: Env, hostfile: str | None) -> str:
@@ -301,9 +330,18 @@ def discover(
     if not entries:
         raise DiscoveryError(f"node discovery {name!r} found no hosts")
     detected_cpus = detect_cpus()
-    gpus = settings.node.gpus or detect_gpus(env)
+    ids = gpu_ids(settings, env)
     nodes = []
     for e in entries:
         cpus = settings.node.cpus or e.slots or detected_cpus
-        nodes.append(Node(hostname=e.hostname, cpus=cpus, gpus=gpus))
+        nodes.append(Node(hostname=e.hostname, cpus=cpus, gpus=len(ids), gpu_ids=ids))
     return nodes
+
+
+def gpu_env(settings: LauncherSettings, env: Env | None = None) -> gpu_vis.GpuEnv:
+    """How jobs are told their GPUs (``launcher.gpu_variable``, ``launcher.hide_gpus``)."""
+    env = os.environ if env is None else env
+    variable = settings.gpu_variable
+    if variable == "auto":
+        variable = gpu_vis.default_variable(env)
+    return gpu_vis.GpuEnv(variable=variable, hide=settings.hide_gpus)

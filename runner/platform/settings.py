@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from runner.platform.gpus import VISIBILITY_VARIABLES
+
 #: transfer backends a location may name (runner/platform/transfer/).
 TRANSFER_BACKENDS = ("local", "globus")
 
@@ -24,6 +26,16 @@ class NodeShape(Section):
 
     cpus: int = Field(default=0, ge=0)
     gpus: int = Field(default=0, ge=0)
+    #: the GPU ids jobs are given; empty: the allocation's visible list
+    #: (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ...), else 0 .. gpus-1.
+    gpu_ids: list[str] = Field(default_factory=list)
+
+    @field_validator("gpu_ids")
+    @classmethod
+    def _distinct_ids(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value) or any(not v.strip() or "," in v for v in value):
+            raise ValueError(f"GPU ids must be distinct, non-empty and without commas: {value}")
+        return value
 
 
 class LauncherSettings(Section):
@@ -45,6 +57,19 @@ class LauncherSettings(Section):
     report_interval_sec: float = Field(default=0.5, gt=0)
     #: stop after this many seconds with nothing to run (0: never).
     idle_timeout_sec: float = Field(default=0, ge=0)
+    #: jobs that ask for no GPU see none (CUDA_VISIBLE_DEVICES=-1, ROCR/HIP_VISIBLE_DEVICES=-1,
+    #: ONEAPI_DEVICE_SELECTOR=*:cpu); false: they inherit the launcher's visibility.
+    hide_gpus: bool = True
+    #: the variable that hands a job its GPU ids; auto: the one the allocation listed them
+    #: in, else ROCR_VISIBLE_DEVICES on an AMD-only node, else CUDA_VISIBLE_DEVICES.
+    gpu_variable: str = "auto"
+
+    @field_validator("gpu_variable")
+    @classmethod
+    def _known_variable(cls, value: str) -> str:
+        if value != "auto" and value not in VISIBILITY_VARIABLES:
+            raise ValueError(f"{value!r} is not one of auto, {', '.join(VISIBILITY_VARIABLES)}")
+        return value
 
 
 class SchedulerSettings(Section):

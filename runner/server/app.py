@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 import runner
 from runner import models
-from runner.server import errors, schema
+from runner.server import errors, schema, webui
 from runner.server.auth.keys import KeyRing
 from runner.server.auth.oidc import OIDCProvider
 from runner.server.auth.tokens import AccessTokens
@@ -29,9 +29,11 @@ from runner.server.routes import (
     body,
     device_page,
     events,
+    events_stream,
     jobs,
     sessions,
     sites,
+    stats,
     transfers,
     users,
     wellknown,
@@ -100,6 +102,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         version=runner.__version__,
         description="tolu job runner API; see docs/api.md.",
         lifespan=lifespan,
+        docs_url=None,  # webui.install serves /docs and /redoc from local assets
+        redoc_url=None,
     )
     errors.install(app)
 
@@ -128,8 +132,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
         transfers,
         batch_jobs,
         sessions,
+        stats,
+        events_stream,
     ):
         app.include_router(module.router)
+    webui.install(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -134,3 +134,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, service_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """pydantic's errors shaped like a 422's ``detail``, for answers outside an HTTP
+    response (the event stream's error message)."""
+    return _clean(errors)

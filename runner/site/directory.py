@@ -67,6 +67,9 @@ launcher:
   node:
     cpus: 0
     gpus: 0
+    # The GPU ids jobs are given; empty: the allocation's visible list
+    # (CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ...), else 0 .. gpus-1.
+    gpu_ids: []
   # Where the allocation's node list comes from: auto | slurm | pbs | cobalt | hostfile | local
   node_discovery: auto
   # With node_discovery: hostfile, the file listing one host per line.
@@ -79,6 +82,12 @@ launcher:
   report_interval_sec: 0.5
   # Stop the launcher after this many idle seconds (0: never).
   idle_timeout_sec: 0
+  # Jobs that ask for no GPU see none (CUDA_VISIBLE_DEVICES=-1, ...); false: they
+  # inherit the launcher's visibility.
+  hide_gpus: true
+  # The variable that hands a job its GPU ids; auto: the one the allocation listed
+  # them in, else ROCR_VISIBLE_DEVICES on an AMD-only node, else CUDA_VISIBLE_DEVICES.
+  gpu_variable: auto
 
 transfer:
   # Location alias -> "backend:endpoint". A job's transfer item names its remote

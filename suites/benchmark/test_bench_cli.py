@@ -204,11 +204,13 @@ def test_several_launchers_of_several_nodes_share_one_server(tmp_path: Path) -> 
     assert trial.final_states == {"JOB_FINISHED": 60}
     assert {p.root for p in trial.processes} == {"server", "launcher-0", "launcher-1"}
     assert trial.baselines[0].workers == 4, "the baseline runs at the launchers' total concurrency"
-    # per launcher: one coordinator, one worker rank per node, mpiexec and a proxy per node
+    # per launcher: rank 0 and one worker rank per node, both coordinators (rank 0 moves
+    # every job, a worker rank its node's), one spawner per node (1 slot) starting the
+    # tasks, mpiexec and a proxy per node
     roles = [(p.root, p.role) for p in trial.processes if p.source == "announced"]
     for root in ("launcher-0", "launcher-1"):
-        assert roles.count((root, "coordinator")) == 1 and roles.count((root, "starter")) == 2, roles
-    assert trial.figures["processes_coordinator"] == 2 and trial.figures["processes_starter"] == 4
+        assert roles.count((root, "coordinator")) == 3 and roles.count((root, "starter")) == 2, roles
+    assert trial.figures["processes_coordinator"] == 6 and trial.figures["processes_starter"] == 4
     for figure in ("cpu_ms_per_job_coordinator", "cpu_ms_per_job_starter", "server_cpu_share"):
         value = trial.figures[figure]
         assert value is not None and value > 0, figure

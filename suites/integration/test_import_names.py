@@ -50,11 +50,13 @@ def where() -> dict:
     import workdir_helper  # a module beside the job, in its workdir
 
     parent = Path(f"/proc/{os.getppid()}")
+    grandparent = Path(f"/proc/{(parent / 'stat').read_text().rsplit(')', 1)[1].split()[1]}")
     return {
         "helper": workdir_helper.WHERE,
         "input": Path("in.txt").read_text(),
-        "parent_cwd": os.readlink(parent / "cwd"),
         "parent_argv": (parent / "cmdline").read_bytes().decode().split("\\0"),
+        "grandparent_cwd": os.readlink(grandparent / "cwd"),
+        "grandparent_argv": (grandparent / "cmdline").read_bytes().decode().split("\\0"),
     }
 '''
 
@@ -184,6 +186,10 @@ def test_server_agent_and_launchers_run_jobs_from_a_directory_with_foreign_packa
             continue
         seen = job_result(finished)
         assert (seen["input"], seen["helper"]) == (payload, "the workdir")
-        if finished.tags["mode"] == "serial":  # the parent is the serial-mode rank mpiexec started
-            assert seen["parent_cwd"] == str(foreign_cwd)
-            assert seen["parent_argv"][1:4] == ["-P", "-m", "runner.launcher.serial_mode"], seen
+        if finished.tags["mode"] == "serial":
+            # the parent is a spawner (python -P: its imports never see a workdir; it moves
+            # into each task's workdir only to start it, posix_spawn having no chdir), and
+            # its parent the serial-mode rank mpiexec started, in the foreign directory
+            assert seen["parent_argv"][1:4] == ["-P", "-m", "runner.launcher.spawner"], seen
+            assert seen["grandparent_cwd"] == str(foreign_cwd), seen
+            assert seen["grandparent_argv"][1:4] == ["-P", "-m", "runner.launcher.serial_mode"], seen

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from harness.waiting import wait_until
+from runner.launcher.spawners import Ended, SpawnerPool
 from runner.platform import app_launchers
 from runner.platform.app_launchers import LaunchSpec, UnsupportedJob
 from runner.registry import DuplicateName, UnknownName
@@ -69,7 +74,45 @@ def test_local_runs_one_process_only() -> None:
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    # as tolu starts mpiexec (MPICHLauncher.ignore_sigpipe): SIGPIPE stays ignored
+    return subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=60, check=False, restore_signals=False)
+
+
+def test_hydra_sigpipe_race_is_harmless_with_sigpipe_ignored(tmp_path: Path) -> None:
+    """The cause of the -13 (SIGPIPE) deaths of mpiexec, made certain instead of rare.
+
+    strace delays each of mpiexec's polls by 0.3 s, as a busy scheduler may: the proxy and
+    its one-shot job are gone before mpiexec forwards its stdin's EOF, and that write hits
+    a closed socket. Started by a spawner with SIGPIPE at its default, mpiexec dies of it;
+    started as tolu starts it (SIGPIPE ignored), it exits 0 — and the job itself still
+    has SIGPIPE at its default (Hydra's proxy restores it)."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (apt install strace)")
+    mpich = app_launchers.get("mpich")()
+    assert mpich.ignore_sigpipe
+    job = ["sh", "-c", "grep SigIgn /proc/self/status"]
+    cmd = mpich.command(LaunchSpec(argv=job, hosts=[socket.gethostname()]))
+    slow = [strace, "-o", os.devnull, "-e", "trace=poll,ppoll", "-e", "inject=poll,ppoll:delay_enter=300000"]
+    pool = SpawnerPool(1, {"PATH": os.environ["PATH"]}).start()
+    try:
+        for key, ignore in ((1, False), (2, True)):
+            w = str(tmp_path / f"w{key}")
+            pool.submit(key, [*slow, *cmd], workdir=w, out_path=w + "/job.out", ignore_sigpipe=ignore)
+        ended: dict[int, Ended] = {}
+
+        def collect() -> dict[int, Ended]:
+            ended.update((e.key, e) for e in pool.wait(1.0).exits)
+            return ended
+
+        wait_until(collect, timeout=120, interval=0, what="both mpiexec runs", check=lambda e: len(e) == 2)
+    finally:
+        pool.close()
+    assert ended[1].returncode == -signal.SIGPIPE, ended[1]
+    assert ended[2].returncode == 0, ended[2]
+    ignored = int((tmp_path / "w2" / "job.out").read_text().split()[-1], 16)
+    assert not ignored & (1 << (signal.SIGPIPE - 1)), "the job must get SIGPIPE at its default"
 
 
 def test_mpich_really_runs_ranks_on_fake_hosts() -> None:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from runner.platform.gpus import GpuEnv
 from runner.platform.node_manager import AllocationError, JobRequest, NodeManager
 from runner.platform.nodes import Node
 
@@ -44,6 +45,33 @@ def test_gpus_are_distinct_and_exported() -> None:
     nm.free(1)
     c = nm.assign(JobRequest(3, node_packing_count=4, gpus_per_rank=1))
     assert c is not None and c.env() == {"CUDA_VISIBLE_DEVICES": "0"}
+
+
+def test_gpu_ids_come_from_the_node_and_jobs_without_gpus_see_none() -> None:
+    """Under CUDA_VISIBLE_DEVICES=2,3,5,7 the jobs get those ids, never 0 or 1; a job that
+    asks for no GPU is told so in every runtime's variable."""
+    nm = NodeManager([Node("g1", 8, 4, gpu_ids=("2", "3", "5", "7"))])
+    a = nm.assign(JobRequest(1, node_packing_count=4, gpus_per_rank=1))
+    b = nm.assign(JobRequest(2, node_packing_count=4, gpus_per_rank=3))
+    cpu_only = nm.assign(JobRequest(3, node_packing_count=4))
+    assert a is not None and b is not None and cpu_only is not None
+    assert a.env() == {"CUDA_VISIBLE_DEVICES": "2"}
+    assert b.env() == {"CUDA_VISIBLE_DEVICES": "3,5,7"}
+    assert cpu_only.env() == {
+        "CUDA_VISIBLE_DEVICES": "-1", "ROCR_VISIBLE_DEVICES": "-1", "HIP_VISIBLE_DEVICES": "-1",
+        "ONEAPI_DEVICE_SELECTOR": "*:cpu",
+    }
+    nm.free(1)
+    again = nm.assign(JobRequest(4, node_packing_count=4, gpus_per_rank=1))
+    assert again is not None and again.gpu_ids == (("2",),)
+
+
+def test_gpu_variable_and_hiding_follow_the_site() -> None:
+    nm = NodeManager([Node("a1", 4, 2)], GpuEnv(variable="ROCR_VISIBLE_DEVICES", hide=False))
+    gpu = nm.assign(JobRequest(1, node_packing_count=2, gpus_per_rank=1))
+    cpu = nm.assign(JobRequest(2, node_packing_count=2))
+    assert gpu is not None and gpu.env() == {"ROCR_VISIBLE_DEVICES": "0"}
+    assert cpu is not None and cpu.env() == {}
 
 
 def test_multi_node_jobs_take_whole_free_nodes() -> None:
@@ -125,7 +153,7 @@ def test_never_overcommits_and_frees_everything(
             assert sum((s for s, _, _ in held), Fraction(0)) <= 1
             assert sum(c for _, c, _ in held) <= n.cpus
             gpus = [x for _, _, g in held for x in g]
-            assert len(gpus) == len(set(gpus)) and all(0 <= x < n.gpus for x in gpus)
+            assert len(gpus) == len(set(gpus)) and set(gpus) <= set(n.gpu_ids)
     for job_id in live:
         nm.free(job_id)
     assert nm.running == 0

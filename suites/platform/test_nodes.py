@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from runner.platform import nodes
 from runner.registry import DuplicateName, UnknownName
@@ -73,6 +74,49 @@ def test_local_alone_when_nothing_else_applies() -> None:
 def test_gpus_detected_from_cuda_visible_devices() -> None:
     found = nodes.discover(LauncherSettings(), env={"CUDA_VISIBLE_DEVICES": "0,1,2"})
     assert found[0].gpus == 3
+
+
+@pytest.mark.parametrize(
+    ("env", "ids"),
+    [
+        ({"CUDA_VISIBLE_DEVICES": "2,3"}, ("2", "3")),
+        ({"CUDA_VISIBLE_DEVICES": "GPU-8f2c, MIG-1a"}, ("GPU-8f2c", "MIG-1a")),
+        ({"ROCR_VISIBLE_DEVICES": "4,5,6"}, ("4", "5", "6")),
+        ({"ZE_AFFINITY_MASK": "1"}, ("1",)),
+        ({"CUDA_VISIBLE_DEVICES": "-1"}, ()),
+        ({"CUDA_VISIBLE_DEVICES": ""}, ()),
+        ({"CUDA_VISIBLE_DEVICES": "0,-1,2"}, ("0",)),  # like CUDA: the list ends at an invalid id
+    ],
+)
+def test_gpu_ids_are_the_allocations_own(env: dict[str, str], ids: tuple[str, ...]) -> None:
+    found = nodes.discover(LauncherSettings(), env=env)
+    assert found[0].gpu_ids == ids and found[0].gpus == len(ids)
+
+
+def test_declared_gpus_take_the_allocations_ids_and_never_more() -> None:
+    env = {"CUDA_VISIBLE_DEVICES": "2,3,5"}
+    two = nodes.discover(LauncherSettings(node=NodeShape(gpus=2)), env=env)
+    assert two[0].gpu_ids == ("2", "3")
+    assert nodes.discover(LauncherSettings(node=NodeShape(gpus=4)), env={})[0].gpu_ids == ("0", "1", "2", "3")
+    with pytest.raises(nodes.DiscoveryError, match=r"gpus is 4 but the allocation lists 3 GPU\(s\) "
+                       r"\(CUDA_VISIBLE_DEVICES=2,3,5\)"):
+        nodes.discover(LauncherSettings(node=NodeShape(gpus=4)), env=env)
+    explicit = nodes.discover(LauncherSettings(node=NodeShape(gpus=2, gpu_ids=["7", "9"])), env=env)
+    assert explicit[0].gpu_ids == ("7", "9")
+
+
+def test_gpu_settings_are_checked_when_loaded() -> None:
+    with pytest.raises(ValidationError, match="gpu_variable"):
+        LauncherSettings(gpu_variable="NVIDIA_GPUS")
+    with pytest.raises(ValidationError, match="distinct"):
+        LauncherSettings(node=NodeShape(gpu_ids=["1", "1"]))
+
+
+def test_gpu_variable_auto_follows_the_allocation() -> None:
+    assert nodes.gpu_env(LauncherSettings(), {"ROCR_VISIBLE_DEVICES": "1"}).variable == "ROCR_VISIBLE_DEVICES"
+    assert nodes.gpu_env(LauncherSettings(), {"CUDA_VISIBLE_DEVICES": "1"}).variable == "CUDA_VISIBLE_DEVICES"
+    named = nodes.gpu_env(LauncherSettings(gpu_variable="ZE_AFFINITY_MASK", hide_gpus=False), {})
+    assert (named.variable, named.hide) == ("ZE_AFFINITY_MASK", False)
 
 
 def test_explicit_source_missing_its_input_is_a_clear_error() -> None:

@@ -136,7 +136,7 @@ def _e(
 
 def _ids(page: Any) -> set[int]:
     rows = page["results"] if isinstance(page, dict) and "results" in page else page
-    return {int(r["id"]) for r in rows}
+    return {int(r["id"] if "id" in r else r["site_id"]) for r in rows}  # site cards name their site
 
 
 def endpoints() -> list[Endpoint]:
@@ -156,6 +156,10 @@ def endpoints() -> list[Endpoint]:
         _e("GET", "/batch-jobs", 200, 200, 200, 200, 200, foreign_ids=lambda w: {w.batch_job}),
         _e("GET", "/batch-jobs/{w.batch_job}", 200, 200, 200, 404, 404),
         _e("GET", "/sessions", 200, 200, 200, 200, 200, foreign_ids=lambda w: {w.session}),
+        _e("GET", "/stats/sites", 200, 200, 200, 200, 200, foreign_ids=site_rows),
+        _e("GET", "/stats/history?site_id={w.site}", 200, 200, 200, 404, 404),
+        _e("GET", "/stats/history?batch_job_id={w.batch_job}", 200, 200, 200, 404, 404),
+        _e("GET", "/stats/history?app_id={w.app}", 200, 200, 200, 404, 404),
         _e("GET", "/auth/tokens", 200, 200, 403, 403, 200, foreign_ids=lambda w: {w.token}),
         _e("GET", "/auth/audit", 200, 200, 403, 403, 200),
         _e("GET", "/admin/users", 403, 403, 403, 403, 403),

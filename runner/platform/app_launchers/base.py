@@ -64,6 +64,10 @@ class AppLauncher(ABC):
     name: ClassVar[str]
     #: the start command when the site settings name none.
     default_executable: ClassVar[str] = ""
+    #: run the start command with SIGPIPE ignored (a write to a closed pipe or socket
+    #: fails with EPIPE instead of killing it); only for a start command that gives the
+    #: job's processes SIGPIPE back at its default, as Hydra's proxy does.
+    ignore_sigpipe: ClassVar[bool] = False
 
     def __init__(self, *, executable: str = "", extra_args: Sequence[str] = ()) -> None:
         self.executable = executable or self.find_default()

@@ -11,6 +11,16 @@ from runner.platform.app_launchers.base import AppLauncher, LaunchSpec, register
 @register("mpich")
 class MPICHLauncher(AppLauncher):
     default_executable = "mpiexec"
+    # Hydra's mpiexec forwards its stdin to rank 0's proxy: at EOF it writes a "stdin
+    # closed" header on the proxy's control socket. When the job ends before mpiexec
+    # gets there (a short job on a busy node, two starts at once), the proxy has already
+    # exited and the write raises SIGPIPE, which at its default kills mpiexec (return
+    # code -13, RUN_ERROR for a job that succeeded). Hydra drops that write's error, so
+    # with SIGPIPE ignored mpiexec goes on, reads the exit status and exits 0; and its
+    # proxy starts the ranks with SIGPIPE back at the default, so jobs see no
+    # difference. (A stdin Hydra cannot read only narrows the window: it then sends
+    # the header synchronously, and an error there is fatal.)
+    ignore_sigpipe = True
 
     @classmethod
     def find_default(cls) -> str:

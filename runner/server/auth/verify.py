@@ -53,16 +53,25 @@ def authenticate(request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
+    who = principal_for(
+        request.app.state.auth, request.app.state.db, bearer(request), client_address(request)
+    )
+    if who.scope == Scope.READ and request.method not in READ_METHODS:
+        raise Forbidden("this token is read-only")
+    request.state.principal = who
+    return who
+
+
+def principal_for(verifier: Verifier, db: Database, token: str, address: str | None) -> Principal:
+    """Who ``token`` speaks for (Unauthorized when refused): the check of every request,
+    and of a token that arrives another way (the event stream's first message)."""
     from runner.server.services import grants, sso
 
-    verifier: Verifier = request.app.state.auth
-    db: Database = request.app.state.db
-    token = bearer(request)
     if verifier.tokens.is_ours(token) or verifier.oidc is None:
         claims = verifier.tokens.decode(token)
         with db.read() as conn:
             row = grants.check(conn, claims.grant_id)
-        who = Principal(
+        return Principal(
             user_id=row.user_id,
             username=row.username,
             scope=Scope(row.scope),
@@ -71,12 +80,7 @@ def authenticate(request: Request) -> Principal:
             role=row.role,
             via="token" if row.kind == "token" else "login",
         )
-    else:
-        provider_claims = verifier.oidc.verify(token)
-        with db.write() as conn:
-            account = sso.account_for(conn, verifier.oidc.settings, provider_claims, client_address(request))
-        who = Principal(user_id=account.id, username=account.username, role=account.role, via="sso")
-    if who.scope == Scope.READ and request.method not in READ_METHODS:
-        raise Forbidden("this token is read-only")
-    request.state.principal = who
-    return who
+    provider_claims = verifier.oidc.verify(token)
+    with db.write() as conn:
+        account = sso.account_for(conn, verifier.oidc.settings, provider_claims, address)
+    return Principal(user_id=account.id, username=account.username, role=account.role, via="sso")

@@ -1,4 +1,4 @@
-"""GPUs handed out as CUDA_VISIBLE_DEVICES; a batch job's filter tags and --tag select jobs."""
+"""A batch job's filter tags and --tag select jobs (GPUs: test_mpi_gpus.py)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,6 @@ from runner.client import Client
 from runner.states import JobState
 
 S = JobState
-
-
-def test_packed_jobs_get_distinct_gpus(
-    tolu_site: Any, tolu_client: Client, make_jobs: Any, tolu_launcher: Any, fake_nodes: Any
-) -> None:
-    fake_nodes(1, cpus=4, node={"cpus": 4, "gpus": 4})
-    jobs = make_jobs("gpus", 4, parameters={"seconds": 1},
-                     resources={"node_packing_count": 2, "gpus_per_rank": 2})
-    launcher = tolu_launcher("mpi", max_idle_sec=3)
-    assert launcher.wait(timeout=120) == 0, launcher.console_tail()
-    seen = []
-    for job in tolu_client.jobs.filter(id=[j.id for j in jobs]):
-        assert job.state is S.JOB_FINISHED
-        seen.append((tolu_site.path / "data" / job.workdir / "job.out").read_text().strip())
-    # two at a time on 4 GPUs: each pair had disjoint ids
-    assert sorted(seen) == ["gpus=0,1", "gpus=0,1", "gpus=2,3", "gpus=2,3"], seen
 
 
 def test_batch_job_filter_tags_and_tag_option_select_jobs(

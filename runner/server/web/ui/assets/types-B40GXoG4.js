@@ -1,0 +1,1 @@
+const E=["CREATED","AWAITING_PARENTS","READY","STAGED_IN","PREPROCESSED","RUNNING","RUN_DONE","RUN_ERROR","RUN_TIMEOUT","RESTART_READY","POSTPROCESSED","STAGED_OUT","JOB_FINISHED","FAILED","KILLED"],R=["pending_submission","submit_failed","queued","running","pending_deletion","finished","failed","unknown"];export{R as B,E as J};

@@ -1,0 +1,161 @@
+"""Spawner processes and the engine, without a server: real children, real spawner processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.waiting import wait_until
+from runner.launcher.engine import Engine, Start
+from runner.launcher.spawners import Ended, Events, SpawnerPool
+from runner.launcher.tasks import Task
+from runner.launcher.workdir import EXIT_FILE, note_success
+from runner.platform.node_manager import Assignment, NodeManager
+from runner.platform.nodes import Node
+
+
+@pytest.fixture
+def pool() -> SpawnerPool:
+    p = SpawnerPool(2, {"PATH": os.environ["PATH"]}).start()
+    yield p
+    p.close()
+
+
+def collect(pool: SpawnerPool, got: Events) -> Events:
+    """One ``pool.wait`` (it blocks until the spawners report), added to ``got``."""
+    ev = pool.wait(1.0)
+    got.started += ev.started
+    got.exits += ev.exits
+    got.start_errors += ev.start_errors
+    got.cancelled += ev.cancelled
+    return got
+
+
+def drain(pool: SpawnerPool, want: int) -> Events:
+    """Every event until ``want`` tasks have ended (exit, failed or cancelled start)."""
+    got = Events()
+    return wait_until(
+        lambda: collect(pool, got), timeout=60, interval=0, what=f"{want} tasks to end",
+        check=lambda g: len(g.exits) + len(g.start_errors) + len(g.cancelled) >= want,
+    )
+
+
+def submit(pool: SpawnerPool, key: int, argv: list[str], tmp: Path, **kw: object) -> str:
+    w = str(tmp / f"w{key}")
+    pool.submit(key, argv, workdir=w, out_path=w + "/job.out", **kw)  # type: ignore[arg-type]
+    return w
+
+
+def test_exits_failures_and_tails_come_back_with_their_times(pool: SpawnerPool, tmp_path: Path) -> None:
+    submit(pool, 1, ["sh", "-c", "echo out; echo err >&2; exit 7"], tmp_path)
+    submit(pool, 2, ["/no/such/program"], tmp_path)
+    w3 = submit(pool, 3, [sys.executable, "-c", "import time; time.sleep(0.3)"], tmp_path,
+                note=(3, 9, 0, False))
+    submit(pool, 4, ["sh", "-c", "echo $TOLU_X"], tmp_path, env={"TOLU_X": "over the base"})
+    got = drain(pool, 4)
+    by_key = {e.key: e for e in got.exits}
+    assert by_key[1].returncode == 7 and by_key[1].tail == "out\nerr\n"
+    assert by_key[3].returncode == 0 and by_key[3].tail == ""
+    assert by_key[3].started <= by_key[3].ended
+    assert (tmp_path / "w4" / "job.out").read_text() == "over the base\n"
+    assert got.start_errors == [(2, "cannot start '/no/such/program': No such file or directory")]
+    assert {k for k, _ in got.started} == {1, 3, 4}
+    # the clean exit was noted in the workdir by the spawner, before anyone reported it
+    assert '"job_id": 3, "session_id": 9' in (Path(w3) / EXIT_FILE).read_text()
+    assert len(pool) == 0
+
+
+def test_a_success_noted_by_a_dead_session_is_reported_not_run_again(
+    pool: SpawnerPool, tmp_path: Path
+) -> None:
+    w = tmp_path / "w5"
+    w.mkdir()
+    note_success(str(w), 5, 8, 0, 100.0, 101.0)  # session 8 ran it, then died unreported
+    submit(pool, 5, ["touch", "ran"], tmp_path, note=(5, 9, 0, False))
+    submit(pool, 6, ["touch", "ran"], tmp_path, note=(6, 9, 0, False))  # fresh: runs
+    got = drain(pool, 2)
+    by_key = {e.key: e for e in got.exits}
+    assert by_key[5].recovered and (by_key[5].started, by_key[5].ended) == (100.0, 101.0)
+    assert not (w / "ran").exists()
+    assert not by_key[6].recovered and (tmp_path / "w6" / "ran").exists()
+
+
+def test_wall_time_kills_the_whole_process_group(pool: SpawnerPool, tmp_path: Path) -> None:
+    # the shell's child (sleep) must die too, not only the shell
+    submit(pool, 1, ["sh", "-c", "sleep 60 & echo $! > child; wait"], tmp_path, wall_time_sec=0.3)
+    (ex,) = drain(pool, 1).exits
+    assert ex.timed_out and not ex.stopped and ex.returncode != 0
+    child = (tmp_path / "w1" / "child").read_text().strip()
+    wait_until(lambda: not Path(f"/proc/{child}").exists(), timeout=30, what=f"child {child} to die")
+
+
+def test_a_successor_starts_in_its_slot_and_stop_cancels_the_rest(pool: SpawnerPool, tmp_path: Path) -> None:
+    submit(pool, 1, ["sh", "-c", "sleep 0.2; date +%s.%N > t1"], tmp_path)
+    submit(pool, 2, ["sleep", "60"], tmp_path, after=1)
+    submit(pool, 3, ["true"], tmp_path, after=2)
+    seen = Events()
+    got = wait_until(lambda: collect(pool, seen), timeout=60, interval=0, what="the successor's start",
+                     check=lambda g: 2 in dict(g.started))
+    started = dict(got.started)
+    # 2 waited for 1's end, in the same spawner, without the coordinator
+    assert [e.key for e in got.exits] == [1]
+    assert started[2] >= got.exits[0].ended
+    pool.terminate_all()
+    rest = drain(pool, 2)
+    assert [(e.key, e.stopped) for e in rest.exits] == [(2, True)]
+    assert rest.cancelled == [3]
+
+
+def test_a_spawner_that_dies_fails_its_tasks_with_the_reason(pool: SpawnerPool, tmp_path: Path) -> None:
+    submit(pool, 1, ["sleep", "60"], tmp_path)
+    wait_until(lambda: collect(pool, Events()).started, timeout=60, interval=0, what="the start")
+    os.kill(pool.pids[0], signal.SIGKILL)
+    got = drain(pool, 1)
+    assert got.start_errors[0][0] == 1 and "spawner process running it ended" in got.start_errors[0][1]
+
+
+def test_the_engine_chains_tasks_of_a_shape_on_their_gpus(pool: SpawnerPool, tmp_path: Path) -> None:
+    """One slot with one GPU: the second and third task wait in the spawner behind the
+    first and get its GPU; a task of another shape is not chained; everything is freed."""
+    nm = NodeManager([Node("n1", 1, 1, gpu_ids=("5",))])
+    seen: dict[int, str] = {}
+
+    def build(task: Task, a: Assignment) -> Start:
+        seen[task.job_id] = a.env()["CUDA_VISIBLE_DEVICES"]
+        return Start(argv=task.argv, workdir=task.workdir, out_path=task.workdir + "/job.out",
+                     env={**task.env, **a.env()})
+
+    engine = Engine(nm, pool, build, depth=2)
+    tasks = [Task(job_id=i, argv=["sh", "-c", "sleep 0.1; echo $CUDA_VISIBLE_DEVICES"],
+                  workdir=str(tmp_path / f"t{i}"), gpus_per_rank=1) for i in (1, 2, 3)]
+    other = Task(job_id=4, argv=["true"], workdir=str(tmp_path / "t4"), threads_per_rank=1, gpus_per_rank=0)
+    assert isinstance(engine.place(tasks[0]), Assignment)
+    assert engine.place(tasks[1]) is True and engine.place(tasks[2]) is True
+    assert engine.place(other) is False  # the only CPU is held, and no chain of its shape
+    assert engine.backlog == 2.0
+    ended = until_ended(engine, pool, 3)
+    assert sorted(ended) == [1, 2, 3]
+    assert seen == {1: "5", 2: "5", 3: "5"}
+    assert [(tmp_path / f"t{i}" / "job.out").read_text() for i in (1, 2, 3)] == ["5\n"] * 3
+    assert nm.running == 0 and engine.backlog == 0 and len(engine) == 0
+    assert isinstance(engine.place(other), Assignment)
+    assert until_ended(engine, pool, 1) == [4]
+
+
+def until_ended(engine: Engine, pool: SpawnerPool, n: int) -> list[int]:
+    ended: list[int] = []
+
+    def step() -> list[int]:
+        ended.extend(t.job_id for t, _ in engine.handle(pool.wait(0.5)).ended)
+        return ended
+
+    return wait_until(step, timeout=60, interval=0, what=f"{n} tasks to end", check=lambda e: len(e) >= n)
+
+
+def test_ended_is_what_outcome_reads() -> None:
+    ex = Ended(1, 0, 1.0, 2.0, False, False, "", {})
+    assert (ex.key, ex.returncode, ex.tail, ex.result) == (1, 0, "", {})

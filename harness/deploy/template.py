@@ -7,7 +7,7 @@
       Dockerfile      FROM the tolu server image, with the facility's configuration
       .dockerignore   only site/settings.yml goes into the build (not the secrets)
       compose.yaml    the server and PostgreSQL (or SQLite in a volume), volumes, the port
-      server.env      the server's secrets (token signing key, database URL); mode 0600
+      server.env      the server's environment (database URL with its password); mode 0600
       .env            the database password compose.yaml reads; mode 0600
       site/           the site directory for the login node: settings.yml for its scheduler
                       (validated by tolu's settings loader before anything is written), apps/
@@ -107,7 +107,6 @@ def render(target: Path, facility: Facility, *, command: str = "") -> list[Path]
         **asdict(facility),
         "server_url": facility.url,
         "mpi_launcher": facility.mpi_launcher or MPI_LAUNCHERS.get(facility.scheduler, "mpich"),
-        "secret_key": secrets.token_hex(32),
         "db_password": secrets.token_hex(16),
         "version": runner.__version__,
         "rendered_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

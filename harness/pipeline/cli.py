@@ -110,7 +110,7 @@ def image(base_image: str | None, force: bool) -> None:
     """Build (or reuse) the server image from ci/server/ and print its tag.
 
     \b
-      docker run -d -p 127.0.0.1:8000:8000 -e TOLU_SECRET_KEY=... -e TOLU_MIGRATE=1 \\
+      docker run -d -p 127.0.0.1:8000:8000 -e TOLU_MIGRATE=1 \\
          -v tolu-data:/data "$(tolu ci image)"
     """
     require_extra("container", "tolu ci image")

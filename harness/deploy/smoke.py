@@ -2,7 +2,8 @@
 
 The workflows (``ci/smoke/*.yml``) are what a deployment check does: register and log in,
 sites, apps, jobs (create, bulk, DAG, idempotent resend, filter, page, patch, a forbidden
-transition), events, batch jobs, transfers, health and schema revision. They run through
+transition), events, batch jobs, transfers, tokens (refresh, revoke, read-only tokens, a
+device-code login), health and schema revision. They run through
 stepci's engine (the npm package ``stepci``, pinned in ``ci/smoke/package.json``;
 ``ci/smoke/run.js`` asks it for structured results), against any URL: the suites' server
 container, a facility's own deployment (``tolu ci smoke URL``).

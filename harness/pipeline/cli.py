@@ -143,7 +143,8 @@ def smoke(url: str, names: tuple[str, ...], json_path: Path | None) -> None:
 
     Each workflow registers a fresh user and exercises accounts, sites, apps, jobs (bulk,
     DAG, idempotent resend, filters, pages, a forbidden transition), events, batch jobs,
-    transfers, launcher sessions, health and schema revision. Needs Node.js; stepci is
+    transfers, launcher sessions, tokens (refresh, revoke, read-only tokens, a device-code
+    login), health and schema revision. Needs Node.js; stepci is
     installed into ci/smoke/node_modules on first use (npm ci). Exits 1 on any failure.
 
     \b

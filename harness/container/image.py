@@ -23,6 +23,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -253,11 +254,29 @@ def _docker_build(client: Any, ctx: Path, tag: str, buildargs: dict[str, str], l
             client.images.prune(filters={"dangling": True})
 
 
+#: images younger than this survive a prune: on an engine shared by several checkouts (or
+#: processes) another one may have just built it and be about to run it or build FROM it
+PRUNE_MIN_AGE_SEC = 3600
+
+
 def _prune_images(client: Any, keep: set[str]) -> None:
-    """Remove older tolu-server images (in use ones stay: docker refuses to remove them)."""
+    """Remove older tolu-server images (in use ones stay: docker refuses to remove them; those
+    built in the last PRUNE_MIN_AGE_SEC stay too)."""
     for image in client.images.list(filters={"label": LABEL}):
         tags = set(image.tags)
+        if _age_sec(image) < PRUNE_MIN_AGE_SEC:
+            continue
         if tags and not tags & keep and all(t.split(":")[0] in {IMAGE_REPO, DEPS_REPO} for t in tags):
             for t in tags:
                 with contextlib.suppress(Exception):
                     client.images.remove(t)
+
+
+def _age_sec(image: Any) -> float:
+    """Seconds since the engine built ``image`` (0 when it does not say: then it is kept)."""
+    created = str(image.attrs.get("Created", ""))[:19]  # 2026-11-26T16:55:12.123456789Z
+    try:
+        built = datetime.strptime(created, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return 0.0
+    return (datetime.now(UTC) - built).total_seconds()

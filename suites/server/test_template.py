@@ -4,6 +4,7 @@ the API smoke tests. Its bring-up time goes into the test's evidence."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import requests
 import yaml
 
 from harness.checkout import REPO_ROOT
+from harness.container.engine import docker_client
 from harness.container.image import build_server_image
 from harness.deploy import smoke
 from harness.deploy.compose import ComposeProject, read_env_file
@@ -86,6 +88,9 @@ def test_render_build_bring_up_and_smoke(tmp_path: Path, tolu_evidence: Evidence
         log = smoke.write_log(result, tmp_path / "stepci-results.log")
         server_log = project.logs("server")
         steps = ", ".join(f"{k} at {v:.1f} s" for k, v in project.timeline.items())
+    # the facility's image is theirs to keep; a test's is not (vfs stores each in full)
+    with contextlib.suppress(Exception):
+        docker_client().images.remove(f"tolu-server-{facility}:latest", force=True)
     (tmp_path / "bring-up.log").write_text(
         f"bring-up (build FROM {image}, {pg_image} healthy, server healthy): {up_sec:.1f} s ({steps})\n"
         f"smoke: {result.summary()}\n\n--- server log ---\n{server_log}"

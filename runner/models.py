@@ -13,7 +13,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypedDict, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from runner.states import BatchJobState, JobState
@@ -181,6 +189,20 @@ class Site(Reply):
     last_heartbeat: datetime | None
     created_at: datetime
 
+    def _repr_html_(self) -> str:
+        from runner.html import fields_table
+
+        beat = self.last_heartbeat.strftime("%Y-%m-%d %H:%M:%S") if self.last_heartbeat else "never"
+        return fields_table(
+            f"site {self.name} (id {self.id})",
+            [
+                ("host", self.hostname),
+                ("path", self.path),
+                ("agent heartbeat", beat),
+                *((k, v) for k, v in sorted(self.settings_summary.items())),
+            ],
+        )
+
 
 class Resources(Request):
     """What one job needs. ``wall_time_min`` 0 means no limit."""
@@ -218,6 +240,9 @@ class AppCreate(Request):
     environment: dict[str, str] = Field(default_factory=dict)
     #: which hooks the app's definition implements (others are skipped by the server).
     hooks: list[Hook] = Field(default_factory=list)
+    #: the app takes parameters it does not declare (e.g. a python function with
+    #: ``**kwargs``); otherwise a job naming an undeclared parameter is refused.
+    free_parameters: bool = False
 
 
 class AppUpdate(Request):
@@ -229,6 +254,7 @@ class AppUpdate(Request):
     default_resources: Resources | None = None
     environment: dict[str, str] | None = None
     hooks: list[Hook] | None = None
+    free_parameters: bool | None = None
 
 
 class App(Reply):
@@ -238,13 +264,53 @@ class App(Reply):
     description: str
     kind: AppKind
     command_template: str | None
-    serialized_function: str | None
+    #: a blob (cloudpickle, base64): left out of the repr.
+    serialized_function: str | None = Field(repr=False)
     parameters: dict[str, Any]
     default_resources: Resources
     environment: dict[str, str]
     hooks: list[Hook]
+    free_parameters: bool = False
     created_at: datetime
     updated_at: datetime
+
+    def parameter_list(self) -> str:
+        """The app's parameters as a person reads them: ``name (required), steps=100``."""
+        return describe_parameters(self.parameters, free=self.free_parameters)
+
+    def _repr_html_(self) -> str:
+        from runner.html import fields_table
+
+        return fields_table(
+            f"app {self.name} (id {self.id})",
+            [
+                ("kind", self.kind.value),
+                ("command", self.command_template or "(python function)"),
+                ("parameters", self.parameter_list()),
+                ("site", self.site_id),
+                ("resources", _resources_text(self.default_resources)),
+                ("hooks", ", ".join(self.hooks) or "-"),
+                ("description", self.description or "-"),
+            ],
+        )
+
+
+def describe_parameters(parameters: Mapping[str, Any], *, free: bool = False) -> str:
+    """``name (required), steps=100``; ``none`` for an app without parameters."""
+    shown = ", ".join(f"{k} (required)" if v is None else f"{k}={v!r}" for k, v in parameters.items())
+    shown = shown or "none"
+    return shown + (" (and any other: free parameters)" if free else "")
+
+
+def _resources_text(r: Resources) -> str:
+    text = f"{r.num_nodes} node(s) x {r.ranks_per_node} rank(s) x {r.threads_per_rank} thread(s)"
+    if r.gpus_per_rank:
+        text += f", {r.gpus_per_rank} GPU(s)/rank"
+    if r.node_packing_count > 1:
+        text += f", {r.node_packing_count} per node"
+    if r.wall_time_min:
+        text += f", {r.wall_time_min:g} min"
+    return text
 
 
 # ---------------------------------------------------------------- transfers
@@ -275,6 +341,60 @@ class TransferItemCreate(Request):
     source: str = Field(min_length=1)
     destination: str = Field(min_length=1)
     recursive: bool = False
+
+    @field_validator("source", "destination")
+    @classmethod
+    def _parsed(cls, value: str, info: ValidationInfo) -> str:
+        # Parsed here, at creation, so that a reversed or malformed spec is a 422 now and
+        # not a failed stage-out after the job ran.
+        direction = info.data.get("direction")
+        if direction is None:
+            return value
+        remote = (info.field_name == "source") == (direction == TransferDirection.IN)
+        problem = remote_end_problem(value) if remote else local_end_problem(value)
+        if problem:
+            inbound = direction == TransferDirection.IN
+            shape = "LOCATION:PATH=WORKDIR_PATH" if inbound else "WORKDIR_PATH=LOCATION:PATH"
+            raise PydanticCustomError(
+                "transfer_spec",
+                "stage-{direction} {field} {value} {problem}; stage-{direction} is {shape}",
+                {
+                    "direction": direction.value,
+                    "field": info.field_name,
+                    "value": repr(value),
+                    "problem": problem,
+                    "shape": shape,
+                },
+            )
+        return value
+
+
+def split_location(remote: str) -> tuple[str, str] | None:
+    """``alias:path`` -> ``(alias, path)``; None when ``remote`` is not of that shape."""
+    alias, sep, path = remote.partition(":")
+    if not sep or not alias or not path or "/" in alias:
+        return None
+    return alias, path
+
+
+def remote_end_problem(remote: str) -> str | None:
+    """Why ``remote`` is not a transfer's ``LOCATION:PATH`` end (None: it is)."""
+    if split_location(remote) is None:
+        return "is not LOCATION:PATH (e.g. local:/data/in.txt)"
+    return None
+
+
+def local_end_problem(local: str) -> str | None:
+    """Why ``local`` is not a path inside the job's workdir (None: it is)."""
+    if local.startswith("/"):
+        return "must be relative to the job's workdir"
+    parts = [p for p in local.split("/") if p not in ("", ".")]
+    depth = 0
+    for part in parts:
+        depth += -1 if part == ".." else 1
+        if depth < 0:
+            return "leaves the job's workdir"
+    return None
 
 
 class TransferItem(Reply):
@@ -353,7 +473,8 @@ class Job(Reply):
     idempotency_key: str | None = None
     parents: list[int]
     parameters: dict[str, Any]
-    serialized_args: str | None
+    #: a blob (cloudpickle, base64): left out of the repr.
+    serialized_args: str | None = Field(repr=False)
     tags: Tags
     environment: dict[str, str]
     workdir: str
@@ -372,6 +493,34 @@ class Job(Reply):
     created_at: datetime
     updated_at: datetime
 
+    def __repr_args__(self) -> Any:
+        # a python job's result is a pickled blob in data: its size says enough
+        for key, value in super().__repr_args__():
+            if key == "data" and isinstance(value, dict):
+                value = {k: _blob(v) for k, v in value.items()}
+            yield key, value
+
+    def _repr_html_(self) -> str:
+        from runner.html import fields_table
+
+        fields: list[tuple[str, Any]] = [
+            ("state", self.state.value),
+            ("app", self.app_id),
+            ("site", self.site_id),
+            ("parameters", ", ".join(f"{k}={v!r}" for k, v in self.parameters.items()) or "-"),
+            ("tags", ", ".join(f"{k}={v}" for k, v in sorted(self.tags.items())) or "-"),
+            ("parents", ", ".join(map(str, self.parents)) or "-"),
+            ("resources", _resources_text(self.resources)),
+            ("return code", self.return_code),
+            ("retries", f"{self.retry_count} of {self.retry_limit}"),
+            ("workdir", self.workdir),
+            ("updated", self.updated_at.strftime("%Y-%m-%d %H:%M:%S")),
+        ]
+        exc = self.data.get("exception")
+        if isinstance(exc, dict):
+            fields.insert(1, ("error", f"{exc.get('type', 'Exception')}: {exc.get('message', '')}"))
+        return fields_table(f"job {self.id}", fields)
+
     @property
     def resources(self) -> Resources:
         return Resources(
@@ -382,6 +531,10 @@ class Job(Reply):
             node_packing_count=self.node_packing_count,
             wall_time_min=self.wall_time_min,
         )
+
+
+def _blob(value: Any) -> Any:
+    return f"<{len(value)} characters>" if isinstance(value, str) and len(value) > 60 else value
 
 
 def _tag_pairs(value: Any) -> Any:
@@ -519,6 +672,25 @@ class BatchJob(Reply):
     created_at: datetime
     updated_at: datetime
 
+    def _repr_html_(self) -> str:
+        from runner.html import fields_table
+
+        def when(t: datetime | None) -> str:
+            return t.strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+        fields: list[tuple[str, Any]] = [
+            ("state", self.state.value),
+            ("site", self.site_id),
+            ("scheduler id", self.scheduler_id or "-"),
+            ("nodes", f"{self.num_nodes} x {self.wall_time_min} min ({self.job_mode.value} mode)"),
+            ("queue / project", f"{self.queue or '-'} / {self.project or '-'}"),
+            ("runs jobs tagged", ", ".join(f"{k}={v}" for k, v in self.filter_tags.items()) or "any"),
+            ("started / ended", f"{when(self.start_time)} / {when(self.end_time)}"),
+        ]
+        if self.state in (BatchJobState.FAILED, BatchJobState.SUBMIT_FAILED):
+            fields.insert(1, ("why", self.status_info.get("error") or self.status_info.get("reason") or "-"))
+        return fields_table(f"batch job {self.id}", fields)
+
 
 class SessionCreate(Request):
     site_id: int
@@ -639,3 +811,159 @@ class History(Reply):
     #: totals over [start, end).
     finished: int
     failed: int
+# ---------------------------------------------------------------- DAG prototypes
+
+#: the placeholders a DAG node may use besides the DAG's own parameters: the instance's
+#: index in its run, the run's id and the DAG's name.
+DAG_BUILTINS = ("instance", "run", "dag")
+#: tags every job of a DAG run carries (a run, an instance, a node are selected by them).
+DAG_RUN_TAG, DAG_INSTANCE_TAG, DAG_NODE_TAG = "dag_run", "dag_instance", "dag_node"
+#: most jobs (instances x nodes) one DAG run may create; it is one request and one transaction.
+MAX_RUN_JOBS = 100_000
+#: most nodes a DAG may have.
+MAX_DAG_NODES = 1_000
+
+_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
+
+
+class DagNode(Request):
+    """One job of every instance of a DAG: an app, its parameters, the nodes it waits for.
+
+    String values (parameters, tags, workdir, environment, transfer ends) may hold
+    ``{name}`` placeholders of the DAG's parameters or of ``instance``, ``run``, ``dag``;
+    a value that is exactly ``{name}`` becomes the parameter's value with its type.
+    The default workdir is ``dags/<dag>/<run>/<instance>/<node>``, so a node finds its
+    parents' files at ``../<parent>/``.
+    """
+
+    name: str = Field(min_length=1, max_length=128, pattern=_NAME_PATTERN)
+    #: the app's name at the DAG's site.
+    app: str = Field(min_length=1, max_length=256)
+    parents: list[str] = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
+    environment: dict[str, str] = Field(default_factory=dict)
+    resources: Resources | None = None
+    retry_limit: int = Field(default=3, ge=0, le=1_000)
+    workdir: str | None = None
+    transfers: list[TransferItemCreate] = Field(default_factory=list)
+
+
+class DagCreate(Request):
+    """A DAG prototype. Defining one with the name of an existing DAG stores a new
+    version, unless nothing changed (then the latest version is answered)."""
+
+    name: str = Field(min_length=1, max_length=256, pattern=_NAME_PATTERN)
+    site_id: int
+    description: str = ""
+    #: parameter name -> default value; ``None`` marks a required parameter.
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    nodes: list[DagNode] = Field(min_length=1, max_length=MAX_DAG_NODES)
+
+
+class Dag(Reply):
+    id: int
+    name: str
+    version: int
+    site_id: int
+    description: str
+    parameters: dict[str, Any]
+    nodes: list[DagNode]
+    created_at: datetime
+
+    def layers(self) -> list[list[DagNode]]:
+        """The nodes by depth: those without parents first, each node one layer below its
+        deepest parent (a stored DAG has no cycle)."""
+        depth: dict[str, int] = {}
+        by_name = {n.name: n for n in self.nodes}
+
+        def of(name: str) -> int:
+            if name not in depth:
+                parents = by_name[name].parents
+                depth[name] = 1 + max((of(p) for p in parents), default=-1)
+            return depth[name]
+
+        out: list[list[DagNode]] = []
+        for node in self.nodes:
+            d = of(node.name)
+            while len(out) <= d:
+                out.append([])
+            out[d].append(node)
+        return out
+
+    def _repr_html_(self) -> str:
+        from runner.html import fields_table
+
+        layers = " → ".join(", ".join(f"{n.name} ({n.app})" for n in layer) for layer in self.layers())
+        return fields_table(
+            f"DAG {self.name} v{self.version} (id {self.id})",
+            [
+                ("parameters", describe_parameters(self.parameters)),
+                ("nodes", layers),
+                ("site", self.site_id),
+                ("description", self.description or "-"),
+            ],
+        )
+
+
+class DagInstance(Request):
+    """One instance of a run: its parameters (over the DAG's defaults) and extra tags."""
+
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    tags: Tags = Field(default_factory=dict)
+
+
+class DagRunCreate(Request):
+    """Instantiate a DAG: every instance's jobs, created in one request, all or nothing."""
+
+    instances: list[DagInstance] = Field(min_length=1, max_length=MAX_RUN_JOBS)
+    #: tags on every job of the run.
+    tags: Tags = Field(default_factory=dict)
+    #: run at another site (its apps of the same names) [default: the DAG's site].
+    site_id: int | None = None
+
+
+class DagRun(Reply):
+    id: int
+    dag_id: int
+    dag_name: str
+    version: int
+    site_id: int
+    instances: int
+    jobs: int
+    tags: Tags
+    created_at: datetime
+
+
+class DagInstanceState(StrEnum):
+    """An instance as a unit: ``failed`` if any job failed, ``killed`` if any was killed,
+    ``finished`` when all finished, ``running`` while any job is past PREPROCESSED, else
+    ``waiting``."""
+
+    WAITING = "waiting"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    KILLED = "killed"
+
+
+class DagInstanceStatus(Reply):
+    index: int
+    state: DagInstanceState
+    #: jobs per state.
+    jobs: dict[JobState, int]
+    parameters: dict[str, Any]
+
+
+class DagRunStatus(Reply):
+    run: DagRun
+    #: jobs of the run per state.
+    jobs: dict[JobState, int]
+    #: instances per instance state.
+    instances: dict[DagInstanceState, int]
+    #: each instance (only when asked for, or for one instance).
+    detail: list[DagInstanceStatus] | None = None
+
+
+class KillResult(Reply):
+    killed: int

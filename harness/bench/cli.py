@@ -120,6 +120,7 @@ API_KEYS = (
     "ratio_create_vs_sqlite",
     "ratio_cycle_vs_sqlite",
 )
+DAG_KEYS = ("run_jobs_per_s", "run_request_s", "run_server_cpu_ms_per_job", "status_ms", "server_peak_rss_mb")
 CHAOS_KEYS = (
     "jobs_lost",
     "run_twice_concurrently",
@@ -293,13 +294,13 @@ def _run(keys: Sequence[str], start: Callable[[ModuleType], RunOutcome], *, chec
 
 @click.group()
 def bench() -> None:
-    """Benchmarks with baselines measured in the same run; reports in artifacts/.
+    """For tolu's developers: benchmarks with baselines measured in the same run; reports in artifacts/.
 
     Figures with an aim show ✓ or ✗; --check exits 1 unless all are met.
 
     \b
     tolu bench throughput                 # 2,000 serial + 500 MPI-mode /bin/true jobs (< 2 min)
-    tolu bench launcher --check           # issue 3's figures: 2,000 jobs, 2 slots, both modes
+    tolu bench launcher --check           # the launcher's figures: 2,000 jobs, 2 slots, both modes
     tolu bench api                        # bulk create, acquire/complete cycles, page latency
     tolu bench throughput --jobs 100000 --mode serial   # the scale check
     tolu bench chaos                      # jobs while launcher, agent, server, PostgreSQL are killed
@@ -382,7 +383,7 @@ def throughput(**kw: Any) -> None:
 @click.option("--database", type=click.Choice(["sqlite", "postgresql"]), default="sqlite", show_default=True)
 @common_options
 def launcher(**kw: Any) -> None:
-    """Issue 3's benchmark: 2,000 /bin/true jobs, 2 slots, serial and MPI mode.
+    """The launcher benchmark: 2,000 /bin/true jobs, 2 slots, serial and MPI mode.
 
     Serial mode vs ProcessPoolExecutor(2), MPI mode vs a 2-way bare
     `mpiexec -n 1 /bin/true` loop; aim: ratio >= 0.8 for both.
@@ -437,6 +438,30 @@ def api(**kw: Any) -> None:
     """
     settings, check = _settings(kw)
     _run(API_KEYS, lambda runs: runs.api(settings, **kw), check=check)
+
+
+@bench.command()
+@click.option(
+    "--instances", type=click.IntRange(1), default=10_000, show_default=True, help="instances in the one run"
+)
+@click.option("--nodes", type=click.IntRange(1, 1000), default=5, show_default=True, help="nodes of the DAG")
+@click.option(
+    "--database",
+    type=click.Choice(["sqlite", "postgresql", "both"]),
+    default="sqlite",
+    show_default=True,
+    help="both: SQLite then PostgreSQL in one run",
+)
+@common_options
+def dag(**kw: Any) -> None:
+    """A DAG prototype run for many instances in one request (docs/dags.md).
+
+    \b
+      tolu bench dag                                  # 10,000 instances of a 5-node DAG
+      tolu bench dag --database both --repeat 3
+    """
+    settings, check = _settings(kw)
+    _run(DAG_KEYS, lambda runs: runs.dag(settings, **kw), check=check)
 
 
 @bench.command()

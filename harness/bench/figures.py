@@ -176,5 +176,17 @@ API: dict[str, FigureInfo] = {
     "ratio_cycle_vs_sqlite": _info("ratio", "higher", "this database's cycle rate / SQLite's", ">= 0.5"),
 }
 
+DAG: dict[str, FigureInfo] = {
+    "run_jobs_per_s": _info("jobs/s", "higher", "jobs of a DAG run created per second (one request)"),
+    "run_request_s": _info("s", "lower", "the one request that creates every instance of the run"),
+    "run_server_cpu_ms_per_job": _info(
+        "ms", "lower", "server CPU time per job created (all its workers)"
+    ),
+    "status_ms": _info("ms", "lower", "the run's status (jobs per state, instances per outcome)"),
+    "server_peak_rss_mb": _info(
+        "MiB", "lower", "peak resident memory of the server's processes", f"< {SERVER_RSS_MIB}"
+    ),
+}
+
 #: figures that --compare/--fail-on check (ratios measured in one run travel across machines).
 COMPARED_PREFIX = "ratio_"

@@ -21,6 +21,7 @@ from harness.bench import engine, machine, postgres
 from harness.bench.api import ApiScenario
 from harness.bench.baselines import BaselineError
 from harness.bench.chaos import TARGETS, ChaosError, ChaosScenario
+from harness.bench.dag import DagScenario
 from harness.bench.stack import StackError, open_stack
 from harness.bench.tasks import Task, TaskError, parse
 from harness.bench.throughput import BenchError, NoProgress, Progress, ThroughputScenario
@@ -157,6 +158,34 @@ def api(
         versions = ", ".join(f"{r.stack.database.kind} {r.stack.database.version}" for r in runners)
         info = machine.collect(database=database, database_version=versions)
         return engine.run(_run_options("api", settings, params, out_dir), runners, info)
+
+
+def dag(
+    settings: RunSettings, *, instances: int = 10_000, nodes: int = 5, database: str = "sqlite"
+) -> engine.RunOutcome:
+    """A ``nodes``-node DAG run for ``instances`` instances in one request, on ``database``."""
+    _check_extras(settings)
+    out_dir = settings.out_dir or engine.default_out_dir("dag")
+    kinds = ["sqlite", "postgresql"] if database == "both" else [database]
+    params = {
+        "instances": instances,
+        "nodes": nodes,
+        "database": database,
+        "server": settings.server,
+        "repeat": settings.repeat,
+    }
+    with _work_dir(out_dir, settings.keep_work) as work, contextlib.ExitStack() as stacks:
+        runners = [
+            DagScenario(
+                stacks.enter_context(open_stack(work / f"dag-{kind}", server=settings.server, database=kind)),
+                instances=instances,
+                nodes=nodes,
+            )
+            for kind in kinds
+        ]
+        versions = ", ".join(f"{r.stack.database.kind} {r.stack.database.version}" for r in runners)
+        info = machine.collect(database=database, database_version=versions)
+        return engine.run(_run_options("dag", settings, params, out_dir), runners, info)
 
 
 def chaos(

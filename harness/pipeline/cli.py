@@ -16,7 +16,7 @@ from runner.extras import require_extra
 
 @click.group()
 def ci() -> None:
-    """CI: run the whole system end to end.
+    """For tolu's developers: CI runs the whole system end to end.
 
     \b
       tolu ci integration                          # server process, local scheduler

@@ -43,6 +43,8 @@ class AppDef:
     parameters: ClassVar[dict[str, Any]] = {}
     resources: ClassVar[Resources | dict[str, Any]] = {}
     environment: ClassVar[dict[str, str]] = {}
+    #: jobs may pass parameters not declared here (otherwise such a job is refused).
+    free_parameters: ClassVar[bool] = False
     #: where the definition was loaded from (set by ``load_apps``).
     source: ClassVar[Path | None] = None
 
@@ -121,4 +123,5 @@ class AppDef:
             default_resources=Resources.model_validate(cls.resources),
             environment=dict(cls.environment),
             hooks=cls.hooks(),
+            free_parameters=cls.free_parameters,
         )

@@ -8,7 +8,6 @@ runs it with ``call_python``; ``job_result`` reads what it returned or raised.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import inspect
 import linecache
@@ -23,10 +22,8 @@ from pydantic import ValidationError
 
 from runner.apps.errors import AppDefinitionError, first_error
 from runner.models import AppCreate, AppKind, Hook, Job, Resources
-
-
-def _dumps(obj: Any) -> str:
-    return base64.b64encode(cloudpickle.dumps(obj)).decode("ascii")
+from runner.payload import dumps as _dumps
+from runner.payload import loads as _loads
 
 
 def serialize_function(fn: Callable[..., Any]) -> str:
@@ -122,7 +119,7 @@ def serialize_args(args: Iterable[Any] = (), kwargs: Mapping[str, Any] | None = 
 
 def deserialize(payload: str) -> Any:
     """The object serialized by :func:`serialize_function`, :func:`serialize_args` or a result."""
-    return cloudpickle.loads(base64.b64decode(payload))
+    return _loads(payload)
 
 
 def call_python(
@@ -172,6 +169,7 @@ class PythonApp:
         parameters: Mapping[str, Any] | None = None,
         resources: Resources | Mapping[str, Any] | None = None,
         environment: Mapping[str, str] | None = None,
+        free_parameters: bool | None = None,
     ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
@@ -183,6 +181,9 @@ class PythonApp:
             resources if isinstance(resources, Resources) else Resources.model_validate(resources or {})
         )
         self.environment = dict(environment or {})
+        # Without declared parameters a function's keyword arguments are whatever it takes
+        # (Python checks them when it runs); declared ones are checked at creation.
+        self.free_parameters = not self.parameters if free_parameters is None else free_parameters
         self.source: Path | None = None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
@@ -213,6 +214,7 @@ class PythonApp:
             parameters=self.parameters,
             default_resources=self.resources,
             environment=self.environment,
+            free_parameters=self.free_parameters,
         )
 
     def job(self, app_id: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -228,8 +230,14 @@ def python_app(
     parameters: Mapping[str, Any] | None = None,
     resources: Resources | Mapping[str, Any] | None = None,
     environment: Mapping[str, str] | None = None,
+    free_parameters: bool | None = None,
 ) -> Any:
-    """Make a Python function an app: ``@python_app`` or ``@python_app(resources={...})``."""
+    """Make a Python function an app: ``@python_app`` or ``@python_app(resources={...})``.
+
+    ``parameters`` (name -> default, None: required) are the keyword arguments a job may
+    pass by name, checked when jobs are created; without them any name is taken
+    (``free_parameters``, Python checks the call when the job runs).
+    """
 
     def wrap(f: Callable[..., Any]) -> PythonApp:
         return PythonApp(
@@ -239,6 +247,7 @@ def python_app(
             parameters=parameters,
             resources=resources,
             environment=environment,
+            free_parameters=free_parameters,
         )
 
     return wrap(fn) if fn is not None else wrap

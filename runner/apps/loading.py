@@ -34,6 +34,7 @@ class _YamlApp(BaseModel):
         default_factory=Resources, validation_alias=AliasChoices("resources", "default_resources")
     )
     environment: dict[str, str] = Field(default_factory=dict)
+    free_parameters: bool = False
 
 
 def _yaml_apps(path: Path) -> list[type[AppDef]]:
@@ -65,6 +66,7 @@ def _yaml_apps(path: Path) -> list[type[AppDef]]:
                 "parameters": spec.parameters,
                 "resources": spec.resources,
                 "environment": spec.environment,
+                "free_parameters": spec.free_parameters,
                 "source": path,
             },
         )

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from runner.apps import AppDefinitionError
+from runner.cli.usage import OneLineUsage, OneLineUsageGroup
 from runner.client import Client, ToluError
 from runner.models import App, Site
 from runner.site.settings import SettingsError
@@ -63,20 +64,8 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _one_line_usage(exc: click.UsageError, ctx: click.Context) -> click.UsageError:
-    # click prints the usage block above a usage error when it knows the context;
-    # we print one line and point at --help instead.
-    return click.UsageError(f"{exc.format_message().strip()} (see `{ctx.command_path} --help`)")
-
-
-class ToluCommand(click.Command):
+class ToluCommand(OneLineUsage):
     """A click command whose user errors become one line on stderr and exit 1."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            raise _one_line_usage(exc, ctx) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -85,23 +74,9 @@ class ToluCommand(click.Command):
             fail(describe(exc))
 
 
-class ToluGroup(click.Group):
+class ToluGroup(OneLineUsageGroup):
     command_class = ToluCommand
     group_class = type
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            raise _one_line_usage(exc, ctx) from None
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        try:
-            return super().resolve_command(ctx, args)
-        except click.UsageError as exc:
-            raise _one_line_usage(exc, ctx) from None
 
 
 class StateType(click.ParamType):
@@ -176,10 +151,7 @@ def format_time(value: datetime | None) -> str:
 
 
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> None:
-    table = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    out_console().print(table)
+    out_console().print(table(columns, rows, title=title))
 
 
 def print_json(data: Any) -> None:
@@ -229,3 +201,119 @@ def resolve_app(client: Client, app: str, site: Site | None) -> App:
         sites = ", ".join(str(a.site_id) for a in found)
         fail(f"app {app!r} exists at several sites (ids {sites}): choose one with --site")
     return found[0]
+
+
+# ---------------------------------------------------------------- --json, --watch, --since
+
+
+def json_option(help: str = "print JSON instead of text") -> Callable[[Any], Any]:
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def watch_options(what: str) -> Callable[[Any], Any]:
+    """``--watch`` and ``--interval``: redraw ``what`` until Ctrl-C."""
+
+    def decorate(fn: Any) -> Any:
+        fn = click.option(
+            "--interval",
+            default=2.0,
+            show_default=True,
+            type=click.FloatRange(0.1),
+            help="seconds between redraws",
+        )(fn)
+        return click.option("-w", "--watch", is_flag=True, help=f"redraw {what} until Ctrl-C")(fn)
+
+    return decorate
+
+
+def watch(render: Callable[[], Any], interval: float) -> None:
+    """Show ``render()`` again every ``interval`` seconds until Ctrl-C (exit 0).
+
+    On a terminal the table is redrawn in place; piped, each new version is printed
+    below the last one under a time line, only when it changed.
+    """
+    import time
+
+    console = out_console()
+    try:
+        if console.is_terminal:
+            from rich.live import Live
+
+            with Live(render(), console=console, auto_refresh=False) as live:
+                while True:
+                    time.sleep(interval)
+                    live.update(render(), refresh=True)
+        last = ""
+        while True:
+            with console.capture() as captured:
+                console.print(render())
+            text = captured.get()
+            if text != last:
+                click.echo(f"-- {datetime.now().astimezone().strftime('%H:%M:%S')}")
+                click.echo(text, nl=False)
+                sys.stdout.flush()
+                last = text
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+def show_or_watch(render: Callable[[], Any], watching: bool, interval: float) -> None:
+    """Print ``render()`` once, or keep redrawing it (``--watch``)."""
+    if watching:
+        watch(render, interval)
+    else:
+        out_console().print(render())
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None) -> Table:
+    """The table ``print_table`` prints (for ``watch``)."""
+    out = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
+    for row in rows:
+        out.add_row(*("" if v is None else str(v) for v in row))
+    return out
+
+
+class Since(click.ParamType):
+    """A point in time: ``10m``, ``2h``, ``3d`` ago, or an ISO date/time."""
+
+    name = "WHEN"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        from datetime import UTC, timedelta
+
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
+            return datetime.now(UTC) - timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(
+                f"{value!r}: give a duration (30s, 10m, 2h, 1d) or an ISO time (2026-01-31T12:00)", param, ctx
+            )
+        return when if when.tzinfo else when.astimezone()
+
+
+def noun(n: int, word: str) -> str:
+    """``1 job``, ``2 jobs``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def ago(when: datetime | None) -> str:
+    """``5 s ago``, ``3 min ago``, ``never``."""
+    if when is None:
+        return "never"
+    from datetime import UTC
+
+    now = datetime.now(UTC)
+    seconds = (now - (when if when.tzinfo else when.replace(tzinfo=UTC))).total_seconds()
+    if seconds < 90:
+        return f"{max(0, round(seconds))} s ago"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min ago"
+    if seconds < 172800:
+        return f"{round(seconds / 3600)} h ago"
+    return f"{round(seconds / 86400)} days ago"

@@ -12,8 +12,10 @@ from runner.cli._common import (
     echo,
     fail,
     get_client,
+    json_option,
     print_json,
     print_table,
+    resolve_app,
     resolve_site,
     site_dir_id,
     site_option,
@@ -28,6 +30,7 @@ def app() -> None:
     Examples:
       tolu app sync --site ./mysite
       tolu app ls
+      tolu app rm old-app --site ./mysite
     """
 
 
@@ -43,7 +46,8 @@ def app() -> None:
 )
 @click.option("--prune", is_flag=True, help="also delete apps on the server that are no longer defined")
 @click.option("--dry-run", is_flag=True, help="load and check the definitions, change nothing")
-def sync(site: str, prune: bool, dry_run: bool) -> None:
+@json_option('print {"created", "updated", "unchanged", "deleted"}: app names')
+def sync(site: str, prune: bool, dry_run: bool, as_json: bool) -> None:
     """Create or update the server's apps from SITE/apps/*.yml and *.py.
 
     Apps are matched by name; unchanged ones are left alone. Prints what changed.
@@ -67,6 +71,10 @@ def sync(site: str, prune: bool, dry_run: bool) -> None:
     site_id = site_dir_id(site_dir)
     client = get_client()
     result = client.apps.sync(site_id, [a.to_create(site_id) for a in apps], prune=prune)
+    if as_json:
+        kinds = ("created", "updated", "unchanged", "deleted")
+        print_json({k: [a.name for a in getattr(result, k)] for k in kinds})
+        return
     for made in result.created:
         echo(f"+ created {made.name}")
     for made in result.updated:
@@ -100,7 +108,37 @@ def ls(site: str | None, as_json: bool) -> None:
         return
     rows = []
     for a in apps:
-        params = ", ".join(k if v is None else f"{k}={v}" for k, v in a.parameters.items())
+        params = a.parameter_list()
         what = a.command_template if a.kind == "shell" else "(python function)"
         rows.append((a.id, a.site_id, a.name, a.kind, what, params, ",".join(a.hooks)))
     print_table(("id", "site", "name", "kind", "command", "parameters", "hooks"), rows)
+
+
+@app.command("rm")
+@click.argument("app_ref", metavar="APP")
+@site_option()
+@click.option("-y", "--yes", is_flag=True, help="do not ask for confirmation")
+@json_option('print {"app", "jobs"} of what was removed')
+def rm(app_ref: str, site: str | None, yes: bool, as_json: bool) -> None:
+    """Remove an app (by name or id) and its jobs from the server (asks first).
+
+    Its definition file in SITE/apps stays: the next `tolu app sync` would create it
+    again (`tolu app sync --prune` removes apps whose files are gone).
+
+    \b
+    Example:
+      tolu app rm hello --site ./mysite
+    """
+    client = get_client()
+    site_obj = resolve_site(client, site) if site else None
+    found = resolve_app(client, app_ref, site_obj)
+    jobs = client.jobs.count(app_id=found.id)
+    if not yes:
+        click.confirm(
+            f"Remove app {found.name!r} (id {found.id}) and its {jobs} job(s)?", abort=True, err=True
+        )
+    client.apps.delete(found.id)
+    if as_json:
+        print_json({"app": found.id, "jobs": jobs})
+        return
+    echo(f"Removed app {found.name} (id {found.id}) and {jobs} job(s)")

@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from runner.cli._common import (
     StateType,
     ToluGroup,
     echo,
+    err_console,
     fail,
     format_tags,
     format_time,
     get_client,
+    json_option,
     parse_pairs,
     print_json,
     print_table,
     resolve_app,
     resolve_site,
+    show_or_watch,
     site_option,
+    table,
+    watch_options,
 )
-from runner.client import Client
-from runner.models import JobCreate, JobUpdate, Resources, Site, TransferDirection, TransferItemCreate
-from runner.states import JobState
+from runner.client import Client, InvalidRequest
+from runner.client.failures import output_path
+from runner.models import Job, JobCreate, JobUpdate, Resources, Site, TransferDirection, TransferItemCreate
+from runner.states import FINAL, JobState
 
 _state_type = StateType()
 
@@ -37,20 +46,49 @@ def job() -> None:
     Examples:
       tolu job create --app hello --param name=world -n 100 --tag run=a
       tolu job ls --tag run=a --by-state
+      tolu job wait --tag run=a               # until all end; exit 1 listing failures
       tolu job show 12
-      tolu job modify 12 13 --state KILLED
+      tolu job logs 12 -f
+      tolu job cancel --tag run=a
+      tolu job modify 12 13 --state RESTART_READY
       tolu job rm --tag run=a
     """
 
 
 def _transfers(values: Sequence[str], direction: TransferDirection, option: str) -> list[TransferItemCreate]:
     out = []
+    example = "local:/data/in.txt=in.txt" if direction == TransferDirection.IN else "out.h5=local:/results/"
     for item in values:
         src, eq, dest = item.partition("=")
         if not eq or not src or not dest:
-            fail(f"{option} {item!r}: expected SOURCE=DESTINATION (e.g. local:/data/in.txt=in.txt)")
-        out.append(TransferItemCreate(direction=direction, source=src, destination=dest))
+            fail(f"{option} {item!r}: expected SOURCE=DESTINATION (e.g. {example})")
+        try:
+            out.append(TransferItemCreate(direction=direction, source=src, destination=dest))
+        except ValidationError as exc:
+            fail(f"{option} {item!r}: {exc.errors()[0]['msg']}")
     return out
+
+
+#: the option a person used for each field of a job (for errors the server reports).
+_OPTION_OF = {
+    "parameters": "--param",
+    "tags": "--tag",
+    "parents": "--parent",
+    "transfers": "--stage-in/--stage-out",
+}
+
+
+def _refused(exc: InvalidRequest) -> str:
+    """A refused create in the words of the options (the server numbers the jobs of the request)."""
+    if not exc.errors:
+        return str(exc)
+    first = exc.errors[0]
+    loc = list(first.loc)
+    field = loc[2] if len(loc) > 2 and loc[0] == "body" else None
+    option = _OPTION_OF.get(str(field))
+    if option is None:
+        return str(exc)
+    return f"{option}: {first.msg}"
 
 
 def _ids_text(ids: Sequence[int]) -> str:
@@ -86,6 +124,7 @@ def _ids_text(ids: Sequence[int]) -> str:
     "--stage-out", multiple=True, metavar="SRC=DEST", help="stage out a workdir path to LOCATION:PATH"
 )
 @click.option("-q", "--quiet", is_flag=True, help="print only the new job ids, one per line")
+@json_option("print the created jobs as JSON")
 def create(
     app_name: str,
     site: str | None,
@@ -104,6 +143,7 @@ def create(
     stage_in: tuple[str, ...],
     stage_out: tuple[str, ...],
     quiet: bool,
+    as_json: bool,
 ) -> None:
     """Create COUNT jobs of an app in one request.
 
@@ -148,7 +188,13 @@ def create(
         if workdir:
             fields["workdir"] = workdir if count == 1 else f"{workdir}/{i}"
         jobs.append(JobCreate.model_validate(fields))
-    made = client.jobs.bulk_create(jobs)
+    try:
+        made = client.jobs.bulk_create(jobs)
+    except InvalidRequest as exc:
+        fail(_refused(exc))
+    if as_json:
+        print_json([j.model_dump(mode="json") for j in made])
+        return
     if quiet:
         for j in made:
             echo(str(j.id))
@@ -179,6 +225,16 @@ def _filters(
     return filters, site_obj
 
 
+#: --sort choices -> the server's ordering.
+SORTS = {
+    "newest": "-id",
+    "oldest": "id",
+    "updated": "-updated_at",
+    "least-updated": "updated_at",
+    "state": "state",
+}
+
+
 @job.command("ls")
 @click.argument("ids", nargs=-1, type=int)
 @click.option(
@@ -188,8 +244,16 @@ def _filters(
 @click.option("--app", "app_name", help="only jobs of this app (name or id)")
 @site_option()
 @click.option("--by-state", is_flag=True, help="print how many jobs are in each state")
-@click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
+@click.option(
+    "--sort",
+    type=click.Choice(list(SORTS)),
+    default="newest",
+    show_default=True,
+    help="row order: newest/oldest created, recently/least recently updated, by state",
+)
+@json_option()
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(0), help="rows to show (0: all)")
+@watch_options("the table")
 def ls(
     ids: tuple[int, ...],
     states: tuple[str, ...],
@@ -197,34 +261,49 @@ def ls(
     app_name: str | None,
     site: str | None,
     by_state: bool,
+    sort: str,
     as_json: bool,
     limit: int,
+    watch: bool,
+    interval: float,
 ) -> None:
-    """List jobs: id, app, state, tags, nodes, updated (oldest first).
+    """List jobs: id, app, state, tags, nodes, updated (newest first; see --sort).
 
     \b
     Examples:
       tolu job ls --state RUNNING --tag run=a
-      tolu job ls --by-state
+      tolu job ls --by-state --watch          # counts per state, redrawn until Ctrl-C
       tolu job ls --app hello --json --limit 0
+      tolu job ls --sort oldest
     """
     client = get_client()
     filters, _site = _filters(client, ids=ids, states=states, tags=tags, app_name=app_name, site=site)
     if by_state:
-        counts = client.jobs.counts(**filters)
-        rows = [(s.value, counts[s]) for s in JobState if counts.get(s)]
         if as_json:
-            print_json({state: n for state, n in rows})
+            print_json({s.value: n for s, n in _state_rows(client, filters)})
             return
-        print_table(("state", "count"), [*rows, ("total", sum(counts.values()))])
+        show_or_watch(lambda: _state_table(client, filters), watch, interval)
         return
-    page = client.jobs.page(**filters, ordering="id", limit=limit or 10_000)
-    jobs = page.results if limit else client.jobs.filter(**filters)
     if as_json:
+        jobs = _listed(client, filters, sort, limit)[0]
         print_json([j.model_dump(mode="json") for j in jobs])
         return
     names = {a.id: a.name for a in client.apps.filter()}
-    rows2 = [
+    show_or_watch(lambda: _jobs_table(client, filters, sort, limit, names), watch, interval)
+
+
+def _listed(client: Client, filters: dict[str, Any], sort: str, limit: int) -> tuple[list[Any], int]:
+    ordering = SORTS[sort]
+    if not limit:
+        found = client.jobs.filter(**filters, ordering=ordering)
+        return found, len(found)
+    page = client.jobs.page(**filters, ordering=ordering, limit=limit)
+    return page.results, page.count
+
+
+def _jobs_table(client: Client, filters: dict[str, Any], sort: str, limit: int, names: dict[int, str]) -> Any:
+    jobs, total = _listed(client, filters, sort, limit)
+    rows = [
         (
             j.id,
             names.get(j.app_id, j.app_id),
@@ -235,9 +314,22 @@ def ls(
         )
         for j in jobs
     ]
-    print_table(("id", "app", "state", "tags", "nodes", "updated"), rows2)
-    if len(jobs) < page.count:
-        echo(f"({len(jobs)} of {page.count} jobs shown; --limit 0 shows all)")
+    shown = table(("id", "app", "state", "tags", "nodes", "updated"), rows)
+    if len(jobs) < total:
+        from rich.console import Group
+
+        return Group(shown, f"({len(jobs)} of {total} jobs shown; --limit 0 shows all)")
+    return shown
+
+
+def _state_rows(client: Client, filters: dict[str, Any]) -> list[tuple[JobState, int]]:
+    counts = client.jobs.counts(**filters)
+    return [(s, counts[s]) for s in JobState if counts.get(s)]
+
+
+def _state_table(client: Client, filters: dict[str, Any]) -> Any:
+    rows = _state_rows(client, filters)
+    return table(("state", "count"), [*((s.value, n) for s, n in rows), ("total", sum(n for _, n in rows))])
 
 
 @job.command()
@@ -302,12 +394,14 @@ def show(job_id: int, as_json: bool) -> None:
 @click.option("--tag", "tags", multiple=True, metavar="K=V", help="set a tag (others are kept)")
 @click.option("--param", "params", multiple=True, metavar="K=V", help="set a parameter (others are kept)")
 @click.option("--retry-limit", type=click.IntRange(0), help="new retry limit")
+@json_option("print the changed jobs as JSON")
 def modify(
     ids: tuple[int, ...],
     state: str | None,
     tags: tuple[str, ...],
     params: tuple[str, ...],
     retry_limit: int | None,
+    as_json: bool,
 ) -> None:
     """Change jobs by id, all or none (a forbidden state change changes nothing).
 
@@ -341,6 +435,9 @@ def modify(
             fields["retry_limit"] = retry_limit
         updates.append(JobUpdate.model_validate(fields))
     done = client.jobs.bulk_update(updates)
+    if as_json:
+        print_json([j.model_dump(mode="json") for j in done])
+        return
     noun = "job" if len(done) == 1 else "jobs"
     states = sorted({j.state.value for j in done})
     echo(f"Modified {len(done)} {noun} (now {', '.join(states)})")
@@ -354,6 +451,7 @@ def modify(
 @site_option()
 @click.option("--all", "all_jobs", is_flag=True, help="every job you own (asks first unless --yes)")
 @click.option("-y", "--yes", is_flag=True, help="do not ask for confirmation with --all")
+@json_option('print {"removed": N}')
 def rm(
     ids: tuple[int, ...],
     states: tuple[str, ...],
@@ -362,6 +460,7 @@ def rm(
     site: str | None,
     all_jobs: bool,
     yes: bool,
+    as_json: bool,
 ) -> None:
     """Remove jobs by id or filter; says how many were removed.
 
@@ -392,4 +491,185 @@ def rm(
         if total and not yes:
             click.confirm(f"Remove all {total} of your jobs?", abort=True, err=True)
         removed = sum(client.jobs.delete_where(site_id=s.id) for s in client.sites.filter())
+    if as_json:
+        print_json({"removed": removed})
+        return
     echo(f"Removed {removed} job{'' if removed == 1 else 's'}")
+
+
+def _selection(
+    client: Client, ids: Sequence[int], tags: Sequence[str], app_name: str | None, site: str | None, what: str
+) -> dict[str, Any]:
+    filters, _site = _filters(client, ids=ids, tags=tags, app_name=app_name, site=site)
+    if not any(v is not None for v in filters.values()):
+        fail(f"no jobs selected: give ids or --tag/--app/--site to {what}")
+    if ids:
+        wanted = sorted(set(ids))
+        found = {j.id for j in client.jobs.filter(id=wanted)}
+        missing = [i for i in wanted if i not in found]
+        if missing:
+            fail(f"no such jobs: {', '.join(map(str, missing))}")
+    return filters
+
+
+@job.command()
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--tag", "tags", multiple=True, metavar="K=V", help="jobs with this tag (repeatable: all)")
+@click.option("--app", "app_name", help="jobs of this app (name or id)")
+@site_option()
+@click.option("--timeout", type=click.FloatRange(0), help="give up after this many seconds (exit 1)")
+@click.option(
+    "--interval", default=2.0, show_default=True, type=click.FloatRange(0.1), help="seconds between checks"
+)
+@json_option("print the ended jobs as JSON")
+def wait(
+    ids: tuple[int, ...],
+    tags: tuple[str, ...],
+    app_name: str | None,
+    site: str | None,
+    timeout: float | None,
+    interval: float,
+    as_json: bool,
+) -> None:
+    """Wait until the jobs end (JOB_FINISHED, FAILED or KILLED).
+
+    Exit 0 when every one finished; exit 1 with one line listing the jobs that failed or
+    were killed, each with its reason and output file, or, after --timeout, the jobs
+    still pending. A terminal shows how many have ended so far.
+
+    \b
+    Examples:
+      tolu job wait 12 13
+      tolu job wait --tag run=a --timeout 3600
+    """
+    client = get_client()
+    filters = _selection(client, ids, tags, app_name, site, "wait for")
+    wanted = [j.id for j in client.jobs.filter(**filters)]
+    if not wanted:
+        fail("no jobs match: nothing to wait for")
+    live = sys.stderr.isatty()
+    ended: list[Job] = []
+    try:
+        for done in client.jobs.as_completed(wanted, timeout=timeout, poll_sec=interval):
+            ended.append(done)
+            if live:
+                sys.stderr.write(f"\r\x1b[K{len(ended)} of {len(wanted)} jobs ended")
+                sys.stderr.flush()
+    finally:
+        if live:
+            sys.stderr.write("\r\x1b[K")
+    by_id = {j.id: j for j in ended}
+    result = [by_id[i] for i in wanted]
+    if as_json:
+        print_json([j.model_dump(mode="json") for j in result])
+    client.jobs.raise_failed(result)
+    if not as_json:
+        echo(f"{len(result)} {'job' if len(result) == 1 else 'jobs'} finished")
+
+
+@job.command()
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--tag", "tags", multiple=True, metavar="K=V", help="jobs with this tag (repeatable: all)")
+@click.option("--app", "app_name", help="jobs of this app (name or id)")
+@site_option()
+@json_option('print {"cancelled": N, "already_ended": M}')
+def cancel(
+    ids: tuple[int, ...], tags: tuple[str, ...], app_name: str | None, site: str | None, as_json: bool
+) -> None:
+    """Cancel jobs: every selected job that has not ended moves to KILLED (its children
+    fail with the reason); ended ones are left as they are.
+
+    \b
+    Examples:
+      tolu job cancel 12 13
+      tolu job cancel --tag run=a
+    """
+    client = get_client()
+    filters = _selection(client, ids, tags, app_name, site, "cancel")
+    selected = client.jobs.filter(**filters)
+    live = [j for j in selected if j.state not in FINAL]
+    updates = [
+        JobUpdate(id=j.id, state=JobState.KILLED, state_data={"reason": "cancelled with tolu job cancel"})
+        for j in live
+    ]
+    client.jobs.bulk_update(updates, returning=False)
+    if as_json:
+        print_json({"cancelled": len(live), "already_ended": len(selected) - len(live)})
+        return
+    echo(
+        f"Cancelled {len(live)} {'job' if len(live) == 1 else 'jobs'} ({len(selected) - len(live)} had ended)"
+    )
+
+
+@job.command()
+@click.argument("job_id", type=int)
+@click.option("-f", "--follow", is_flag=True, help="keep printing new output until the job ends")
+@click.option("-n", "--tail", "tail_lines", type=click.IntRange(1), help="only the last N lines")
+@click.option(
+    "--interval", default=1.0, show_default=True, type=click.FloatRange(0.1), help="seconds between checks"
+)
+@json_option('print {"job", "state", "path", "output"}')
+def logs(job_id: int, follow: bool, tail_lines: int | None, interval: float, as_json: bool) -> None:
+    """Print a job's output (stdout and stderr: SITE/data/<workdir>/job.out).
+
+    Read from the file where this host can see it; elsewhere the last lines the
+    launcher reported for a failed run are shown, and where the whole file is.
+    With -f, new output is printed as it comes until the job ends.
+
+    \b
+    Examples:
+      tolu job logs 12
+      tolu job logs 12 -f
+      tolu job logs 12 -n 20
+    """
+    client = get_client()
+    current = client.jobs.get(job_id)
+    site_obj = client.sites.get(current.site_id)
+    path = Path(output_path(site_obj, current))
+    if as_json:
+        text = _tail(path.read_text(errors="replace"), tail_lines) if path.is_file() else None
+        print_json({"job": job_id, "state": current.state.value, "path": str(path), "output": text})
+        return
+    if not path.is_file() and not follow:
+        failure = client.jobs.explain([current]).get(job_id)
+        if failure is not None and failure.tail:
+            click.echo(_tail(failure.tail, tail_lines), nl=not failure.tail.endswith("\n"))
+        where = f"{site_obj.hostname}:{path}"
+        err_console().print(
+            f"(no output file here: job {job_id} is {current.state.value}; it writes to {where})"
+        )
+        return
+    _print_output(client, job_id, path, tail_lines, follow, interval)
+
+
+def _tail(text: str, lines: int | None) -> str:
+    if lines is None:
+        return text
+    return "".join(text.splitlines(keepends=True)[-lines:])
+
+
+def _print_output(
+    client: Client, job_id: int, path: Path, lines: int | None, follow: bool, interval: float
+) -> None:
+    import time
+
+    offset = 0
+    first = True
+    while True:
+        if path.is_file():
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+            offset += len(chunk)
+            text = chunk.decode(errors="replace")
+            if first:
+                text = _tail(text, lines)
+            if text:
+                click.echo(text, nl=False)
+                sys.stdout.flush()
+            first = False
+        if not follow:
+            return
+        if client.jobs.get(job_id).state in FINAL and path.is_file() and path.stat().st_size == offset:
+            return
+        time.sleep(interval)

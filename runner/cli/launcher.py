@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from runner.cli._common import ToluCommand, fail, parse_pairs
+from runner.cli._common import ToluCommand, fail, parse_pairs, print_json
+
+if TYPE_CHECKING:
+    from runner.cli.progress import Progress
+    from runner.launcher.context import Context
+    from runner.models import Site
 
 
 @click.command(cls=ToluCommand)
@@ -40,6 +47,11 @@ from runner.cli._common import ToluCommand, fail, parse_pairs
 @click.option(
     "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only run jobs with this tag (repeatable)."
 )
+@click.option(
+    "--progress/--no-progress", default=None,
+    help="A live line of jobs done/failed/running and jobs/s on stderr [default: on a terminal].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout at the end.")
 def launcher(
     site_dir: Path,
     mode: str,
@@ -48,18 +60,23 @@ def launcher(
     hostfile: str | None,
     max_idle_sec: float | None,
     tags: tuple[str, ...],
+    progress: bool | None,
+    as_json: bool,
 ) -> None:
-    """Run the site's runnable jobs until idle, out of time, or stopped (SIGTERM).
+    """Run the site's jobs here until idle, out of time, or stopped (SIGTERM).
 
     Opens a session with the server (heartbeats; if this process dies its jobs come
     back as RESTART_READY once the session expires), acquires jobs that fit the free
     nodes, runs them, and reports their states in batches. Job output goes to
     SITE/data/<workdir>/job.out; the launcher's log to SITE/log/launcher-<pid>.log.
+    At the end one line sums up what ran at the site meanwhile (done, errors, timeouts,
+    jobs/s).
 
     \b
       tolu launcher --site ./mysite --mode serial --max-idle-sec 10
       tolu launcher --site ./mysite --mode mpi --wall-time-min 60 --hostfile nodes.txt
     """
+    from runner.cli.progress import Progress
     from runner.launcher.context import Context
     from runner.launcher.logfile import setup_logging
     from runner.launcher.options import LauncherError, LauncherOptions
@@ -77,22 +94,55 @@ def launcher(
         tags=parse_pairs(tags, "--tag"),
     )
     try:
+        # What the engine would find wrong first (the settings, the credentials, the server
+        # down or not knowing the site), said here in one line in both modes.
+        ctx = Context.load(opts)
+        site = _check_server(ctx)
+        live = sys.stderr.isatty() if progress is None else progress
+        console = Progress(ctx.client, ctx.site_id, stream=sys.stderr, live=live)
         if mode == "mpi":
             from runner.launcher import mpi_mode
 
             log_path = setup_logging(site_dir)
             click.echo(f"launcher (mpi mode, pid {os.getpid()}): log {log_path}", err=True)
+            console.start()
             code = mpi_mode.run(opts)
         else:
             from runner.launcher import serial_start
             from runner.site import settings as site_settings
 
             settings = site_settings.load(site_dir)
-            # what rank 0 would find wrong, said here in one line instead of by mpiexec
-            Context.load(opts).client.close()
             setup_logging(site_dir)
             click.echo(f"launcher (serial mode, pid {os.getpid()}): logs in {site_dir / 'log'}", err=True)
+            console.start()
             code = serial_start.run(opts, settings.launcher)
     except (LauncherError, UnknownName, UnsupportedJob, DiscoveryError) as exc:
         fail(str(exc))
+    _summary(console, site.name, mode, code, as_json)
+    ctx.client.close()
     sys.exit(code)
+
+
+def _check_server(ctx: Context) -> Site:
+    """The launcher's site as the server has it; a server that is down or refuses the
+    credentials is one line here, without the retry warnings."""
+    client_log = logging.getLogger("runner.client")
+    level = client_log.level
+    client_log.setLevel(logging.ERROR)
+    try:
+        return ctx.client.sites.get(ctx.site_id)
+    except BaseException:
+        ctx.client.close()
+        raise
+    finally:
+        client_log.setLevel(level)
+
+
+def _summary(console: Progress, site: str, mode: str, code: int, as_json: bool) -> None:
+    tally = console.stop()
+    if tally is None:
+        return
+    if as_json:
+        print_json({"site": site, "mode": mode, "exit_code": code, **tally.as_dict()})
+    else:
+        click.echo(tally.summary_line(site, mode), err=True)

@@ -24,6 +24,7 @@ from importlib import metadata
 
 import click
 
+from runner.cli.usage import OneLineUsageGroup
 from runner.extras import MissingExtra
 
 #: command name -> "module:attribute" of a click command or group.
@@ -39,7 +40,18 @@ COMMANDS: dict[str, str] = {
     "job": "runner.cli.job:job",
     "queue": "runner.cli.queue:queue",
     "launcher": "runner.cli.launcher:launcher",
+    "dag": "runner.cli.dag:dag",
+    "status": "runner.cli.status:status",
+    "whoami": "runner.cli.status:whoami",
+    "logout": "runner.cli.status:logout",
+    "event": "runner.cli.event:event",
+    "transfer": "runner.cli.transfer:transfer",
+    "session": "runner.cli.session:session",
 }
+
+#: commands for people who work on tolu itself (its test pipeline, its benchmarks):
+#: listed apart in ``tolu --help``.
+DEVELOPER_COMMANDS = frozenset({"bench", "ci"})
 
 #: the entry-point group that other packages register ``tolu`` command groups in.
 PLUGIN_GROUP = "tolu.commands"
@@ -54,7 +66,7 @@ def plugins() -> dict[str, list[metadata.EntryPoint]]:
     return found
 
 
-class PluginGroup(click.Group):
+class PluginGroup(OneLineUsageGroup):
     """The built-in COMMANDS plus the groups registered under PLUGIN_GROUP."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -82,6 +94,27 @@ class PluginGroup(click.Group):
         except MissingExtra as exc:
             raise click.ClickException(str(exc)) from None
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands, then the developers' ones in a section of their own."""
+        names = self.list_commands(ctx)
+        for title, wanted in (
+            ("Commands", [n for n in names if n not in DEVELOPER_COMMANDS]),
+            (
+                "Developer commands (tolu's own tests and benchmarks)",
+                [n for n in names if n in DEVELOPER_COMMANDS],
+            ),
+        ):
+            rows = []
+            for name in wanted:
+                command = self.get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append(
+                        (name, command.get_short_help_str(formatter.width - 6 - max(map(len, names))))
+                    )
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
 
 def unavailable(name: str, message: str) -> click.Command:
     """A stand-in command that fails with ``message`` whatever it is given (``--help`` too)."""
@@ -105,16 +138,19 @@ def cli() -> None:
     """tolu: run thousands to millions of jobs on HPC machines.
 
     \b
-    Quick start:
-      tolu server up --detach          # a server on SQLite in ~/.local/share/tolu
-      tolu register && tolu login      # an account, a token in ~/.config/tolu
-      tolu site init ./mysite          # a site directory, registered
-      tolu job create --app hello -n 10
-      tolu launcher --site ./mysite --mode serial
+    Quick start, all on this machine:
+      tolu server up --detach                  # SQLite in ~/.local/share/tolu, port 8000
+      tolu register -u alice                   # asks for a password, then logs in
+      tolu site init ./mysite                  # a site directory with an example app
+      tolu app sync --site ./mysite            # its apps/ -> the server
+      tolu job create --site ./mysite --app hello -n 10
+      tolu launcher --site ./mysite --mode serial --max-idle-sec 5
+      tolu status                              # the overview; then `tolu job ls`
 
     \b
-    Commands from extras: `tolu bench` needs `pip install 'tolu[bench]'`
-    (docs/performance.md), `tolu ci` needs `pip install 'tolu[harness]'` (docs/ci.md).
+    Every command takes --help; most take --json. Docs: docs/cli.md.
+    Developer commands come from extras: `tolu bench` needs `pip install 'tolu[bench]'`,
+    `tolu ci` needs `pip install 'tolu[harness]'`.
     """
 
 

@@ -100,9 +100,13 @@ def ls(site: str | None, states: Sequence[str], show_all: bool, as_json: bool) -
 
 @queue.command()
 @click.argument("ids", nargs=-1, type=int, required=True)
-def rm(ids: Sequence[int]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="print the batch jobs as JSON")
+def rm(ids: Sequence[int], as_json: bool) -> None:
     """Withdraw batch jobs: the site agent cancels them in the scheduler."""
     client = get_client()
-    for batch_job_id in ids:
-        bj = client.batch_jobs.delete(batch_job_id)
+    done = [client.batch_jobs.delete(batch_job_id) for batch_job_id in ids]
+    if as_json:
+        print_json([bj.model_dump(mode="json") for bj in done])
+        return
+    for bj in done:
         echo(f"batch job {bj.id}: {bj.state.value}")

@@ -35,6 +35,15 @@ def _data_dir(value: Path | None) -> Path:
     return (value or default_data_dir()).expanduser().resolve()
 
 
+_json_option = click.option("--json", "as_json", is_flag=True, help="print JSON instead of text")
+
+
+def _print_json(data: object) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
 def _pid_file(data_dir: Path) -> PidFile:
     return PidFile(data_dir / PID_FILE)
 
@@ -53,15 +62,38 @@ def server() -> None:
     """
 
 
+def _listen(host: str | None, port: int | None) -> tuple[str, int]:
+    """``--host``/``--port``, else those of ``$TOLU_URL`` (so that the server and the commands
+    that find it through the variable agree), else 127.0.0.1:8000."""
+    import os
+    from urllib.parse import urlsplit
+
+    url = urlsplit(os.environ.get("TOLU_URL", ""))
+    try:
+        url_port = url.port
+    except ValueError:
+        url_port = None
+    return host or url.hostname or "127.0.0.1", port if port is not None else url_port or 8000
+
+
 @server.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
-@click.option("--port", default=8000, show_default=True, type=int, help="port (0: pick a free one)")
+@click.option("--host", default=None, help="address to listen on [default: $TOLU_URL's host, else 127.0.0.1]")
+@click.option(
+    "--port", default=None, type=int, help="port, 0: pick a free one [default: $TOLU_URL's port, else 8000]"
+)
 @_data_dir_option
 @_database_option
 @click.option("--detach", is_flag=True, help="run in the background; stop with `tolu server down`")
 @click.option("--migrate", is_flag=True, help="upgrade an older database schema first")
+@_json_option
 def up(
-    host: str, port: int, data_dir: Path | None, database_url: str | None, detach: bool, migrate: bool
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    database_url: str | None,
+    detach: bool,
+    migrate: bool,
+    as_json: bool,
 ) -> None:
     """Start a server.
 
@@ -72,6 +104,7 @@ def up(
     Example:
       tolu server up --detach --port 8000
     """
+    host, port = _listen(host, port)
     directory = _data_dir(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
     pid_file = _pid_file(directory)
@@ -102,6 +135,9 @@ def up(
         raise click.ClickException(f"server did not start: {hint} (log: {exc.log_path})") from None
     pid = proc.detach()
     pid_file.write(pid, url=proc.url, log=str(proc.log_path))
+    if as_json:
+        _print_json({"url": proc.url, "pid": pid, "log": str(proc.log_path), "data_dir": str(directory)})
+        return
     click.echo(f"tolu server running at {proc.url} (pid {pid})")
     click.echo(f"log: {proc.log_path}")
     click.echo("stop it with: tolu server down" + (f" --data-dir {directory}" if data_dir else ""))
@@ -110,7 +146,8 @@ def up(
 @server.command()
 @_data_dir_option
 @click.option("--timeout", default=10.0, show_default=True, help="seconds before SIGKILL")
-def down(data_dir: Path | None, timeout: float) -> None:
+@_json_option
+def down(data_dir: Path | None, timeout: float, as_json: bool) -> None:
     """Stop the server started with `up --detach` (by the PID in DATA_DIR/server.pid).
 
     \b
@@ -125,16 +162,23 @@ def down(data_dir: Path | None, timeout: float) -> None:
     proc = pid_file.process()
     if proc is None:
         pid_file.remove()
+        if as_json:
+            _print_json({"pid": info["pid"], "stopped": False})
+            return
         click.echo(f"server (pid {info['pid']}) was not running; removed stale {pid_file.path}")
         return
     stop(proc, timeout=timeout)
     pid_file.remove(proc.pid)
+    if as_json:
+        _print_json({"pid": proc.pid, "stopped": True})
+        return
     click.echo(f"stopped tolu server (pid {proc.pid})")
 
 
 @server.command()
 @_data_dir_option
-def status(data_dir: Path | None) -> None:
+@_json_option
+def status(data_dir: Path | None, as_json: bool) -> None:
     """Say whether the detached server of DATA_DIR runs, and its health.
 
     \b
@@ -154,6 +198,9 @@ def status(data_dir: Path | None) -> None:
             f"server pid {info['pid']} runs but {info.get('url')}/health does not answer "
             f"(log: {info.get('log')})"
         )
+    if as_json:
+        _print_json({"url": info.get("url"), "pid": info["pid"], "log": info.get("log"), **health})
+        return
     click.echo(
         f"running at {info.get('url')} (pid {info['pid']}): tolu {health.get('version')}, "
         f"{health.get('database')}, schema {health.get('schema_revision')}, log {info.get('log')}"
@@ -169,7 +216,8 @@ def status(data_dir: Path | None) -> None:
     show_default=True,
     help="target: head, a revision id, -1 (one back), base (empty)",
 )
-def migrate(data_dir: Path | None, database_url: str | None, revision: str) -> None:
+@_json_option
+def migrate(data_dir: Path | None, database_url: str | None, revision: str, as_json: bool) -> None:
     """Upgrade (or downgrade) the database schema.
 
     \b
@@ -195,6 +243,9 @@ def migrate(data_dir: Path | None, database_url: str | None, revision: str) -> N
         raise click.ClickException(f"migration failed: {exc}") from None
     finally:
         db.dispose()
+    if as_json:
+        _print_json({"database": db.kind, "before": before, "after": after})
+        return
     click.echo(f"{db.kind} schema: {before or 'empty'} -> {after or 'empty'}")
 
 

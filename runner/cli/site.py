@@ -9,7 +9,18 @@ from pathlib import Path
 import click
 
 from runner import daemon
-from runner.cli._common import ToluGroup, echo, fail, format_time, get_client, print_table
+from runner.cli._common import (
+    ToluGroup,
+    ago,
+    echo,
+    fail,
+    format_time,
+    get_client,
+    json_option,
+    print_json,
+    print_table,
+    resolve_site,
+)
 from runner.cli.token import save_site_token
 from runner.client import Client
 from runner.client.errors import Conflict, TransportError
@@ -52,7 +63,8 @@ def _client(settings_url: str = "") -> Client:
     help="the facility's batch scheduler",
 )
 @click.option("--url", default="", help="server URL [default: the one saved by `tolu login`]")
-def init(site_dir: Path, name: str | None, scheduler: str, url: str) -> None:
+@json_option('print {"site", "name", "path", "url"} of the registered site')
+def init(site_dir: Path, name: str | None, scheduler: str, url: str, as_json: bool) -> None:
     """Create SITE_DIR (commented settings.yml, apps/ with an example, data/, log/,
     batch/) and register the site with the server.
 
@@ -71,6 +83,9 @@ def init(site_dir: Path, name: str | None, scheduler: str, url: str) -> None:
         echo(f"wrote {settings_path}")
     settings = load_settings(site_dir)
     if settings.site_id is not None:
+        if as_json:
+            print_json({"site": settings.site_id, "name": settings.name, "path": str(site_dir), "url": None})
+            return
         echo(f"site {settings.name!r} is registered (id {settings.site_id}); nothing to do")
         return
     client = _client(settings.server_url)
@@ -90,6 +105,9 @@ def init(site_dir: Path, name: str | None, scheduler: str, url: str) -> None:
     except TransportError as exc:
         fail(f"{exc}; the directory is ready, run `tolu site init {site_dir}` again to register it")
     directory.set_site_id(site_dir, made.id)
+    if as_json:
+        print_json({"site": made.id, "name": made.name, "path": str(site_dir), "url": client.url})
+        return
     echo(f"registered site {made.name!r} (id {made.id}) at {client.url}")
     # The agent and launchers act with a token that reaches this site only, not your login.
     saved = save_site_token(client, made, site_dir)
@@ -107,9 +125,13 @@ def _summary(settings: SiteSettings) -> dict[str, object]:
 
 
 @site.command(name="ls")
-def ls() -> None:
+@json_option()
+def ls(as_json: bool) -> None:
     """List your sites."""
     client = get_client()
+    if as_json:
+        print_json([s.model_dump(mode="json") for s in client.sites.filter()])
+        return
     rows = [
         (
             s.id,
@@ -117,11 +139,41 @@ def ls() -> None:
             s.hostname,
             s.path,
             s.settings_summary.get("scheduler", ""),
-            format_time(s.last_heartbeat),
+            ago(s.last_heartbeat),
         )
         for s in client.sites.filter()
     ]
-    print_table(["id", "name", "host", "path", "scheduler", "last heartbeat"], rows)
+    print_table(["id", "name", "host", "path", "scheduler", "agent heartbeat"], rows)
+
+
+@site.command(name="rm")
+@click.argument("site_ref", metavar="SITE")
+@click.option("-y", "--yes", is_flag=True, help="do not ask for confirmation")
+@json_option('print {"site", "apps", "jobs"} of what was removed')
+def rm(site_ref: str, yes: bool, as_json: bool) -> None:
+    """Remove a site from the server, with its apps, jobs and batch jobs (asks first).
+
+    SITE is its directory, id or name. The directory itself is left alone.
+
+    \b
+    Example:
+      tolu site rm old-site --yes
+    """
+    client = get_client()
+    found = resolve_site(client, site_ref)
+    apps = client.apps.page(site_id=found.id, limit=1).count
+    jobs = client.jobs.count(site_id=found.id)
+    if not yes:
+        click.confirm(
+            f"Remove site {found.name!r} (id {found.id}) with its {apps} app(s) and {jobs} job(s)?",
+            abort=True,
+            err=True,
+        )
+    client.sites.delete(found.id)
+    if as_json:
+        print_json({"site": found.id, "apps": apps, "jobs": jobs})
+        return
+    echo(f"Removed site {found.name} (id {found.id}): {apps} app(s), {jobs} job(s)")
 
 
 def _load_registered(site_dir: Path) -> SiteSettings:
@@ -134,7 +186,8 @@ def _load_registered(site_dir: Path) -> SiteSettings:
 @site.command()
 @click.argument("site_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--foreground", is_flag=True, help="run in this terminal (log also to stderr)")
-def start(site_dir: Path, foreground: bool) -> None:
+@json_option('print {"pid", "log", "services", "apps"} once the agent runs')
+def start(site_dir: Path, foreground: bool, as_json: bool) -> None:
     """Validate the settings, sync SITE_DIR/apps with the server, and start the agent.
 
     The agent runs in the background (pid in SITE_DIR/log/agent.pid, log in
@@ -175,23 +228,34 @@ def start(site_dir: Path, foreground: bool) -> None:
             fail(f"the agent did not write {pid_file.path} within {AGENT_START_SEC:g} s; stopped it")
         last = exc.log_tail.strip().splitlines()[-1:]
         fail(f"the agent exited at once (status {exc.exit_code}): {' '.join(last)}")
+    if as_json:
+        log = str(directory.log_path(site_dir))
+        print_json({"pid": proc.pid, "log": log, "services": names, "apps": [a.name for a in synced]})
+        return
     echo(f"agent started (pid {proc.pid}); log: {directory.log_path(site_dir)}")
 
 
 @site.command()
 @click.argument("site_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--timeout", default=60.0, show_default=True, help="seconds to wait before SIGKILL")
-def stop(site_dir: Path, timeout: float) -> None:
+@json_option('print {"pid", "stopped", "killed"}')
+def stop(site_dir: Path, timeout: float, as_json: bool) -> None:
     """Stop the agent of SITE_DIR (SIGTERM to the pid in log/agent.pid, SIGKILL after --timeout)."""
     site_dir = site_dir.resolve()
     pid_file = directory.pid_file(site_dir)
     proc = pid_file.process()
     if proc is None:
         pid_file.remove()
+        if as_json:
+            print_json({"pid": None, "stopped": False, "killed": False})
+            return
         echo(f"the agent of {site_dir} is not running")
         return
     stopped = daemon.stop(proc, timeout=timeout)
     pid_file.remove(proc.pid)  # the agent removes it as it exits; not if it was killed
+    if as_json:
+        print_json({"pid": proc.pid, "stopped": True, "killed": stopped.killed})
+        return
     if stopped.killed:
         echo(f"agent killed after {timeout:g} s (pid {proc.pid})")
     else:
@@ -200,11 +264,26 @@ def stop(site_dir: Path, timeout: float) -> None:
 
 @site.command()
 @click.argument("site_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def status(site_dir: Path) -> None:
+@json_option()
+def status(site_dir: Path, as_json: bool) -> None:
     """Is the agent running; the site's last heartbeat; its jobs per state."""
     site_dir = site_dir.resolve()
     settings = _load_registered(site_dir)
     pid = directory.running_pid(site_dir)
+    if as_json:
+        assert settings.site_id is not None
+        remote_client = _client(settings.server_url)
+        print_json(
+            {
+                "site": settings.site_id,
+                "name": settings.name,
+                "path": str(site_dir),
+                "agent_pid": pid,
+                "last_heartbeat": remote_client.sites.get(settings.site_id).last_heartbeat,
+                "jobs": {str(s): n for s, n in remote_client.jobs.counts(site_id=settings.site_id).items()},
+            }
+        )
+        return
     echo(f"site: {settings.name} (id {settings.site_id}) at {site_dir}")
     state = f"running (pid {pid})" if pid else "not running"
     echo(f"agent: {state}; log: {directory.log_path(site_dir)}")

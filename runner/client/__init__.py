@@ -1,8 +1,10 @@
 """Python client of the tolu server (see docs/client.md).
 
 One module per manager (``sites``, ``apps``, ``jobs``, ``dag`` for ``client.jobs.batch()``,
-``events``, ``transfers``, ``batch_jobs``, ``sessions``) on the shared plumbing of
-``_base`` (paging, parsing) and ``_http`` (the pooled session and its retries).
+``dags`` for DAG prototypes, ``events``, ``transfers``, ``batch_jobs``, ``sessions``,
+``analytics``) on the shared plumbing of ``_base`` (paging, parsing) and ``_http`` (the
+pooled session and its retries); ``handles`` (job futures), ``results`` (job lists and
+tables for notebooks), ``failures`` (why a job failed) and ``urls`` (the server URL).
 """
 
 from runner.client.apps import SyncResult
@@ -23,6 +25,9 @@ from runner.client.errors import (
     TransportError,
     WaitTimeout,
 )
+from runner.client.failures import Failure
+from runner.client.handles import JobFailed, JobHandle
+from runner.client.results import JobList, Table
 
 __all__ = [
     "APIError",
@@ -30,14 +35,19 @@ __all__ = [
     "Client",
     "ConfigError",
     "Conflict",
+    "Failure",
     "FieldError",
     "InvalidRequest",
     "JobBatch",
+    "JobFailed",
+    "JobHandle",
+    "JobList",
     "JobRef",
     "JobsFailed",
     "NotFound",
     "ServerError",
     "SyncResult",
+    "Table",
     "ToluError",
     "TransportError",
     "WaitTimeout",

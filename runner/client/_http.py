@@ -21,6 +21,7 @@ from urllib3.exceptions import ReadTimeoutError
 from runner.client._retry import GaveUp, RetryPolicy, log
 from runner.client.auth import Credential, StaticCredential
 from runner.client.errors import APIError, TransportError, error_for_status
+from runner.client.urls import check_url, connection_hint
 
 #: query-string value types: scalars, or lists of them (repeated keys).
 Params = Mapping[str, Any]
@@ -96,7 +97,7 @@ class HTTP:
         pool_size: int = 10,
         page_size: int = 5_000,
     ) -> None:
-        self.url = url.rstrip("/")
+        self.url = check_url(url)
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -214,15 +215,25 @@ class HTTP:
             )
         except (GaveUp, requests.exceptions.RequestException) as exc:
             attempts = exc.attempts if isinstance(exc, GaveUp) else 1
-            reason = exc.reason if isinstance(exc, GaveUp) else exc
+            cause = exc.reason if isinstance(exc, GaveUp) else exc
+            reason = connection_hint(self.url, str(exc)) or _short(exc)
             raise TransportError(
-                f"cannot reach the tolu server at {self.url}: {_short(exc)}"
+                f"cannot reach the tolu server at {self.url}: {reason}"
                 + (f" (after {attempts} attempts)" if attempts > 1 else ""),
                 method=method,
                 url=url,
                 attempts=attempts,
-                timed_out=isinstance(reason, ReadTimeoutError | requests.exceptions.ReadTimeout),
+                timed_out=isinstance(cause, ReadTimeoutError | requests.exceptions.ReadTimeout),
             ) from None
+        stranger = _not_tolu(resp)
+        if stranger:
+            raise error_for_status(
+                resp.status_code if resp.status_code >= 400 else 502,
+                f"{method} {url} answered {stranger}: is this a tolu server? "
+                "(check the URL: a tolu server answers GET /health)",
+                method=method,
+                url=url,
+            )
         if resp.status_code >= 400:
             error = error_for_status(resp.status_code, _detail(resp), method=method, url=url)
             error.oauth_error = _oauth_error(resp)
@@ -238,6 +249,20 @@ def _oauth_error(resp: requests.Response) -> str | None:
         return None
     code = body.get("error") if isinstance(body, dict) else None
     return code if isinstance(code, str) else None
+
+
+def _not_tolu(resp: requests.Response) -> str:
+    """How an answer shows it does not come from a tolu route ("" when it may): a body that
+    is not JSON, or FastAPI's bare 404 for a path the server has no route for (tolu's own
+    404s name what was not found)."""
+    if resp.status_code == 204 or not resp.content:
+        return ""
+    kind = resp.headers.get("Content-Type", "").split(";")[0].strip()
+    if kind != "application/json":
+        return f"HTTP {resp.status_code} with {kind or 'a body that is not JSON'}"
+    if resp.status_code == 404 and _detail(resp) == "Not Found":
+        return "404 Not Found (no such path)"
+    return ""
 
 
 def _short(exc: BaseException) -> str:

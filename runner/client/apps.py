@@ -59,8 +59,13 @@ class AppManager(Manager):
         default_resources: Resources | dict[str, Any] | None = None,
         environment: dict[str, str] | None = None,
         hooks: Sequence[Hook] | None = None,
+        free_parameters: bool | None = None,
     ) -> App:
-        """Register an app. 409 if the site already has an app of that name."""
+        """Register an app. 409 if the site already has an app of that name.
+
+        Jobs are checked against ``parameters`` (name -> default; None: required) when they
+        are created, unless ``free_parameters`` (then any parameter name is taken).
+        """
         body = _changes(
             site_id=site_id,
             name=name,
@@ -72,6 +77,7 @@ class AppManager(Manager):
             default_resources=default_resources,
             environment=environment,
             hooks=list(hooks) if hooks is not None else None,
+            free_parameters=free_parameters,
         )
         return self.create_from(body)
 
@@ -105,6 +111,7 @@ class AppManager(Manager):
         default_resources: Resources | dict[str, Any] | None = None,
         environment: dict[str, str] | None = None,
         hooks: Sequence[Hook] | None = None,
+        free_parameters: bool | None = None,
     ) -> App:
         body = _changes(
             description=description,
@@ -115,6 +122,7 @@ class AppManager(Manager):
             default_resources=default_resources,
             environment=environment,
             hooks=list(hooks) if hooks is not None else None,
+            free_parameters=free_parameters,
         )
         result: App = self._send("PATCH", App, f"{self.path}/{id}", body)
         return result

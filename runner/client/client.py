@@ -10,6 +10,7 @@ from runner.client import device
 from runner.client._base import adapter
 from runner.client._http import HTTP
 from runner.client.account import AccountManager, AdminManager
+from runner.client.analytics import Analytics
 from runner.client.apps import AppManager
 from runner.client.auth import (
     Access,
@@ -29,6 +30,7 @@ from runner.client.config import (
     site_credentials_path,
     write_config,
 )
+from runner.client.dags import DagManager
 from runner.client.errors import ConfigError
 from runner.client.events import EventManager
 from runner.client.jobs import JobManager
@@ -80,6 +82,8 @@ class Client:
         self.sessions = SessionManager(self._http)
         self.account = AccountManager(self._http)
         self.admin = AdminManager(self._http)
+        self.dags = DagManager(self._http, self.jobs)
+        self.analytics = Analytics(self)
 
     def __repr__(self) -> str:
         return f"Client({self.url!r}, username={self.username!r})"

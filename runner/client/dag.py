@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from runner.client._base import _changes
+from runner.client.handles import JobHandle
 from runner.models import App, Job, Resources, Tags, TransferItemCreate
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class JobBatch:
         *,
         parameters: dict[str, Any] | None = None,
         tags: Tags | None = None,
-        parents: Sequence[JobRef | Job | int] | None = None,
+        parents: Sequence[JobRef | Job | JobHandle | int] | None = None,
         resources: Resources | dict[str, Any] | None = None,
         environment: dict[str, str] | None = None,
         workdir: str | None = None,
@@ -97,11 +98,11 @@ class JobBatch:
         return self._created[str(ref)]
 
 
-def _parent(p: JobRef | Job | int) -> int | str:
-    if isinstance(p, Job):
+def _parent(p: JobRef | Job | JobHandle | int) -> int | str:
+    if isinstance(p, Job | JobHandle):
         return p.id
     if isinstance(p, JobRef):
         return str(p)
     if isinstance(p, int):
         return p
-    raise TypeError(f"a parent must be a JobRef from this batch, a Job or a job id, not {p!r}")
+    raise TypeError(f"a parent must be a JobRef from this batch, a Job, a JobHandle or a job id, not {p!r}")

@@ -11,7 +11,8 @@ carries the server's own message, so ``str(exc)`` is what a person needs to read
     ├── ConfigError          credentials file missing or unreadable
     ├── TransportError       connection refused/reset/timed out after the retries
     ├── WaitTimeout          jobs.wait() ran out of time (lists the stuck jobs)
-    ├── JobsFailed           jobs.wait(raise_on_failure=True) saw FAILED/KILLED jobs
+    ├── JobsFailed           jobs.wait() saw FAILED/KILLED jobs (each with its reason and output)
+    ├── JobFailed            a job handle's .result(): the job failed (reason, traceback, output)
     └── APIError             the server answered 4xx/5xx: .status, .detail
         ├── AuthError        401/403
         ├── NotFound         404 (also another user's id)
@@ -25,6 +26,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+#: the password login's path (its 401 means: wrong username or password).
+LOGIN_PATH = "/users/login"
 
 
 class ToluError(Exception):
@@ -50,15 +54,20 @@ class TransportError(ToluError):
 
 
 class JobsFailed(ToluError):
-    """``jobs.wait(raise_on_failure=True)``: some jobs ended FAILED or KILLED.
+    """``jobs.wait()``: some jobs ended FAILED or KILLED.
 
-    ``.failed`` holds those jobs, ``.outputs`` maps each id to its output file.
+    ``.failed`` holds those jobs, ``.outputs`` maps each id to its output file and
+    ``.failures`` says why each failed (``runner.client.failures.Failure``: reason,
+    output path, output tail, traceback of a python job).
     """
 
-    def __init__(self, message: str, failed: list[Any], outputs: dict[int, str]) -> None:
+    def __init__(
+        self, message: str, failed: list[Any], outputs: dict[int, str], failures: list[Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.failed = failed
         self.outputs = outputs
+        self.failures = failures or []
 
 
 class WaitTimeout(ToluError):
@@ -113,7 +122,12 @@ class AuthError(APIError):
 
     def _message(self) -> str:
         base = super()._message()
-        if self.status == 401 and "login" not in base.lower():
+        if self.status != 401:
+            return base
+        if self.url.endswith(LOGIN_PATH):
+            # the login itself was refused: "log in again" would send the user in a circle
+            return f"{base} (check both; `tolu register` creates an account)"
+        if "login" not in base.lower():
             base += " (log in again: `tolu login`)"
         return base
 

@@ -5,15 +5,21 @@ from __future__ import annotations
 import inspect
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Unpack, overload
 
+from runner.client import failures
 from runner.client._base import Manager, _changes, _chunks, _encode_list, _parse
 from runner.client.dag import JobBatch
 from runner.client.errors import JobsFailed, NotFound, WaitTimeout
+from runner.client.failures import UNSUCCESSFUL
+from runner.client.handles import JobHandle
+from runner.client.results import JobList
 from runner.models import (
     MAX_BULK,
+    App,
+    AppKind,
     DeleteResult,
     Job,
     JobCreate,
@@ -22,12 +28,15 @@ from runner.models import (
     JobUpdate,
     Page,
     Resources,
-    Site,
     StateCount,
     Tags,
     TransferItemCreate,
 )
+from runner.payload import dumps
 from runner.states import FINAL, JobState
+
+if TYPE_CHECKING:
+    from runner.client._http import HTTP
 
 
 def _filter_params(filters: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,10 +113,6 @@ def _with_idempotency_keys(
     return out
 
 
-#: the file in a job's workdir that holds its stdout and stderr (see team contracts).
-JOB_OUTPUT = "job.out"
-
-
 def _chunk_size(size: int) -> int:
     if not 1 <= size <= MAX_BULK:
         raise ValueError(f"chunk_size must be between 1 and {MAX_BULK}, not {size}")
@@ -118,6 +123,10 @@ class JobManager(Manager):
     """``client.jobs``: create, list, change and delete jobs, in bulk where it matters."""
 
     path = "/jobs"
+
+    def __init__(self, http: HTTP) -> None:
+        super().__init__(http)
+        self._kinds: dict[int, AppKind] = {}
 
     # ---- create
 
@@ -183,7 +192,7 @@ class JobManager(Manager):
         *,
         parameters: dict[str, Any] | None = None,
         tags: Tags | None = None,
-        parents: Sequence[int | Job] | None = None,
+        parents: Sequence[int | Job | JobHandle] | None = None,
         resources: Resources | dict[str, Any] | None = None,
         environment: dict[str, str] | None = None,
         workdir: str | None = None,
@@ -193,7 +202,7 @@ class JobManager(Manager):
         data: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Create one job. ``parents`` may be ids or Job objects (HyperQueue-style deps).
+        """Create one job. ``parents`` may be ids, Jobs or JobHandles (HyperQueue-style deps).
 
         ``idempotency_key``: your name for this job, unique among your jobs for good; calling
         ``create`` again with it answers the job made the first time (a script that died
@@ -205,7 +214,7 @@ class JobManager(Manager):
             idempotency_key=idempotency_key,
             parameters=parameters,
             tags=tags,
-            parents=[p.id if isinstance(p, Job) else p for p in parents] if parents else None,
+            parents=[_id(p) for p in parents] if parents else None,
             resources=resources,
             environment=environment,
             workdir=workdir,
@@ -215,6 +224,75 @@ class JobManager(Manager):
             data=data,
         )
         return self._create_chunk([body])[0]
+
+    def submit(
+        self,
+        app: App | int,
+        *args: Any,
+        parameters: Mapping[str, Any] | None = None,
+        tags: Tags | None = None,
+        parents: Sequence[JobHandle | Job | int] | None = None,
+        resources: Resources | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> JobHandle:
+        """Create one job and return its handle (``.result()``, ``.wait()``; a parent of later jobs).
+
+        For a python-function app ``args`` and ``kwargs`` are the call's arguments; for a
+        command app ``kwargs`` are its parameters (as ``parameters=`` is for both).
+        """
+        return self.map(
+            app, [args], parameters=parameters, tags=tags, parents=parents, resources=resources, kwargs=kwargs
+        )[0]
+
+    def map(
+        self,
+        app: App | int,
+        arguments: Iterable[Any],
+        *,
+        parameters: Mapping[str, Any] | None = None,
+        tags: Tags | None = None,
+        parents: Sequence[JobHandle | Job | int] | None = None,
+        resources: Resources | dict[str, Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> list[JobHandle]:
+        """One job per element of ``arguments``, created in one request; their handles in order.
+
+        For a python-function app each element is the call's argument (a tuple: its
+        positional arguments); for a command app each element is a dict of parameters.
+        """
+        app_obj = app if isinstance(app, App) else self._app(app)
+        python = app_obj.kind is AppKind.PYTHON
+        bodies = []
+        for item in arguments:
+            body: dict[str, Any] = {
+                "app_id": app_obj.id,
+                "parameters": dict(parameters or {}),
+                "tags": dict(tags or {}),
+                "parents": [p.id if isinstance(p, Job | JobHandle) else p for p in parents or ()],
+            }
+            if resources is not None:
+                body["resources"] = resources
+            if python:
+                call_args = item if isinstance(item, tuple) else (item,)
+                body["serialized_args"] = dumps((tuple(call_args), dict(kwargs or {})))
+            else:
+                if item and not isinstance(item, Mapping):
+                    raise TypeError(f"app {app_obj.name!r} runs a command: give its parameters as dicts")
+                body["parameters"].update(dict(item or {}), **dict(kwargs or {}))
+            bodies.append(body)
+        return [JobHandle(self, job, kind=app_obj.kind) for job in self.bulk_create(bodies)]
+
+    def handle(self, job: Job | int) -> JobHandle:
+        """A handle of an existing job."""
+        return JobHandle(self, job if isinstance(job, Job) else self.get(job))
+
+    def _app(self, app_id: int) -> App:
+        return self._get_one(App, f"/apps/{app_id}")
+
+    def app_kind(self, app_id: int) -> AppKind:
+        if app_id not in self._kinds:
+            self._kinds[app_id] = self._app(app_id).kind
+        return self._kinds[app_id]
 
     def batch(self) -> JobBatch:
         """A builder for many jobs with dependencies, sent in one request by ``submit()``."""
@@ -228,14 +306,16 @@ class JobManager(Manager):
     @_filter_keywords
     def filter(
         self, *, ordering: str | None = None, limit: int | None = None, **filters: Unpack[JobFilterKwargs]
-    ) -> list[Job]:
+    ) -> JobList:
         """Every matching job (following pages), at most ``limit``.
 
         ``id`` and ``state`` take one value or several (any matches); ``tags`` must all
         match; ``ordering`` is one of id, -id, updated_at, -updated_at, created_at,
         -created_at, state.
         """
-        return self._follow(Job, {**_filter_params(filters), "ordering": ordering or "id"}, limit)
+        return JobList(
+            self._follow(Job, {**_filter_params(filters), "ordering": ordering or "id"}, limit), self
+        )
 
     @_filter_keywords
     def page(
@@ -350,43 +430,41 @@ class JobManager(Manager):
 
     # ---- wait
 
-    def wait(
+    def as_completed(
         self,
-        ids: Iterable[int | Job],
+        ids: Iterable[int | Job | JobHandle],
         *,
         states: Iterable[JobState | str] = FINAL,
         timeout: float | None = None,
         poll_sec: float = 1.0,
-        raise_on_failure: bool = False,
-    ) -> list[Job]:
-        """Block until every job is in one of ``states`` (default: a final state).
+    ) -> Iterator[Job]:
+        """Yield each job as it reaches one of ``states`` (default: a final state), in the
+        order they get there (like ``concurrent.futures.as_completed``).
 
-        Returns the jobs in the order given. On timeout raises WaitTimeout listing the
-        jobs still pending and their states; an id that does not exist raises NotFound.
-        With ``raise_on_failure`` a FAILED or KILLED job raises JobsFailed, which lists
-        each failed job with the path of its output.
+        Raises WaitTimeout listing the jobs still pending once ``timeout`` seconds have
+        passed, NotFound for an id that does not exist. A failed job is yielded like any
+        other: look at its ``state`` (``wait`` raises instead).
         """
-        want = [j.id if isinstance(j, Job) else j for j in ids]
+        want = list(dict.fromkeys(_id(j) for j in ids))
         targets = {JobState(s) for s in states}
         deadline = None if timeout is None else time.monotonic() + timeout
-        done: dict[int, Job] = {}
-        while True:
-            pending = [i for i in want if i not in done]
-            last: dict[int, Job] = {}
+        pending = list(want)
+        last: dict[int, Job] = {}
+        while pending:
+            reached: list[Job] = []
             for chunk in _chunks(pending, 1_000):
                 for job in self.filter(id=chunk):
                     last[job.id] = job
                     if job.state in targets:
-                        done[job.id] = job
+                        reached.append(job)
             missing = [i for i in pending if i not in last]
             if missing:
                 raise NotFound(404, f"jobs not found: {_some(missing)}")
-            pending = [i for i in want if i not in done]
+            done_ids = {j.id for j in reached}
+            pending = [i for i in pending if i not in done_ids]
+            yield from sorted(reached, key=lambda j: (j.updated_at, j.id))
             if not pending:
-                result = [done[i] for i in want]
-                if raise_on_failure:
-                    self._raise_failed(result)
-                return result
+                return
             if deadline is not None and time.monotonic() >= deadline:
                 shown = _some([f"{i}={last[i].state.value}" for i in pending])
                 raise WaitTimeout(
@@ -394,19 +472,56 @@ class JobManager(Manager):
                     f"{timeout}s: {shown}",
                     {i: last[i].state.value for i in pending},
                 )
-            time.sleep(poll_sec)
+            time.sleep(poll_sec if deadline is None else max(0.0, min(poll_sec, deadline - time.monotonic())))
 
-    def _raise_failed(self, jobs: list[Job]) -> None:
-        failed = [j for j in jobs if j.state in (JobState.FAILED, JobState.KILLED)]
-        if not failed:
+    def wait(
+        self,
+        ids: Iterable[int | Job | JobHandle],
+        *,
+        states: Iterable[JobState | str] = FINAL,
+        timeout: float | None = None,
+        poll_sec: float = 1.0,
+        raise_on_failure: bool = True,
+    ) -> JobList:
+        """Block until every job is in one of ``states`` (default: a final state).
+
+        Returns the jobs in the order given. A job that ended FAILED or KILLED raises
+        JobsFailed, which lists each with its reason and the path of its output
+        (``raise_on_failure=False`` returns them instead). On timeout raises WaitTimeout
+        listing the jobs still pending and their states; an id that does not exist
+        raises NotFound.
+        """
+        want = [_id(j) for j in ids]
+        targets = {JobState(s) for s in states}
+        if raise_on_failure:
+            targets |= UNSUCCESSFUL  # a failed job never reaches another target: report it now
+        done = {j.id: j for j in self.as_completed(want, states=targets, timeout=timeout, poll_sec=poll_sec)}
+        result = JobList([done[i] for i in want], self)
+        if raise_on_failure:
+            self.raise_failed(result)
+        return result
+
+    def raise_failed(self, jobs: Sequence[Job]) -> None:
+        """Raise JobsFailed if any of ``jobs`` ended FAILED or KILLED (with reasons and outputs)."""
+        found = failures.explain(self._http, jobs)
+        if not found:
             return
-        site_paths: dict[int, str] = {}
-        for site_id in {j.site_id for j in failed}:
-            resp = self._http.request("GET", f"/sites/{site_id}")
-            site_paths[site_id] = _parse(Site, resp.content).path
-        outputs = {j.id: f"{site_paths[j.site_id]}/data/{j.workdir}/{JOB_OUTPUT}" for j in failed}
-        shown = _some([f"{j.id} {j.state.value} ({outputs[j.id]})" for j in failed])
-        raise JobsFailed(f"{len(failed)} of {len(jobs)} jobs failed: {shown}", failed, outputs)
+        listed = list(found.values())
+        shown = _some([str(f) for f in listed], n=10)
+        raise JobsFailed(
+            f"{len(listed)} of {len(jobs)} jobs did not finish: {shown}",
+            [j for j in jobs if j.id in found],
+            {f.job_id: f.output_path for f in listed},
+            listed,
+        )
+
+    def explain(self, jobs: Iterable[Job]) -> dict[int, failures.Failure]:
+        """job id -> why it failed (reason, output path, tail, traceback), for the FAILED/KILLED ones."""
+        return failures.explain(self._http, jobs)
+
+
+def _id(job: int | Job | JobHandle) -> int:
+    return job if isinstance(job, int) else job.id
 
 
 def _some(items: Sequence[Any], n: int = 20) -> str:

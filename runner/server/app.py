@@ -27,6 +27,7 @@ from runner.server.routes import (
     auth,
     batch_jobs,
     body,
+    dags,
     device_page,
     events,
     events_stream,
@@ -134,8 +135,10 @@ def create_app(settings: ServerSettings) -> FastAPI:
         sessions,
         stats,
         events_stream,
+        dags,
     ):
         app.include_router(module.router)
+    app.include_router(dags.runs_router)
     webui.install(app)
 
     def openapi() -> dict[str, Any]:

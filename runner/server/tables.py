@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -171,6 +172,8 @@ apps = Table(
     Column("default_resources", JSON, nullable=False),
     Column("environment", JSON, nullable=False),
     Column("hooks", JSON, nullable=False),
+    #: the app takes parameters it does not declare: job parameters are not checked by name.
+    Column("free_parameters", Boolean, nullable=False, server_default=false()),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     UniqueConstraint("site_id", "name"),
@@ -323,4 +326,40 @@ events = Table(
     Column("timestamp", DateTime, nullable=False),
     Column("data", JSON, nullable=False),
     Index(None, "job_id"),
+)
+
+# DAG prototypes (services/dags.py): a parameterised DAG of app runs, stored once per
+# version, instantiated many times. Each run's jobs carry the tags dag_run, dag_instance
+# and dag_node, so a run or one instance is listed, watched and killed by tag.
+dags = Table(
+    "dags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("site_id", Integer, ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("nodes", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("owner_id", "name", "version"),
+    sqlite_autoincrement=True,
+)
+
+dag_runs = Table(
+    "dag_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("dag_id", Integer, ForeignKey("dags.id", ondelete="CASCADE"), nullable=False),
+    Column("site_id", Integer, ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("instances", Integer, nullable=False),
+    Column("jobs", Integer, nullable=False),
+    #: the parameters of each instance, in order (instance i is element i).
+    Column("parameters", JSON, nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index(None, "owner_id", "dag_id"),
+    sqlite_autoincrement=True,
 )

@@ -207,7 +207,9 @@ def test_job_create_errors_are_one_line(tolu_client: Client, site_dir: Path) -> 
     ok("app", "sync", "--site", str(site_dir))
     assert "no app named 'nope'" in error("job", "create", "--app", "nope")
     assert "--param 'name': expected KEY=VALUE" in error("job", "create", "--app", "hello", "--param", "name")
-    assert "parents" in error("job", "create", "--app", "hello", "--parent", "999999999")
+    assert error("job", "create", "--app", "hello", "--parent", "999999999") == (
+        "Error: --parent: parent job 999999999 not found"
+    )
     assert "--stage-in" in error("job", "create", "--app", "hello", "--stage-in", "nowhere")
     # Usage errors (exit 2) are one line too, pointing at --help.
     line = error("job", "ls", "--state", "BOGUS", code=2)

@@ -360,13 +360,16 @@ def test_wait_reports_failures_timeouts_and_unknown_ids(tolu_client: Client, sit
     with pytest.raises(WaitTimeout) as timeout:
         c.jobs.wait([a, b], timeout=0.3, poll_sec=0.1)
     assert timeout.value.pending == {b.id: "PREPROCESSED"} and f"{b.id}=PREPROCESSED" in str(timeout.value)
-    c.jobs.update(b.id, state=S.KILLED)
-    assert [j.state for j in c.jobs.wait([a.id, b.id], timeout=10)] == [S.KILLED, S.KILLED]
-    with pytest.raises(JobsFailed) as failed:
-        c.jobs.wait([a, b], timeout=10, raise_on_failure=True)
+    c.jobs.update(b.id, state=S.KILLED, state_data={"reason": "not needed"})
+    ended = c.jobs.wait([a.id, b.id], timeout=10, raise_on_failure=False)
+    assert [j.state for j in ended] == [S.KILLED, S.KILLED]
+    with pytest.raises(JobsFailed) as failed:  # waits raise on failure by default
+        c.jobs.wait([a, b], timeout=10)
     assert [j.id for j in failed.value.failed] == [a.id, b.id]
     assert failed.value.outputs[a.id] == f"{site.path}/data/{a.workdir}/job.out"
-    assert "2 of 2 jobs failed" in str(failed.value) and failed.value.outputs[b.id] in str(failed.value)
+    assert "2 of 2 jobs did not finish" in str(failed.value)
+    assert failed.value.outputs[b.id] in str(failed.value)
+    assert [(f.job_id, f.reason) for f in failed.value.failures] == [(a.id, "killed"), (b.id, "not needed")]
     with pytest.raises(NotFound, match="jobs not found: 999999999"):
         c.jobs.wait([a.id, 999_999_999], timeout=10)
 

@@ -1,7 +1,7 @@
 """Every endpoint x every kind of credential -> the answer it must get (imported by tests).
 
 An owner builds a *world* (two sites; in the first an app, a job with a stage-in
-transfer, a batch job and a session; a token). Then each credential calls every
+transfer, a batch job, a session, a DAG and a run of it; a token). Then each credential calls every
 endpoint on the world's objects, and the answer's status must be the one its
 profile promises. Afterwards the owner's rows must be exactly as they were for
 every credential that may not change them: 0 objects readable or changeable.
@@ -39,6 +39,8 @@ class World:
     session: int
     token: int
     owner_id: int
+    dag: int
+    dag_run: int
 
 
 class Caller:
@@ -81,7 +83,18 @@ def build_world(owner: Caller) -> World:
     session = owner.ok("POST", "/sessions", {"site_id": site})["id"]
     token = owner.ok("POST", "/auth/tokens", {"name": f"t-{tag}", "scope": "read"})["id"]
     me = owner.ok("GET", "/users/me")["id"]
-    return World(site, other, app, job["id"], transfer, batch, session, token, me)
+    dag = owner.ok("POST", "/dags", _dag_body(site))["id"]
+    dag_run = owner.ok("POST", f"/dags/{dag}/runs", {"instances": [{}]})["id"]
+    return World(site, other, app, job["id"], transfer, batch, session, token, me, dag, dag_run)
+
+
+def _dag_body(site: int) -> dict[str, Any]:
+    """A two-node DAG of the world's app ``echo``, under a new name."""
+    nodes = [
+        {"name": "first", "app": "echo", "parameters": {"x": "{instance}"}},
+        {"name": "second", "app": "echo", "parents": ["first"]},
+    ]
+    return {"name": f"d-{uuid.uuid4().hex[:8]}", "site_id": site, "nodes": nodes}
 
 
 def snapshot(owner: Caller, w: World) -> dict[str, Any]:
@@ -100,6 +113,8 @@ def snapshot(owner: Caller, w: World) -> dict[str, Any]:
         "batch_job": clean(owner.ok("GET", f"/batch-jobs/{w.batch_job}")),
         "sessions": [r["id"] for r in owner.ok("GET", "/sessions")["results"]],
         "tokens": sorted(t["id"] for t in owner.ok("GET", "/auth/tokens")),
+        "dag": clean(owner.ok("GET", f"/dags/{w.dag}")),
+        "dag_run": owner.ok("GET", f"/dag-runs/{w.dag_run}/status?detail=true"),
     }
 
 
@@ -163,6 +178,11 @@ def endpoints() -> list[Endpoint]:
         _e("GET", "/auth/tokens", 200, 200, 403, 403, 200, foreign_ids=lambda w: {w.token}),
         _e("GET", "/auth/audit", 200, 200, 403, 403, 200),
         _e("GET", "/admin/users", 403, 403, 403, 403, 403),
+        _e("GET", "/dags", 200, 200, 200, 200, 200, foreign_ids=lambda w: {w.dag}),
+        _e("GET", "/dags/{w.dag}", 200, 200, 200, 404, 404),
+        _e("GET", "/dag-runs", 200, 200, 200, 200, 200, foreign_ids=lambda w: {w.dag_run}),
+        _e("GET", "/dag-runs/{w.dag_run}", 200, 200, 200, 404, 404),
+        _e("GET", "/dag-runs/{w.dag_run}/status?detail=true", 200, 200, 200, 404, 404),
         # writes
         _e("PATCH", "/sites/{w.site}", 200, 403, 200, 404, 404, body=lambda w: {"hostname": "changed"}),
         _e(
@@ -224,6 +244,9 @@ def endpoints() -> list[Endpoint]:
         ),
         _e("PATCH", "/batch-jobs/{w.batch_job}", 200, 403, 200, 404, 404, body=lambda w: {"state": "queued"}),
         _e("POST", "/sessions", 201, 403, 201, 404, 404, body=lambda w: {"site_id": w.site}),
+        _e("POST", "/dags", 201, 403, 201, 404, 404, body=lambda w: _dag_body(w.site)),
+        _e("POST", "/dags/{w.dag}/runs", 201, 403, 201, 404, 404, body=lambda w: {"instances": [{}]}),
+        _e("POST", "/dag-runs/{w.dag_run}/kill?instance=0", 200, 403, 200, 404, 404),
         _e("POST", "/sessions/{w.session}/heartbeat", 200, 403, 200, 404, 404),
         _e(
             "POST",
@@ -253,6 +276,7 @@ def endpoints() -> list[Endpoint]:
         _e("DELETE", "/sessions/{w.session}", 204, 403, 204, 404, 404),
         _e("DELETE", "/batch-jobs/{w.batch_job}", 200, 403, 200, 404, 404),
         _e("DELETE", "/jobs/{w.job}", 204, 403, 204, 404, 404),
+        _e("DELETE", "/dags/{w.dag}", 204, 403, 204, 404, 404),
         _e("DELETE", "/apps/{w.app}", 204, 403, 204, 404, 404),
         _e("DELETE", "/auth/tokens/{w.token}", 200, 403, 403, 403, 404),
         _e("DELETE", "/sites/{w.site}", 204, 403, 403, 403, 404),

@@ -28,7 +28,7 @@ from runner.server.bulk import ids_in
 from runner.server.db import Database, utcnow
 from runner.server.errors import Invalid
 from runner.server.lifecycle import Advancer, JobRec, chunks
-from runner.server.services import idempotency
+from runner.server.services import app_params, idempotency
 from runner.server.services.common import too_many
 from runner.server.services.jobs import check_tags
 from runner.states import JobState
@@ -90,13 +90,9 @@ def validate(conn: Connection, who: Principal, items: Sequence[JobCreate]) -> Ch
         app = apps.get(it.app_id)
         if app is None:
             raise Invalid.at(["body", i, "app_id"], f"app {it.app_id} not found")
-        missing = [k for k, v in (app.parameters or {}).items() if v is None and k not in it.parameters]
-        if missing:
-            raise Invalid.at(
-                ["body", i, "parameters"],
-                f"app {app.name!r} needs parameter(s) {', '.join(sorted(missing))}",
-                "missing",
-            )
+        app_params.check(
+            app.name, app.parameters or {}, app.free_parameters, it.parameters, ["body", i, "parameters"]
+        )
         check_tags(it.tags, ["body", i, "tags"])
         if it.key is not None:
             if it.key in keys:
@@ -106,6 +102,7 @@ def validate(conn: Connection, who: Principal, items: Sequence[JobCreate]) -> Ch
             keys[it.key] = i
         int_parents.update(p for p in it.parents if isinstance(p, int))
 
+    _check_locations(conn, who, items, apps)
     existing = _parent_states(conn, who, int_parents)
     for i, it in enumerate(items):
         for j, p in enumerate(it.parents):
@@ -124,13 +121,35 @@ def validate(conn: Connection, who: Principal, items: Sequence[JobCreate]) -> Ch
     return Checked(apps=apps, keys=keys, existing=existing)
 
 
+def _check_locations(
+    conn: Connection, who: Principal, items: Sequence[JobCreate], apps: dict[int, Any]
+) -> None:
+    """Stage-in/out ends name transfer locations that the job's site has (the shape of
+    each end was parsed with the request: models.TransferItemCreate)."""
+    with_transfers = [(i, it) for i, it in enumerate(items) if it.transfers]
+    if not with_transfers:
+        return
+    site_ids = sorted({apps[it.app_id].site_id for _, it in with_transfers})
+    s = t.sites.c
+    summaries = dict(
+        conn.execute(select(s.id, s.settings_summary).where(s.id.in_(site_ids), who.owns(t.sites))).all()
+    )
+    for i, it in with_transfers:
+        summary = summaries.get(apps[it.app_id].site_id) or {}
+        for j, x in enumerate(it.transfers):
+            field = "source" if x.direction == "in" else "destination"
+            problem = app_params.locations_problem(summary, getattr(x, field))
+            if problem:
+                raise Invalid.at(["body", i, "transfers", j, field], problem)
+
+
 def _owned_apps(conn: Connection, who: Principal, items: Sequence[JobCreate]) -> dict[int, Any]:
     apps: dict[int, Any] = {}
     a = t.apps.c
     for part in chunks(sorted({it.app_id for it in items})):
-        stmt = select(a.id, a.site_id, a.name, a.parameters, a.default_resources, a.hooks).where(
-            a.id.in_(part), who.owns(t.apps)
-        )
+        stmt = select(
+            a.id, a.site_id, a.name, a.parameters, a.default_resources, a.hooks, a.free_parameters
+        ).where(a.id.in_(part), who.owns(t.apps))
         for row in conn.execute(stmt):
             apps[row.id] = row
     return apps

@@ -4,8 +4,8 @@ A job sent again with a known idempotency key is answered, not created twice
 (services/idempotency.py). The unique index is partial: jobs without a key cost
 nothing to insert.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-27 10:00:00
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

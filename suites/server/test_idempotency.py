@@ -90,7 +90,9 @@ def test_keys_are_per_owner(raw: Raw, site_app: SiteApp, make_user: Callable[[],
     (mine,) = raw("POST", "/jobs", json=_jobs(site_app.app.id, ["shared"])).json()
     other = make_user()
     other_site = other.sites.create(name="o", path="/o", hostname="h")
-    other_app = other.apps.create(site_id=other_site.id, name="echo", command_template="echo {x}")
+    other_app = other.apps.create(
+        site_id=other_site.id, name="echo", command_template="echo {x}", parameters={"x": "0"}
+    )
     (theirs,) = other.jobs.bulk_create(_jobs(other_app.id, ["shared"]))
     assert theirs.id != mine["id"] and theirs.idempotency_key == "shared"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import stat
 import threading
 import time
@@ -61,7 +60,7 @@ def test_client_waits_for_a_server_that_comes_up_late(
     caplog.set_level(logging.WARNING)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = ServerProcess(tmp_path / "server", port=port, env={"TOLU_SECRET_KEY": secrets.token_hex(32)})
+    server = ServerProcess(tmp_path / "server", port=port)
     errors: list[BaseException] = []
     thread = _start_when(server, _refused(caplog), errors)
     try:

@@ -47,9 +47,12 @@ def postgres_image() -> str:
 
 @pytest.mark.requires("docker")
 def test_render_build_bring_up_and_smoke(tmp_path: Path, tolu_evidence: Evidence) -> None:
-    image = build_server_image(log_path=tmp_path / "image-build.log")
-    pg_image = postgres_image()
     facility = f"ci-{uuid.uuid4().hex[:8]}"
+    # FROM a tag of our own: a tolu-server build of another checkout on this engine prunes the
+    # tolu-server tags it did not make (an image also tagged elsewhere is kept)
+    image = f"tolu-template-base:{facility}"
+    docker_client().images.get(build_server_image(log_path=tmp_path / "image-build.log")).tag(image)
+    pg_image = postgres_image()
     port = free_port()
     out = tmp_path / "deploy"
     rendered = template(
@@ -91,6 +94,8 @@ def test_render_build_bring_up_and_smoke(tmp_path: Path, tolu_evidence: Evidence
     # the facility's image is theirs to keep; a test's is not (vfs stores each in full)
     with contextlib.suppress(Exception):
         docker_client().images.remove(f"tolu-server-{facility}:latest", force=True)
+    with contextlib.suppress(Exception):
+        docker_client().images.remove(image)  # the tag only: the image is the tested one
     (tmp_path / "bring-up.log").write_text(
         f"bring-up (build FROM {image}, {pg_image} healthy, server healthy): {up_sec:.1f} s ({steps})\n"
         f"smoke: {result.summary()}\n\n--- server log ---\n{server_log}"

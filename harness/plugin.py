@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from harness import locations as _locations
+from harness import publish
 from harness.artifacts import new_run_id
 from harness.fixtures_server import (
     expected_errors,
@@ -64,6 +65,9 @@ __all__ = [
 ]
 
 DATABASES = ("sqlite", "postgresql")
+#: how the terminal summary says where the report was published, or why it was not.
+PUBLISHED_PREFIX = "tolu published: "
+PUBLISH_FAILED_PREFIX = "tolu publish FAILED: "
 #: areas whose server tests run on every database unless --database says otherwise.
 ALL_DATABASE_AREAS = frozenset({"server", "api"})
 
@@ -107,7 +111,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="root of the artifact folders (default: <rootdir>/artifacts; ini tolu_artifacts_dir).",
     )
+    group.addoption(
+        "--tolu-publish",
+        action="store_true",
+        default=False,
+        help="when the run ends, keep its report.json on your tolu server (the login of `tolu login`, "
+        "or a site directory's token): the web interface's site x area matrix and history "
+        "(docs/results.md).",
+    )
+    group.addoption(
+        "--tolu-publish-site",
+        metavar="SITE",
+        help="the site to publish under: a site directory, or the name or id of a site of your login "
+        "(env TOLU_PUBLISH_SITE, ini tolu_publish_site; default: your login's only site). Write "
+        "--tolu-publish-site=DIR: a path after a space would also be taken as where the tests are.",
+    )
     parser.addini("tolu_locations", type="paths", default=[], help="locations YAML files to add.")
+    parser.addini("tolu_publish_site", default="", help="the site --tolu-publish publishes under.")
     parser.addini("tolu_artifacts_dir", default="artifacts", help="root of the artifact folders.")
     parser.addini("tolu_suites_dir", default=SUITES_DIR, help="folder whose sub-folders are areas.")
 
@@ -178,6 +198,18 @@ def _make_run_state(config: pytest.Config) -> RunState:
             # junitxml reads this in its own pytest_configure, which runs after ours (tryfirst).
             config.option.xmlpath = str(run_dir / "junit.xml")
         state.junit_path = Path(config.option.xmlpath).resolve()
+        if config.getoption("tolu_publish"):
+            # before the run, so that a wrong site or a missing login stops it at once
+            site = (
+                config.getoption("tolu_publish_site")
+                or os.environ.get("TOLU_PUBLISH_SITE")
+                or config.getini("tolu_publish_site")
+                or None
+            )
+            try:
+                state.publish_to = publish.target(site)
+            except publish.PublishError as exc:
+                raise pytest.UsageError(f"--tolu-publish: {exc}") from None
     return state
 
 
@@ -318,6 +350,14 @@ class _Reporter:
         missing = state.missing_required()
         if missing and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if state.publish_to is not None:
+            try:
+                self.published: Any = publish.publish(state.publish_to, publish.Publication.of_report(report))
+            except publish.PublishError as exc:
+                self.published = exc
+                # the run asked for its report to be kept and it was not: that is a failed run
+                if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         state = self.state
@@ -341,6 +381,11 @@ class _Reporter:
         tr.write_line(f"{RUN_DIR_PREFIX}{state.run_dir}")
         if report is not None:
             tr.write_line(f"tolu report: {state.run_dir / 'report.html'}")
+        published = getattr(self, "published", None)
+        if isinstance(published, publish.PublishError):
+            tr.write_line(f"{PUBLISH_FAILED_PREFIX}{published}", red=True)
+        elif published is not None and state.publish_to is not None:
+            tr.write_line(f"{PUBLISHED_PREFIX}{state.publish_to.page(published)}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

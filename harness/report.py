@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.artifacts import read_evidence
+from harness.markers import AREAS
 from harness.probes import mpi_version
 
 if TYPE_CHECKING:
     from harness.run import RunState
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_RESOURCE = "report.schema.json"
 #: how a run names its artifact folder in the terminal summary.
 RUN_DIR_PREFIX = "tolu artifacts: "
@@ -80,6 +81,7 @@ def environment(config: pytest.Config, state: RunState) -> dict[str, Any]:
         "databases": sorted(d for d in databases if d),
         "xdist_workers": getattr(config.option, "numprocesses", None) or 0,
         "args": list(config.invocation_params.args),
+        "load_average": list(state.load_average),
     }
 
 
@@ -107,6 +109,7 @@ def build_report(
         "end": ended.isoformat(),
         "duration": round((ended - state.started).total_seconds(), 3),
         "exitstatus": exitstatus,
+        "areas": list(AREAS),
         "location": {
             "name": det.location.name,
             "reason": det.reason,

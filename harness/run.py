@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -16,6 +16,9 @@ from harness.artifacts import Recorder
 from harness.locations import Detection, Registry
 from harness.selection import Unavailable, missing_verdict
 from harness.waiting import WaitTimeout, wait_until
+
+if TYPE_CHECKING:
+    from harness.publish import Target
 
 
 @dataclass
@@ -45,6 +48,10 @@ class RunState:
     daemons: list[Daemon] = field(default_factory=list)
     #: databases used by servers in this process (for the report's environment).
     databases: set[str] = field(default_factory=set)
+    #: where --tolu-publish keeps the report (harness.publish.Target); None: not published.
+    publish_to: Target | None = None
+    #: 1, 5 and 15-minute load averages when the run started: how busy the machine was.
+    load_average: tuple[float, ...] = field(default_factory=lambda: load_average())
 
     def missing_required(self) -> list[str]:
         return sorted(f for f in self.required if f not in self.detection.features)
@@ -76,6 +83,13 @@ class RunState:
             stopped.append(f"{daemon.label} (pid {daemon.pid})")
         self.daemons.clear()
         return stopped
+
+
+def load_average() -> tuple[float, ...]:
+    try:
+        return tuple(round(x, 2) for x in os.getloadavg())
+    except OSError:  # not on this platform
+        return ()
 
 
 def fail_or_skip(verdict: Unavailable | None) -> None:

@@ -8,8 +8,10 @@ instead of a silently ignored value.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypedDict, TypeVar
 
@@ -738,6 +740,167 @@ class Health(Reply):
     version: str
     schema_revision: str | None
     database: str
+
+
+# ---------------------------------------------------------------- published runs (docs/results.md)
+
+#: ``tests``: a harness run's report.json; ``bench``: a ``tolu bench`` bench.json;
+#: ``pipeline``: the integration pipeline's report.json.
+RunKind = Literal["tests", "bench", "pipeline"]
+#: a run's id as its publisher names it: letters, digits and ``_.:+-`` (it names folders too).
+RUN_ID_PATTERN = r"^[A-Za-z0-9_.:+-]+$"
+
+
+def scenario_key(command: str, name: str, parameters: Mapping[str, Any]) -> str:
+    """What names one benchmark scenario across runs: the command, the scenario's name and
+    a digest of its parameters (runs with other parameters measure something else)."""
+    canonical = json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{command}:{name}:{hashlib.sha256(canonical.encode()).hexdigest()[:12]}"
+
+
+class RunPublish(Request):
+    """A run to keep: the document as the run wrote it, and where, on what and when it ran."""
+
+    site_id: int = Field(description="the site the run is kept under (its owner's; a site token: its own)")
+    kind: RunKind
+    run_id: str = Field(
+        min_length=1, max_length=256, pattern=RUN_ID_PATTERN, description="publishing it again is a no-op"
+    )
+    location: str = Field(min_length=1, max_length=256, description="the harness location it ran at")
+    machine: str = Field(min_length=1, max_length=256, description="the host it ran on")
+    commit: str | None = Field(None, max_length=64, description="the commit of tolu it tested")
+    load: list[float] = Field(
+        default_factory=list, max_length=3, description="1, 5 and 15-minute load averages at its start"
+    )
+    started_at: datetime
+    document: dict[str, Any] = Field(
+        description="report.json, bench.json or the pipeline's report.json, checked against its JSON Schema"
+    )
+
+
+class Reason(Reply):
+    """Tests (or aims, or steps) that ended the same way for the same reason."""
+
+    outcome: str
+    reason: str
+    count: int
+    #: the first few of them (test ids, ``scenario: figure``, step names)
+    names: list[str]
+
+
+class AreaSummary(Reply):
+    """One area of a run: ``outcome`` is failed when anything failed, skipped when nothing ran."""
+
+    area: str
+    outcome: Literal["passed", "failed", "skipped"]
+    passed: int
+    failed: int
+    error: int
+    skipped: int
+    xfailed: int
+    xpassed: int
+    total: int
+
+
+class RunScenario(Reply):
+    key: str
+    command: str
+    name: str
+    description: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class Run(Reply):
+    id: int
+    site_id: int
+    run_id: str
+    kind: RunKind
+    title: str
+    location: str
+    machine: str
+    commit: str | None
+    load: list[float]
+    started_at: datetime
+    duration_s: float | None
+    ok: bool
+    summary: dict[str, int]
+    digest: str
+    published_at: datetime
+    areas: list[AreaSummary] = Field(default_factory=list)
+    scenarios: list[RunScenario] = Field(default_factory=list)
+
+
+class MatrixRow(Reply):
+    site_id: int
+    site_name: str
+    location: str
+
+
+class MatrixCell(AreaSummary):
+    """The last run of a row that covered an area in a night, and what it says of the area."""
+
+    site_id: int
+    location: str
+    night: date
+    run: int
+    run_id: str
+    kind: RunKind
+    started_at: datetime
+    commit: str | None
+    reasons: list[Reason]
+    #: reasons not stored (the rest of a long list)
+    more_reasons: int = 0
+
+
+class Matrix(Reply):
+    after: datetime
+    before: datetime
+    #: newest first; a night is the UTC date a run started on
+    nights: list[date]
+    rows: list[MatrixRow]
+    areas: list[str]
+    cells: list[MatrixCell]
+
+
+class FigureInfo(Reply):
+    unit: str
+    better: str
+    aim: str | None = None
+    description: str = ""
+
+
+class FigureStat(Reply):
+    median: float | None
+    min: float | None
+    max: float | None
+
+
+class TrendPoint(Reply):
+    run: int
+    run_id: str
+    site_id: int
+    location: str
+    machine: str
+    commit: str | None
+    load: list[float]
+    started_at: datetime
+    figures: dict[str, FigureStat]
+
+
+class Trend(Reply):
+    #: None when no run of the scenario matches
+    scenario: RunScenario | None
+    #: what each figure is, as the newest run described it
+    figure_info: dict[str, FigureInfo]
+    #: oldest first
+    points: list[TrendPoint]
+
+
+class ScenarioSummary(RunScenario):
+    runs: int
+    last_started_at: datetime
+    locations: list[str]
+    site_ids: list[int]
 
 
 # ---------------------------------------------------------------- statistics (web interface)

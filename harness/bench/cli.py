@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from harness.bench.engine import RunOutcome
     from harness.bench.runs import RunSettings
     from harness.bench.schema import BenchResult
+    from harness.publish import Target
 
 console = Console(stderr=True)
 out = Console()
@@ -138,17 +140,44 @@ CHAOS_KEYS = (
 
 
 COMMON = ("server", "repeat", "out_dir", "compare_path", "fail_on", "keep_work")
+#: the options of publishing and of the history gate (docs/results.md)
+PUBLISHING = ("publish", "publish_site", "location", "locations_files", "history_runs")
 
 
-def _settings(kw: dict[str, Any]) -> tuple[RunSettings, bool]:
-    """Take the common options out of ``kw``: a :class:`harness.bench.runs.RunSettings`, and --check."""
+@dataclass(frozen=True)
+class Publishing:
+    """Where a run is published (``--publish``) and its history read (``--against-history``)."""
+
+    to: Target | None
+    location: str
+
+
+def _settings(kw: dict[str, Any]) -> tuple[RunSettings, bool, Publishing | None]:
+    """Take the common options out of ``kw``: a :class:`harness.bench.runs.RunSettings`, --check,
+    and where the run is published. The server and the site are asked now, before the run starts."""
     from harness.bench.runs import RunSettings
 
     check = bool(kw.pop("check"))
-    settings = RunSettings(
-        argv=["tolu", "bench", *sys.argv[2:]], **{name: kw.pop(name) for name in COMMON if name in kw}
-    )
-    return settings, check
+    publish_it, site, location, files, history_runs = (kw.pop(name) for name in PUBLISHING)
+    common = {name: kw.pop(name) for name in COMMON if name in kw}
+    if history_runs is not None and common.get("compare_path") is not None:
+        raise click.UsageError("--compare and --against-history are two baselines: give one")
+    publishing = None
+    history = None
+    if publish_it or history_runs is not None:
+        from harness.bench.history_gate import HistoryGate
+        from harness.publish import PublishError, detect_location, target
+
+        try:
+            where = detect_location(location, files)
+            to = target(site)
+        except PublishError as exc:
+            raise click.ClickException(str(exc)) from None
+        publishing = Publishing(to if publish_it else None, where)
+        if history_runs is not None:
+            history = HistoryGate(to.client, where, history_runs)
+    settings = RunSettings(argv=["tolu", "bench", *sys.argv[2:]], history=history, **common)
+    return settings, check, publishing
 
 
 def common_options(f: Any) -> Any:
@@ -193,7 +222,43 @@ def _common(f: Any, *, server: bool) -> Any:
             type=click.FloatRange(0),
             default=None,
             metavar="PERCENT",
-            help="with --compare: exit 1 when a ratio got worse by more than PERCENT",
+            help="with --compare or --against-history: exit 1 when a ratio got worse by more than PERCENT",
+        ),
+        click.option(
+            "--against-history",
+            "history_runs",
+            type=click.IntRange(1, 1000),
+            default=None,
+            metavar="N",
+            help="compare each ratio with the median of the last N published runs of the same scenario "
+            "(command, name, parameters) at this location; with --fail-on, exit 1 on a regression",
+        ),
+        click.option(
+            "--publish",
+            is_flag=True,
+            help="keep the run on your tolu server (your `tolu login`, or --site's token): the web "
+            "interface's trends, and the history of later --against-history runs",
+        ),
+        click.option(
+            "--site",
+            "publish_site",
+            metavar="SITE",
+            help="the site --publish and --against-history use: a site directory, or the name or id "
+            "of a site of your login [default: your login's only site]",
+        ),
+        click.option(
+            "--location",
+            metavar="NAME",
+            help="the harness location the run is published as and compared at [default: detected as "
+            "for a test run: $TOLU_LOCATION, then --locations files and the shipped ones]",
+        ),
+        click.option(
+            "--locations",
+            "locations_files",
+            multiple=True,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            metavar="FILE",
+            help="a locations YAML file to detect the location with (repeatable; as pytest --locations)",
         ),
         click.option("--keep-work", is_flag=True, help="keep the server data and site directory"),
         click.option(
@@ -246,29 +311,46 @@ def print_summary(result: BenchResult, keys: Sequence[str]) -> None:
         colour = "green" if check.passed else "red"
         out.print(f"[{colour}]aims met: {check.met} of {check.aims}[/{colour}]")
     comp = result.comparison
-    if comp is not None:
-        table = Table(title=f"compared with {comp.baseline_path}", title_justify="left")
-        for col in ("scenario", "figure", "before", "after", "change %", ""):
+    if comp is not None and comp.rows:
+        history = comp.source == "history"
+        title = (
+            f"compared with the median of the published runs at {comp.location} ({comp.baseline_path})"
+            if history
+            else f"compared with {comp.baseline_path}"
+        )
+        table = Table(title=title, title_justify="left")
+        for col in ("scenario", "figure", "history" if history else "before", "after", "change %", ""):
             table.add_column(col)
+        if history:
+            table.add_column("runs", justify="right")
         for row in comp.rows:
-            table.add_row(
+            cells = [
                 row.scenario,
                 row.figure,
                 _fmt(row.before, "ratio"),
                 _fmt(row.after, "ratio"),
                 _fmt(row.change_percent, ""),
                 "[red]REGRESSED[/red]" if row.regressed else "ok",
-            )
+            ]
+            table.add_row(*cells, *([str(row.runs or "")] if history else []))
         out.print(table)
+    if comp is not None:
         for note in comp.notes:
             out.print(f"[yellow]note:[/yellow] {note}")
 
 
-def _run(keys: Sequence[str], start: Callable[[ModuleType], RunOutcome], *, check: bool = False) -> None:
+def _run(
+    keys: Sequence[str],
+    start: Callable[[ModuleType], RunOutcome],
+    *,
+    check: bool = False,
+    publishing: Publishing | None = None,
+) -> None:
     """Run ``start(runs)`` (one command's run, harness/bench/runs.py) and print what it wrote.
 
-    With ``check``, exit 1 when an aim was missed or could not be measured. The runs are
-    imported here, not at the top, so that ``tolu --help`` does not load the benchmark stack.
+    With ``check``, exit 1 when an aim was missed or could not be measured; with ``publishing``,
+    keep the run on the server (also a run that regressed: it is part of the history). The runs
+    are imported here, not at the top, so that ``tolu --help`` does not load the benchmark stack.
     """
     from harness.bench import runs
 
@@ -280,10 +362,24 @@ def _run(keys: Sequence[str], start: Callable[[ModuleType], RunOutcome], *, chec
     out.print(f"bench.json: {outcome.json_path.resolve()}", soft_wrap=True)
     out.print(f"bench.csv:  {outcome.csv_path.resolve()}", soft_wrap=True)
     out.print(f"[bold]report:[/bold]     {outcome.report_path.resolve()}", soft_wrap=True)
+    if publishing is not None and publishing.to is not None:
+        from harness.publish import Publication, PublishError, publish
+
+        try:
+            kept = publish(publishing.to, Publication.of_bench(outcome.result, location=publishing.location))
+        except PublishError as exc:
+            raise click.ClickException(str(exc)) from None
+        out.print(f"published:  {publishing.to.page(kept)}", soft_wrap=True)
     comparison = outcome.result.comparison
     if comparison is not None and comparison.regressed:
+        against = (
+            f"the median of the published runs at {comparison.location}"
+            if comparison.source == "history"
+            else comparison.baseline_path
+        )
         raise click.ClickException(
-            f"a ratio regressed by more than {comparison.fail_on_percent:g}% (see the table above)"
+            f"a ratio regressed by more than {comparison.fail_on_percent:g}% against {against} "
+            "(see the table above)"
         )
     if check and outcome.missed:
         raise click.ClickException(f"{len(outcome.missed)} aim(s) not met: " + "; ".join(outcome.missed))
@@ -371,11 +467,12 @@ def throughput(**kw: Any) -> None:
       tolu bench throughput --mode serial --launchers 8 --workers 2 --task sleep:0.2 --jobs 800
       tolu bench throughput --mode serial --nodes 4 --workers 2 --jobs 4000
     """
-    settings, check = _settings(kw)
+    settings, check, publishing = _settings(kw)
     _run(
         THROUGHPUT_KEYS,
         lambda runs: runs.throughput("throughput", settings, progress=RichProgress, **kw),
         check=check,
+        publishing=publishing,
     )
 
 
@@ -388,13 +485,14 @@ def launcher(**kw: Any) -> None:
     Serial mode vs ProcessPoolExecutor(2), MPI mode vs a 2-way bare
     `mpiexec -n 1 /bin/true` loop; aim: ratio >= 0.8 for both.
     """
-    settings, check = _settings(kw)
+    settings, check, publishing = _settings(kw)
     _run(
         THROUGHPUT_KEYS,
         lambda runs: runs.throughput(
             "launcher", settings, jobs=2_000, mode="both", workers=2, task="true", progress=RichProgress, **kw
         ),
         check=check,
+        publishing=publishing,
     )
 
 
@@ -436,8 +534,8 @@ def api(**kw: Any) -> None:
     \b
       tolu bench api --database both
     """
-    settings, check = _settings(kw)
-    _run(API_KEYS, lambda runs: runs.api(settings, **kw), check=check)
+    settings, check, publishing = _settings(kw)
+    _run(API_KEYS, lambda runs: runs.api(settings, **kw), check=check, publishing=publishing)
 
 
 @bench.command()
@@ -460,8 +558,8 @@ def dag(**kw: Any) -> None:
       tolu bench dag                                  # 10,000 instances of a 5-node DAG
       tolu bench dag --database both --repeat 3
     """
-    settings, check = _settings(kw)
-    _run(DAG_KEYS, lambda runs: runs.dag(settings, **kw), check=check)
+    settings, check, publishing = _settings(kw)
+    _run(DAG_KEYS, lambda runs: runs.dag(settings, **kw), check=check, publishing=publishing)
 
 
 @bench.command()
@@ -510,10 +608,11 @@ def chaos(**kw: Any) -> None:
       tolu bench chaos                              # 20,000 jobs, 3 kills of each
       tolu bench chaos --jobs 300 --kills 1 --seed 7 --check
     """
-    settings, check = _settings(kw)
+    settings, check, publishing = _settings(kw)
     kw["targets"] = kw["targets"] or ("launcher", "agent", "server", "postgresql")
     _run(
         CHAOS_KEYS,
         lambda runs: runs.chaos(settings, progress=RichProgress, say=lambda line: console.print(line), **kw),
         check=check,
+        publishing=publishing,
     )

@@ -2,7 +2,8 @@
 
 Only ``ratio_*`` figures are compared: a ratio to a baseline measured in the same
 run carries across machines and across noisy days; absolute jobs/s do not. A
-figure regresses when it moved in its worse direction by more than PERCENT.
+figure regresses when it moved in its worse direction by more than PERCENT
+(``row``, also what ``--against-history`` decides with: harness/bench/history_gate.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,34 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.bench.figures import COMPARED_PREFIX
-from harness.bench.schema import BenchResult, CompareRow, Comparison, load
+from harness.bench.schema import BenchResult, CompareRow, Comparison, Scenario, load
+
+
+def compared(scenario: Scenario) -> list[str]:
+    """The figures of ``scenario`` that comparisons check: its ratios."""
+    return [name for name in scenario.summary if name.startswith(COMPARED_PREFIX)]
+
+
+def row(
+    scenario: Scenario, name: str, before: float | None, fail_on: float | None, *, runs: int | None = None
+) -> CompareRow:
+    """``name``'s median in ``scenario`` against ``before``: regressed when it moved in its worse
+    direction by more than ``fail_on`` percent."""
+    after = scenario.summary[name].median
+    change = None if before in (None, 0) or after is None else (after - before) / abs(before) * 100
+    info = scenario.figure_info.get(name)
+    better = info.better if info else "higher"
+    worse = change is not None and (change < 0 if better == "higher" else change > 0)
+    regressed = bool(worse and fail_on is not None and change is not None and abs(change) > fail_on)
+    return CompareRow(
+        scenario=scenario.name,
+        figure=name,
+        before=before,
+        after=after,
+        change_percent=change,
+        regressed=regressed,
+        runs=runs,
+    )
 
 
 def compare(current: BenchResult, baseline_path: str | Path, fail_on: float | None) -> Comparison:
@@ -33,26 +61,9 @@ def compare(current: BenchResult, baseline_path: str | Path, fail_on: float | No
                 f"scenario {scenario.name}: parameters differ: "
                 + ", ".join(f"{k} {old.parameters[k]!r} -> {scenario.parameters[k]!r}" for k in differ)
             )
-        for name, stat in scenario.summary.items():
-            if not name.startswith(COMPARED_PREFIX) or name not in old.summary:
-                continue
-            a = old.summary[name].median
-            b = stat.median
-            change = None if a in (None, 0) or b is None else (b - a) / abs(a) * 100
-            info = scenario.figure_info.get(name)
-            better = info.better if info else "higher"
-            worse = change is not None and (change < 0 if better == "higher" else change > 0)
-            regressed = bool(worse and fail_on is not None and change is not None and abs(change) > fail_on)
-            rows.append(
-                CompareRow(
-                    scenario=scenario.name,
-                    figure=name,
-                    before=a,
-                    after=b,
-                    change_percent=change,
-                    regressed=regressed,
-                )
-            )
+        for name in compared(scenario):
+            if name in old.summary:
+                rows.append(row(scenario, name, old.summary[name].median, fail_on))
     return Comparison(
         baseline_path=str(baseline_path),
         fail_on_percent=fail_on,

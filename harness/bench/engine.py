@@ -14,12 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.bench import output, report, stats, verdicts
 from harness.bench.compare import compare
 from harness.bench.schema import BenchResult, Machine, Scenario
 from harness.bench.throughput import JobRow, TrialOutput
+
+if TYPE_CHECKING:
+    from harness.bench.history_gate import HistoryGate
 
 
 class ScenarioRunner(Protocol):
@@ -38,6 +41,8 @@ class RunOptions:
     repeat: int = 1
     compare_path: Path | None = None
     fail_on: float | None = None
+    #: compare with the published history instead of one file (--against-history)
+    history: HistoryGate | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -92,6 +97,8 @@ def run(opts: RunOptions, runners: Sequence[ScenarioRunner], machine: Machine) -
     )
     if opts.compare_path is not None:
         result.comparison = compare(result, opts.compare_path, opts.fail_on)
+    elif opts.history is not None:
+        result.comparison = opts.history.compare(result, opts.fail_on)
     csv_path = output.write_csv(rows, opts.out_dir)
     json_path = output.write_json(result, opts.out_dir)
     report_path = report.write(result, opts.out_dir / output.REPORT_NAME, rows)

@@ -22,6 +22,7 @@ from harness.bench.api import ApiScenario
 from harness.bench.baselines import BaselineError
 from harness.bench.chaos import TARGETS, ChaosError, ChaosScenario
 from harness.bench.dag import DagScenario
+from harness.bench.history_gate import HistoryError, HistoryGate
 from harness.bench.stack import StackError, open_stack
 from harness.bench.tasks import Task, TaskError, parse
 from harness.bench.throughput import BenchError, NoProgress, Progress, ThroughputScenario
@@ -32,6 +33,7 @@ from runner.extras import MissingExtra, require_extra
 USER_ERRORS: tuple[type[BaseException], ...] = (
     BaselineError,
     ChaosError,
+    HistoryError,
     postgres.PostgresError,
     StackError,
     TaskError,
@@ -58,6 +60,8 @@ class RunSettings:
     compare_path: Path | None = None
     fail_on: float | None = None
     keep_work: bool = False
+    #: compare with the published history (--against-history) instead of compare_path
+    history: HistoryGate | None = None
 
 
 def throughput(
@@ -258,6 +262,7 @@ def _run_options(
         repeat=settings.repeat,
         compare_path=settings.compare_path,
         fail_on=settings.fail_on,
+        history=settings.history,
     )
 
 

@@ -17,7 +17,9 @@ grows with additive changes (old files still load), the major one with any other
 - 1.0: machine, parameters, scenarios, trials, baselines, figures, comparison;
 - 1.1: verdicts (``Scenario.verdicts``, ``BenchResult.check``), the tolu processes of
   a trial with their roles, CPU and memory (``Trial.processes``), the baselines' CPU
-  (``Baseline.cpu_s``), chaos runs (``Trial.chaos``).
+  (``Baseline.cpu_s``), chaos runs (``Trial.chaos``);
+- 1.2: comparisons with the published history (``--against-history``): ``Comparison.source``
+  and ``location``, ``CompareRow.runs``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SchemaVersion = Literal["1.0", "1.1"]
-SCHEMA_VERSION: SchemaVersion = "1.1"
+SchemaVersion = Literal["1.0", "1.1", "1.2"]
+SCHEMA_VERSION: SchemaVersion = "1.2"
 SCHEMA_FILE = Path(__file__).with_name("bench.schema.json")
 
 Better = Literal["higher", "lower", "none"]
@@ -196,19 +198,26 @@ class Check(Model):
 class CompareRow(Model):
     scenario: str
     figure: str
+    #: the earlier value: the other file's median, or the median of the history's medians
     before: float | None
     after: float | None
     change_percent: float | None
     regressed: bool
+    #: with the history: how many earlier runs ``before`` is the median of
+    runs: int | None = None
 
 
 class Comparison(Model):
+    #: ``--compare``: the earlier bench.json; ``--against-history``: where the history was read
     baseline_path: str
     fail_on_percent: float | None
     rows: list[CompareRow]
     regressed: bool
     #: e.g. scenarios whose parameters differ (then the ratios compare different things).
     notes: list[str] = Field(default_factory=list)
+    #: ``file`` (--compare) or ``history`` (--against-history: published runs at ``location``)
+    source: Literal["file", "history"] = "file"
+    location: str | None = None
 
 
 class BenchResult(Model):

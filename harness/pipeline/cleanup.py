@@ -32,6 +32,13 @@ def _active_batch_jobs(run: Run, client: Client) -> list[BatchJob]:
 def stop_everything(run: Run) -> None:
     """Save the state histories, then stop what the run started; each part is tried even when
     another fails (a failed run must not leave daemons behind)."""
+    stop_site(run)
+    stop_server(run)
+
+
+def stop_site(run: Run) -> None:
+    """Save the state histories, then stop the batch jobs, the agent and the launchers; the server
+    stays up (the run is published to it last)."""
     with contextlib.suppress(Exception):
         # state histories are read from the server: save them before it stops
         save_state(run)
@@ -55,6 +62,10 @@ def stop_everything(run: Run) -> None:
         for pid in launcher_pids(run.site_dir):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+
+
+def stop_server(run: Run) -> None:
+    """Stop the server the run started (none for an existing URL), after a last look at its log."""
     if run.server is not None:
         with contextlib.suppress(Exception):
             scan_logs(run, announce=False)

@@ -70,7 +70,7 @@ def integration(
 ) -> None:
     """Build, install, start a server and a site, run a mix of jobs, and check everything.
 
-    Eleven steps, each printed with its duration; exits 1 at the first failed step, with a
+    Twelve steps, each printed with its duration; exits 1 at the first failed step, with a
     report in ARTIFACTS/<run-id>/report.html.
     """
     from harness.pipeline.faults import FAULTS

@@ -73,6 +73,9 @@ class Run:
         self.expect_fail: set[int] = set()
         self.stage_out: dict[int, tuple[Path, str]] = {}
         self.started = time.monotonic()
+        self.started_at = dt.datetime.now(dt.UTC)
+        #: 1, 5 and 15-minute load averages at the start: how busy the machine was
+        self.load = os.getloadavg()
         self.logs = LogWatch()
         self.killed_launcher: int | None = None
         self.monitor_done = False

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.pipeline import report
-from harness.pipeline.cleanup import stop_everything
+from harness.pipeline.cleanup import stop_server, stop_site
 from harness.pipeline.context import Run, check_faults, new_run_id
 from harness.pipeline.options import Options
 from harness.pipeline.results import PipelineResult
@@ -26,6 +26,7 @@ from harness.pipeline.steps import (
     install,
     jobs,
     monitor,
+    publish,
     server,
     site_init,
     staged_out,
@@ -37,36 +38,42 @@ SETUP: tuple[Step, ...] = (
     Step(2, "start the server", server.start_server),
     Step(3, "register and log in", account.register_and_login),
     Step(4, "create the site", site_init.create_site),
-    Step(5, "populate apps and jobs", jobs.populate),
-    Step(6, "activate transfer endpoints", endpoints.activate),
+    # the locations first: the server checks a job's stage-in/out ends against its site's
+    Step(5, "activate transfer endpoints", endpoints.activate),
+    Step(6, "populate apps and jobs", jobs.populate),
     Step(7, "queue maintainer depth 1, start the site agent", agent.start_agent),
     Step(8, "monitor until every job is final", monitor.monitor),
 )
 #: once a site exists, whatever happened
 REPORT_FAILURES = Step(9, "report failures", findings.report_failures)
-#: always, after everything the run started is stopped
+#: always, after the site's agent and launchers are stopped
 COLLECT_ARTIFACTS = Step(10, "collect artifacts", artifacts.collect)
 #: once monitoring is over
 CHECK_STAGED_OUT = Step(11, "check staged-out files", staged_out.check)
+#: once a site exists: the run's report, to the server it tested (then the server stops)
+PUBLISH = Step(12, "publish the run to the server", publish.publish_run)
 
 
 def _run_steps(run: Run) -> None:
-    stopped = False
+    site_stopped = False
     try:
         for step in SETUP:
             if not step(run).ok:
                 break
         if run.site_id is not None:
             REPORT_FAILURES(run)
-        stopped = True
-        stop_everything(run)
+        site_stopped = True
+        stop_site(run)
         COLLECT_ARTIFACTS(run)
         if run.monitor_done:
             CHECK_STAGED_OUT(run)
-    except BaseException:
-        if not stopped:  # interrupted (Ctrl-C, SIGTERM): leave nothing running
-            stop_everything(run)
-        raise
+        if run.site_id is not None:
+            PUBLISH(run)
+    finally:
+        # also when interrupted (Ctrl-C, SIGTERM): leave nothing running
+        if not site_stopped:
+            stop_site(run)
+        stop_server(run)
 
 
 def _verdict(run: Run) -> None:
@@ -83,7 +90,7 @@ def _verdict(run: Run) -> None:
 
 
 def run_pipeline(options: Options, *, out: Callable[[str], None] | None = None) -> PipelineResult:
-    """Run the eleven steps; the report is in ``result.out_dir`` whatever the outcome."""
+    """Run the twelve steps; the report is in ``result.out_dir`` whatever the outcome."""
     check_faults(options.faults)
     run_id = options.run_id or new_run_id()
     run = Run(options, run_id=run_id, work=Path(tempfile.mkdtemp(prefix=f"tolu-{run_id}-")), out=out)

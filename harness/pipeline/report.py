@@ -1,10 +1,12 @@
-"""A pipeline run's report: report.json (``schema: tolu-integration-report``) and report.html
-(``harness/templates/pipeline.html.j2``), written when the run ends, whatever its outcome."""
+"""A pipeline run's report: report.json (``schema: tolu-integration-report``, its JSON Schema
+``report.schema.json`` next to this module) and report.html (``harness/templates/pipeline.html.j2``),
+written when the run ends, whatever its outcome."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ if TYPE_CHECKING:
 
 SCHEMA = "tolu-integration-report"
 REPORT_VERSION = 1
+SCHEMA_FILE = Path(__file__).with_name("report.schema.json")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ def build(run: Run) -> dict[str, Any]:
         "version": REPORT_VERSION,
         "run_id": run.run_id,
         "ok": all(s.ok for s in result.steps) and not result.findings,
+        "start": run.started_at.isoformat(),
+        "duration": round(time.monotonic() - run.started, 3),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(run.options).items()},
         "server_url": run.url,
         "site_id": run.site_id,

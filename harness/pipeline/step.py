@@ -12,7 +12,7 @@ from harness.pipeline.results import StepResult
 if TYPE_CHECKING:
     from harness.pipeline.context import Run
 
-STEPS_IN_ALL = 11
+STEPS_IN_ALL = 12
 #: lines of a step's detail printed under its result line (report.json keeps them all)
 DETAIL_LINES = 40
 

@@ -34,6 +34,7 @@ from runner.client.dags import DagManager
 from runner.client.errors import ConfigError
 from runner.client.events import EventManager
 from runner.client.jobs import JobManager
+from runner.client.runs import RunManager
 from runner.client.sessions import SessionManager
 from runner.client.sites import SiteManager
 from runner.client.transfers import TransferManager
@@ -80,6 +81,7 @@ class Client:
         self.transfers = TransferManager(self._http)
         self.batch_jobs = BatchJobManager(self._http)
         self.sessions = SessionManager(self._http)
+        self.runs = RunManager(self._http)
         self.account = AccountManager(self._http)
         self.admin = AdminManager(self._http)
         self.dags = DagManager(self._http, self.jobs)

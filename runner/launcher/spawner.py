@@ -40,6 +40,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from runner.launcher import workdir as wd
@@ -50,6 +51,10 @@ from runner.roles import Role, announce
 KILL_GRACE_SEC = 3.0
 #: longest an outcome the coordinator need not act on waits for company.
 FLUSH_SEC = 0.02
+#: a test switch, not a setting: seconds to wait before each task starts (docs/results.md, the
+#: history gate's planted regression). Read once when the spawner starts; unset, the spawner
+#: is the plain class and no task pays for the switch.
+TEST_TASK_DELAY_ENV = "TOLU_TEST_TASK_DELAY"
 #: bytes read from the socket at a time (into one buffer kept for the purpose).
 READ_SIZE = 1 << 18
 _LEN = struct.Struct("!I")
@@ -434,6 +439,31 @@ class Spawner:
                     self._reap(fd)
 
 
+class SlowedSpawner(Spawner):
+    """A spawner that waits ``delay`` seconds before each start (``TOLU_TEST_TASK_DELAY``): a
+    launcher made slower on purpose, which the history gate must catch."""
+
+    delay = 0.0
+
+    def start(self, spawn: Spawn) -> None:
+        time.sleep(self.delay)
+        super().start(spawn)
+
+
+def spawner_class(environ: Mapping[str, str] | None = None) -> type[Spawner]:
+    """Spawner, or SlowedSpawner when the test switch is set to a positive number of seconds."""
+    text = (os.environ if environ is None else environ).get(TEST_TASK_DELAY_ENV, "")
+    if not text:
+        return Spawner
+    try:
+        delay = float(text)
+    except ValueError:
+        raise SystemExit(f"{TEST_TASK_DELAY_ENV}={text!r}: expected seconds (a test switch)") from None
+    if delay <= 0:
+        return Spawner
+    return type("SlowedSpawner", (SlowedSpawner,), {"delay": delay})
+
+
 def main() -> None:
     announce(Role.STARTER)
     fd = int(sys.argv[1])
@@ -450,7 +480,7 @@ def main() -> None:
             return
         msgs = frames.feed(data)
     # the first message is the base environment; starts may have come with it
-    spawner = Spawner(sock, msgs[0], frames)
+    spawner = spawner_class()(sock, msgs[0], frames)
     for msg in msgs[1:]:
         spawner._handle(msg)
     spawner.run()

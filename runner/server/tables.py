@@ -363,3 +363,89 @@ dag_runs = Table(
     Index(None, "owner_id", "dag_id"),
     sqlite_autoincrement=True,
 )
+
+# Published runs (docs/results.md): a harness run's report.json, a `tolu bench` run's
+# bench.json or an integration pipeline's report, kept under one of the user's sites.
+# The document is stored as it came; what the lists, the matrix and the trends read
+# is taken out of it once, at publication, into the columns and the three tables below.
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("site_id", Integer, ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    #: the publisher's name of the run (report.json's run_id, ...): publishing it again is a no-op.
+    Column("run_id", String(256), nullable=False),
+    #: ``tests`` (report.json), ``bench`` (bench.json) or ``pipeline`` (the integration report).
+    Column("kind", String(16), nullable=False),
+    #: what ran, in one line (the pytest arguments, the bench command line).
+    Column("title", Text, nullable=False),
+    #: the harness location and the host it ran on, the commit it tested, the load average at its start.
+    Column("location", String(256), nullable=False),
+    Column("machine", String(256), nullable=False),
+    Column("commit", String(64), nullable=True),
+    Column("load", JSON, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("duration_s", Float, nullable=True),
+    Column("ok", Boolean, nullable=False),
+    #: counts by outcome (tests), aims met/missed (bench), steps (pipeline).
+    Column("summary", JSON, nullable=False),
+    #: SHA-256 of the document's canonical JSON: the same run published again is recognised.
+    Column("digest", String(64), nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("published_at", DateTime, nullable=False),
+    UniqueConstraint("site_id", "run_id"),
+    Index(None, "owner_id", "started_at"),
+    Index(None, "site_id", "location", "started_at"),
+    sqlite_autoincrement=True,
+)
+
+#: per run and area (a test marker such as ``server``; ``bench``, ``pipeline``): the counts by
+#: outcome and the reasons of what failed or was skipped, grouped by reason.
+run_areas = Table(
+    "run_areas",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("area", String(64), primary_key=True),
+    #: ``passed``, ``failed`` or ``skipped`` (nothing ran: every test skipped).
+    Column("outcome", String(16), nullable=False),
+    Column("passed", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("error", Integer, nullable=False),
+    Column("skipped", Integer, nullable=False),
+    Column("xfailed", Integer, nullable=False),
+    Column("xpassed", Integer, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Index(None, "area", "run_id"),
+)
+
+#: per bench run and scenario: ``key`` names the same scenario across runs (command, name and
+#: a digest of its parameters: runs with other parameters measure something else).
+run_scenarios = Table(
+    "run_scenarios",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(256), primary_key=True),
+    Column("key", String(400), nullable=False),
+    Column("command", String(64), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Index(None, "key", "run_id"),
+)
+
+#: per bench run, scenario and figure: the summary over the run's trials, and what the figure is.
+run_figures = Table(
+    "run_figures",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("scenario", String(256), primary_key=True),
+    Column("figure", String(128), primary_key=True),
+    Column("median", Float, nullable=True),
+    Column("min", Float, nullable=True),
+    Column("max", Float, nullable=True),
+    Column("unit", String(32), nullable=False),
+    Column("better", String(8), nullable=False),
+    Column("aim", String(64), nullable=True),
+    Column("description", Text, nullable=False),
+)

@@ -18,7 +18,7 @@ import pytest
 
 from harness.bench import runs
 from harness.bench.compare import compare
-from harness.bench.schema import SCHEMA_FILE, json_schema, load
+from harness.bench.schema import SCHEMA_FILE, SCHEMA_VERSION, json_schema, load
 
 JOBS = 200
 
@@ -53,7 +53,7 @@ def test_bench_json_validates_against_its_schema(bench_dir: Path) -> None:
     document = json.loads((bench_dir / "bench.json").read_text())
     schema = json.loads((bench_dir / "bench.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(document)
-    assert document["schema_version"] == "1.1"
+    assert document["schema_version"] == SCHEMA_VERSION
     assert document["machine"]["cores_logical"] >= 1 and document["machine"]["cpu_model"]
 
 

@@ -12,7 +12,7 @@ import pytest
 # Imported here once, the inner runs find them loaded.
 
 #: variables of the outer run that would change what an inner run detects or requires.
-_OUTER_ENV = ("TOLU_REQUIRE", "TOLU_LOCATION", "TOLU_RUN_ID", "CI", "GITHUB_ACTIONS")
+_OUTER_ENV = ("TOLU_REQUIRE", "TOLU_LOCATION", "TOLU_RUN_ID", "TOLU_PUBLISH_SITE", "CI", "GITHUB_ACTIONS")
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pytest
 
+from harness.pipeline import report as pipeline_report
 from harness.pipeline.faults import FAULTS
 from harness.pipeline.options import Options
 from harness.pipeline.pipeline import run_pipeline
@@ -62,6 +64,10 @@ def test_every_planted_fault_is_reported(pytestconfig: pytest.Config) -> None:
     assert sorted(report["planted_faults"]) == sorted(FAULTS)
     assert "FAILED" in (result.out_dir / "report.html").read_text()
     assert "integration run FAILED" in output
+    # a failed run is published too, red: the server counted its failures
+    published = result.steps[-1]
+    assert (published.number, published.ok) == (12, True), output
+    assert published.detail.endswith(": pipeline failed"), published.detail
 
 
 def test_clean_run_passes_and_leaves_a_report(pytestconfig: pytest.Config) -> None:
@@ -69,9 +75,14 @@ def test_clean_run_passes_and_leaves_a_report(pytestconfig: pytest.Config) -> No
     result = run_pipeline(_options(pytestconfig), out=lines.append)
     output = "\n".join(lines)
     assert result.ok, output
-    assert [s.number for s in result.steps] == list(range(1, 12)), output
+    assert [s.number for s in result.steps] == list(range(1, 13)), output
     for name in ("report.json", "report.html", "jobs.json", "batch_jobs.json", "throughput.csv"):
         assert (result.out_dir / name).is_file(), name
+    report = json.loads((result.out_dir / "report.json").read_text())
+    jsonschema.Draft202012Validator(json.loads(pipeline_report.SCHEMA_FILE.read_text())).validate(report)
+    # published to the server it tested as its site, read back, counted green
+    assert result.steps[-1].name == "publish the run to the server", output
+    assert result.steps[-1].detail.endswith(": pipeline passed"), output
     jobs = json.loads((result.out_dir / "jobs.json").read_text())
     assert jobs and all(job["events"] for job in jobs)
     assert (result.out_dir / "logs" / "log" / "agent.log").is_file()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+import run_documents
 
 PROFILES = ("owner", "read", "own_site", "other_site", "stranger", "refused")
 
@@ -39,6 +40,7 @@ class World:
     session: int
     token: int
     owner_id: int
+    run: int
     dag: int
     dag_run: int
 
@@ -83,9 +85,16 @@ def build_world(owner: Caller) -> World:
     session = owner.ok("POST", "/sessions", {"site_id": site})["id"]
     token = owner.ok("POST", "/auth/tokens", {"name": f"t-{tag}", "scope": "read"})["id"]
     me = owner.ok("GET", "/users/me")["id"]
+    run = owner.ok("POST", "/runs", _run_body(site))["id"]
     dag = owner.ok("POST", "/dags", _dag_body(site))["id"]
     dag_run = owner.ok("POST", f"/dags/{dag}/runs", {"instances": [{}]})["id"]
-    return World(site, other, app, job["id"], transfer, batch, session, token, me, dag, dag_run)
+    return World(site, other, app, job["id"], transfer, batch, session, token, me, run, dag, dag_run)
+
+
+def _run_body(site: int) -> dict[str, Any]:
+    """A published integration run (the smallest document) with a fresh run id."""
+    run_id = f"run-{uuid.uuid4().hex[:8]}"
+    return run_documents.envelope(site, "pipeline", run_documents.pipeline(run_id))
 
 
 def _dag_body(site: int) -> dict[str, Any]:
@@ -113,6 +122,7 @@ def snapshot(owner: Caller, w: World) -> dict[str, Any]:
         "batch_job": clean(owner.ok("GET", f"/batch-jobs/{w.batch_job}")),
         "sessions": [r["id"] for r in owner.ok("GET", "/sessions")["results"]],
         "tokens": sorted(t["id"] for t in owner.ok("GET", "/auth/tokens")),
+        "runs": sorted(r["id"] for r in owner.ok("GET", "/runs")["results"]),
         "dag": clean(owner.ok("GET", f"/dags/{w.dag}")),
         "dag_run": owner.ok("GET", f"/dag-runs/{w.dag_run}/status?detail=true"),
     }
@@ -178,6 +188,12 @@ def endpoints() -> list[Endpoint]:
         _e("GET", "/auth/tokens", 200, 200, 403, 403, 200, foreign_ids=lambda w: {w.token}),
         _e("GET", "/auth/audit", 200, 200, 403, 403, 200),
         _e("GET", "/admin/users", 403, 403, 403, 403, 403),
+        _e("GET", "/runs", 200, 200, 200, 200, 200, foreign_ids=lambda w: {w.run}),
+        _e("GET", "/runs/{w.run}", 200, 200, 200, 404, 404),
+        _e("GET", "/runs/{w.run}/document", 200, 200, 200, 404, 404),
+        _e("GET", "/runs/matrix", 200, 200, 200, 200, 200),
+        _e("GET", "/runs/scenarios", 200, 200, 200, 200, 200),
+        _e("GET", "/runs/trends?scenario=throughput:serial:0", 200, 200, 200, 200, 200),
         _e("GET", "/dags", 200, 200, 200, 200, 200, foreign_ids=lambda w: {w.dag}),
         _e("GET", "/dags/{w.dag}", 200, 200, 200, 404, 404),
         _e("GET", "/dag-runs", 200, 200, 200, 200, 200, foreign_ids=lambda w: {w.dag_run}),
@@ -271,7 +287,9 @@ def endpoints() -> list[Endpoint]:
         _e("POST", "/auth/tokens", 201, 403, 403, 403, 201, body=lambda w: {"name": "x", "scope": "read"}),
         _e("POST", "/auth/device/decide", 404, 403, 403, 403, 404, body=lambda w: {"user_code": "BBBB-BBBB"}),
         _e("PATCH", "/admin/users/{w.owner_id}", 403, 403, 403, 403, 403, body=lambda w: {"disabled": True}),
+        _e("POST", "/runs", 201, 403, 201, 404, 404, body=lambda w: _run_body(w.site)),
         # deletions last
+        _e("DELETE", "/runs/{w.run}", 204, 403, 204, 404, 404),
         _e("DELETE", "/jobs?tags=w:nothing-matches", 200, 403, 200, 200, 200),
         _e("DELETE", "/sessions/{w.session}", 204, 403, 204, 404, 404),
         _e("DELETE", "/batch-jobs/{w.batch_job}", 200, 403, 200, 404, 404),

@@ -24,6 +24,9 @@ export const routes: RouteRecordRaw[] = [
   view('/jobs/:id(\\d+)', 'job', 'Job', () => import('@/views/JobDetailView.vue'), { props: true }),
   view('/transfers', 'transfers', 'Transfers', () => import('@/views/TransfersView.vue')),
   view('/history', 'history', 'History', () => import('@/views/HistoryView.vue')),
+  view('/results', 'results', 'Results', () => import('@/views/ResultsView.vue')),
+  view('/runs/:id(\\d+)', 'run', 'Run', () => import('@/views/RunView.vue'), { props: true }),
+  view('/trends', 'trends', 'Benchmark trends', () => import('@/views/TrendsView.vue')),
   view('/:rest(.*)*', 'not-found', 'Not found', () => import('@/views/NotFoundView.vue')),
 ]
 

@@ -1,10 +1,13 @@
-"""Step 6: the transfer locations in the site's settings (local backend; Globus only where
-configured), each backend known to the platform."""
+"""Step 5: the transfer locations in the site's settings (local backend; Globus only where
+configured), each backend known to the platform, and the server told of them: it checks each
+job's stage-in and stage-out ends against the locations its site reported (``tolu site init``
+reported the ones of the settings it wrote, before these were added)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from harness.pipeline.step import StepFailed
 from runner.platform.transfer import get as get_backend
 from runner.site.settings import load
 
@@ -31,5 +34,11 @@ def activate(run: Run) -> str:
     for alias, spec in settings.transfer.locations.items():
         get_backend(spec.partition(":")[0])  # an unknown backend fails the step
         active.append(f"{alias}={spec}")
+    if run.site_id is None:  # step 4 registered it, or the run stopped there
+        raise StepFailed("no site registered")
+    client = run.client()
+    summary = dict(client.sites.get(run.site_id).settings_summary)
+    summary["transfer_locations"] = sorted(settings.transfer.locations)
+    client.sites.update(run.site_id, settings_summary=summary)
     globus = "configured" if settings.transfer.globus.client_id else "not configured (skipped)"
     return f"locations {', '.join(active)}; globus {globus}"

@@ -215,3 +215,121 @@ export interface FieldError {
   msg: string
   type: string
 }
+
+// ---------------------------------------------------------------- published runs (docs/results.md)
+
+export type RunKind = 'tests' | 'bench' | 'pipeline'
+export type AreaOutcome = 'passed' | 'failed' | 'skipped'
+
+export interface Reason {
+  outcome: string
+  reason: string
+  count: number
+  names: string[]
+}
+
+export interface AreaSummary {
+  area: string
+  outcome: AreaOutcome
+  passed: number
+  failed: number
+  error: number
+  skipped: number
+  xfailed: number
+  xpassed: number
+  total: number
+}
+
+export interface RunScenario {
+  key: string
+  command: string
+  name: string
+  description: string
+  parameters: Record<string, unknown>
+}
+
+export interface Run {
+  id: number
+  site_id: number
+  run_id: string
+  kind: RunKind
+  title: string
+  location: string
+  machine: string
+  commit: string | null
+  load: number[]
+  started_at: string
+  duration_s: number | null
+  ok: boolean
+  summary: Record<string, number>
+  digest: string
+  published_at: string
+  areas: AreaSummary[]
+  scenarios: RunScenario[]
+}
+
+export interface MatrixRow {
+  site_id: number
+  site_name: string
+  location: string
+}
+
+export interface MatrixCell extends AreaSummary {
+  site_id: number
+  location: string
+  night: string
+  run: number
+  run_id: string
+  kind: RunKind
+  started_at: string
+  commit: string | null
+  reasons: Reason[]
+  more_reasons: number
+}
+
+export interface Matrix {
+  after: string
+  before: string
+  nights: string[]
+  rows: MatrixRow[]
+  areas: string[]
+  cells: MatrixCell[]
+}
+
+export interface FigureInfo {
+  unit: string
+  better: string
+  aim: string | null
+  description: string
+}
+
+export interface FigureStat {
+  median: number | null
+  min: number | null
+  max: number | null
+}
+
+export interface TrendPoint {
+  run: number
+  run_id: string
+  site_id: number
+  location: string
+  machine: string
+  commit: string | null
+  load: number[]
+  started_at: string
+  figures: Record<string, FigureStat>
+}
+
+export interface Trend {
+  scenario: RunScenario | null
+  figure_info: Record<string, FigureInfo>
+  points: TrendPoint[]
+}
+
+export interface ScenarioSummary extends RunScenario {
+  runs: number
+  last_started_at: string
+  locations: string[]
+  site_ids: number[]
+}

@@ -232,6 +232,7 @@ FREE_TO_RUN = text(
     + ", ".join(f"'{s.value}'" for s in sorted(RUNNABLE, key=lambda s: s.value))
     + ")"
 )
+KEYED = text("idempotency_key IS NOT NULL")
 
 # The hot tables (jobs, events, job_tags, transfer_items) carry no foreign keys to
 # users, sites, apps or jobs: on PostgreSQL each checked key is a locking lookup
@@ -271,12 +272,16 @@ jobs = Table(
     Column("n_stage_out", Integer, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
+    #: services/idempotency.py: the client's name for the job and a digest of what it asked.
+    Column("idempotency_key", String(256), nullable=True),
+    Column("create_digest", String(64), nullable=True),
     Index(None, "owner_id", "state"),
     Index(None, "site_id", "state", "session_id"),
     # Partial: most jobs are held by no session and ran in no batch job yet, and
     # rows absent from an index cost nothing to insert.
     Index(None, "session_id", sqlite_where=HELD, postgresql_where=HELD),
     Index(None, "batch_job_id", sqlite_where=IN_BATCH, postgresql_where=IN_BATCH),
+    Index(None, "owner_id", "idempotency_key", unique=True, sqlite_where=KEYED, postgresql_where=KEYED),
     sqlite_autoincrement=True,
 )
 # The acquisition order (largest first, then oldest) of the jobs free to run, per

@@ -1,6 +1,7 @@
 """Creating jobs: one request holds many jobs, a whole DAG by key, all or nothing.
 
-``bulk_create`` runs four steps:
+``bulk_create`` first sets aside the elements whose ``idempotency_key`` names a job that
+exists already (services/idempotency.py), then runs four steps on the others:
 
 1. **validate** every element against the owner's apps and jobs before anything is
    written (a 422 naming the element and the field);
@@ -28,7 +29,7 @@ from runner.server.bulk import ids_in
 from runner.server.db import Database, utcnow
 from runner.server.errors import Invalid
 from runner.server.lifecycle import Advancer, JobRec, chunks
-from runner.server.services import app_params
+from runner.server.services import app_params, idempotency
 from runner.server.services.common import too_many
 from runner.server.services.jobs import check_tags
 from runner.states import JobState
@@ -44,9 +45,23 @@ def bulk_create(
         raise too_many(len(items), "jobs")
     if not items:
         return []
-    checked = validate(conn, who, items)
+    # idempotency (services/idempotency.py): elements whose idempotency_key is known are
+    # answered as the jobs are now; only the others are created.
+    known = idempotency.split(conn, who.user_id, items)
+    created = _create(conn, db, who, known) if known.items else []
+    return idempotency.answer(known, created)
+
+
+def _create(conn: Connection, db: Database, who: Principal, known: idempotency.Split) -> list[dict[str, Any]]:
+    """The four steps, for the elements to create."""
+    items = known.items
+    try:
+        checked = validate(conn, who, items)
+    except Invalid as exc:
+        raise idempotency.renumber(exc, known) from None
     adv = Advancer(conn, utcnow())
     planned = plan(conn, db, who.user_id, items, checked, adv)
+    idempotency.stamp(planned.jobs, known.stamps)
     write(conn, db, planned)
     adv.flush()  # advance
     return [{k: r[k] for k in rows.JOB_KEYS} for r in planned.jobs]

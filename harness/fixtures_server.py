@@ -90,7 +90,7 @@ def tolu_server(
     database_url = None if tolu_database == "sqlite" else request.getfixturevalue("postgres_url")
     data_dir = tmp_path_factory.mktemp(f"server-{tolu_database}")
     log_path = data_dir / "server.log"
-    env = {"TOLU_SECRET_KEY": secrets.token_hex(32)}
+    env: dict[str, str] = {}  # the signing keys are the server's own, in its data directory
     server: Any
     refresh: Callable[[], None] | None = None
     if how == "container":

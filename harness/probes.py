@@ -103,6 +103,26 @@ def probe_docker() -> Probe:
     return Probe("docker", True, f"docker engine answers at {path}")
 
 
+def registry_address(env: Mapping[str, str] | None = None) -> str:
+    """The test registry, host:port (ci/provision/registry.sh): $TOLU_REGISTRY or 127.0.0.1:5000."""
+    env = os.environ if env is None else env
+    return env.get("TOLU_REGISTRY", "127.0.0.1:5000")
+
+
+def probe_registry() -> Probe:
+    address = registry_address()
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=TIMEOUT_SEC) as sock:
+            sock.sendall(f"GET /v2/ HTTP/1.0\r\nHost: {address}\r\n\r\n".encode())
+            answer = sock.recv(4096).decode("latin-1")
+    except OSError as exc:
+        return Probe("registry", False, f"no container registry answers at {address}: {exc}")
+    if " 200 " not in f"{_first_line(answer)} " or "docker-distribution-api-version" not in answer.lower():
+        return Probe("registry", False, f"{address} answered {_first_line(answer)!r}, not a registry's /v2/")
+    return Probe("registry", True, f"container registry (distribution API v2) at {address}")
+
+
 def probe_postgres() -> Probe:
     url = postgres_admin_url()
     shown = _hide_password(url)
@@ -209,6 +229,7 @@ PROBES: dict[str, Callable[[], Probe]] = {
     "slurm": probe_slurm,
     "pbs": probe_pbs,
     "postgres": probe_postgres,
+    "registry": probe_registry,
     "gpu": probe_gpu,
     "mpi": probe_mpi,
     "chromium": probe_chromium,

@@ -12,7 +12,9 @@ through here, so they keep the same rules:
 - a :class:`PidFile` records the pid *and the process's start time*, so a pid the
   kernel has since given to another process is never taken for ours: such a stale
   file reads as "not running";
-- :func:`stop`: SIGTERM, SIGKILL after a timeout, then wait until the process is gone.
+- :func:`stop`: SIGTERM, SIGKILL after a timeout, then wait until the process is gone;
+- :func:`die_with_parent`: a worker process that must not outlive the one that
+  started it (a multi-worker server's workers) asks the kernel for SIGTERM then.
 
 The bottom floor: imports nothing of runner.
 """
@@ -20,10 +22,13 @@ The bottom floor: imports nothing of runner.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shlex
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +42,25 @@ POLL_SEC = 0.1
 #: seconds a recorded start time may differ from the live process's: its start time is
 #: computed from the boot time, which moves a little when the clock is adjusted.
 START_TIME_SLACK = 1.0
+
+
+#: prctl(2) option: the signal this process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> bool:
+    """Have the kernel SIGTERM this process when ``parent`` (its parent) exits, however
+    it exits (SIGKILL too). False where it cannot (not Linux), or when ``parent`` is
+    no longer this process's parent: it is gone already, and the caller should go too.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return False
+    # checked after prctl: a parent that died before it will never signal us
+    return os.getppid() == parent
 
 
 class StartError(RuntimeError):

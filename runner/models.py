@@ -532,6 +532,10 @@ class JobCreate(Request):
     #: optional name, unique within one bulk request, that other jobs of the same
     #: request may list in ``parents`` (a whole DAG in one request).
     key: str | None = Field(default=None, max_length=256)
+    #: optional name chosen by the client, unique among the owner's jobs for good: sending
+    #: a job whose idempotency key is known creates nothing and answers the existing job,
+    #: so a create whose answer was lost can be sent again (docs/api.md, "Idempotent creation").
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
     #: parent job ids (int) or keys of jobs in the same request (str).
     parents: list[Id | Name] = Field(default_factory=list, max_length=MAX_BULK)
     parameters: Parameters = Field(default_factory=dict)
@@ -573,6 +577,7 @@ class Job(Reply):
     app_id: int
     site_id: int
     state: JobState
+    idempotency_key: str | None = None
     parents: list[int]
     parameters: dict[str, Any]
     #: a blob (cloudpickle, base64): left out of the repr.

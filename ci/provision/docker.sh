@@ -8,6 +8,9 @@
 #                                     python:3.11-slim if it is present or can be pulled, else
 #                                     local/debian-python:bookworm (built with debootstrap + docker import
 #                                     when missing; ~45 s, ~300 MB)
+#   ci/provision/docker.sh postgres-image  print a PostgreSQL image for the deployment template:
+#                                     postgres:16-bookworm if present or pullable, else local/postgres:15-<digest>
+#                                     (Debian's postgresql-15, built from ci/provision/postgres-image)
 #   ci/provision/docker.sh status     engine status
 #   ci/provision/docker.sh stop       stop the dockerd THIS script started (by its pid file)
 #
@@ -81,6 +84,26 @@ do_base_image() {
   echo "$BASE_TAG"
 }
 
+do_postgres_image() {
+  # a PostgreSQL image for the deployment template's compose file: the official one when present
+  # or pullable, else local/postgres:15 built from Debian's packages (ci/provision/postgres-image)
+  do_start
+  local official=${POSTGRES_IMAGE:-postgres:16-bookworm} dir local_tag base
+  dir="$(dirname "$0")/postgres-image"
+  # tagged by what it is built from: a changed Dockerfile or entrypoint builds a new one
+  local_tag=local/postgres:15-$(cat "$dir"/Dockerfile "$dir"/entrypoint.sh | sha256sum | cut -c1-12)
+  if docker image inspect "$official" >/dev/null 2>&1; then echo "$official"; return 0; fi
+  if docker image inspect "$local_tag" >/dev/null 2>&1; then echo "$local_tag"; return 0; fi
+  if [ "${TOLU_CI_TRY_PULL:-1}" = 1 ] && timeout 60 docker pull -q "$official" >/dev/null 2>&1; then
+    echo "$official"; return 0
+  fi
+  base=$(do_base_image)
+  log "building $local_tag from Debian's postgresql-15 on $base"
+  docker build -q --build-arg "BASE_IMAGE=$base" -t "$local_tag" "$dir" >&2 \
+    || die "building $local_tag failed"
+  echo "$local_tag"
+}
+
 do_status() {
   if api_up; then
     echo "docker engine: up ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"
@@ -105,7 +128,8 @@ do_stop() {
 case ${1:-start} in
   start) do_start ;;
   base-image) do_base_image ;;
+  postgres-image) do_postgres_image ;;
   status) do_status ;;
   stop) do_stop ;;
-  *) echo "usage: $0 [start|base-image|status|stop]" >&2; exit 2 ;;
+  *) echo "usage: $0 [start|base-image|postgres-image|status|stop]" >&2; exit 2 ;;
 esac

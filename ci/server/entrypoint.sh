@@ -1,7 +1,7 @@
 #!/bin/sh
 # Container entrypoint: run the tolu server on $TOLU_HOST (0.0.0.0):$TOLU_PORT with its data in $TOLU_DATA_DIR.
-# TOLU_DATABASE_URL (PostgreSQL) and TOLU_SECRET_KEY are read by the server from the environment
-# (kept out of argv so they do not show in `ps`). TOLU_MIGRATE=1 applies migrations first.
+# TOLU_DATABASE_URL (PostgreSQL, with its password) is read by the server from the environment
+# (kept out of argv so it does not show in `ps`); the signing keys live in the data directory. TOLU_MIGRATE=1 applies migrations first.
 # Extra arguments are passed to the server. -P: a runner/ package in the working directory (the
 # data volume) cannot shadow tolu's (runner/interpreter.py).
 set -eu

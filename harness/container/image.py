@@ -23,10 +23,11 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.checkout import REPO_ROOT
+from harness.checkout import REPO_ROOT, forget_stale_build
 from harness.container.engine import LABEL, docker_client, image_exists
 from harness.container.errors import ContainerError, tail
 
@@ -127,8 +128,9 @@ def _run(cmd: list[str], log_file: Path) -> None:
 
 
 @contextlib.contextmanager
-def _build_lock() -> Iterator[None]:
-    """One image build at a time on this machine (pytest-xdist workers share the engine)."""
+def build_lock() -> Iterator[None]:
+    """One image build at a time on this machine (pytest-xdist workers share the engine; a
+    build prunes dangling images, which a concurrent build may still be using)."""
     lock_path = Path(tempfile.gettempdir()) / "tolu-server-image.lock"
     with lock_path.open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -152,7 +154,7 @@ def build_server_image(
         base = base_image or default_base_image(client)
         log_file = log_path or Path(tempfile.gettempdir()) / f"tolu-image-build-{os.getpid()}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        with _build_lock():
+        with build_lock():
             deps_tag = f"{DEPS_REPO}:{deps_digest(base)}"
             if force or not image_exists(client, deps_tag):
                 _build_deps_image(client, base, deps_tag, log_file)
@@ -189,6 +191,7 @@ def _build_app_image(client: Any, deps_tag: str, tag: str, log_file: Path) -> No
         ctx = Path(tmp)
         dist = ctx / "dist"
         app = ctx / "app"
+        forget_stale_build()
         _run(
             [
                 sys.executable,
@@ -251,11 +254,29 @@ def _docker_build(client: Any, ctx: Path, tag: str, buildargs: dict[str, str], l
             client.images.prune(filters={"dangling": True})
 
 
+#: images younger than this survive a prune: on an engine shared by several checkouts (or
+#: processes) another one may have just built it and be about to run it or build FROM it
+PRUNE_MIN_AGE_SEC = 3600
+
+
 def _prune_images(client: Any, keep: set[str]) -> None:
-    """Remove older tolu-server images (in use ones stay: docker refuses to remove them)."""
+    """Remove older tolu-server images (in use ones stay: docker refuses to remove them; those
+    built in the last PRUNE_MIN_AGE_SEC stay too)."""
     for image in client.images.list(filters={"label": LABEL}):
         tags = set(image.tags)
+        if _age_sec(image) < PRUNE_MIN_AGE_SEC:
+            continue
         if tags and not tags & keep and all(t.split(":")[0] in {IMAGE_REPO, DEPS_REPO} for t in tags):
             for t in tags:
                 with contextlib.suppress(Exception):
                     client.images.remove(t)
+
+
+def _age_sec(image: Any) -> float:
+    """Seconds since the engine built ``image`` (0 when it does not say: then it is kept)."""
+    created = str(image.attrs.get("Created", ""))[:19]  # 2026-11-26T16:55:12.123456789Z
+    try:
+        built = datetime.strptime(created, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return 0.0
+    return (datetime.now(UTC) - built).total_seconds()

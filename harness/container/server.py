@@ -60,7 +60,6 @@ class ContainerServer:
         base_image: str | None = None,
         volume: str | None = None,
         migrate: bool = True,
-        secret_key: str | None = None,
         name: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
@@ -73,7 +72,6 @@ class ContainerServer:
         self.base_image = base_image
         self.volume = volume
         self.migrate = migrate
-        self.secret_key = secret_key or uuid.uuid4().hex + uuid.uuid4().hex
         self.name = name or f"tolu-server-{uuid.uuid4().hex[:10]}"
         self._client: Any = None
         self._container: Any = None
@@ -168,7 +166,7 @@ class ContainerServer:
         return "\n".join(self.logs().splitlines()[-LOG_TAIL_LINES:])
 
     def _run_container(self) -> None:
-        environment = {"TOLU_SECRET_KEY": self.secret_key, "TOLU_MIGRATE": "1" if self.migrate else "0"}
+        environment = {"TOLU_MIGRATE": "1" if self.migrate else "0"}
         if self.database_url:
             environment["TOLU_DATABASE_URL"] = self.database_url
         environment.update(self.env)

@@ -85,6 +85,13 @@ def _listen(host: str | None, port: int | None) -> tuple[str, int]:
 @_database_option
 @click.option("--detach", is_flag=True, help="run in the background; stop with `tolu server down`")
 @click.option("--migrate", is_flag=True, help="upgrade an older database schema first")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="server processes sharing the port; more than 1 needs PostgreSQL (--database-url)",
+)
 @_json_option
 def up(
     host: str | None,
@@ -93,6 +100,7 @@ def up(
     database_url: str | None,
     detach: bool,
     migrate: bool,
+    workers: int,
     as_json: bool,
 ) -> None:
     """Start a server.
@@ -100,9 +108,13 @@ def up(
     In the foreground it logs to the terminal until Ctrl-C. With --detach it writes
     DATA_DIR/server.pid, logs to DATA_DIR/server.log and prints the URL.
 
+    With --workers N (PostgreSQL only) N processes answer on the same port, each on
+    a core of its own; stopping the server's PID stops them all.
+
     \b
-    Example:
+    Examples:
       tolu server up --detach --port 8000
+      tolu server up --detach --workers 4 --database-url postgresql+psycopg://tolu:tolu@127.0.0.1/tolu
     """
     host, port = _listen(host, port)
     directory = _data_dir(data_dir)
@@ -122,11 +134,15 @@ def up(
             argv += ["--database-url", database_url]
         if migrate:
             argv.append("--migrate")
+        if workers > 1:
+            argv += ["--workers", str(workers)]
         sys.exit(main(argv))
 
     from runner.server.process import ServerProcess, ServerStartError
 
-    proc = ServerProcess(directory, host=host, port=port, database_url=database_url, migrate=migrate)
+    proc = ServerProcess(
+        directory, host=host, port=port, database_url=database_url, migrate=migrate, workers=workers
+    )
     try:
         proc.start(timeout=60)
     except ServerStartError as exc:
@@ -269,3 +285,99 @@ def rotate_key(data_dir: Path | None, drop_old: bool) -> None:
     ring = KeyRing(directory, rotate_after=timedelta(days=36500)).load()
     kid = ring.rotate(keep_old=not drop_old)
     click.echo(f"new signing key {kid} in {directory / KEY_FILE} (keeping {len(ring.kids()) - 1} older)")
+
+
+@server.command()
+@_data_dir_option
+@_database_option
+@click.option("--json", "as_json", is_flag=True, help="print the list as JSON")
+def indexes(data_dir: Path | None, database_url: str | None, as_json: bool) -> None:
+    """List the database's indexes and check them against the ones the schema declares.
+
+    Each index of the tolu tables is shown with its columns, uniqueness and partial
+    predicate (WHERE), and a status: ok, missing (declared, not in the database), extra
+    (in the database, not declared) or differs. On PostgreSQL also its size and how
+    often it was scanned. Exits 1 when any index is not ok, or the schema is not at the
+    newest revision (then run `tolu server migrate`).
+
+    \b
+    Examples:
+      tolu server indexes
+      tolu server indexes --database-url postgresql+psycopg://tolu:tolu@127.0.0.1/tolu
+    """
+    from runner.cli._common import print_json, print_table
+    from runner.server import indexes as ix
+    from runner.server import schema
+    from runner.server.db import Database, sqlite_url
+
+    directory = _data_dir(data_dir)
+    if database_url is None and not (directory / "tolu.db").exists():
+        raise click.ClickException(
+            f"no database in {directory} (tolu.db); name it with --data-dir or --database-url"
+        )
+    db = Database(database_url or sqlite_url(directory))
+    try:
+        revision, head = schema.current_revision(db.engine), schema.head_revision()
+        statuses = ix.check(db.engine)
+    except Exception as exc:  # the driver's errors (cannot connect, no such database) in one line
+        raise click.ClickException(f"cannot read the indexes: {exc}") from None
+    finally:
+        db.dispose()
+    if as_json:
+        print_json(
+            {
+                "database": db.kind,
+                "schema_revision": revision,
+                "head_revision": head,
+                "indexes": [
+                    {
+                        "table": s.table,
+                        "name": s.name,
+                        "status": s.status,
+                        "columns": list(s.info.columns),
+                        "unique": s.info.unique,
+                        "where": s.info.where or None,
+                        "difference": s.difference() or None,
+                        "size_bytes": s.size_bytes,
+                        "scans": s.scans,
+                    }
+                    for s in statuses
+                ],
+            }
+        )
+    else:
+        columns = ["table", "index", "columns", "unique", "where", "status"]
+        pg = db.kind == "postgresql"
+        if pg:
+            columns += ["size", "scans"]
+        rows = []
+        for s in statuses:
+            row = [
+                s.table,
+                s.name,
+                ", ".join(s.info.columns),
+                "yes" if s.info.unique else "",
+                s.info.where,
+                s.status + (f": {s.difference()}" if s.status == "differs" else ""),
+            ]
+            if pg:
+                row += [_size(s.size_bytes), "" if s.scans is None else str(s.scans)]
+            rows.append(row)
+        print_table(columns, rows, title=f"{db.kind} schema {revision or 'empty'} (newest: {head})")
+    bad = [s for s in statuses if s.status != "ok"]
+    if revision != head:
+        click.echo(f"the schema is at {revision or 'empty'}, not {head}: run `tolu server migrate`", err=True)
+    if bad:
+        click.echo(f"{len(bad)} of {len(statuses)} indexes differ from the schema's declaration", err=True)
+    if bad or revision != head:
+        sys.exit(1)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)

@@ -95,7 +95,7 @@ def init(site_dir: Path, name: str | None, scheduler: str, url: str, as_json: bo
             name=site_name,
             path=str(site_dir),
             hostname=socket.gethostname(),
-            settings_summary=_summary(settings),
+            settings_summary=settings.summary(),
         )
     except Conflict:
         same = [s for s in client.sites.filter(name=site_name) if s.path == str(site_dir)]
@@ -113,15 +113,6 @@ def init(site_dir: Path, name: str | None, scheduler: str, url: str, as_json: bo
     saved = save_site_token(client, made, site_dir)
     echo(f"site token saved to {saved} (the agent's and launchers' credential)")
     echo(f"next: tolu site start {site_dir}")
-
-
-def _summary(settings: SiteSettings) -> dict[str, object]:
-    return {
-        "scheduler": settings.scheduler.name,
-        "mpi_launcher": settings.launcher.mpi_launcher,
-        "transfer_locations": sorted(settings.transfer.locations),
-        "services": settings.services,
-    }
 
 
 @site.command(name="ls")

@@ -50,8 +50,19 @@ class Manager:
         result: M = _parse(model, resp.content)
         return result
 
-    def _send(self, method: str, model: Any, path: str, body: Any = None, raw: bytes | None = None) -> Any:
-        resp = self._http.request(method, path, body=body, raw_body=raw)
+    def _send(
+        self,
+        method: str,
+        model: Any,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        *,
+        resend_after_timeout: bool = False,
+    ) -> Any:
+        resp = self._http.request(
+            method, path, body=body, raw_body=raw, resend_after_timeout=resend_after_timeout
+        )
         return _parse(model, resp.content)
 
     def _page(self, model: type[M], params: Mapping[str, Any]) -> Page[M]:

@@ -16,8 +16,9 @@ from urllib.parse import quote
 import requests
 from pydantic import BaseModel
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 
-from runner.client._retry import GaveUp, RetryPolicy
+from runner.client._retry import GaveUp, RetryPolicy, log
 from runner.client.auth import Credential, StaticCredential
 from runner.client.errors import APIError, TransportError, error_for_status
 from runner.client.urls import check_url, connection_hint
@@ -138,13 +139,35 @@ class HTTP:
         body: Any = None,
         raw_body: bytes | None = None,
         timeout: float | None = None,
+        resend_after_timeout: bool = False,
     ) -> requests.Response:
         """Send one request (retried as ``runner.client._retry`` says); raise typed errors.
 
-        With a credential, the request carries its access token; a 401 answer makes the
-        credential renew once and the request go again, so an expired access token never
-        reaches the caller while the login or token behind it is valid.
+        ``resend_after_timeout``: the caller knows that applying the request twice changes
+        nothing (a create whose every job carries an idempotency key), so a read timeout is
+        retried too, like the other transient errors, up to ``retries`` more times.
         """
+        for attempt in range(self.retries + 1):
+            try:
+                return self._request(method, path, params, body, raw_body, timeout)
+            except TransportError as exc:
+                if not (resend_after_timeout and exc.timed_out) or attempt == self.retries:
+                    raise
+                log.warning("%s %s: no answer in time; sending it again (idempotent)", method, path)
+        raise AssertionError("unreachable")
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: Params | None,
+        body: Any,
+        raw_body: bytes | None,
+        timeout: float | None,
+    ) -> requests.Response:
+        """One request with the credential's access token; a 401 answer makes the credential
+        renew once and the request go again, so an expired access token never reaches the
+        caller while the login or token behind it is valid."""
         data = raw_body if raw_body is not None else (None if body is None else encode_json(body))
         headers = {"Content-Type": "application/json"} if data is not None else {}
         credential = self.credential
@@ -192,6 +215,7 @@ class HTTP:
             )
         except (GaveUp, requests.exceptions.RequestException) as exc:
             attempts = exc.attempts if isinstance(exc, GaveUp) else 1
+            cause = exc.reason if isinstance(exc, GaveUp) else exc
             reason = connection_hint(self.url, str(exc)) or _short(exc)
             raise TransportError(
                 f"cannot reach the tolu server at {self.url}: {reason}"
@@ -199,6 +223,7 @@ class HTTP:
                 method=method,
                 url=url,
                 attempts=attempts,
+                timed_out=isinstance(cause, ReadTimeoutError | requests.exceptions.ReadTimeout),
             ) from None
         stranger = _not_tolu(resp)
         if stranger:

@@ -14,7 +14,10 @@ backoff with jitter, ``Retry-After``); the policy is:
 - a read timeout is retried only for GET, because a POST or PATCH that timed out
   may already have been applied. urllib3 has one switch (``allowed_methods``) for
   read errors and 5xx alike, so this rule is the override below
-  (suites/api/test_transport.py pins each case);
+  (suites/api/test_transport.py pins each case). The one exception is the caller's to
+  make: a job create whose every job carries an idempotency key is sent again after a
+  timeout (``HTTP.request(resend_after_timeout=True)``), since the server answers known
+  keys with the existing jobs;
 - other 4xx answers are never retried.
 """
 

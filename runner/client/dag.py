@@ -54,8 +54,13 @@ class JobBatch:
         transfers: Sequence[TransferItemCreate | dict[str, Any]] | None = None,
         serialized_args: str | None = None,
         data: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> JobRef:
-        """Add one job; returns a ref usable as a parent of later jobs."""
+        """Add one job; returns a ref usable as a parent of later jobs.
+
+        ``idempotency_key`` names the job for good (see ``jobs.create``): a batch built again
+        with the same keys and submitted creates only the jobs that do not exist yet.
+        """
         if self._created:
             raise ValueError("this batch was already submitted; start a new one with client.jobs.batch()")
         ref = JobRef(f"job-{len(self._bodies)}")
@@ -63,6 +68,7 @@ class JobBatch:
             _changes(
                 app_id=app.id if isinstance(app, App) else app,
                 key=str(ref),
+                idempotency_key=idempotency_key,
                 parameters=parameters,
                 tags=tags,
                 parents=[_parent(p) for p in parents] if parents else None,

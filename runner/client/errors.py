@@ -42,11 +42,15 @@ class ConfigError(ToluError):
 class TransportError(ToluError):
     """The server could not be reached (after the retries)."""
 
-    def __init__(self, message: str, *, method: str = "", url: str = "", attempts: int = 1) -> None:
+    def __init__(
+        self, message: str, *, method: str = "", url: str = "", attempts: int = 1, timed_out: bool = False
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.url = url
         self.attempts = attempts
+        #: the request was sent and no answer came in time: it may have been applied.
+        self.timed_out = timed_out
 
 
 class JobsFailed(ToluError):

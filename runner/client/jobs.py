@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -95,6 +96,23 @@ def _with_parents(job: JobCreate | Mapping[str, Any], parents: list[int | str]) 
     return {**job, "parents": parents}
 
 
+def _with_idempotency_keys(
+    items: Sequence[JobCreate | Mapping[str, Any]],
+) -> list[JobCreate | Mapping[str, Any]]:
+    """``items``, each with an idempotency key: the caller's, else ``<random>.<index>``
+    (64 random bits per request: unique among the owner's jobs, and short)."""
+    prefix = secrets.token_hex(8)
+    out: list[JobCreate | Mapping[str, Any]] = []
+    for i, job in enumerate(items):
+        if isinstance(job, JobCreate):
+            if job.idempotency_key is None:
+                job = job.model_copy(update={"idempotency_key": f"{prefix}.{i}"})
+        elif job.get("idempotency_key") is None:
+            job = {**job, "idempotency_key": f"{prefix}.{i}"}
+        out.append(job)
+    return out
+
+
 def _chunk_size(size: int) -> int:
     if not 1 <= size <= MAX_BULK:
         raise ValueError(f"chunk_size must be between 1 and {MAX_BULK}, not {size}")
@@ -120,6 +138,10 @@ class JobManager(Manager):
         Requests carry at most ``chunk_size`` (<= ``MAX_BULK``) jobs; each request is
         all-or-nothing. A job may name as parent the ``key`` of an earlier job in the
         list, even one sent in an earlier request (the key is replaced by the created id).
+
+        Jobs with an ``idempotency_key`` that you used before are not created again: the
+        answer holds the existing job (as it is now). Jobs without one get a key made up
+        for the request, so the client's own resend after a timeout is safe.
         """
         items = list(jobs)
         size = _chunk_size(chunk_size)
@@ -158,7 +180,10 @@ class JobManager(Manager):
     def _create_chunk(self, items: Sequence[JobCreate | Mapping[str, Any]]) -> list[Job]:
         if not items:
             return []
-        result: list[Job] = self._send("POST", list[Job], self.path, raw=_encode_list(JobCreate, items))
+        # Every job gets an idempotency key (the caller's, or one made here), so that a request
+        # whose answer was lost can be sent again without creating anything twice.
+        raw = _encode_list(JobCreate, _with_idempotency_keys(items))
+        result: list[Job] = self._send("POST", list[Job], self.path, raw=raw, resend_after_timeout=True)
         return result
 
     def create(
@@ -175,10 +200,18 @@ class JobManager(Manager):
         transfers: Sequence[TransferItemCreate | dict[str, Any]] | None = None,
         serialized_args: str | None = None,
         data: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
-        """Create one job. ``parents`` may be ids, Jobs or JobHandles (HyperQueue-style deps)."""
+        """Create one job. ``parents`` may be ids, Jobs or JobHandles (HyperQueue-style deps).
+
+        ``idempotency_key``: your name for this job, unique among your jobs for good; calling
+        ``create`` again with it answers the job made the first time (a script that died
+        after sending can be run again). Without one the client makes one up, which covers
+        its own retries of this call.
+        """
         body = _changes(
             app_id=app_id,
+            idempotency_key=idempotency_key,
             parameters=parameters,
             tags=tags,
             parents=[_id(p) for p in parents] if parents else None,

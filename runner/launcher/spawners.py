@@ -292,9 +292,13 @@ class SpawnerPool:
         link.sock.close()
         index = self._links.index(link)
         lost = [key for key, i in self._where.items() if i == index]
-        if lost or not self._closing:
-            code = link.proc.poll()
+        code = link.proc.poll()
+        if lost:
             log.error("spawner process %d ended (exit %s) with %d task(s)", link.proc.pid, code, len(lost))
+        elif not self._closing:
+            # e.g. a SIGTERM sent to the launcher's whole process group reached the
+            # spawner first: it stopped its tasks and reported them; nothing is lost
+            log.warning("spawner process %d ended (exit %s) holding no tasks", link.proc.pid, code)
         for key in lost:
             del self._where[key]
             ev.start_errors.append((key, f"the spawner process running it ended (exit {link.proc.poll()})"))

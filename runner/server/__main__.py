@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from runner.roles import Role, announce
-from runner.server.settings import ServerSettings
+from runner.server.settings import ServerSettings, configure_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -22,6 +21,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--database-url", default=None, help="default $TOLU_DATABASE_URL or SQLite in the data dir"
     )
     parser.add_argument("--migrate", action="store_true", help="upgrade an older schema before serving")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port (more than 1 needs PostgreSQL; see docs/server.md)",
+    )
     parser.add_argument("--log-level", default="info")
     return parser.parse_args(argv)
 
@@ -33,16 +38,18 @@ def main(argv: list[str] | None = None) -> int:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from runner.server import schema
+    from runner.server import schema, workers
     from runner.server.app import create_app
     from runner.server.db import Database
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     settings = ServerSettings.from_env(
         data_dir=args.data_dir, database_url=args.database_url, migrate=args.migrate or None
     )
+    refused = workers.check(args.workers, settings.url)
+    if refused is not None:
+        print(f"tolu server: {refused}", file=sys.stderr)
+        return 2
     # Check the schema before uvicorn starts, so a mismatch is one clear line and
     # exit code 2 rather than a traceback inside the lifespan.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -59,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         db.dispose()
+    if args.workers > 1:
+        workers.serve(
+            settings, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level
+        )
+        return 0
     app = create_app(settings)
     config = uvicorn.Config(
         app,

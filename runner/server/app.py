@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 import runner
 from runner import models
-from runner.server import errors, faults, schema, webui
+from runner.server import errors, faults, heap, schema, webui
 from runner.server.auth.keys import KeyRing
 from runner.server.auth.oidc import OIDCProvider
 from runner.server.auth.tokens import AccessTokens
@@ -101,6 +101,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         app.state.revision = revision
         app.state.auth = verifier(settings)
         log.info("tolu server %s on %s (schema %s)", runner.__version__, db.kind, revision)
+        heap.settle()
         task = asyncio.create_task(_expire_sessions(app.state, settings.session_check_sec))
         try:
             yield

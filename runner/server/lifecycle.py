@@ -95,6 +95,13 @@ class JobRec:
 def load_recs(
     conn: Connection, ids: Sequence[int], owner_id: int | None = None, site_id: int | None = None
 ) -> dict[int, JobRec]:
+    """The jobs ``ids`` (of ``owner_id``, at ``site_id``) to move, inside a write transaction.
+
+    PostgreSQL: the rows are locked (``FOR UPDATE``, in id order, so two requests
+    never wait on each other in a circle) until the transaction ends; another server
+    worker changing the same job waits, then sees the new state. SQLite's writers
+    are serialized by ``BEGIN IMMEDIATE`` already.
+    """
     if not ids:
         return {}
     stmt = select(*REC_COLUMNS).where(ids_in(t.jobs.c.id, ids))
@@ -102,6 +109,8 @@ def load_recs(
         stmt = stmt.where(t.jobs.c.owner_id == owner_id)
     if site_id is not None:  # a site token reaches its site's jobs only
         stmt = stmt.where(t.jobs.c.site_id == site_id)
+    if not bulk.is_sqlite(conn):
+        stmt = stmt.order_by(t.jobs.c.id).with_for_update(of=t.jobs)
     return {row[0]: JobRec.from_row(row) for row in conn.execute(stmt)}
 
 

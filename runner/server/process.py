@@ -48,6 +48,7 @@ class ServerProcess:
         log_path: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
         migrate: bool = True,
+        workers: int = 1,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.host = host
@@ -58,6 +59,8 @@ class ServerProcess:
         #: pass --migrate (upgrade an older schema); ``tolu server up`` turns it off
         #: so an old database is refused with a hint instead of changed silently.
         self.migrate = migrate
+        #: server processes sharing the port (PostgreSQL only; runner/server/workers.py)
+        self.workers = workers
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
 
@@ -84,6 +87,8 @@ class ServerProcess:
             cmd.append("--migrate")
         if self.database_url:
             cmd += ["--database-url", self.database_url]
+        if self.workers != 1:
+            cmd += ["--workers", str(self.workers)]
         return cmd
 
     def start(self, timeout: float = 30.0) -> ServerProcess:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,13 @@ from runner.server.db import sqlite_url
 
 ENV_DATA_DIR = "TOLU_DATA_DIR"
 ENV_DATABASE_URL = "TOLU_DATABASE_URL"
+#: the log level of the server's own loggers (``--log-level``), also for its workers.
+ENV_LOG_LEVEL = "TOLU_SERVER_LOG_LEVEL"
+
+
+def configure_logging(level: str) -> None:
+    """The server's log lines: time, level, logger, message (uvicorn's own are uvicorn's)."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def default_data_dir() -> Path:

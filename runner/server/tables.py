@@ -29,6 +29,8 @@ from sqlalchemy import (
     text,
 )
 
+from runner.states import RUNNABLE
+
 #: Deterministic constraint names, so migrations can drop and alter them by name.
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -222,6 +224,15 @@ sessions = Table(
 
 HELD = text("session_id IS NOT NULL")
 IN_BATCH = text("batch_job_id IS NOT NULL")
+#: jobs a launcher session may acquire now: in a RUNNABLE state and held by none.
+#: Written out with literals, because the partial index below serves only queries
+#: whose WHERE repeats it term for term (services/sessions.py uses this very clause).
+FREE_TO_RUN = text(
+    "session_id IS NULL AND state IN ("
+    + ", ".join(f"'{s.value}'" for s in sorted(RUNNABLE, key=lambda s: s.value))
+    + ")"
+)
+KEYED = text("idempotency_key IS NOT NULL")
 
 # The hot tables (jobs, events, job_tags, transfer_items) carry no foreign keys to
 # users, sites, apps or jobs: on PostgreSQL each checked key is a locking lookup
@@ -263,13 +274,27 @@ jobs = Table(
     Column("n_stage_out", Integer, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
+    #: services/idempotency.py: the client's name for the job and a digest of what it asked.
+    Column("idempotency_key", String(256), nullable=True),
+    Column("create_digest", String(64), nullable=True),
     Index(None, "owner_id", "state"),
     Index(None, "site_id", "state", "session_id"),
     # Partial: most jobs are held by no session and ran in no batch job yet, and
     # rows absent from an index cost nothing to insert.
     Index(None, "session_id", sqlite_where=HELD, postgresql_where=HELD),
     Index(None, "batch_job_id", sqlite_where=IN_BATCH, postgresql_where=IN_BATCH),
+    Index(None, "owner_id", "idempotency_key", unique=True, sqlite_where=KEYED, postgresql_where=KEYED),
     sqlite_autoincrement=True,
+)
+# The acquisition order (largest first, then oldest) of the jobs free to run, per
+# site: an acquire reads the rows it takes and stops, whatever the backlog.
+Index(
+    "ix_jobs_free_to_run",
+    jobs.c.site_id,
+    jobs.c.num_nodes.desc(),
+    jobs.c.id,
+    sqlite_where=FREE_TO_RUN,
+    postgresql_where=FREE_TO_RUN,
 )
 
 job_parents = Table(

@@ -105,6 +105,16 @@ class SiteSettings(Section):
         default_factory=lambda: ["processing", "transfer", "scheduler", "queue_maintainer", "autoscaler"]
     )
 
+    def summary(self) -> dict[str, object]:
+        """What the server keeps of these settings (the site's ``settings_summary``): it
+        checks a job's stage-in/out locations against ``transfer_locations``."""
+        return {
+            "scheduler": self.scheduler.name,
+            "mpi_launcher": self.launcher.mpi_launcher,
+            "transfer_locations": sorted(self.transfer.locations),
+            "services": self.services,
+        }
+
 
 class SettingsError(ValueError):
     """A settings file that cannot be used; the message names the file and the key."""

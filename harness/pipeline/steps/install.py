@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.checkout import REPO_ROOT, is_checkout
+from harness.checkout import REPO_ROOT, forget_stale_build, is_checkout
 from harness.pipeline.step import StepFailed
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ def install(run: Run) -> str:
     if not is_checkout(REPO_ROOT):
         raise StepFailed(f"{REPO_ROOT} is not a source checkout (no pyproject.toml)")
     dist = run.work / "dist"
+    forget_stale_build()
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(dist), str(REPO_ROOT)],
         capture_output=True,

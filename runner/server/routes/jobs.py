@@ -9,7 +9,7 @@ from runner import models
 from runner.server.errors import json_response
 from runner.server.routes.body import json_body, openapi_body
 from runner.server.routes.deps import DEFAULT, Db, Limit, Offset, Who
-from runner.server.services import job_create, jobs
+from runner.server.services import idempotency, job_create, jobs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -30,6 +30,14 @@ UpdateBody = Annotated[list[models.JobUpdate], Depends(json_body(list[models.Job
     openapi_extra=openapi_body(list[models.JobCreate], "jobs to create (at most MAX_BULK), a DAG by key"),
 )
 def bulk_create(body: CreateBody, who: Who, db: Db) -> Response:
+    try:
+        with db.write() as conn:
+            return json_response(job_create.bulk_create(conn, db, who, body), 201)
+    except idempotency.RACED:
+        if not any(it.idempotency_key for it in body):
+            raise
+    # A concurrent request with some of the same idempotency keys committed first (the unique
+    # index refused ours, and nothing of ours was written): answer its jobs, create the rest.
     with db.write() as conn:
         return json_response(job_create.bulk_create(conn, db, who, body), 201)
 

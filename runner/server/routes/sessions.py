@@ -37,7 +37,8 @@ def heartbeat(session_id: models.Id32, who: Who, db: Db, up: UpSince) -> Respons
 @router.post("/{session_id}/acquire", response_model=list[models.Job])
 def acquire(session_id: models.Id32, body: models.AcquireSpec, who: Who, db: Db, up: UpSince) -> Response:
     with db.write() as conn:
-        return json_response(sessions.acquire(conn, db, who, session_id, body, up_since=up))
+        held = sessions.acquire(conn, db, who, session_id, body, up_since=up)
+    return Response(held, media_type="application/json")
 
 
 ReportsBody = Annotated[list[models.JobReport], Depends(json_body(list[models.JobReport]))]

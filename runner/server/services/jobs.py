@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, delete, exists, func, select, update
 
 from runner.models import MAX_BULK, JobFilter, JobUpdate
-from runner.server import bulk, rows
+from runner.server import bulk, rows, transitions
 from runner.server import tables as t
 from runner.server.auth.principal import Principal
 from runner.server.bulk import ids_in
@@ -80,6 +80,17 @@ def tag_match(key: str, value: str) -> ColumnElement[bool]:
     return bulk.in_select(
         t.jobs.c.id, select(t.job_tags.c.job_id).where(t.job_tags.c.key == key, t.job_tags.c.value == value)
     )
+
+
+def tag_is(key: str, value: str) -> ColumnElement[bool]:
+    """Job has tag ``key`` = ``value``, asked of each candidate job (acquire).
+
+    An acquire walks the free-to-run index in order and stops after the jobs it
+    takes; one primary-key probe of job_tags per candidate keeps it that way, where
+    ``tag_match`` would first gather every job ever given the tag (finished ones too).
+    """
+    jt = t.job_tags.c
+    return exists().where(jt.job_id == t.jobs.c.id, jt.key == key, jt.value == value)
 
 
 # ---------------------------------------------------------------- reading
@@ -149,7 +160,11 @@ def bulk_update(
     returning: bool = True,
 ) -> list[Any]:
     """Apply the updates all-or-nothing; answer the jobs as they are now (``[]``
-    when not ``returning``: the launcher's hot path never reads them)."""
+    when not ``returning``: the launcher's hot path never reads them).
+
+    Plain state reports (see runner/server/transitions.py) are applied by a few
+    set-based statements; the other rows, and every refusal, go through the Advancer.
+    """
     if len(items) > MAX_BULK:
         raise too_many(len(items), "updates")
     ids: list[int] = []
@@ -158,14 +173,59 @@ def bulk_update(
             raise Invalid.at(
                 ["body", i, "id"] if loc_prefix else ["body", "id"], "each update needs the job id", "missing"
             )
+        ids.append(it.id)
         if it.tags is not None:
             check_tags(it.tags, ["body", i, "tags"])
-        ids.append(it.id)
+    rows, at, others = _plain_rows(items)
+    now = utcnow()
+    if rows:
+        slow = transitions.not_plain(conn, who.user_id, who.site_id, rows)
+        if slow:
+            others = sorted([*others, *(i for k in slow for i in at[k])])
+            skip = set(slow)
+            rows = [row for k, row in enumerate(rows) if k not in skip]
+        transitions.apply(conn, rows, now)
+    if others:
+        _update_each(conn, who, [items[i] for i in others], now)
+    if not returning:
+        return []
+    current = by_ids(conn, ids)
+    return [current[i] for i in ids]
+
+
+def _plain_rows(items: Sequence[JobUpdate]) -> tuple[list[transitions.Row], list[list[int]], list[int]]:
+    """The set-based path's payload rows, one per job (its state reports in order), the
+    positions in ``items`` of each row's updates, and the positions of all others (a
+    job with any other field, or reports that are not plain, is the Advancer's)."""
+    by_job: dict[int, list[int]] = {}
+    for i, it in enumerate(items):
+        by_job.setdefault(it.id, []).append(i)  # type: ignore[arg-type]
+    rows: list[transitions.Row] = []
+    at: list[list[int]] = []
+    others: list[int] = []
+    for job_id, positions in by_job.items():
+        row = None
+        mine = [items[i] for i in positions]
+        if all(it.state is not None and it.model_fields_set.isdisjoint(_FIELDS) for it in mine):
+            codes = [it.return_code for it in mine if it.return_code is not None]
+            reports = [(it.state, it.state_timestamp, it.state_data) for it in mine]
+            row = transitions.row(job_id, reports, codes[-1] if codes else None)  # type: ignore[arg-type]
+        if row is None:
+            others.extend(positions)
+        else:
+            rows.append(row)
+            at.append(positions)
+    return rows, at, sorted(others)
+
+
+def _update_each(conn: Connection, who: Principal, items: Sequence[JobUpdate], now: datetime) -> None:
+    """The general path: every update through the Advancer, in request order."""
+    ids = [it.id for it in items if it.id is not None]
     recs = load_recs(conn, ids, owner_id=who.user_id, site_id=who.site_id)
     for job_id in ids:
         if job_id not in recs:
             raise NotFound(f"job {job_id} not found")
-    adv = Advancer(conn)
+    adv = Advancer(conn, now)
     field_updates: dict[int, dict[str, Any]] = {}
     try:
         for it in items:
@@ -191,10 +251,6 @@ def bulk_update(
     for job_id, values in field_updates.items():
         _write_fields(conn, job_id, values)
     adv.flush()
-    if not returning:
-        return []
-    current = by_ids(conn, ids)
-    return [current[i] for i in ids]
 
 
 def _write_fields(conn: Connection, job_id: int, values: dict[str, Any]) -> None:

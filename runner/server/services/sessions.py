@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, delete, select, update
 
 from runner.models import AcquireSpec, SessionCreate
-from runner.server import rows
+from runner.server import bulk, rows
 from runner.server import tables as t
 from runner.server.auth.principal import Principal
 from runner.server.bulk import ids_in
@@ -22,11 +22,10 @@ from runner.server.db import Database, utcnow
 from runner.server.errors import NotFound
 from runner.server.lifecycle import Advancer, chunks, load_recs
 from runner.server.services.common import count, ensure_owned
-from runner.server.services.jobs import by_ids, tag_match
-from runner.states import RUNNABLE, JobState
+from runner.server.services.jobs import tag_is
+from runner.states import JobState
 
 S = JobState
-RUNNABLE_VALUES = sorted(s.value for s in RUNNABLE)
 
 
 def get_row(conn: Connection, who: Principal, session_id: int) -> dict[str, Any]:
@@ -95,13 +94,19 @@ def expire(conn: Connection, now: datetime | None = None, *, up_since: datetime 
     whole ttl of that to beat in: launchers cannot heartbeat a server or database
     that is away, and ending their sessions for it would hand their running jobs to
     other launchers while they still run them.
+
+    PostgreSQL: each expired session is locked by the one server worker that ends it
+    (``SKIP LOCKED``: the others pass it by), so no job times out twice.
     """
     now = now or utcnow()
     c = t.sessions.c
     where = [c.expires_at < now]
     if up_since is not None:
         where.append(c.ttl_sec < (now - up_since).total_seconds())
-    ids = list(conn.execute(select(c.id).where(*where)).scalars())
+    stmt = select(c.id).where(*where)
+    if not bulk.is_sqlite(conn):
+        stmt = stmt.with_for_update(skip_locked=True)
+    ids = list(conn.execute(stmt).scalars())
     if ids:
         _release(conn, ids, "session expired")
     return len(ids)
@@ -134,18 +139,22 @@ def acquire(
     spec: AcquireSpec,
     *,
     up_since: datetime | None = None,
-) -> list[Any]:
-    """Hold runnable jobs for the session; returns them as JSON texts for the answer."""
+) -> bytes:
+    """Hold runnable jobs for the session; answers them as one JSON array (bytes).
+
+    Without a node budget (serial mode) one statement picks, holds and returns the
+    jobs: ``UPDATE ... WHERE id IN (SELECT ... LIMIT n [FOR UPDATE SKIP LOCKED])
+    RETURNING`` each job's JSON text, built by the database. With a budget
+    (``max_aggregate_nodes``, MPI mode) the candidates are read first and packed
+    here, largest first.
+    """
     expire(conn, up_since=up_since)
     session = get_row(conn, who, session_id)
     j = t.jobs.c
-    where: list[ColumnElement[bool]] = [
-        j.site_id == session["site_id"],
-        j.state.in_(RUNNABLE_VALUES),
-        j.session_id.is_(None),
-    ]
+    # FREE_TO_RUN word for word: the partial index of the jobs free to run serves it
+    where: list[ColumnElement[bool]] = [j.site_id == session["site_id"], t.FREE_TO_RUN]  # type: ignore[list-item]
     for key, value in sorted(spec.filter_tags.items()):
-        where.append(tag_match(key, value))
+        where.append(tag_is(key, value))
     if spec.app_ids is not None:
         where.append(j.app_id.in_(spec.app_ids))
     if spec.max_nodes_per_job:
@@ -156,12 +165,37 @@ def acquire(
         where.extend([j.num_nodes == 1, j.ranks_per_node == 1])
     if spec.max_aggregate_nodes is not None:
         where.append(j.num_nodes <= spec.max_aggregate_nodes * j.node_packing_count)
+        ids = _pack(conn, db, where, spec.max_num_jobs, spec.max_aggregate_nodes)
+        if not ids:
+            return b"[]"
+        chosen: ColumnElement[bool] = ids_in(j.id, ids)
+    else:
+        picked = select(j.id).where(*where).order_by(j.num_nodes.desc(), j.id).limit(spec.max_num_jobs)
+        if not db.is_sqlite:
+            picked = picked.with_for_update(skip_locked=True, of=t.jobs)
+        chosen = j.id.in_(picked.scalar_subquery())
+    values: dict[str, Any] = {"session_id": session_id, "updated_at": utcnow()}
+    if session["batch_job_id"] is not None:
+        values["batch_job_id"] = session["batch_job_id"]
+    held = list(
+        conn.execute(
+            update(t.jobs).where(chosen).values(**values).returning(j.num_nodes, j.id, rows.JOBS.json(conn))
+        )
+    )
+    # RETURNING comes in no promised order: largest first, then oldest, as picked
+    held.sort(key=lambda row: (-row[0], row[1]))
+    return ("[" + ",".join(row[2] for row in held) + "]").encode()
 
-    chosen: list[dict[str, Any]] = []
-    budget = spec.max_aggregate_nodes
-    batch = spec.max_num_jobs if budget is None else max(spec.max_num_jobs * 4, 256)
+
+def _pack(
+    conn: Connection, db: Database, where: list[ColumnElement[bool]], max_jobs: int, budget: float
+) -> list[int]:
+    """Ids of runnable jobs that fit ``budget`` nodes, largest first (PostgreSQL: locked)."""
+    j = t.jobs.c
+    chosen: list[int] = []
+    batch = max(max_jobs * 4, 256)
     offset = 0
-    while len(chosen) < spec.max_num_jobs:
+    while len(chosen) < max_jobs and budget > 1e-9:
         stmt = (
             select(j.id, j.num_nodes, j.node_packing_count)
             .where(*where)
@@ -171,26 +205,16 @@ def acquire(
         )
         if not db.is_sqlite:
             stmt = stmt.with_for_update(skip_locked=True, of=t.jobs)
-        got = [{"id": r[0], "num_nodes": r[1], "node_packing_count": r[2]} for r in conn.execute(stmt)]
-        for job in got:
-            if budget is not None:
-                need = job["num_nodes"] / job["node_packing_count"]
-                if need > budget + 1e-9:
-                    continue
-                budget -= need
-            chosen.append(job)
-            if len(chosen) >= spec.max_num_jobs or (budget is not None and budget <= 1e-9):
+        got = conn.execute(stmt).all()
+        for job_id, num_nodes, packing in got:
+            need = num_nodes / packing
+            if need > budget + 1e-9:
+                continue
+            budget -= need
+            chosen.append(job_id)
+            if len(chosen) >= max_jobs or budget <= 1e-9:
                 break
-        if len(got) < batch or budget is None or budget <= 1e-9:
+        if len(got) < batch:
             break
         offset += batch
-    if not chosen:
-        return []
-    ids = [job["id"] for job in chosen]
-    now = utcnow()
-    values: dict[str, Any] = {"session_id": session_id, "updated_at": now}
-    if session["batch_job_id"] is not None:
-        values["batch_job_id"] = session["batch_job_id"]
-    conn.execute(update(t.jobs).where(ids_in(j.id, ids)).values(**values))
-    current = by_ids(conn, ids)
-    return [current[i] for i in ids]
+    return chosen

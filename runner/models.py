@@ -15,11 +15,15 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypedDict, TypeVar
 
+import orjson
+from annotated_types import Interval
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -31,11 +35,110 @@ from runner.states import BatchJobState, JobState
 #: Largest number of items one bulk request may carry; clients split larger work.
 MAX_BULK = 10_000
 
+# ---------------------------------------------------------------- bounds
+# Every integer, string and size a client sends is bounded here, so that input the
+# databases cannot store is a 422 naming the field, never a 500 (docs/api.md, "Limits").
+
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+#: a job, event or transfer id (64-bit columns).
+Id = Annotated[int, Interval(ge=0, le=INT64_MAX)]
+#: a user, site, app, batch job or session id (32-bit columns on PostgreSQL).
+Id32 = Annotated[int, Interval(ge=0, le=INT32_MAX)]
+#: a process exit code (a 32-bit column).
+Int32 = Annotated[int, Interval(ge=-INT32_MAX - 1, le=INT32_MAX)]
+#: names (sites, apps, keys, queues), paths, free text, serialized payloads.
+NAME_MAX = 256
+PATH_MAX = 4096
+TEXT_MAX = 65_536
+BLOB_MAX = 16 << 20
+Name = Annotated[str, StringConstraints(max_length=NAME_MAX)]
+PathText = Annotated[str, StringConstraints(max_length=PATH_MAX)]
+Text = Annotated[str, StringConstraints(max_length=TEXT_MAX)]
+Blob = Annotated[str, StringConstraints(max_length=BLOB_MAX)]
+#: JSON objects, by their size encoded: a job's parameters and environment are read
+#: by every launcher and listed in every page of jobs, so they stay small.
+PARAMETERS_MAX_BYTES = 64 << 10
+DATA_MAX_BYTES = 1 << 20
+#: most tags on one job.
+TAGS_MAX = 64
+
+
+def _json_size(limit: int) -> AfterValidator:
+    def check(value: Any) -> Any:
+        try:
+            size = len(orjson.dumps(value))
+        except TypeError:  # orjson's only refusal for parsed JSON: an integer beyond 64 bits
+            raise PydanticCustomError(
+                "int_too_large", "integers beyond 64 bits cannot be stored; send them as strings"
+            ) from None
+        if size > limit:
+            raise PydanticCustomError(
+                "too_large", "{size} bytes as JSON, at most {limit}", {"size": size, "limit": limit}
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+Parameters = Annotated[dict[str, Any], _json_size(PARAMETERS_MAX_BYTES)]
+Environment = Annotated[dict[str, str], _json_size(PARAMETERS_MAX_BYTES)]
+Data = Annotated[dict[str, Any], _json_size(DATA_MAX_BYTES)]
 Tags = dict[str, str]
+TagsIn = Annotated[dict[str, str], Field(max_length=TAGS_MAX)]
+
+
+def _nul_at(value: Any) -> str | None:
+    """Where in ``value`` a NUL character is ("" for the value itself), or None."""
+    if isinstance(value, str):
+        return "" if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, str) and "\x00" in k:
+                return f" (in key {k!r})"
+            where = _nul_at(v)
+            if where is not None:
+                return where or f" (in {k!r})"
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            where = _nul_at(v)
+            if where is not None:
+                return where or f" (item {i})"
+    return None
+
+
+#: validation context of a JSON body known to hold no NUL (no ``\\u0000`` in its text):
+#: the per-field walk is skipped (runner/server/routes/body.py; bulk bodies are large).
+NUL_FREE = {"nul_free": True}
+
+
+def no_nul(value: Any, info: ValidationInfo) -> Any:
+    """NUL characters fit in no database text column nor in a process's argv: refused."""
+    if info.context is not None and info.context.get("nul_free"):
+        return value
+    where = _nul_at(value)
+    if where is not None:
+        raise PydanticCustomError(
+            "nul_character", "NUL characters (\\x00) are not allowed{where}", {"where": where}
+        )
+    return value
+
+
+def _text_without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", "NUL characters (\\x00) are not allowed")
+    return value
+
+
+#: a name given in a query string (``?name=``).
+NameQuery = Annotated[str, StringConstraints(max_length=NAME_MAX), AfterValidator(_text_without_nul)]
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinities have no JSON spelling and no meaning for any field here
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    _no_nul = field_validator("*")(no_nul)
 
 
 class Reply(BaseModel):
@@ -96,7 +199,7 @@ class ApiTokenCreate(Request):
     name: str = Field(min_length=1, max_length=128, description="what the token is for")
     scope: Literal["full", "read", "site"] = "full"
     #: the site a ``site`` token reaches (required then, refused otherwise).
-    site_id: int | None = None
+    site_id: Id32 | None = None
     #: days until it stops working; null: never (until revoked).
     expires_in_days: float | None = Field(90.0, gt=0, le=3660)
 
@@ -168,16 +271,18 @@ class SSOInfo(Reply):
 
 class SiteCreate(Request):
     name: str = Field(min_length=1, max_length=256)
-    path: str = Field(min_length=1, description="absolute path of the site directory on its host")
-    hostname: str = Field(min_length=1)
-    settings_summary: dict[str, Any] = Field(default_factory=dict)
+    path: str = Field(
+        min_length=1, max_length=PATH_MAX, description="absolute path of the site directory on its host"
+    )
+    hostname: str = Field(min_length=1, max_length=NAME_MAX)
+    settings_summary: Data = Field(default_factory=dict)
 
 
 class SiteUpdate(Request):
-    name: str | None = None
-    path: str | None = None
-    hostname: str | None = None
-    settings_summary: dict[str, Any] | None = None
+    name: Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX)] | None = None
+    path: PathText | None = None
+    hostname: Name | None = None
+    settings_summary: Data | None = None
     last_heartbeat: datetime | None = None
 
 
@@ -228,18 +333,18 @@ Hook = Literal["preprocess", "postprocess", "handle_error", "handle_timeout"]
 
 
 class AppCreate(Request):
-    site_id: int
+    site_id: Id32
     name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-    description: str = ""
+    description: Text = ""
     kind: AppKind = AppKind.SHELL
     #: shell apps: argv template, ``{param}`` placeholders filled per job (no shell).
-    command_template: str | None = None
+    command_template: Text | None = None
     #: python apps: the function, cloudpickled and base64-encoded.
-    serialized_function: str | None = None
+    serialized_function: Blob | None = None
     #: parameter name -> default value; ``None`` marks a required parameter.
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: Parameters = Field(default_factory=dict)
     default_resources: Resources = Field(default_factory=Resources)
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: Environment = Field(default_factory=dict)
     #: which hooks the app's definition implements (others are skipped by the server).
     hooks: list[Hook] = Field(default_factory=list)
     #: the app takes parameters it does not declare (e.g. a python function with
@@ -248,13 +353,13 @@ class AppCreate(Request):
 
 
 class AppUpdate(Request):
-    description: str | None = None
+    description: Text | None = None
     kind: AppKind | None = None
-    command_template: str | None = None
-    serialized_function: str | None = None
-    parameters: dict[str, Any] | None = None
+    command_template: Text | None = None
+    serialized_function: Blob | None = None
+    parameters: Parameters | None = None
     default_resources: Resources | None = None
-    environment: dict[str, str] | None = None
+    environment: Environment | None = None
     hooks: list[Hook] | None = None
     free_parameters: bool | None = None
 
@@ -340,8 +445,8 @@ class TransferItemCreate(Request):
     """
 
     direction: TransferDirection
-    source: str = Field(min_length=1)
-    destination: str = Field(min_length=1)
+    source: str = Field(min_length=1, max_length=PATH_MAX)
+    destination: str = Field(min_length=1, max_length=PATH_MAX)
     recursive: bool = False
 
     @field_validator("source", "destination")
@@ -413,17 +518,17 @@ class TransferItem(Reply):
 
 
 class TransferItemUpdate(Request):
-    id: int
+    id: Id
     state: TransferState | None = None
-    task_id: str | None = None
-    error: str | None = None
+    task_id: Name | None = None
+    error: Text | None = None
 
 
 # ---------------------------------------------------------------- jobs
 
 
 class JobCreate(Request):
-    app_id: int
+    app_id: Id32
     #: optional name, unique within one bulk request, that other jobs of the same
     #: request may list in ``parents`` (a whole DAG in one request).
     key: str | None = Field(default=None, max_length=256)
@@ -432,19 +537,19 @@ class JobCreate(Request):
     #: so a create whose answer was lost can be sent again (docs/api.md, "Idempotent creation").
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
     #: parent job ids (int) or keys of jobs in the same request (str).
-    parents: list[int | str] = Field(default_factory=list)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parents: list[Id | Name] = Field(default_factory=list, max_length=MAX_BULK)
+    parameters: Parameters = Field(default_factory=dict)
     #: python apps: cloudpickled, base64-encoded ``(args, kwargs)``.
-    serialized_args: str | None = None
-    tags: Tags = Field(default_factory=dict)
-    environment: dict[str, str] = Field(default_factory=dict)
+    serialized_args: Annotated[str, StringConstraints(max_length=DATA_MAX_BYTES)] | None = None
+    tags: TagsIn = Field(default_factory=dict)
+    environment: Environment = Field(default_factory=dict)
     #: relative to the site's ``data/`` directory; default ``<app>/<job id>``.
-    workdir: str | None = None
+    workdir: PathText | None = None
     #: None: the app's default resources.
     resources: Resources | None = None
     retry_limit: int = Field(default=3, ge=0, le=1_000)
-    transfers: list[TransferItemCreate] = Field(default_factory=list)
-    data: dict[str, Any] = Field(default_factory=dict)
+    transfers: list[TransferItemCreate] = Field(default_factory=list, max_length=MAX_BULK)
+    data: Data = Field(default_factory=dict)
 
 
 class JobUpdate(Request):
@@ -455,14 +560,14 @@ class JobUpdate(Request):
     ``state_data`` goes into the Event (e.g. the tail of a failed job's output).
     """
 
-    id: int | None = None
+    id: Id | None = None
     state: JobState | None = None
     state_timestamp: datetime | None = None
-    state_data: dict[str, Any] = Field(default_factory=dict)
-    return_code: int | None = None
-    tags: Tags | None = None
-    parameters: dict[str, Any] | None = None
-    data: dict[str, Any] | None = None
+    state_data: Parameters = Field(default_factory=dict)
+    return_code: Int32 | None = None
+    tags: TagsIn | None = None
+    parameters: Parameters | None = None
+    data: Data | None = None
     retry_limit: int | None = Field(default=None, ge=0, le=1_000)
     resources: Resources | None = None
 
@@ -489,6 +594,9 @@ class Job(Reply):
     return_code: int | None
     retry_count: int
     retry_limit: int
+    #: 0 at creation, one more at every move to RESTART_READY; launchers tie their
+    #: reports to it (see JobReport).
+    attempt: int = 0
     data: dict[str, Any]
     batch_job_id: int | None
     session_id: int | None
@@ -569,21 +677,23 @@ class JobFilter(BaseModel):
     (``ordering``, ``limit`` and ``offset`` arrive in the same query string).
     """
 
-    id: list[int] | None = Field(default=None, description="job ids (repeatable)")
+    id: list[Id] | None = Field(default=None, description="job ids (repeatable)")
     state: list[JobState] | None = Field(default=None, description="states (repeatable)")
     tags: Annotated[list[TagMatch] | None, BeforeValidator(_tag_pairs)] = Field(
         default=None, description="key:value (repeatable, all must match)"
     )
-    site_id: int | None = None
-    app_id: int | None = None
+    site_id: Id32 | None = None
+    app_id: Id32 | None = None
     #: children of this job.
-    parent_id: int | None = None
-    session_id: int | None = None
-    batch_job_id: int | None = None
+    parent_id: Id | None = None
+    session_id: Id32 | None = None
+    batch_job_id: Id32 | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
     updated_after: datetime | None = None
     updated_before: datetime | None = None
+
+    _no_nul = field_validator("*")(no_nul)
 
     def tag_dict(self) -> Tags:
         """The tags to match; a key given twice keeps its last value."""
@@ -636,24 +746,24 @@ class JobMode(StrEnum):
 
 
 class BatchJobCreate(Request):
-    site_id: int
+    site_id: Id32
     num_nodes: int = Field(ge=1, le=100_000)
     wall_time_min: int = Field(ge=1, le=100_000)
     job_mode: JobMode = JobMode.MPI
-    project: str = ""
-    queue: str = ""
-    filter_tags: Tags = Field(default_factory=dict)
+    project: Name = ""
+    queue: Name = ""
+    filter_tags: TagsIn = Field(default_factory=dict)
     #: extra scheduler options, rendered into the batch script by the scheduler class.
-    options: dict[str, str] = Field(default_factory=dict)
+    options: Environment = Field(default_factory=dict)
 
 
 class BatchJobUpdate(Request):
-    id: int | None = None
+    id: Id32 | None = None
     state: BatchJobState | None = None
-    scheduler_id: str | None = None
+    scheduler_id: Name | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
-    status_info: dict[str, Any] | None = None
+    status_info: Data | None = None
 
 
 class BatchJob(Reply):
@@ -695,8 +805,8 @@ class BatchJob(Reply):
 
 
 class SessionCreate(Request):
-    site_id: int
-    batch_job_id: int | None = None
+    site_id: Id32
+    batch_job_id: Id32 | None = None
     #: seconds without a heartbeat after which the session expires.
     ttl_sec: float = Field(default=60.0, gt=0, le=86_400)
 
@@ -722,12 +832,47 @@ class AcquireSpec(Request):
     """
 
     max_num_jobs: int = Field(ge=1, le=MAX_BULK)
-    max_nodes_per_job: int | None = Field(default=None, ge=1)
+    max_nodes_per_job: int | None = Field(default=None, ge=1, le=INT32_MAX)
     max_aggregate_nodes: float | None = Field(default=None, gt=0)
     max_wall_time_min: float | None = Field(default=None, ge=0)
     serial_only: bool = False
-    filter_tags: Tags = Field(default_factory=dict)
-    app_ids: list[int] | None = None
+    filter_tags: TagsIn = Field(default_factory=dict)
+    app_ids: list[Id32] | None = Field(default=None, max_length=MAX_BULK)
+
+
+class JobReport(Request):
+    """What a launcher saw happen to one job it runs, for ``POST /sessions/{id}/reports``.
+
+    ``attempt`` is the job's attempt when the launcher acquired it: a report about an
+    attempt that is over (the job was retried, killed, or taken by another session) is
+    answered as moot instead of changing the job. ``timestamp`` is when it happened
+    (reports may arrive long after, e.g. after an outage).
+    """
+
+    id: Id
+    attempt: int = Field(ge=0, le=INT32_MAX)
+    state: JobState
+    timestamp: datetime
+    state_data: Parameters = Field(default_factory=dict)
+    return_code: Int32 | None = None
+    #: replaces the job's ``data`` (a python-function job's result).
+    data: Data | None = None
+
+
+class MootReport(Reply):
+    """A report the server will never apply, and why (the launcher stops sending it)."""
+
+    id: int
+    attempt: int
+    state: JobState
+    reason: str
+
+
+class ReportResult(Reply):
+    """The answer to a batch of reports: each one is either applied or moot."""
+
+    accepted: int
+    moot: list[MootReport]
 
 
 class StateCount(Reply):
@@ -936,16 +1081,18 @@ class HistoryFilter(BaseModel):
     at most ``buckets`` intervals of a round length (1 s, 5 s, ..., 1 h, 1 d, ...).
     """
 
-    site_id: int | None = None
-    app_id: int | None = None
+    site_id: Id32 | None = None
+    app_id: Id32 | None = None
     #: only jobs that ran in this batch job; the time axis defaults to its lifetime.
-    batch_job_id: int | None = None
+    batch_job_id: Id32 | None = None
     tags: Annotated[list[TagMatch] | None, BeforeValidator(_tag_pairs)] = Field(
         default=None, description="key:value (repeatable, all must match)"
     )
     after: datetime | None = None
     before: datetime | None = None
     buckets: int = Field(default=120, ge=1, le=1_000, description="most points on the time axis")
+
+    _no_nul = field_validator("*")(no_nul)
 
     def tag_dict(self) -> Tags:
         return dict(self.tags or ())

@@ -46,5 +46,9 @@ def run_hook(app: type[AppDef], hook: Hook, job: Job, workdir: Path) -> HookOutc
         state = JobState.FAILED
         tail = traceback.format_exc().strip().splitlines()[-5:]
         state_data = {"hook": hook, "error": f"{type(exc).__name__}: {exc}", "traceback": tail}
+    if state is JobState.FAILED and "reason" not in state_data:
+        # a FAILED job always says why (docs/lifecycle.md): the error, or the hook's choice
+        error = state_data.get("error")
+        state_data["reason"] = f"{hook} raised {error}" if error else f"{hook} returned FAILED"
     data = instance.data if instance.data != before else None
     return HookOutcome(state=state, state_data=state_data, data=data)

@@ -41,10 +41,10 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 CLI_RETRIES = 2
 
 
-def fail(message: str) -> NoReturn:
-    """Print one red line on stderr and exit 1."""
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one red line on stderr and exit ``code`` (1)."""
     err_console().print(f"[bold red]Error:[/] {_one_line(message)}", highlight=False, markup=True)
-    sys.exit(1)
+    sys.exit(code)
 
 
 def _one_line(message: str) -> str:

@@ -67,16 +67,23 @@ def launcher(
 
     Opens a session with the server (heartbeats; if this process dies its jobs come
     back as RESTART_READY once the session expires), acquires jobs that fit the free
-    nodes, runs them, and reports their states in batches. Job output goes to
-    SITE/data/<workdir>/job.out; the launcher's log to SITE/log/launcher-<pid>.log.
+    nodes, runs them, and reports their states in batches. Reports are kept in
+    SITE/journal until the server takes them: the launcher rides out a server or
+    database outage of any length and, if it dies, the next one sends them. Job output
+    goes to SITE/data/<workdir>/job.out; the launcher's log to SITE/log/launcher-<pid>.log.
     At the end one line sums up what ran at the site meanwhile (done, errors, timeouts,
     jobs/s).
+
+    Exit code 0 when it stopped idle (no work left), at its wall time, or when asked
+    to (SIGTERM/SIGINT); otherwise 1 and one line says why (e.g. the server refuses
+    its credentials, reports it could not send are left in SITE/journal).
 
     \b
       tolu launcher --site ./mysite --mode serial --max-idle-sec 10
       tolu launcher --site ./mysite --mode mpi --wall-time-min 60 --hostfile nodes.txt
     """
     from runner.cli.progress import Progress
+    from runner.client.errors import ToluError
     from runner.launcher.context import Context
     from runner.launcher.logfile import setup_logging
     from runner.launcher.options import LauncherError, LauncherOptions
@@ -86,6 +93,7 @@ def launcher(
 
     opts = LauncherOptions(
         site_dir=site_dir,
+        exit_file=str((site_dir / "log" / f"launcher-{os.getpid()}.exit").resolve()),
         mode=mode,
         batch_job_id=batch_job_id,
         wall_time_min=wall_time_min,
@@ -103,24 +111,45 @@ def launcher(
         if mode == "mpi":
             from runner.launcher import mpi_mode
 
+            # everything that can be wrong is found before the log file is made
+            engine = mpi_mode.prepare(opts)
             log_path = setup_logging(site_dir)
             click.echo(f"launcher (mpi mode, pid {os.getpid()}): log {log_path}", err=True)
             console.start()
-            code = mpi_mode.run(opts)
+            code = engine.run()
         else:
             from runner.launcher import serial_start
             from runner.site import settings as site_settings
 
             settings = site_settings.load(site_dir)
+            # what the nodes or the app launcher make impossible, said before anything starts
+            cmd = serial_start.start_command(opts, settings.launcher)
             setup_logging(site_dir)
             click.echo(f"launcher (serial mode, pid {os.getpid()}): logs in {site_dir / 'log'}", err=True)
             console.start()
-            code = serial_start.run(opts, settings.launcher)
+            code = serial_start.run(opts, settings.launcher, cmd)
     except (LauncherError, UnknownName, UnsupportedJob, DiscoveryError) as exc:
         fail(str(exc))
+    except ToluError as exc:  # the server refused or could not be reached at the start
+        fail(f"launcher cannot start: {exc}")
+    code, reason = _ending(Path(opts.exit_file), code)
     _summary(console, site.name, mode, code, as_json)
     ctx.client.close()
+    if code != 0:
+        fail(f"launcher stopped: {reason}", code=code)
     sys.exit(code)
+
+
+def _ending(exit_file: Path, code: int) -> tuple[int, str]:
+    """The launcher's exit code and why it stopped (one line, said when not 0)."""
+    try:
+        recorded, _, reason = exit_file.read_text().strip().partition("\t")
+        exit_file.unlink()
+        # the launcher's own verdict, written once everything was reported: what mpiexec
+        # says of a rank killed after that (Hydra's clean-up at MPI_Finalize) changes nothing
+        return int(recorded), reason
+    except (OSError, ValueError):
+        return code, f"the launcher exited with code {code} (see its log in the site's log/ folder)"
 
 
 def _check_server(ctx: Context) -> Site:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from runner.client._base import Manager, _changes
-from runner.models import AcquireSpec, Job, Page, Session, Tags
+from runner.client._base import Manager, _changes, _encode_list
+from runner.models import AcquireSpec, Job, JobReport, Page, ReportResult, Session, Tags
 
 
 class SessionManager(Manager):
@@ -51,6 +51,13 @@ class SessionManager(Manager):
                 app_ids=list(app_ids) if app_ids is not None else None,
             )
         result: list[Job] = self._send("POST", list[Job], f"{self.path}/{id}/acquire", spec)
+        return result
+
+    def report(self, id: int, reports: Sequence[JobReport]) -> ReportResult:
+        """Tell the server what happened to the session's jobs (at most MAX_BULK, in order);
+        each report is applied or answered as moot with the reason (``ReportResult``)."""
+        raw = _encode_list(JobReport, reports)
+        result: ReportResult = self._send("POST", ReportResult, f"{self.path}/{id}/reports", raw=raw)
         return result
 
     def delete(self, id: int) -> None:

@@ -1,4 +1,12 @@
-"""One launcher run's site, server connection and session, and how it reports jobs."""
+"""One launcher run's site, server connection and session, and how it reports jobs.
+
+The engine (serial mode, MPI mode) reports through ``ctx.sink`` (runner/launcher/sink.py);
+the session, the reporter and the journal behind it ride out outages of any length
+(docs/launcher.md, "Outages"). Why the launcher stopped is ``stop_reason``, and its exit
+code ``exit_code``: 0 when it stopped because it was idle (the work is done), out of
+time, or asked to (SIGTERM, SIGINT: how schedulers end an allocation); otherwise 1,
+and the CLI prints the reason in one line.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +14,31 @@ import logging
 import math
 import signal
 import time
+from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from runner.client import Client
+from runner.client.errors import ToluError
+from runner.launcher import journal as journals
+from runner.launcher.journal import Journal
 from runner.launcher.options import LauncherError, LauncherOptions
-from runner.launcher.outcome import Outcome
-from runner.launcher.session import LauncherSession, Reporter
+from runner.launcher.reporter import Reporter
+from runner.launcher.session import LauncherSession
+from runner.launcher.sink import OutcomeSink
 from runner.launcher.tasks import Task, TaskError, TaskFactory
 from runner.models import App, Job
 from runner.site import settings as site_settings
-from runner.states import JobState
 
 log = logging.getLogger("runner.launcher")
 
 #: minutes kept free at the end of the allocation when acquiring (start-up, reporting).
 WALL_TIME_MARGIN_MIN = 0.5
+#: how long a stopping launcher keeps trying to send its last reports (then the
+#: journal keeps them for the next launcher of the site, and it exits non-zero).
+FINAL_REPORT_SEC = 30.0
+#: exit codes: 0 done (idle), out of time or asked to stop; 1 any other reason.
+EXIT_OK = 0
+EXIT_FAILED = 1
 
 
 class Context:
@@ -43,6 +60,7 @@ class Context:
         self.max_idle_sec = idle if idle > 0 else None
         self.filter_tags = dict(opts.tags)
         self.stop_reason = ""
+        self.exit_code = EXIT_OK
         self.apps: dict[int, App] = {}
         self.factory = TaskFactory(self.site_dir / "data", self.apps)
         ls = self.settings.launcher
@@ -51,10 +69,16 @@ class Context:
             self.site_id,
             batch_job_id=opts.batch_job_id,
             heartbeat_sec=ls.heartbeat_sec,
-            on_lost=self.request_stop,
+            on_fatal=lambda reason: self.request_stop(reason, EXIT_FAILED),
         )
-        self.reporter = Reporter(self.client, ls.report_interval_sec)
-        self.held: dict[int, Job] = {}
+        self.journal = Journal(self.site_dir, site_id=site_id)
+        self.reporter = Reporter(
+            self.client, self.session, self.journal, interval_sec=ls.report_interval_sec,
+        )
+        self.sink = OutcomeSink(self.reporter, stop_reason=lambda: self.stop_reason)
+        self.reporter.on_moot = self.sink.on_moot
+        self.session.on_renewed = self.sink.renewed
+        self.session.on_opened = self.journal.note_session
 
     @classmethod
     def load(cls, opts: LauncherOptions, client: Client | None = None) -> Context:
@@ -74,25 +98,83 @@ class Context:
     # ------------------------------------------------------------ life
 
     def open(self) -> None:
+        """Connect: the batch job's tags, the apps, the journal, the session; then send
+        what dead launchers of this site left unreported in their journals."""
         if self.opts.batch_job_id is not None:
             batch_job = self.client.batch_jobs.get(self.opts.batch_job_id)
             self.filter_tags = {**batch_job.filter_tags, **self.filter_tags}
         self.refresh_apps()
-        self.session.start()
+        try:
+            self.journal.open()
+        except journals.JournalError as exc:
+            raise LauncherError(str(exc)) from None
+        session = self.session.start()
+        self.journal.note_session(session.id)
         self.reporter.start()
+        self._take_over_orphans()
+
+    def _take_over_orphans(self) -> None:
+        for orphan in journals.orphans(self.site_dir, self.journal):
+            adopted = self.journal.adopt(orphan.entries)
+            self.reporter.add_entries(adopted)
+            log.info(
+                "journal %s of a launcher that is gone (pid %s on %s): %d report(s) to send",
+                orphan.path.name, orphan.header.get("pid"), orphan.header.get("host"), len(adopted),
+            )
+            orphan.release(remove=True)
+            if adopted and not self.reporter.flush():
+                continue  # sent later; its sessions expire by themselves
+            for sid in orphan.sessions:
+                # its jobs are released at once instead of after the ttl: their
+                # processes died with their launcher (same host, pid gone)
+                if sid != self.session.id and orphan.same_host:
+                    try:
+                        self.client.sessions.delete(sid)
+                        log.info("ended session %d of the launcher that is gone", sid)
+                    except ToluError:
+                        pass
 
     def close(self) -> None:
-        self.reporter.close()
-        self.session.close()
+        """Send the last reports (for at most FINAL_REPORT_SEC), end the session, close the
+        journal (kept when reports are left: the next launcher sends them)."""
+        self.session.stop_heartbeat()
+        left = self.reporter.close(FINAL_REPORT_SEC)
+        if left:
+            self.request_stop(
+                f"{left} status report(s) could not be sent; {self.journal.path} keeps them "
+                "for the next launcher of this site", EXIT_FAILED,
+            )
+            self.exit_code = EXIT_FAILED
+        else:
+            self.session.close()
+        self.journal.close()
         self.client.close()
+        self._write_ending()
 
-    def request_stop(self, reason: str) -> None:
+    def _write_ending(self) -> None:
+        """Leave ``code<TAB>reason`` where the CLI reads it (serial mode's rank 0 is another
+        process: its reason would otherwise stay in its log)."""
+        if not self.opts.exit_file:
+            return
+        try:
+            Path(self.opts.exit_file).write_text(f"{self.exit_code}\t{self.stop_reason or 'finished'}\n")
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.opts.exit_file, exc)
+
+    def request_stop(self, reason: str, code: int = EXIT_OK) -> None:
+        """Stop for ``reason``; the first reason stays, a later failure still fails the exit."""
         if not self.stop_reason:
             log.info("stopping: %s", reason)
             self.stop_reason = reason
+            self.exit_code = code
+        elif code != EXIT_OK and self.exit_code == EXIT_OK:
+            log.error("%s", reason)
+            self.stop_reason = reason
+            self.exit_code = code
 
     def install_signals(self, wake_fd: int | None = None) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
+            # a requested stop (the scheduler ending the allocation, scancel, a user), not a failure
             self.request_stop(f"received {signal.Signals(signum).name}")
 
         signal.signal(signal.SIGTERM, handler)
@@ -130,15 +212,18 @@ class Context:
     def make_tasks(self, jobs: list[Job]) -> list[Task]:
         """Tasks for newly acquired jobs; a job that cannot become one is FAILED with the reason.
 
-        A job whose earlier run succeeded without being reported (the launcher died) is
-        not run again: the spawner finds the note in its workdir and reports it
-        recovered (runner/launcher/workdir.py, lost_success)."""
+        A job whose run in this very attempt succeeded without being reported (the
+        launcher died) is not run again: the spawner finds the note in its workdir and
+        reports it recovered (runner/launcher/workdir.py, lost_success)."""
         if any(j.app_id not in self.apps for j in jobs):
             self.refresh_apps()
-        tasks = []
         session_id = self.session.id
+        # a job of ours that a lost session let go and that we acquired again: it
+        # still runs here (its RUNNING report under the new session reclaims it)
+        jobs = [j for j in jobs if not self.sink.rehold(j.id, session_id)]
+        tasks = []
         for job in jobs:
-            self.held[job.id] = job
+            self.sink.hold(job, session_id)
             try:
                 tasks.append(self.factory.make(job, session_id))
             except (TaskError, OSError) as exc:
@@ -147,44 +232,4 @@ class Context:
 
     def fail(self, job_id: int, reason: str) -> None:
         log.warning("job %d failed before starting: %s", job_id, reason)
-        self.held.pop(job_id, None)
-        self.reporter.update(job_id, JobState.FAILED, time.time(), state_data={"reason": reason})
-
-    def report_started(self, job_id: int, when: float) -> None:
-        job = self.held.get(job_id)
-        if job is not None and job.state is not JobState.RUNNING:
-            self.reporter.update(job_id, JobState.RUNNING, when)
-
-    def report_outcome(self, o: Outcome) -> None:
-        job = self.held.pop(o.job_id, None)
-        # the job's data is replaced as a whole, so keep what it held
-        extra: dict[str, Any] = {"data": {**(job.data if job else {}), **o.result}} if o.result else {}
-        if o.error:
-            self.reporter.update(
-                o.job_id, JobState.RUN_ERROR, o.ended, state_data={"error": o.error}, **extra
-            )
-        elif o.timed_out or o.stopped:
-            wall = job.wall_time_min if job else 0
-            reason = f"job wall time {wall:g} min exceeded" if o.timed_out else (
-                f"launcher stopped ({self.stop_reason or 'shutdown'})"
-            )
-            self.reporter.update(
-                o.job_id,
-                JobState.RUN_TIMEOUT,
-                o.ended,
-                state_data={"reason": reason, "tail": o.tail},
-                return_code=o.returncode,
-                **extra,
-            )
-        elif o.returncode == 0:
-            note = {"state_data": {"recovered": "finished before its launcher died"}} if o.recovered else {}
-            self.reporter.update(o.job_id, JobState.RUN_DONE, o.ended, return_code=0, **extra, **note)
-        else:
-            self.reporter.update(
-                o.job_id,
-                JobState.RUN_ERROR,
-                o.ended,
-                return_code=o.returncode,
-                state_data={"return_code": o.returncode, "tail": o.tail},
-                **extra,
-            )
+        self.sink.failed(job_id, reason)

@@ -52,8 +52,8 @@ class Start:
     #: variables over the spawners' base environment
     env: dict[str, str]
     wall_time_sec: float | None = None
-    #: (job_id, session_id, attempt, restart_ready): the exit note and recovery (spawner.Spawn)
-    note: tuple[int, int, int, bool] | None = None
+    #: (job_id, session_id, attempt): the exit note and recovery (spawner.Spawn)
+    note: tuple[int, int, int] | None = None
     python: bool = False
     #: see app_launchers.AppLauncher.ignore_sigpipe
     ignore_sigpipe: bool = False

@@ -42,6 +42,9 @@ class Fetcher:
         #: no new request before this time (the server had nothing last time).
         self.quiet_until = 0.0
         self.last_count = 0
+        #: the last acquire failed (server or database away): the launcher is not idle,
+        #: it cannot know whether there is work.
+        self.failing = False
         #: empty answers in a row (how long to wait before the next attempt)
         self._empty = 0
         #: seconds one acquire takes (moving average): how far ahead the loop must ask.
@@ -93,14 +96,18 @@ class Fetcher:
                     log.debug("acquired %d job(s)", len(jobs))
                     tasks = self.ctx.make_tasks(jobs)
                 self.last_count = len(jobs)
+                self.failing = False
                 # nothing now: ask again a little later, not in a tight loop
                 self._empty = 0 if jobs else self._empty + 1
                 self.quiet_until = 0.0 if jobs else time.time() + self.idle_wait()
             except ToluError as exc:
-                log.warning("acquire failed: %s", exc)
+                if not self.failing:
+                    log.warning("acquire failed (trying again every %g s): %s", IDLE_ACQUIRE_SEC, exc)
+                self.failing = True
                 self.quiet_until = time.time() + IDLE_ACQUIRE_SEC
             except Exception:  # never let the fetching thread die with a request in flight
                 log.exception("acquire failed")
+                self.failing = True
                 self.quiet_until = time.time() + IDLE_ACQUIRE_SEC
             with self._cv:
                 self._results.extend(tasks)

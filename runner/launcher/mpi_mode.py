@@ -4,8 +4,9 @@ The loop acquires jobs that fit the free nodes, places them with the node manage
 (runner/launcher/engine.py), builds each one's start command through the site's app
 launcher with its hosts, and hands the starts to the head node's spawner processes
 (runner/launcher/spawners.py), which start, wait and time out the commands. It
-sleeps until a spawner reports, a signal arrives or it is time to acquire. Status
-changes go to the batched reporter.
+sleeps until a spawner reports, a signal arrives or it is time to acquire. What
+happens to the jobs goes to the outcome sink (runner/launcher/sink.py), which journals
+it and reports it in batches.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class MPIMode:
         self.spawners = SpawnerPool(
             min(slots, nodes.detect_cpus()), os.environ,
             log_path=ctx.site_dir / "log" / f"spawners-{os.getpid()}.log",
+            # a start the coordinator does not know of yet is noted there (same host)
+            journal_path=ctx.journal.path,
         )
         self.engine = Engine(self.nodes, self.spawners, self._build, depth=ctx.settings.launcher.prefetch)
         self.fetcher = Fetcher(ctx, on_ready=self.spawners.wake)
@@ -67,6 +70,11 @@ class MPIMode:
     # ------------------------------------------------------------ the loop
 
     def run(self) -> int:
+        """Run until idle, out of time or stopped; the exit code (Context.exit_code)."""
+        # fetches, places and reports every job; the spawners start them
+        announce(Role.COORDINATOR)
+        # see serial_mode.SWITCH_INTERVAL_SEC: hand the GIL to a returning spawner sooner
+        sys.setswitchinterval(0.0005)
         ctx = self.ctx
         self.spawners.start()
         ctx.install_signals(self.spawners.wake_fd)
@@ -84,6 +92,7 @@ class MPIMode:
                 if ctx.out_of_time():
                     ctx.request_stop("wall time reached")
                     break
+                self._stop_revoked()
                 self._take_fetched()
                 self._start_waiting()
                 self._maybe_acquire()
@@ -93,7 +102,7 @@ class MPIMode:
                 self._handle(self._timeout())
         finally:
             self._shutdown()
-        return 0
+        return ctx.exit_code
 
     def _timeout(self) -> float:
         now = time.time()
@@ -108,12 +117,26 @@ class MPIMode:
         return t
 
     def _idle_too_long(self) -> bool:
-        # a request in flight does not count: the loop makes one every second while idle
-        if len(self.engine) or self.waiting or self.fetcher.last_count:
+        # a request in flight does not count: the loop makes one every second while idle;
+        # nor does a server that is away: whether there is work is unknown until it is back
+        if (
+            len(self.engine)
+            or self.waiting
+            or self.fetcher.last_count
+            or self.fetcher.failing
+            or self.ctx.reporter.failing
+        ):
             self.last_busy = time.time()
             return False
         limit = self.ctx.max_idle_sec
         return limit is not None and time.time() - self.last_busy >= limit
+
+    def _stop_revoked(self) -> None:
+        # another launcher took these after this one's session was lost: stop our copy
+        for job_id in self.ctx.sink.revoked():
+            if job_id in self.engine.tasks:
+                log.warning("job %d is run by another launcher now: stopping it here", job_id)
+                self.spawners.terminate(job_id)
 
     # ------------------------------------------------------------ acquiring
 
@@ -174,6 +197,10 @@ class MPIMode:
                 if task.num_nodes > 1:
                     reserved = max(reserved, task.num_nodes)
             elif isinstance(placed, Assignment):
+                # journaled (and reported) before the spawner starts it: a launcher killed
+                # a moment later still leaves the RUNNING of every real start. A task
+                # queued behind another says RUNNING when its spawner starts it.
+                self.ctx.sink.starting(task.job_id)
                 log.debug("job %d starting on %s", task.job_id, ",".join(placed.hosts))
         self.waiting = still
 
@@ -193,30 +220,28 @@ class MPIMode:
             # the start command's environment over the spawners' (this process's)
             env=self.app_launcher.process_env(spec, {}),
             wall_time_sec=task.wall_time_sec,
-            note=(task.job_id, task.session_id, task.attempt, task.restart_ready),
+            note=(task.job_id, task.session_id, task.attempt),
             python=task.python,
             ignore_sigpipe=self.app_launcher.ignore_sigpipe,
         )
 
     def _handle(self, timeout: float) -> None:
         out = self.engine.handle(self.spawners.wait(timeout))
-        ctx = self.ctx
-        for job_id, started in out.started:
-            ctx.report_started(job_id, started)
-        for task, message in out.failed:
-            now = time.time()
-            ctx.report_started(task.job_id, now)
-            ctx.report_outcome(Outcome(task.job_id, None, now, now, error=message))
-        # out.cancelled: never started; the server releases them with the session
+        now = time.time()
+        started = out.started + [(task.job_id, now) for task, _ in out.failed]
+        done = [Outcome(task.job_id, None, now, now, error=message) for task, message in out.failed]
         for task, ex in out.ended:
-            self._finished(task, ex)
+            done.append(self._finished(task, ex))
+        # out.cancelled: never started; the server releases them with the session
+        if started or done:
+            self.ctx.sink.report(started=started, done=done)
 
-    def _finished(self, task: Task, ex: Exit) -> None:
+    def _finished(self, task: Task, ex: Exit) -> Outcome:
         self.freed.add(node_equivalents(task))
         self.ended.add()
         self.engine.depth = chain_depth(self.ended.rate() / self.slots, self.ctx.settings.launcher.prefetch)
-        self.ctx.report_outcome(exit_outcome(ex, task))
         log.debug("job %d ended: rc=%d", ex.key, ex.returncode)
+        return exit_outcome(ex, task)
 
     # ------------------------------------------------------------ stopping
 
@@ -233,13 +258,16 @@ class MPIMode:
         ctx.close()
 
 
-def run(opts: LauncherOptions) -> int:
-    # fetches, places and reports every job; the spawners start them
-    announce(Role.COORDINATOR)
-    # see serial_mode.SWITCH_INTERVAL_SEC: hand the GIL to a returning spawner sooner
-    sys.setswitchinterval(0.0005)
+def prepare(opts: LauncherOptions) -> MPIMode:
+    """Everything that can be wrong before the first request: site, credentials, nodes,
+    GPUs, app launcher (LauncherError, DiscoveryError, UnknownName: one line at the CLI)."""
     ctx = Context.load(opts)
     ls = ctx.settings.launcher
     node_list = nodes.discover(ls, hostfile=opts.hostfile)
+    gpu_env = nodes.gpu_env(ls)
     launcher = app_launchers.get(ls.mpi_launcher)(executable=ls.mpiexec, extra_args=ls.mpi_args)
-    return MPIMode(ctx, node_list, launcher, nodes.gpu_env(ls)).run()
+    return MPIMode(ctx, node_list, launcher, gpu_env)
+
+
+def run(opts: LauncherOptions) -> int:
+    return prepare(opts).run()

@@ -24,3 +24,5 @@ class LauncherOptions:
     tags: dict[str, str] = field(default_factory=dict)
     #: serial mode: the interpreter running each rank.
     python: str = ""
+    #: where the launcher leaves ``code<TAB>reason`` when it ends (read by the CLI).
+    exit_file: str = ""

@@ -149,7 +149,7 @@ class Worker:
             out_path=task.workdir + "/" + OUTPUT_FILE,
             env={**task.env, **a.env()},
             wall_time_sec=task.wall_time_sec,
-            note=(task.job_id, task.session_id, task.attempt, task.restart_ready),
+            note=(task.job_id, task.session_id, task.attempt),
             python=task.python,
         )
 
@@ -270,7 +270,14 @@ class Master:
 
     def busy(self) -> bool:
         # a request in flight does not count: one goes out every second while idle
-        return bool(self.ready) or any(self.outstanding.values()) or self.fetcher.last_count > 0
+        # nor does a server that is away: whether there is work is unknown until it is back
+        return (
+            bool(self.ready)
+            or any(self.outstanding.values())
+            or self.fetcher.last_count > 0
+            or self.fetcher.failing
+            or self.ctx.reporter.failing
+        )
 
     def _want(self) -> tuple[int, int]:
         """How many more tasks to ask for, and the target they fill up to: the workers'
@@ -323,20 +330,18 @@ class Master:
         return {r: tasks for r, tasks in give.items() if tasks}
 
     def on_report(self, rank: int, r: Report) -> None:
-        for job_id, t in r.started:
-            self.ctx.report_started(job_id, t)
+        # one batch for the sink (one journal write); returned ones never started: the
+        # server releases them when the session ends
+        self.ctx.sink.report(started=r.started, done=r.done, failed=r.failed, returned=r.returned)
+        outstanding = self.outstanding[rank]
         for o in r.done:
-            self.outstanding[rank].discard(o.job_id)
-            self.ctx.report_outcome(o)
+            outstanding.discard(o.job_id)
         if r.done:
             self.finished.add(len(r.done))
-        for job_id, reason in r.failed:
-            self.outstanding[rank].discard(job_id)
-            self.ctx.fail(job_id, reason)
+        for job_id, _reason in r.failed:
+            outstanding.discard(job_id)
         for job_id in r.returned:
-            # never started: the server releases it when the session ends
-            self.outstanding[rank].discard(job_id)
-            self.ctx.held.pop(job_id, None)
+            outstanding.discard(job_id)
 
     def should_stop(self) -> bool:
         ctx = self.ctx
@@ -496,9 +501,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             log.info("launcher done (%s)", ctx.stop_reason or "finished")
             ctx.close()
-    else:
-        node, gpu_env, depth, site_dir = comm.recv(source=0, tag=TAG_SETUP)
-        run_worker(comm, node, gpu_env, depth, site_dir)
+        return ctx.exit_code
+    node, gpu_env, depth, site_dir = comm.recv(source=0, tag=TAG_SETUP)
+    run_worker(comm, node, gpu_env, depth, site_dir)
     return 0
 
 

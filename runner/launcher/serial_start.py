@@ -43,11 +43,16 @@ def command(opts: LauncherOptions, settings: LauncherSettings, node_list: list[n
     return launcher.command(spec)
 
 
-def run(opts: LauncherOptions, settings: LauncherSettings) -> int:
+def start_command(opts: LauncherOptions, settings: LauncherSettings) -> list[str]:
+    """The start command; what is wrong with the nodes or the app launcher raises here
+    (DiscoveryError, UnknownName, UnsupportedJob), before anything is started or logged."""
+    return command(opts, settings, nodes.discover(settings, hostfile=opts.hostfile))
+
+
+def run(opts: LauncherOptions, settings: LauncherSettings, cmd: list[str] | None = None) -> int:
     """Run serial mode to its end; SIGTERM/SIGINT are passed on to ``mpiexec``."""
     announce(Role.SUPERVISOR)  # only waits on mpiexec: the ranks do the work
-    node_list = nodes.discover(settings, hostfile=opts.hostfile)
-    cmd = command(opts, settings, node_list)
+    cmd = cmd if cmd is not None else start_command(opts, settings)
     log.info("serial mode: %s", subprocess.list2cmdline(cmd[:8]) + " ...")
     prepare()
     # mpiexec gets SIGTERM if this process dies, and passes it on to every rank.

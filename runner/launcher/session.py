@@ -1,9 +1,14 @@
-"""A launcher's conversation with the server: session, heartbeats, batched status.
+"""A launcher's session with the server: open, heartbeat, and open again when it is lost.
 
-Nothing here makes one request per job. Status changes go into a ``Reporter`` that
-a background thread flushes every ``report_interval_sec`` as one bulk update (two
-when a job both started and ended since the last flush, because a bulk update
-names each job once). Each thread has its own ``Client`` (connection pool).
+The server holds a launcher's jobs for its session and ends a session that missed
+its heartbeats for ``ttl`` (three heartbeats); the jobs it ran then go RUN_TIMEOUT
+and are offered again. Through an outage of any length the heartbeat thread keeps
+trying, with backoff (at most one heartbeat period apart, so a server that comes
+back hears from every launcher within a ttl, before it may end any session: see
+runner/server/services/sessions.py). When the server answers that the session is
+gone (404: it expired, or the server lost it), a new one is opened and
+``on_renewed(old, new)`` lets the reporter say again, under the new session, which
+jobs still run here (runner/server/services/reports.py decides what that may do).
 """
 
 from __future__ import annotations
@@ -12,130 +17,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 
 from runner.client import Client
-from runner.client.errors import APIError, Conflict, InvalidRequest, NotFound, ToluError, TransportError
-from runner.models import AcquireSpec, Job, JobUpdate, Session
-from runner.states import JobState
+from runner.client.errors import APIError, AuthError, NotFound, ToluError, TransportError
+from runner.models import AcquireSpec, Job, Session
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("runner.launcher")
 
-
-def ts(t: float) -> datetime:
-    return datetime.fromtimestamp(t, tz=UTC)
+#: first wait after a failed heartbeat or session create; doubled up to the heartbeat period.
+BACKOFF_SEC = 0.5
 
 
-def clone(client: Client) -> Client:
-    """A client of the same credential with its own connection pool (one per thread)."""
-    return client.clone()
-
-
-class Reporter:
-    """Collects job updates and sends them in bulk from a background thread."""
-
-    def __init__(self, client: Client, interval_sec: float) -> None:
-        self._client = clone(client)
-        self._interval = interval_sec
-        self._pending: list[JobUpdate] = []
-        self._lock = threading.Lock()
-        self._cv = threading.Condition(self._lock)
-        self._stop = False
-        self._thread: threading.Thread | None = None
-        self.sent = 0
-        self.requests = 0
-        self.dropped: list[tuple[JobUpdate, str]] = []
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="tolu-reporter", daemon=True)
-        self._thread.start()
-
-    def add(self, *updates: JobUpdate) -> None:
-        with self._lock:
-            self._pending.extend(updates)
-
-    def update(self, job_id: int, state: JobState, when: float, **fields: Any) -> None:
-        self.add(JobUpdate(id=job_id, state=state, state_timestamp=ts(when), **fields))
-
-    def _loop(self) -> None:
-        while True:
-            with self._cv:
-                self._cv.wait(self._interval)
-                stop = self._stop
-            try:
-                self.flush()
-            except Exception:  # never let the reporting thread die silently
-                log.exception("status report failed")
-            if stop:
-                return
-
-    def flush(self) -> None:
-        """Send everything pending now (also called by the owner before it exits)."""
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if not batch:
-            return
-        try:
-            for part in _rounds(batch):
-                self._send(part)
-        except TransportError as exc:
-            # Keep the updates for the next flush; the server may come back.
-            log.warning("server unreachable, %d status updates kept for later: %s", len(batch), exc)
-            with self._lock:
-                self._pending[:0] = batch
-            return
-
-    def _send(self, part: list[JobUpdate]) -> None:
-        try:
-            self._client.jobs.bulk_update(part, returning=False)
-            self.requests += 1
-            self.sent += len(part)
-        except InvalidRequest as exc:
-            # a bug, not a state: resending would fail the same way forever
-            log.error("server rejected %d status updates: %s", len(part), exc)
-            self.dropped.extend((u, str(exc)) for u in part)
-        except (Conflict, NotFound) as exc:
-            # All-or-nothing bulk: one job that changed under us (killed by its owner,
-            # deleted) must not sink the others, so find it by halving.
-            if len(part) == 1:
-                log.warning("job %s: update to %s refused: %s", part[0].id, part[0].state, exc)
-                self.dropped.append((part[0], str(exc)))
-                return
-            mid = len(part) // 2
-            self._send(part[:mid])
-            self._send(part[mid:])
-
-    def close(self) -> None:
-        with self._cv:
-            self._stop = True
-            self._cv.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-        self.flush()
-        self._client.close()
-
-
-def _rounds(batch: list[JobUpdate]) -> list[list[JobUpdate]]:
-    """Split into requests in which each job appears at most once, keeping order."""
-    rounds: list[list[JobUpdate]] = []
-    seen: list[set[int | None]] = []
-    last_round: dict[int | None, int] = {}
-    for u in batch:
-        i = last_round.get(u.id, -1) + 1
-        while i < len(rounds) and u.id in seen[i]:
-            i += 1
-        if i == len(rounds):
-            rounds.append([])
-            seen.append(set())
-        rounds[i].append(u)
-        seen[i].add(u.id)
-        last_round[u.id] = i
-    return rounds
+class SessionGone(RuntimeError):
+    """The launcher cannot have a session any more (its site is gone, its credentials refused)."""
 
 
 class LauncherSession:
-    """One server session: create, heartbeat in the background, acquire, end."""
+    """One launcher's session: create, heartbeat in the background, acquire, renew, end."""
 
     def __init__(
         self,
@@ -144,61 +42,136 @@ class LauncherSession:
         *,
         batch_job_id: int | None = None,
         heartbeat_sec: float = 10.0,
-        on_lost: Callable[[str], None] | None = None,
+        on_renewed: Callable[[int, int], None] | None = None,
+        on_fatal: Callable[[str], None] | None = None,
+        on_opened: Callable[[int], None] | None = None,
     ) -> None:
         self.client = client
         self.site_id = site_id
         self.batch_job_id = batch_job_id
         self.heartbeat_sec = heartbeat_sec
-        self.on_lost = on_lost
+        self.on_renewed = on_renewed
+        self.on_fatal = on_fatal
+        self.on_opened = on_opened
         self.session: Session | None = None
+        self.renewals = 0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lost: int | None = None
 
     @property
     def id(self) -> int:
-        if self.session is None:
+        session = self.session
+        if session is None:
             raise RuntimeError("session not started")
-        return self.session.id
+        return session.id
+
+    @property
+    def ttl_sec(self) -> float:
+        # The session expires after three missed heartbeats.
+        return 3 * self.heartbeat_sec
 
     def start(self) -> Session:
-        # The session expires after three missed heartbeats.
+        """Open the first session (errors go to the caller: the launcher cannot start)."""
         self.session = self.client.sessions.create(
-            self.site_id, batch_job_id=self.batch_job_id, ttl_sec=3 * self.heartbeat_sec
+            self.site_id, batch_job_id=self.batch_job_id, ttl_sec=self.ttl_sec
         )
         self._thread = threading.Thread(target=self._beat, name="tolu-heartbeat", daemon=True)
         self._thread.start()
         log.info("session %d opened (heartbeat every %.1f s)", self.session.id, self.heartbeat_sec)
         return self.session
 
+    def lost(self, session_id: int) -> None:
+        """Someone got 404 for ``session_id``: open a new one if it is the current one."""
+        with self._lock:
+            if self.session is not None and self.session.id == session_id:
+                self._lost = session_id
+        self._wake.set()
+
     def _beat(self) -> None:
-        client = clone(self.client)
+        # its own connection pool and few retries: this loop keeps trying with its own backoff
+        client = self.client.clone(retries=2)
+        failures = 0
+        wait = self.heartbeat_sec
         try:
-            while not self._stop.wait(self.heartbeat_sec):
-                try:
-                    client.sessions.heartbeat(self.id)
-                except NotFound:
-                    log.error("session %d is gone on the server (expired?)", self.id)
-                    if self.on_lost:
-                        self.on_lost("session expired on the server")
+            while True:
+                self._wake.wait(wait)
+                self._wake.clear()
+                if self._stop.is_set():
                     return
-                except ToluError as exc:
-                    log.warning("heartbeat failed: %s", exc)
+                try:
+                    if self._lost is not None:
+                        self._renew(client)
+                    client.sessions.heartbeat(self.id)
+                    if failures:
+                        log.info("heartbeat works again after %d failed tries", failures)
+                    failures, wait = 0, self.heartbeat_sec
+                except NotFound:
+                    log.warning("session %d is gone on the server: opening a new one", self.id)
+                    self._lost = self.id
+                    wait = 0.0
+                except AuthError as exc:
+                    # the client renewed its credential once already (runner.client.auth)
+                    self._fatal(f"the server refuses the launcher's credentials: {exc}")
+                    return
+                except SessionGone as exc:
+                    self._fatal(str(exc))
+                    return
+                except (TransportError, APIError, ToluError) as exc:
+                    failures += 1
+                    if failures == 1 or failures % 10 == 0:
+                        log.warning("heartbeat failed (%d in a row), trying again: %s", failures, exc)
+                    wait = min(self.heartbeat_sec, BACKOFF_SEC * 2 ** min(failures, 8))
         finally:
             client.close()
 
+    def _renew(self, client: Client) -> None:
+        """A new session for the lost one (raises ToluError to be tried again later)."""
+        old = self._lost
+        try:
+            session = client.sessions.create(
+                self.site_id, batch_job_id=self.batch_job_id, ttl_sec=self.ttl_sec
+            )
+        except NotFound as exc:
+            raise SessionGone(f"cannot open a new session: {exc}") from None
+        with self._lock:
+            self.session = session
+            self._lost = None
+            self.renewals += 1
+        log.info("session %s lost; session %d opened in its place", old, session.id)
+        if self.on_opened is not None:
+            self.on_opened(session.id)
+        if self.on_renewed is not None and old is not None:
+            self.on_renewed(old, session.id)
+
+    def _fatal(self, reason: str) -> None:
+        log.error("%s", reason)
+        if self.on_fatal is not None:
+            self.on_fatal(reason)
+
     def acquire(self, spec: AcquireSpec) -> list[Job]:
+        sid = self.id
         started = time.perf_counter()
-        jobs = self.client.sessions.acquire(self.id, spec)
+        try:
+            jobs = self.client.sessions.acquire(sid, spec)
+        except NotFound:
+            self.lost(sid)
+            raise
         if jobs:
             log.debug("acquired %d jobs in %.3f s", len(jobs), time.perf_counter() - started)
         return jobs
 
+    def stop_heartbeat(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
     def close(self) -> None:
         """End the session: the server releases held jobs (RUNNING ones go RUN_TIMEOUT)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self.stop_heartbeat()
         if self.session is not None:
             try:
                 self.client.sessions.delete(self.session.id)

@@ -75,10 +75,10 @@ class Spawn(NamedTuple):
     out_path: str
     #: seconds; 0: no limit
     wall_time_sec: float
-    #: (job_id, session_id, attempt, restart_ready): note a clean exit in the workdir, and
+    #: (job_id, session_id, attempt): note a clean exit in the workdir, and
     #: report a success an earlier session noted but never reported instead of running
     #: it again (workdir.lost_success); None: neither
-    note: tuple[int, int, int, bool] | None
+    note: tuple[int, int, int] | None
     #: a Python-function task: read its result.json when it ends
     python: bool
     #: start when the task with this key has ended (it hands this one its slot); None: now
@@ -179,10 +179,16 @@ def _file_actions(out_path: str) -> list[tuple[Any, ...]]:
 
 
 class Spawner:
-    def __init__(self, sock: socket.socket, base_env: dict[str, str], frames: Frames) -> None:
+    def __init__(
+        self, sock: socket.socket, base_env: dict[str, str], frames: Frames, journal: str | None = None
+    ) -> None:
         self.sock = sock
         self.base_env = base_env
         self.frames = frames
+        #: the coordinator's outcome journal (runner/launcher/journal.py), where a start
+        #: the coordinator does not know of yet is noted before it happens; None: not kept
+        self.journal = journal
+        self._journal_fd = -1
         self.ep = select.epoll()
         self.children: dict[int, _Child] = {}  # by pidfd
         self.by_key: dict[int, _Child] = {}
@@ -269,6 +275,25 @@ class Spawner:
         self._follow(spawn.key)
         return True
 
+    def _journal_start(self, note: tuple[int, int, int]) -> None:
+        """Note in the coordinator's journal that this task starts now. The coordinator
+        journals the RUNNING of the tasks it hands over itself, before it sends them; a
+        task queued behind another starts here without it, and a coordinator killed
+        before it hears of the start would leave a real start without a RUNNING Event.
+        A dead launcher's successor turns these lines into RUNNING reports
+        (journal.read). One O_APPEND write of one line: atomic beside the coordinator's."""
+        if self._journal_fd < 0:
+            assert self.journal is not None
+            try:
+                self._journal_fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND)
+            except OSError:
+                self.journal = None  # not there (yet): the coordinator's report is the only one
+                return
+        job_id, session_id, attempt = note
+        line = f'{{"start":{job_id},"s":{session_id},"a":{attempt},"t":{time.time()!r}}}\n'
+        with contextlib.suppress(OSError):
+            os.write(self._journal_fd, line.encode())
+
     def start(self, spawn: Spawn) -> None:
         try:
             # a workdir that was not there cannot hold a note: the check costs nothing then
@@ -279,6 +304,8 @@ class Spawner:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(spawn.workdir, wd.META_DIR, wd.RESULT_FILE))
             os.chdir(spawn.workdir)
+            if spawn.after is not None and spawn.note is not None and self.journal is not None:
+                self._journal_start(spawn.note)
             env = {**self.base_env, **spawn.env} if spawn.env else self.base_env
             # the slot is the task's from here: the clone and exec are part of its start
             started = time.time()
@@ -359,7 +386,7 @@ class Spawner:
         spawn = child.spawn
         failed = rc != 0 or child.timed_out or child.stopped
         if not failed and spawn.note is not None:
-            job_id, session_id, attempt, _ = spawn.note
+            job_id, session_id, attempt = spawn.note
             wd.note_success(spawn.workdir, job_id, session_id, attempt, child.started, ended)
         self.out.ended.append(
             Ended(
@@ -480,7 +507,7 @@ def main() -> None:
             return
         msgs = frames.feed(data)
     # the first message is the base environment; starts may have come with it
-    spawner = spawner_class()(sock, msgs[0], frames)
+    spawner = spawner_class()(sock, msgs[0], frames, journal=sys.argv[3] if len(sys.argv) > 3 else None)
     for msg in msgs[1:]:
         spawner._handle(msg)
     spawner.run()

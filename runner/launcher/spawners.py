@@ -73,8 +73,12 @@ class SpawnerPool:
         *,
         python: str | None = None,
         log_path: str | os.PathLike[str] | None = None,
+        journal_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.count = max(1, count)
+        #: the coordinator's outcome journal: spawners note there the starts of tasks
+        #: queued behind others (spawner.Spawner._journal_start); None: they do not
+        self.journal_path = journal_path
         self.base_env = dict(base_env)
         self.python = python
         #: where the spawners' own stdout and stderr go (a traceback, should one die)
@@ -115,7 +119,8 @@ class SpawnerPool:
         try:
             proc = subprocess.Popen(
                 [*module_command("runner.launcher.spawner", python=self.python),
-                 str(theirs.fileno()), str(os.getpid())],
+                 str(theirs.fileno()), str(os.getpid()),
+                 *([os.fspath(self.journal_path)] if self.journal_path is not None else [])],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -161,7 +166,7 @@ class SpawnerPool:
         out_path: str,
         env: dict[str, str] | None = None,
         wall_time_sec: float | None = None,
-        note: tuple[int, int, int, bool] | None = None,
+        note: tuple[int, int, int] | None = None,
         python: bool = False,
         after: int | None = None,
         ignore_sigpipe: bool = False,

@@ -20,7 +20,6 @@ from runner.apps import AppDefinitionError, job_argv
 from runner.interpreter import module_command
 from runner.launcher.workdir import META_DIR
 from runner.models import App, AppKind, Job
-from runner.states import JobState
 
 
 class TaskError(ValueError):
@@ -45,11 +44,9 @@ class Task:
     threads_per_rank: int = 1
     gpus_per_rank: int = 0
     node_packing_count: int = 1
-    #: the job's retry_count when acquired, and the session running it.
+    #: the job's attempt when acquired (Job.attempt), and the session running it.
     attempt: int = 0
     session_id: int = 0
-    #: acquired as RESTART_READY (its last attempt was timed out)
-    restart_ready: bool = False
 
 
 def job_env(app: App, job: Job) -> dict[str, str]:
@@ -96,9 +93,8 @@ class TaskFactory:
             "threads_per_rank": job.threads_per_rank,
             "gpus_per_rank": job.gpus_per_rank,
             "node_packing_count": job.node_packing_count,
-            "attempt": job.retry_count,
+            "attempt": job.attempt,
             "session_id": session_id,
-            "restart_ready": job.state is JobState.RESTART_READY,
         }
         if app.kind is AppKind.PYTHON:
             if not app.serialized_function:

@@ -59,21 +59,22 @@ def note_success(
             os.close(fd)
 
 
-def lost_success(
-    record: dict[str, Any], job_id: int, session_id: int, attempt: int, restart_ready: bool
-) -> bool:
-    """Whether a note is a success an earlier session saw but never got to report.
+def lost_success(record: dict[str, Any], job_id: int, session_id: int, attempt: int) -> bool:
+    """Whether a note is a success an earlier session saw in this very attempt but never
+    got to report.
 
-    Two ways a report gets lost when a launcher dies: nothing reached the server (the
-    job was only held; the expired session released it with the same retry_count), or
-    RUNNING did but the outcome did not (the expiry timed the job out: RESTART_READY,
-    retry_count one higher). A reported success goes on to POSTPROCESSED and is never
-    offered again, so a matching note means the work is done.
+    The server starts a new attempt (Job.attempt) at every move to RESTART_READY: a
+    retry after an error or a timeout, a hook, a user's retry after a hook failed the
+    job. So a note of the same attempt means the job ran to success and nothing moved
+    it since (the launcher died before any report: its expired session handed the job
+    back in the same attempt), and a note of an earlier attempt is never a success of
+    this one: the job runs again. When RUNNING reached the server but the outcome did
+    not, the dead launcher's journal (runner/launcher/journal.py) carries the outcome;
+    the next launcher of the site sends it before it acquires anything.
     """
     if record.get("job_id") != job_id or record.get("session_id") == session_id:
         return False
-    noted = record.get("attempt")
-    return noted == attempt or (noted == attempt - 1 and restart_ready)
+    return bool(record.get("attempt") == attempt)
 
 
 def read_note(workdir: str) -> dict[str, Any] | None:

@@ -10,23 +10,23 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.utils import get_openapi
 from starlette.responses import Response
 
 import runner
 from runner import models
-from runner.server import errors, heap, schema, webui
+from runner.server import errors, faults, heap, schema, webui
 from runner.server.auth.keys import KeyRing
 from runner.server.auth.oidc import OIDCProvider
 from runner.server.auth.tokens import AccessTokens
 from runner.server.auth.verify import Verifier
-from runner.server.db import Database
+from runner.server.db import Database, utcnow
+from runner.server.gate import Gate
+from runner.server.openapi import document
 from runner.server.routes import (
     admin,
     apps,
     auth,
     batch_jobs,
-    body,
     dags,
     device_page,
     events,
@@ -46,22 +46,32 @@ from runner.server.settings import ServerSettings
 log = logging.getLogger("tolu.server")
 
 
-async def _expire_sessions(db: Database, period: float) -> None:
+async def _expire_sessions(state: Any, period: float) -> None:
     """Background task: end sessions whose heartbeat is older than their ttl; keep
-    PostgreSQL's planner statistics fresh after bulk inserts."""
+    PostgreSQL's planner statistics fresh after bulk inserts.
+
+    It is also how the server notices that its database was away: while the check
+    fails, ``state.up_since`` is None, and the first check that works again starts
+    the grace of sessions.expire (no launcher could heartbeat meanwhile)."""
     while True:
         await asyncio.sleep(period)
         try:
-            n = await asyncio.to_thread(_expire_once, db)
+            n = await asyncio.to_thread(_expire_once, state)
             if n:
                 log.info("expired %d session(s)", n)
         except Exception:  # a transient database error must not kill the task
-            log.exception("session expiry failed; retrying in %.1fs", period)
+            if state.up_since is not None:
+                log.exception("session expiry failed (database away?); sessions get a grace when it is back")
+            state.up_since = None
 
 
-def _expire_once(db: Database) -> int:
+def _expire_once(state: Any) -> int:
+    db: Database = state.db
     with db.write() as conn:
-        n = session_service.expire(conn)
+        if state.up_since is None:
+            state.up_since = utcnow()
+            log.info("database reachable again: every session gets its ttl to heartbeat before it may expire")
+        n = session_service.expire(conn, up_since=state.up_since)
     db.maintain()
     return n
 
@@ -87,11 +97,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
             db.dispose()
             raise
         app.state.db = db
+        app.state.up_since = utcnow()
         app.state.revision = revision
         app.state.auth = verifier(settings)
         log.info("tolu server %s on %s (schema %s)", runner.__version__, db.kind, revision)
         heap.settle()
-        task = asyncio.create_task(_expire_sessions(db, settings.session_check_sec))
+        task = asyncio.create_task(_expire_sessions(app.state, settings.session_check_sec))
         try:
             yield
         finally:
@@ -109,6 +120,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
+    # authentication and the body limit before any route reads a request (gate.py)
+    app.add_middleware(Gate, max_body_bytes=settings.max_body_bytes)
+    if faults.enabled():
+        log.warning("test mode: %s=1, the fault switch /_test/faults is on (never in production)", faults.ENV)
+        faults.install(app)
 
     @app.get("/health", response_model=models.Health, tags=["health"])
     def health(request: Request) -> Response:
@@ -146,13 +162,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            doc = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
-            )
-            components = doc.setdefault("components", {}).setdefault("schemas", {})
-            for name, schema_ in body.EXTRA_SCHEMAS.items():
-                components.setdefault(name, schema_)
-            app.openapi_schema = doc
+            app.openapi_schema = document(app)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

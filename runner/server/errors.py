@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 Loc = Sequence[str | int]
+#: what FastAPI answers (400) for a body it cannot even decode.
+FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 
 class ServiceError(Exception):
@@ -124,6 +126,11 @@ def install(app: FastAPI) -> None:
 
     async def http_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and exc.detail == FASTAPI_BODY_ERROR:
+            # a body that is not JSON text (e.g. not UTF-8): the same 422 as malformed JSON
+            msg = "the body is not valid JSON text (UTF-8)"
+            body = [{"loc": ["body"], "msg": msg, "type": "json_invalid"}]
+            return json_response({"detail": body}, 422)
         return json_response({"detail": exc.detail}, exc.status_code)
 
     async def integrity_error(_request: Request, exc: Exception) -> Response:

@@ -39,6 +39,7 @@ REC_COLUMNS = (
     t.jobs.c.has_children,
     t.jobs.c.n_stage_in,
     t.jobs.c.n_stage_out,
+    t.jobs.c.attempt,
 )
 
 EVENT_INSERT_COLUMNS = ("owner_id", "site_id", "job_id", "from_state", "to_state", "timestamp", "data")
@@ -68,6 +69,8 @@ class JobRec:
     has_children: bool
     n_stage_in: int
     n_stage_out: int
+    #: how many times the job was made runnable again (see ``_step``).
+    attempt: int = 0
     dirty: bool = field(default=False)
 
     @classmethod
@@ -85,6 +88,7 @@ class JobRec:
             bool(row[9]),
             row[10],
             row[11],
+            row[12],
         )
 
 
@@ -167,6 +171,11 @@ class Advancer:
             # Every restart after an error or a timeout uses up a retry, whether the
             # server decided it or a site hook did (else a hook could retry forever).
             rec.retry_count += 1
+        if target is S.RESTART_READY:
+            # Every way back to RESTART_READY (a retry, a hook, a user) starts a new
+            # attempt: what a launcher noted about an earlier one (a success it could
+            # not report) must never stand in for running this one.
+            rec.attempt += 1
         rec.state = target
         rec.dirty = True
         if target is not S.RUNNING:
@@ -263,12 +272,12 @@ class Advancer:
         dirty = [r for r in self.recs.values() if r.dirty]
         # Jobs of one batch mostly end alike (same state, return code, ...): one
         # UPDATE ... WHERE id IN (...) per distinct outcome instead of one per job.
-        groups: dict[tuple[str, int, int | None, int | None], list[int]] = {}
+        groups: dict[tuple[str, int, int | None, int | None, int], list[int]] = {}
         for r in dirty:
-            key = (_VALUE[r.state], r.retry_count, r.return_code, r.session_id)
+            key = (_VALUE[r.state], r.retry_count, r.return_code, r.session_id, r.attempt)
             groups.setdefault(key, []).append(r.id)
             r.dirty = False
-        for (state, retry_count, return_code, session_id), ids in groups.items():
+        for (state, retry_count, return_code, session_id, attempt), ids in groups.items():
             if ids:
                 self.conn.execute(
                     update(t.jobs)
@@ -278,6 +287,7 @@ class Advancer:
                         retry_count=retry_count,
                         return_code=return_code,
                         session_id=session_id,
+                        attempt=attempt,
                         updated_at=self.now,
                     )
                 )

@@ -40,6 +40,8 @@ class ServerSettings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     #: how often the background task looks for expired sessions.
     session_check_sec: float = 2.0
+    #: largest request body in bytes (413 beyond it, found while reading: gate.py).
+    max_body_bytes: int = 64 << 20
 
     @property
     def url(self) -> str:

@@ -262,6 +262,8 @@ jobs = Table(
     Column("return_code", Integer, nullable=True),
     Column("retry_count", Integer, nullable=False),
     Column("retry_limit", Integer, nullable=False),
+    #: starts at 0, one more at every move to RESTART_READY (services/reports.py).
+    Column("attempt", Integer, nullable=False, server_default="0"),
     Column("data", JSON, nullable=False),
     Column("batch_job_id", Integer, ForeignKey("batch_jobs.id", ondelete="SET NULL"), nullable=True),
     Column("session_id", Integer, ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True),

@@ -123,14 +123,16 @@ def probe(source: JobState, target: JobState) -> Route | None:
     """The route of ``source -> target`` for a plain job, or None when it is not plain."""
     adv = _Probe()
     rec = _plain_job(source)
-    before = (rec.retry_count, rec.retry_limit, rec.return_code)
+    # attempt: every move to RESTART_READY starts one (lifecycle.Advancer), a rule the
+    # set-based statement does not carry, so those routes take the Advancer's path
+    before = (rec.retry_count, rec.retry_limit, rec.return_code, rec.attempt)
     try:
         adv.move(rec, target)
     except _NotPlain:
         return None
     # events[i] = (owner, site, job, from, to, ts, data): a step that records data
     # (a reason, a retry count) depends on more than the states.
-    after = (rec.retry_count, rec.retry_limit, rec.return_code)
+    after = (rec.retry_count, rec.retry_limit, rec.return_code, rec.attempt)
     if any(ev[6] != "{}" for ev in adv.events) or after != before:
         return None
     moves = [(S(ev[3]), S(ev[4])) for ev in adv.events]

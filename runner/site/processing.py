@@ -98,25 +98,17 @@ class ProcessingService(Service):
         app = self.server_apps[job.app_id]
         definition = self.definitions.get(app.name)
         if not isinstance(definition, type) or not issubclass(definition, AppDef):
-            return HookOutcome(
-                JobState.FAILED,
-                {
-                    "hook": hook,
-                    "error": f"app {app.name!r} has a {hook} hook on the server but no definition "
-                    f"in {self.ctx.apps_dir} (run `tolu site start` again after restoring it)",
-                },
+            return _failed(
+                hook,
+                f"app {app.name!r} has a {hook} hook on the server but no definition "
+                f"in {self.ctx.apps_dir} (run `tolu site start` again after restoring it)",
             )
         outcome = run_hook(definition, hook, job, self.ctx.workdir(job.workdir))
         if outcome.state != JobState.FAILED and not allowed(job.state, outcome.state):
-            return HookOutcome(
-                JobState.FAILED,
-                {
-                    "hook": hook,
-                    "error": f"{hook} returned {outcome.state.value}, which cannot follow {job.state.value}",
-                },
-            )
+            why = f"{hook} returned {outcome.state.value}, which cannot follow {job.state.value}"
+            return _failed(hook, why)
         if outcome.state == JobState.FAILED:
-            log.warning("job %d: %s failed the job: %s", job.id, hook, outcome.state_data.get("error", ""))
+            log.warning("job %d: %s failed the job: %s", job.id, hook, outcome.state_data.get("reason", ""))
         return outcome
 
     def send(self, jobs: Sequence[Job], outcomes: Sequence[HookOutcome]) -> None:
@@ -143,6 +135,10 @@ class ProcessingService(Service):
             len(updates),
             ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
         )
+
+
+def _failed(hook: Hook, error: str) -> HookOutcome:
+    return HookOutcome(JobState.FAILED, {"hook": hook, "error": error, "reason": error})
 
 
 def _update(job: Job, outcome: HookOutcome) -> JobUpdate:

@@ -328,10 +328,13 @@ def test_run_hook_outcomes(tmp_path: Path) -> None:
 
     out = run_hook(App, "postprocess", _job(state="RUN_DONE"), tmp_path)
     assert out.state == JobState.FAILED and out.data == {"seen": True}
+    # a hook that fails the job always leaves the reason in the Event (issue 16, defect 7)
+    assert out.state_data["reason"] == "postprocess returned FAILED"
     out = run_hook(App, "postprocess", _job(state="RUN_DONE", parameters={"steps": 3}), tmp_path)
     assert out.state == JobState.POSTPROCESSED
     out = run_hook(App, "handle_error", _job(), tmp_path)
     assert out.state == JobState.FAILED and "cannot recover" in out.state_data["error"]
+    assert out.state_data["reason"] == "handle_error raised RuntimeError: cannot recover"
     # Default decisions of the base hooks: retry while retries remain.
     assert run_hook(AppDef, "handle_timeout", _job(retry_count=0), tmp_path).state == JobState.RESTART_READY
     assert run_hook(AppDef, "handle_timeout", _job(retry_count=1), tmp_path).state == JobState.FAILED

@@ -1,31 +1,79 @@
-"""Launcher building blocks without a server: report batching, tasks, the exit note."""
+"""Launcher building blocks without a server: the journal, tasks, the exit note."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from runner.launcher import journal as journals
 from runner.launcher import workdir as wd
-from runner.launcher.session import _rounds
 from runner.launcher.tasks import TaskError, TaskFactory
-from runner.models import JobUpdate
+from runner.models import JobReport
 from runner.states import JobState
 
 
-def test_report_rounds_name_each_job_once_and_keep_order() -> None:
-    u = [
-        JobUpdate(id=1, state=JobState.RUNNING),
-        JobUpdate(id=2, state=JobState.RUNNING),
-        JobUpdate(id=1, state=JobState.RUN_DONE),
-        JobUpdate(id=3, state=JobState.RUNNING),
-        JobUpdate(id=2, state=JobState.RUN_ERROR),
+def _report(job_id: int, state: JobState) -> JobReport:
+    return JobReport(id=job_id, attempt=0, state=state, timestamp=datetime.now(UTC))
+
+
+def test_journal_keeps_what_was_not_acknowledged_and_skips_a_torn_line(tmp_path: Path) -> None:
+    j = journals.Journal(tmp_path, site_id=3).open()
+    j.note_session(7)
+    first = j.append(7, [_report(1, JobState.RUNNING), _report(2, JobState.RUNNING)])
+    j.append(7, [_report(1, JobState.RUN_DONE)])
+    j.ack(e.seq for e in first)
+    j.sync()
+    with j.path.open("a") as fh:  # a kill in the middle of a write
+        fh.write('{"n": 99, "s": 7, "r": {"id"')
+    header, entries, sessions = journals.read(j.path)
+    assert header["site_id"] == 3 and sessions == [7]
+    assert [(e.session_id, e.report.id, e.report.state) for e in entries] == [(7, 1, JobState.RUN_DONE)]
+    assert j.pending == 1
+    j.close()
+    assert j.path.exists()  # a report is still unacknowledged: kept for the next launcher
+
+
+def test_a_start_only_a_spawner_noted_becomes_a_running_report(tmp_path: Path) -> None:
+    """A task queued behind another is started by its spawner, which notes the start in
+    the journal first; if the launcher died before it reported that start, the journal
+    still yields its RUNNING (issue 16 item 8: every real start leaves a RUNNING Event)."""
+    j = journals.Journal(tmp_path, site_id=3).open()
+    j.note_session(7)
+    j.ack(e.seq for e in j.append(7, [_report(1, JobState.RUNNING)]))
+    with j.path.open("a") as fh:  # as spawner.Spawner._journal_start writes them
+        fh.write('{"start":1,"s":7,"a":0,"t":1.5}\n{"start":2,"s":7,"a":3,"t":2.5}\n')
+    _header, entries, _ = journals.read(j.path)
+    # job 1's start was reported (and acknowledged); job 2's only noted: its RUNNING now
+    assert [(e.session_id, e.report.id, e.report.attempt, e.report.state) for e in entries] == [
+        (7, 2, 3, JobState.RUNNING)
     ]
-    rounds = _rounds(u)
-    assert [[(x.id, x.state) for x in r] for r in rounds] == [
-        [(1, JobState.RUNNING), (2, JobState.RUNNING), (3, JobState.RUNNING)],
-        [(1, JobState.RUN_DONE), (2, JobState.RUN_ERROR)],
-    ]
+    assert entries[0].report.timestamp == datetime.fromtimestamp(2.5, tz=UTC)
+    j.close()
+
+
+def test_a_journal_is_an_orphan_only_once_its_launcher_is_gone(tmp_path: Path) -> None:
+    mine = journals.Journal(tmp_path, site_id=1).open()
+    mine.append(4, [_report(9, JobState.RUN_DONE)])
+    # another launcher (here: the same process, another open file) sees it locked
+    assert list(journals.orphans(tmp_path)) == []
+    mine.close()  # its lock goes with it (as with a process that dies)
+    dead = journals.Journal(tmp_path, site_id=1)
+    dead.path = tmp_path / journals.DIR / "otherhost-123-1.jsonl"
+    dead.path.write_text(mine.path.read_text().replace(f'"host":"{mine.host}"', '"host":"otherhost"'))
+    mine.path.unlink()
+    (orphan,) = journals.orphans(tmp_path)
+    assert [e.report.id for e in orphan.entries] == [9] and not orphan.same_host
+    orphan.release(remove=True)
+    assert not dead.path.exists()
+
+
+def test_an_acknowledged_journal_is_removed_on_close(tmp_path: Path) -> None:
+    j = journals.Journal(tmp_path, site_id=1).open()
+    j.ack(e.seq for e in j.append(1, [_report(1, JobState.RUNNING)]))
+    j.close()
+    assert not j.path.exists()
 
 
 def test_workdir_may_not_leave_the_data_directory(tmp_path: Path) -> None:
@@ -41,18 +89,18 @@ def test_workdir_may_not_leave_the_data_directory(tmp_path: Path) -> None:
 def test_noted_success_is_recovered_only_for_the_lost_attempt(tmp_path: Path) -> None:
     w = str(tmp_path / "w")
     wd.prepare(w)
-    wd.note_success(w, 5, 10, 1, 1.0, 2.0)  # job 5, session 10, attempt (retry_count) 1
+    wd.note_success(w, 5, 10, 1, 1.0, 2.0)  # job 5, session 10, attempt 1
     record = wd.read_note(w)
     assert record is not None and (record["started"], record["ended"]) == (1.0, 2.0)
-    # nothing reached the server: same attempt, offered again
-    assert wd.lost_success(record, 5, 11, 1, restart_ready=False)
-    # RUNNING reached it, the outcome did not: the expiry timed it out (retry_count + 1)
-    assert wd.lost_success(record, 5, 11, 2, restart_ready=True)
-    # the same session, another job, an older attempt: run it
-    assert not wd.lost_success(record, 5, 10, 2, restart_ready=True)
-    assert not wd.lost_success(record, 6, 11, 2, restart_ready=True)
-    assert not wd.lost_success(record, 5, 11, 3, restart_ready=True)
-    assert not wd.lost_success(record, 5, 11, 2, restart_ready=False)
+    # nothing reached the server: the expired session handed the job back in the same attempt
+    assert wd.lost_success(record, 5, 11, 1)
+    # the same session, another job: run it
+    assert not wd.lost_success(record, 5, 10, 1)
+    assert not wd.lost_success(record, 6, 11, 1)
+    # a later attempt: every move to RESTART_READY starts one (a timeout, a hook, a user's
+    # retry after a hook failed the success: issue 16 defect 3), and it always runs
+    assert not wd.lost_success(record, 5, 11, 2)
+    assert not wd.lost_success(record, 5, 11, 3)
 
 
 def test_an_idle_launcher_asks_again_soon_then_once_a_second() -> None:

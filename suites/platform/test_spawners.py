@@ -54,7 +54,7 @@ def test_exits_failures_and_tails_come_back_with_their_times(pool: SpawnerPool, 
     submit(pool, 1, ["sh", "-c", "echo out; echo err >&2; exit 7"], tmp_path)
     submit(pool, 2, ["/no/such/program"], tmp_path)
     w3 = submit(pool, 3, [sys.executable, "-c", "import time; time.sleep(0.3)"], tmp_path,
-                note=(3, 9, 0, False))
+                note=(3, 9, 0))
     submit(pool, 4, ["sh", "-c", "echo $TOLU_X"], tmp_path, env={"TOLU_X": "over the base"})
     got = drain(pool, 4)
     by_key = {e.key: e for e in got.exits}
@@ -75,8 +75,8 @@ def test_a_success_noted_by_a_dead_session_is_reported_not_run_again(
     w = tmp_path / "w5"
     w.mkdir()
     note_success(str(w), 5, 8, 0, 100.0, 101.0)  # session 8 ran it, then died unreported
-    submit(pool, 5, ["touch", "ran"], tmp_path, note=(5, 9, 0, False))
-    submit(pool, 6, ["touch", "ran"], tmp_path, note=(6, 9, 0, False))  # fresh: runs
+    submit(pool, 5, ["touch", "ran"], tmp_path, note=(5, 9, 0))
+    submit(pool, 6, ["touch", "ran"], tmp_path, note=(6, 9, 0))  # fresh: runs
     got = drain(pool, 2)
     by_key = {e.key: e for e in got.exits}
     assert by_key[5].recovered and (by_key[5].started, by_key[5].ended) == (100.0, 101.0)

@@ -20,7 +20,9 @@ def list_users(who: Who, db: Db, limit: Limit = DEFAULT, offset: Offset = 0) -> 
 
 
 @router.patch("/users/{user_id}", response_model=models.User)
-def update_user(user_id: int, body: models.UserAdminUpdate, who: Who, db: Db, address: Address) -> Response:
+def update_user(
+    user_id: models.Id32, body: models.UserAdminUpdate, who: Who, db: Db, address: Address
+) -> Response:
     """Disable or enable an account (all its credentials, at their next request), or set its role."""
     with db.write() as conn:
         return json_response(admin.update_user(conn, who, user_id, body, address))

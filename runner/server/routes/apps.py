@@ -21,8 +21,8 @@ def create(body: models.AppCreate, who: Who, db: Db) -> Response:
 def list_apps(
     who: Who,
     db: Db,
-    site_id: int | None = None,
-    name: str | None = None,
+    site_id: models.Id32 | None = None,
+    name: models.NameQuery | None = None,
     limit: Limit = DEFAULT,
     offset: Offset = 0,
 ) -> Response:
@@ -31,19 +31,19 @@ def list_apps(
 
 
 @router.get("/{app_id}", response_model=models.App)
-def get(app_id: int, who: Who, db: Db) -> Response:
+def get(app_id: models.Id32, who: Who, db: Db) -> Response:
     with db.read() as conn:
         return json_response(apps.get(conn, who, app_id))
 
 
 @router.patch("/{app_id}", response_model=models.App)
-def update(app_id: int, body: models.AppUpdate, who: Who, db: Db) -> Response:
+def update(app_id: models.Id32, body: models.AppUpdate, who: Who, db: Db) -> Response:
     with db.write() as conn:
         return json_response(apps.update(conn, who, app_id, body))
 
 
 @router.delete("/{app_id}", status_code=204)
-def delete(app_id: int, who: Who, db: Db) -> Response:
+def delete(app_id: models.Id32, who: Who, db: Db) -> Response:
     with db.write() as conn:
         apps.delete(conn, who, app_id)
     return Response(status_code=204)

@@ -137,7 +137,7 @@ def token(form: Form, db: Db, auth: Auth, address: Address) -> Response:
     return json_response(answer)
 
 
-@router.post("/revoke", status_code=200)
+@router.post("/revoke", status_code=200, responses={400: OAUTH_ERRORS[400]})
 def revoke_refresh(form: Form, db: Db, address: Address) -> Response:
     """RFC 7009: end the login of a refresh token (logout). Answers 200 even for unknown tokens."""
     with db.write() as conn:
@@ -145,7 +145,7 @@ def revoke_refresh(form: Form, db: Db, address: Address) -> Response:
     return json_response({})
 
 
-@router.post("/device", response_model=models.DeviceAuthorization)
+@router.post("/device", response_model=models.DeviceAuthorization, responses={400: OAUTH_ERRORS[400]})
 def device_authorization(form: Form, db: Db, auth: Auth, request: Request) -> Response:
     """RFC 8628: start a device-code login; show ``user_code`` and ``verification_uri`` to the person."""
     with db.write() as conn:
@@ -186,7 +186,7 @@ def create_token(body: models.ApiTokenCreate, who: Who, db: Db, address: Address
 
 
 @router.delete("/tokens/{token_id}", response_model=models.ApiToken)
-def revoke_token(token_id: int, who: Who, db: Db, address: Address) -> Response:
+def revoke_token(token_id: models.Id32, who: Who, db: Db, address: Address) -> Response:
     """Revoke a token or login of the account: refused from its next request on."""
     with db.write() as conn:
         return json_response(grants.revoke(conn, who, token_id, address))

@@ -24,7 +24,7 @@ def create(body: models.BatchJobCreate, who: Who, db: Db) -> Response:
 def list_batch_jobs(
     who: Who,
     db: Db,
-    site_id: int | None = None,
+    site_id: models.Id32 | None = None,
     state: Annotated[list[BatchJobState] | None, Query()] = None,
     limit: Limit = DEFAULT,
     offset: Offset = 0,
@@ -42,19 +42,19 @@ def bulk_update(body: list[models.BatchJobUpdate], who: Who, db: Db) -> Response
 
 
 @router.get("/{batch_job_id}", response_model=models.BatchJob)
-def get(batch_job_id: int, who: Who, db: Db) -> Response:
+def get(batch_job_id: models.Id32, who: Who, db: Db) -> Response:
     with db.read() as conn:
         return json_response(batch_jobs.get(conn, who, batch_job_id))
 
 
 @router.patch("/{batch_job_id}", response_model=models.BatchJob)
-def update(batch_job_id: int, body: models.BatchJobUpdate, who: Who, db: Db) -> Response:
+def update(batch_job_id: models.Id32, body: models.BatchJobUpdate, who: Who, db: Db) -> Response:
     body = body.model_copy(update={"id": batch_job_id})
     with db.write() as conn:
         return json_response(batch_jobs.bulk_update(conn, who, [body], single=True)[0])
 
 
 @router.delete("/{batch_job_id}", response_model=models.BatchJob)
-def delete(batch_job_id: int, who: Who, db: Db) -> Response:
+def delete(batch_job_id: models.Id32, who: Who, db: Db) -> Response:
     with db.write() as conn:
         return json_response(batch_jobs.request_deletion(conn, who, batch_job_id))

@@ -15,6 +15,8 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
+from runner.models import NUL_FREE
+
 T = TypeVar("T")
 
 #: model name -> JSON schema, added to the OpenAPI components by app.py.
@@ -27,8 +29,11 @@ def json_body(tp: Any) -> Callable[[Request], Awaitable[Any]]:
 
     async def parse(request: Request) -> Any:
         raw = await request.body()
+        # JSON can carry a NUL only as the escape \u0000: without one, the models'
+        # per-field NUL check has nothing to find (models.no_nul)
+        context = NUL_FREE if b"\\u0000" not in raw else None
         try:
-            return adapter.validate_json(raw)
+            return adapter.validate_json(raw, context=context)
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None

@@ -19,8 +19,8 @@ router = APIRouter(prefix="/events", tags=["events"])
 def list_events(
     who: Who,
     db: Db,
-    job_id: Annotated[list[int] | None, Query()] = None,
-    site_id: int | None = None,
+    job_id: Annotated[list[models.Id] | None, Query()] = None,
+    site_id: models.Id32 | None = None,
     to_state: Annotated[list[JobState] | None, Query()] = None,
     from_state: Annotated[list[JobState] | None, Query()] = None,
     after: datetime | None = None,

@@ -80,20 +80,20 @@ def delete_where(who: Who, db: Db, flt: Filter) -> Response:
 
 
 @router.get("/{job_id}", response_model=models.Job)
-def get(job_id: int, who: Who, db: Db) -> Response:
+def get(job_id: models.Id, who: Who, db: Db) -> Response:
     with db.read() as conn:
         return json_response(jobs.get(conn, who, job_id))
 
 
 @router.patch("/{job_id}", response_model=models.Job)
-def update(job_id: int, body: models.JobUpdate, who: Who, db: Db) -> Response:
+def update(job_id: models.Id, body: models.JobUpdate, who: Who, db: Db) -> Response:
     body = body.model_copy(update={"id": job_id})
     with db.write() as conn:
         return json_response(jobs.bulk_update(conn, who, [body], loc_prefix=False)[0])
 
 
 @router.delete("/{job_id}", status_code=204)
-def delete(job_id: int, who: Who, db: Db) -> Response:
+def delete(job_id: models.Id, who: Who, db: Db) -> Response:
     with db.write() as conn:
         jobs.delete_one(conn, who, job_id)
     return Response(status_code=204)

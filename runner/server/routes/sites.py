@@ -19,26 +19,26 @@ def create(body: models.SiteCreate, who: Who, db: Db) -> Response:
 
 @router.get("", response_model=models.Page[models.Site])
 def list_sites(
-    who: Who, db: Db, name: str | None = None, limit: Limit = DEFAULT, offset: Offset = 0
+    who: Who, db: Db, name: models.NameQuery | None = None, limit: Limit = DEFAULT, offset: Offset = 0
 ) -> Response:
     with db.read() as conn:
         return json_response(sites.filter(conn, who, name=name, limit=limit, offset=offset))
 
 
 @router.get("/{site_id}", response_model=models.Site)
-def get(site_id: int, who: Who, db: Db) -> Response:
+def get(site_id: models.Id32, who: Who, db: Db) -> Response:
     with db.read() as conn:
         return json_response(sites.get(conn, who, site_id))
 
 
 @router.patch("/{site_id}", response_model=models.Site)
-def update(site_id: int, body: models.SiteUpdate, who: Who, db: Db) -> Response:
+def update(site_id: models.Id32, body: models.SiteUpdate, who: Who, db: Db) -> Response:
     with db.write() as conn:
         return json_response(sites.update(conn, who, site_id, body))
 
 
 @router.delete("/{site_id}", status_code=204)
-def delete(site_id: int, who: Who, db: Db) -> Response:
+def delete(site_id: models.Id32, who: Who, db: Db) -> Response:
     with db.write() as conn:
         sites.delete(conn, who, site_id)
     return Response(status_code=204)

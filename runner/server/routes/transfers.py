@@ -17,8 +17,8 @@ router = APIRouter(prefix="/transfers", tags=["transfers"])
 def list_transfers(
     who: Who,
     db: Db,
-    site_id: int | None = None,
-    job_id: Annotated[list[int] | None, Query()] = None,
+    site_id: models.Id32 | None = None,
+    job_id: Annotated[list[models.Id] | None, Query()] = None,
     state: models.TransferState | None = None,
     direction: models.TransferDirection | None = None,
     limit: Limit = DEFAULT,

@@ -290,6 +290,7 @@ def plan(
             "return_code": None,
             "retry_count": 0,
             "retry_limit": it.retry_limit,
+            "attempt": 0,
             "data": it.data,
             "batch_job_id": None,
             "session_id": None,

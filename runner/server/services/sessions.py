@@ -28,7 +28,7 @@ from runner.states import JobState
 S = JobState
 
 
-def _get_row(conn: Connection, who: Principal, session_id: int) -> dict[str, Any]:
+def get_row(conn: Connection, who: Principal, session_id: int) -> dict[str, Any]:
     row = conn.execute(
         select(*rows.SESSION_COLUMNS).where(t.sessions.c.id == session_id, who.owns(t.sessions))
     ).first()
@@ -52,7 +52,7 @@ def create(conn: Connection, who: Principal, body: SessionCreate) -> dict[str, A
             ttl_sec=body.ttl_sec,
         )
     ).inserted_primary_key[0]  # type: ignore[index]
-    return _get_row(conn, who, new_id)
+    return get_row(conn, who, new_id)
 
 
 def filter(
@@ -67,31 +67,43 @@ def filter(
     return rows.page(total, rows.dicts(rows.SESSION_KEYS, conn.execute(stmt)))
 
 
-def heartbeat(conn: Connection, who: Principal, session_id: int) -> dict[str, Any]:
-    expire(conn)
-    row = _get_row(conn, who, session_id)
+def heartbeat(
+    conn: Connection, who: Principal, session_id: int, *, up_since: datetime | None = None
+) -> dict[str, Any]:
+    expire(conn, up_since=up_since)
+    row = get_row(conn, who, session_id)
     now = utcnow()
     conn.execute(
         update(t.sessions)
         .where(t.sessions.c.id == session_id)
         .values(heartbeat=now, expires_at=now + timedelta(seconds=row["ttl_sec"]))
     )
-    return _get_row(conn, who, session_id)
+    return get_row(conn, who, session_id)
 
 
 def delete_session(conn: Connection, who: Principal, session_id: int) -> None:
-    _get_row(conn, who, session_id)
+    get_row(conn, who, session_id)
     _release(conn, [session_id], "session ended")
 
 
-def expire(conn: Connection, now: datetime | None = None) -> int:
+def expire(conn: Connection, now: datetime | None = None, *, up_since: datetime | None = None) -> int:
     """End every session whose heartbeat is older than its ttl; returns how many.
+
+    ``up_since``: since when this server has been able to hear heartbeats (its start,
+    or the end of a database outage). A session is ended only once it has had a
+    whole ttl of that to beat in: launchers cannot heartbeat a server or database
+    that is away, and ending their sessions for it would hand their running jobs to
+    other launchers while they still run them.
 
     PostgreSQL: each expired session is locked by the one server worker that ends it
     (``SKIP LOCKED``: the others pass it by), so no job times out twice.
     """
     now = now or utcnow()
-    stmt = select(t.sessions.c.id).where(t.sessions.c.expires_at < now)
+    c = t.sessions.c
+    where = [c.expires_at < now]
+    if up_since is not None:
+        where.append(c.ttl_sec < (now - up_since).total_seconds())
+    stmt = select(c.id).where(*where)
     if not bulk.is_sqlite(conn):
         stmt = stmt.with_for_update(skip_locked=True)
     ids = list(conn.execute(stmt).scalars())
@@ -109,14 +121,25 @@ def _release(conn: Connection, session_ids: list[int], reason: str) -> None:
     adv = Advancer(conn)
     for rec in load_recs(conn, held).values():
         if rec.state is S.RUNNING:
-            adv.move(rec, S.RUN_TIMEOUT, None, {"reason": f"{reason} (session {rec.session_id})"})
+            # lost_attempt: if the launcher went on running it, its late report may
+            # reclaim the job while nobody else has taken it (services/reports.py)
+            data = {"reason": f"{reason} (session {rec.session_id})", "lost_attempt": rec.attempt}
+            adv.move(rec, S.RUN_TIMEOUT, None, data)
     adv.flush()
     for part in chunks(session_ids):
         conn.execute(update(t.jobs).where(t.jobs.c.session_id.in_(part)).values(session_id=None))
         conn.execute(delete(t.sessions).where(t.sessions.c.id.in_(part)))
 
 
-def acquire(conn: Connection, db: Database, who: Principal, session_id: int, spec: AcquireSpec) -> bytes:
+def acquire(
+    conn: Connection,
+    db: Database,
+    who: Principal,
+    session_id: int,
+    spec: AcquireSpec,
+    *,
+    up_since: datetime | None = None,
+) -> bytes:
     """Hold runnable jobs for the session; answers them as one JSON array (bytes).
 
     Without a node budget (serial mode) one statement picks, holds and returns the
@@ -125,8 +148,8 @@ def acquire(conn: Connection, db: Database, who: Principal, session_id: int, spe
     (``max_aggregate_nodes``, MPI mode) the candidates are read first and packed
     here, largest first.
     """
-    expire(conn)
-    session = _get_row(conn, who, session_id)
+    expire(conn, up_since=up_since)
+    session = get_row(conn, who, session_id)
     j = t.jobs.c
     # FREE_TO_RUN word for word: the partial index of the jobs free to run serves it
     where: list[ColumnElement[bool]] = [j.site_id == session["site_id"], t.FREE_TO_RUN]  # type: ignore[list-item]

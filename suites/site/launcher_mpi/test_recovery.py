@@ -95,7 +95,9 @@ def test_kill_9_halfway_then_a_second_launcher_finishes_every_job_once(
             restarted += 1
             restarted_ids.add(job_id)
             timeout = next(e for e in by_job[job_id] if e.to_state is S.RUN_TIMEOUT)
-            assert "session expired" in timeout.data["reason"], timeout.data
+            # the dead launcher's session: ended by the second launcher, which took over
+            # its journal, or expired if that came later
+            assert timeout.data["reason"].startswith(("session ended", "session expired")), timeout.data
             assert seq[seq.index(S.RUN_TIMEOUT) + 1] is S.RESTART_READY
     # the jobs that were running when the launcher died were run again
     assert restarted >= 1 and running_at_kill <= restarted_ids, (restarted_ids, running_at_kill)

@@ -1,0 +1,299 @@
+"""The launcher's outcome journal: every report kept on disk until the server has taken it.
+
+One file per launcher, ``SITE/journal/<host>-<pid>-<start>.jsonl``, JSON lines:
+
+- a header ``{"journal": 1, "host": ..., "pid": ..., "site_id": ..., "started": ...}``;
+- ``{"n": 7, "s": 12, "r": {...}}``: report number 7, made under session 12 (a JobReport);
+- ``{"ack": [5, 6, 7]}``: the server took those (applied them, or said they are moot);
+- ``{"session": 12}``: the launcher opened session 12;
+- ``{"start": 9, "s": 12, "a": 0, "t": ...}``: a spawner started job 9 (attempt 0,
+  session 12) at time t, queued behind another task (the coordinator did not hand
+  this start over itself, so it may not have journaled it yet). Never sent as such:
+  ``read`` turns the start of a job the file has no report of into its RUNNING, so
+  every real start leaves a RUNNING Event even when the launcher is killed at once.
+
+Reports are written (``os.write``, no buffering in the process) as the engine hands
+them over, so a launcher killed a moment later has left them in the file; the
+reporter ``fsync``s the file once per batch before sending it, so a node that loses
+power loses at most the batch in flight. The owner holds an exclusive ``flock`` on
+its file while it lives: a journal whose lock can be taken and whose process is gone
+is an orphan, and the next launcher of the site sends what it still holds
+(``orphans``/``read``) before it takes new work. A torn last line (a kill in the
+middle of a write) is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runner.models import JobReport
+from runner.states import JobState
+
+log = logging.getLogger("runner.launcher")
+
+DIR = "journal"
+SUFFIX = ".jsonl"
+#: an all-acknowledged journal larger than this starts over (keeps replay short).
+COMPACT_BYTES = 4 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One report and where it came from: the session the job was acquired under."""
+
+    seq: int
+    session_id: int
+    report: JobReport
+
+
+class JournalError(OSError):
+    """The journal cannot be written: the launcher must not run jobs it cannot account for."""
+
+
+class Journal:
+    """This launcher's journal file (see the module); thread-safe."""
+
+    def __init__(self, site_dir: Path, *, site_id: int) -> None:
+        self.directory = site_dir / DIR
+        host = _host()
+        self.host = host
+        self.pid = os.getpid()
+        self.path = self.directory / f"{host}-{self.pid}-{int(time.time())}{SUFFIX}"
+        self.site_id = site_id
+        self._fd = -1
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._dirty = False
+        self._open_seqs: set[int] = set()
+
+    def open(self) -> Journal:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise JournalError(exc.errno, f"cannot open the outcome journal {self.path}: {exc.strerror}") \
+                from None
+        self._write_header()
+        return self
+
+    def _write_header(self) -> None:
+        header = {
+            "journal": 1, "host": self.host, "pid": self.pid, "site_id": self.site_id, "started": time.time()
+        }
+        self._write([header])
+
+    def _write(self, records: Iterable[dict[str, Any]]) -> None:
+        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        try:
+            os.write(self._fd, data)
+        except OSError as exc:
+            raise JournalError(exc.errno, f"cannot write the outcome journal {self.path}: {exc.strerror}") \
+                from None
+        self._dirty = True
+
+    def append(self, session_id: int, reports: Iterable[JobReport]) -> list[Entry]:
+        """Write ``reports`` (in order) and return them numbered."""
+        with self._lock:
+            entries = []
+            for r in reports:
+                self._seq += 1
+                entries.append(Entry(self._seq, session_id, r))
+            self._write_entries(entries)
+            return entries
+
+    def adopt(self, entries: Iterable[Entry]) -> list[Entry]:
+        """Take over another journal's entries (renumbered into this one)."""
+        with self._lock:
+            out = []
+            for e in entries:
+                self._seq += 1
+                out.append(Entry(self._seq, e.session_id, e.report))
+            self._write_entries(out)
+            self._sync()
+            return out
+
+    def _write_entries(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        self._write(
+            {"n": e.seq, "s": e.session_id, "r": e.report.model_dump(mode="json", exclude_unset=True)}
+            for e in entries
+        )
+        self._open_seqs.update(e.seq for e in entries)
+
+    def sync(self) -> None:
+        """Make what was written durable (once per batch, before it is sent)."""
+        with self._lock:
+            self._sync()
+
+    def _sync(self) -> None:
+        if self._dirty and self._fd >= 0:
+            os.fsync(self._fd)
+            self._dirty = False
+
+    def ack(self, seqs: Iterable[int]) -> None:
+        """The server took these: the next launcher need not send them again."""
+        seqs = list(seqs)
+        if not seqs:
+            return
+        with self._lock:
+            self._write([{"ack": seqs}])
+            self._open_seqs.difference_update(seqs)
+            if not self._open_seqs and os.fstat(self._fd).st_size > COMPACT_BYTES:
+                os.ftruncate(self._fd, 0)
+                self._write_header()
+
+    def note_session(self, session_id: int) -> None:
+        with self._lock:
+            self._write([{"session": session_id}])
+
+    @property
+    def pending(self) -> int:
+        return len(self._open_seqs)
+
+    def close(self) -> None:
+        """Close; the file goes when everything in it was taken, else it stays for the
+        next launcher (the lock goes with the process either way)."""
+        with self._lock:
+            if self._fd < 0:
+                return
+            with contextlib.suppress(OSError):
+                self._sync()
+            if not self._open_seqs:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+            os.close(self._fd)
+            self._fd = -1
+
+
+# ---------------------------------------------------------------- other launchers' journals
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A dead launcher's journal: what it still had to report, and its lock (held by us)."""
+
+    path: Path
+    header: dict[str, Any]
+    entries: list[Entry]
+    #: the sessions the launcher opened (the last one may still hold jobs on the server).
+    sessions: list[int]
+    fd: int
+
+    @property
+    def same_host(self) -> bool:
+        return self.header.get("host") == _host()
+
+    def release(self, *, remove: bool) -> None:
+        if remove:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def orphans(site_dir: Path, me: Journal | None = None) -> Iterator[Orphan]:
+    """Journals of launchers of this site that are gone, each locked for the caller.
+
+    A journal is an orphan when its lock can be taken (its process holds it while it
+    lives) and, for one written on this host, its pid is gone too (a belt to the
+    braces of file systems whose locks are not shared between hosts).
+    """
+    directory = site_dir / DIR
+    if not directory.is_dir():
+        return
+    for path in sorted(directory.glob(f"*{SUFFIX}")):
+        if me is not None and path == me.path:
+            continue
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # its launcher lives
+        header, entries, sessions = read(path)
+        if header.get("host") == _host() and _alive(header.get("pid")):
+            os.close(fd)
+            continue
+        yield Orphan(path, header, entries, sessions, fd)
+
+
+def _host() -> str:
+    return socket.gethostname().split(".")[0] or "host"
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return pid == os.getpid()
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read(path: Path) -> tuple[dict[str, Any], list[Entry], list[int]]:
+    """A journal's header, the entries it holds that were never acknowledged, and the
+    sessions its launcher opened."""
+    header: dict[str, Any] = {}
+    entries: dict[int, Entry] = {}
+    sessions: list[int] = []
+    #: jobs with any report in the file (acknowledged or not), and spawners' starts
+    reported: set[int] = set()
+    starts: dict[int, tuple[int, int, float]] = {}
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        log.warning("cannot read journal %s: %s", path, exc)
+        return header, [], []
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a torn last line
+        if not isinstance(rec, dict):
+            continue
+        if "journal" in rec:
+            header = rec
+        elif "session" in rec:
+            if isinstance(rec["session"], int):
+                sessions.append(rec["session"])
+        elif "ack" in rec:
+            for n in rec["ack"]:
+                entries.pop(n, None)
+        elif "n" in rec:
+            try:
+                entries[rec["n"]] = Entry(rec["n"], int(rec["s"]), JobReport.model_validate(rec["r"]))
+                reported.add(entries[rec["n"]].report.id)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("journal %s: unreadable entry skipped: %s", path, exc)
+        elif "start" in rec:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                starts[int(rec["start"])] = (int(rec["s"]), int(rec["a"]), float(rec["t"]))
+    # starts its launcher never reported (killed first): RUNNING, before everything else
+    # (nothing else in the file is about these jobs); numbered below every real entry
+    late = [(job_id, *s) for job_id, s in starts.items() if job_id not in reported]
+    for i, (job_id, session_id, attempt, t) in enumerate(late):
+        report = JobReport(
+            id=job_id, attempt=attempt, state=JobState.RUNNING, timestamp=datetime.fromtimestamp(t, tz=UTC)
+        )
+        entries[i - len(late)] = Entry(i - len(late), session_id, report)
+    return header, [entries[n] for n in sorted(entries)], sessions

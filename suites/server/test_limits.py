@@ -1,0 +1,161 @@
+"""Hostile input: integers beyond 64 bits, NUL characters, huge bodies, no token.
+
+Issue 16, defects 5 and 6, on SQLite and PostgreSQL: each is a 4xx naming the field
+(never a 500), authentication comes before any body is read, and a body over the
+limit is refused from its length, before it is buffered.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from server_helpers import Raw, SiteApp
+
+from runner.client import Client
+from runner.models import PARAMETERS_MAX_BYTES
+from runner.server.gate import MAX_BODY_BYTES
+
+BIG = 2**64 + 1
+
+
+def _locs(resp: Any) -> list[list[Any]]:
+    return [e["loc"] for e in resp.json()["detail"]]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "loc"),
+    [
+        ("GET", f"/jobs/{BIG}", None, ["path", "job_id"]),
+        ("PATCH", f"/jobs/{BIG}", {}, ["path", "job_id"]),
+        ("DELETE", f"/jobs/{BIG}", None, ["path", "job_id"]),
+        ("GET", f"/jobs?offset={BIG}", None, ["query", "offset"]),
+        ("GET", f"/jobs?app_id={BIG}", None, ["query", "app_id"]),
+        ("GET", f"/jobs/counts?id={BIG}", None, ["query", "id", 0]),
+        ("GET", f"/events?job_id={BIG}", None, ["query", "job_id", 0]),
+        ("GET", f"/sites/{BIG}", None, ["path", "site_id"]),
+        ("GET", f"/apps?site_id={BIG}", None, ["query", "site_id"]),
+        ("POST", f"/sessions/{BIG}/heartbeat", None, ["path", "session_id"]),
+        ("GET", f"/stats/history?batch_job_id={BIG}", None, ["query", "batch_job_id"]),
+        ("POST", "/auth/tokens", {"name": "t", "scope": "site", "site_id": BIG}, ["body", "site_id"]),
+        ("DELETE", f"/auth/tokens/{BIG}", None, ["path", "token_id"]),
+        ("POST", "/jobs", [{"app_id": 2**31}], ["body", 0, "app_id"]),
+        ("GET", f"/sites/{2**31}", None, ["path", "site_id"]),
+        ("PATCH", "/jobs", [{"id": 1, "return_code": BIG}], ["body", 0, "return_code"]),
+        ("PATCH", "/jobs", [{"id": BIG}], ["body", 0, "id"]),
+        ("POST", "/sessions", {"site_id": BIG}, ["body", "site_id"]),
+        ("POST", "/batch-jobs", {"site_id": BIG, "num_nodes": 1, "wall_time_min": 1}, ["body", "site_id"]),
+    ],
+)
+def test_integers_beyond_64_bits_are_422_naming_the_field(
+    raw: Raw, method: str, path: str, body: Any, loc: list[Any]
+) -> None:
+    resp = raw(method, path, json=body)
+    assert resp.status_code == 422, resp.text
+    assert loc in _locs(resp), resp.text
+
+
+def test_nul_characters_are_422_naming_the_field(raw: Raw, site_app: SiteApp, tolu_client: Client) -> None:
+    cases: list[tuple[str, str, Any, list[Any]]] = [
+        ("POST", "/sites", {"name": "a\x00b", "path": "/x", "hostname": "h"}, ["body", "name"]),
+        ("PATCH", f"/sites/{site_app.site.id}", {"hostname": "h\x00"}, ["body", "hostname"]),
+        ("POST", "/jobs", [{"app_id": site_app.app.id, "tags": {"run": "a\x00"}}], ["body", 0, "tags"]),
+        ("POST", "/jobs", [{"app_id": site_app.app.id, "parameters": {"x\x00": 1}}],
+            ["body", 0, "parameters"]),
+        ("GET", "/jobs?tags=run:a%00b", None, ["query", "tags"]),
+        ("GET", "/apps?name=a%00b", None, ["query", "name"]),
+        ("GET", "/sites?name=a%00b", None, ["query", "name"]),
+        ("GET", "/stats/history?tags=run:a%00b", None, ["query", "tags"]),
+    ]
+    before = tolu_client.jobs.count()
+    for method, path, body, loc in cases:
+        resp = raw(method, path, json=body)
+        assert resp.status_code == 422, (path, resp.text)
+        assert loc in _locs(resp), (path, resp.text)
+        assert "NUL" in resp.text
+    assert tolu_client.jobs.count() == before
+    assert tolu_client.sites.get(site_app.site.id).hostname != "h\x00"
+
+
+def test_a_job_parameter_larger_than_the_limit_is_refused(raw: Raw, site_app: SiteApp) -> None:
+    big = {"app_id": site_app.app.id, "parameters": {"x": "y" * PARAMETERS_MAX_BYTES}}
+    resp = raw("POST", "/jobs", json=[big])
+    assert resp.status_code == 422 and ["body", 0, "parameters"] in _locs(resp), resp.text
+
+
+def _send_head(url: str, head: str, body: bytes = b"") -> tuple[int, str]:
+    """Send raw request bytes (a head that announces more body than follows) and read
+    the answer: the server must answer without waiting for the rest."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    status_line, _, rest = data.decode("latin-1").partition("\r\n")
+    return int(status_line.split()[1]), rest
+
+
+def test_no_token_is_401_before_the_body_is_read(tolu_client: Client) -> None:
+    """A 400 MB body announced, a few bytes sent: 401 at once (the body is never read)."""
+    head = (
+        "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {400 << 20}\r\n"
+    )
+    status, _ = _send_head(tolu_client.url, head, b"[{junk")
+    assert status == 401
+    junk = (
+        "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 6\r\n"
+    )
+    assert _send_head(tolu_client.url, junk, b"[{junk")[0] == 401  # not 422: who asks comes first
+
+
+def test_a_body_over_the_limit_is_413_before_it_is_read(tolu_client: Client) -> None:
+    head = (
+        "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {tolu_client.token}\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n"
+    )
+    status, rest = _send_head(tolu_client.url, head, b"[")
+    assert status == 413, rest
+
+
+def test_a_chunked_body_over_the_limit_is_413_while_reading(raw: Raw) -> None:
+    sent = 0
+    chunk = b" " * (1 << 20)
+
+    def body() -> Any:
+        nonlocal sent
+        while sent <= MAX_BODY_BYTES + (4 << 20):
+            sent += len(chunk)
+            yield chunk
+
+    try:
+        resp = raw("POST", "/jobs", data=body(), headers={"Content-Type": "application/json"})
+    except Exception as exc:  # the server may close the connection before we stop sending
+        pytest.fail(f"no answer: {exc}")
+    assert resp.status_code == 413, resp.text[:300]
+
+
+def test_the_api_description_lists_every_error_answer(tolu_client: Client) -> None:
+    import requests
+
+    doc = requests.get(tolu_client.url + "/openapi.json", timeout=30).json()
+    resources = ("/sites", "/apps", "/jobs", "/events", "/transfers", "/batch-jobs", "/sessions", "/users/me")
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            codes = set(op["responses"])
+            assert "413" in codes, (method, path)
+            if op.get("parameters") or "requestBody" in op:
+                assert "422" in codes, (method, path, codes)
+            if path.startswith(resources):
+                assert {"401", "403"} <= codes, (method, path, codes)
+                if "{" in path:
+                    assert "404" in codes, (method, path)
+                if method in ("post", "patch", "delete"):
+                    assert {"404", "409"} <= codes, (method, path)
+    assert doc["components"]["schemas"]["Error"]["required"] == ["detail"]

@@ -22,11 +22,11 @@ from harness.report import printed_run_dir
 from runner.client import Client
 
 INNER = {
-    "suites/server/test_api.py": (
+    "suites/server/test_inner_api.py": (
         "def test_ok():\n    pass\n\n"
         "def test_broken():\n    assert 2 + 2 == 5, 'arithmetic'\n"
     ),
-    "suites/site/scheduler/test_slurm.py": (
+    "suites/site/scheduler/test_inner_slurm.py": (
         "import pytest\n\n"
         "@pytest.mark.requires('unobtanium')\n"
         "def test_needs_it():\n    pass\n\n"

@@ -40,10 +40,17 @@ def two_workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serv
             server.stop()
 
 
-def _workers(server: ServerProcess) -> list[psutil.Process]:
+def _workers(server: ServerProcess, n: int = 2) -> list[psutil.Process]:
+    """The supervisor's ``n`` workers, once they are all up: the server answers as soon as
+    its first worker does, and a worker takes its name when it has imported the server."""
     assert server.pid is not None
-    kids = psutil.Process(server.pid).children()
-    return [p for p in kids if p.name() == "tolu-server"]
+    supervisor = psutil.Process(server.pid)
+
+    def named() -> list[psutil.Process]:
+        return [p for p in supervisor.children() if p.name() == "tolu-server"]
+
+    wait_until(lambda: len(named()) == n, timeout=60, what=f"{n} server workers named tolu-server")
+    return named()
 
 
 def _cpu(proc: psutil.Process) -> float:

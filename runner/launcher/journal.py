@@ -7,10 +7,16 @@ One file per launcher, ``SITE/journal/<host>-<pid>-<start>.jsonl``, JSON lines:
 - ``{"ack": [5, 6, 7]}``: the server took those (applied them, or said they are moot);
 - ``{"session": 12}``: the launcher opened session 12;
 - ``{"start": 9, "s": 12, "a": 0, "t": ...}``: a spawner started job 9 (attempt 0,
-  session 12) at time t, queued behind another task (the coordinator did not hand
-  this start over itself, so it may not have journaled it yet). Never sent as such:
-  ``read`` turns the start of a job the file has no report of into its RUNNING, so
-  every real start leaves a RUNNING Event even when the launcher is killed at once.
+  session 12) at time t, before the coordinator heard of it (MPI mode: a task queued
+  behind another; serial mode: every task, which a worker starts when a slot frees).
+  Never sent as such: ``read`` turns the start of a job the file has no report of
+  into its RUNNING, so every real start leaves a RUNNING Event even when the launcher
+  is killed at once.
+
+Serial mode's worker ranks on other nodes note their starts in a file of their own
+beside it, ``<journal>.rank<N>.starts`` (:func:`rank_starts`): appends from several
+hosts to one file are not atomic on every shared file system (NFS). ``read`` takes
+their start lines in with the journal's, and they go with it.
 
 Reports are written (``os.write``, no buffering in the process) as the engine hands
 them over, so a launcher killed a moment later has left them in the file; the
@@ -47,6 +53,8 @@ DIR = "journal"
 SUFFIX = ".jsonl"
 #: an all-acknowledged journal larger than this starts over (keeps replay short).
 COMPACT_BYTES = 4 << 20
+#: how much of its end a compaction reads back for spawners' starts still in flight.
+COMPACT_TAIL_BYTES = 256 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +161,36 @@ class Journal:
             self._write([{"ack": seqs}])
             self._open_seqs.difference_update(seqs)
             if not self._open_seqs and os.fstat(self._fd).st_size > COMPACT_BYTES:
+                carried = self._starts_in_flight()
                 os.ftruncate(self._fd, 0)
                 self._write_header()
+                if carried:
+                    self._write(carried)
+
+    def _starts_in_flight(self) -> list[dict[str, Any]]:
+        """The spawners' start lines near the end of the file with no report after them:
+        tasks started that the coordinator has not heard of yet, which must outlive a
+        compaction. A start line precedes its report, so the tail holds both; it spans
+        far more starts than can be in flight (a spawner's batch is FLUSH_SEC)."""
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - COMPACT_TAIL_BYTES))
+                lines = fh.read().split(b"\n")[1:-1]  # whole lines only
+        except OSError:
+            return []
+        starts: dict[int, dict[str, Any]] = {}
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(rec, dict):
+                continue
+            if "start" in rec:
+                starts[rec["start"]] = rec
+            elif "n" in rec and isinstance(rec.get("r"), dict):
+                starts.pop(rec["r"].get("id"), None)
+        return list(starts.values())
 
     def note_session(self, session_id: int) -> None:
         with self._lock:
@@ -165,18 +201,33 @@ class Journal:
         return len(self._open_seqs)
 
     def close(self) -> None:
-        """Close; the file goes when everything in it was taken, else it stays for the
-        next launcher (the lock goes with the process either way)."""
+        """Close; the file (and its ranks' start files) go when everything in it was
+        taken, else they stay for the next launcher (the lock goes with the process
+        either way)."""
         with self._lock:
             if self._fd < 0:
                 return
             with contextlib.suppress(OSError):
                 self._sync()
             if not self._open_seqs:
-                with contextlib.suppress(OSError):
-                    self.path.unlink()
+                _remove(self.path)
             os.close(self._fd)
             self._fd = -1
+
+
+def rank_starts(journal_path: Path, rank: int) -> Path:
+    """Where serial mode's worker rank ``rank`` notes the starts of its tasks (see the module)."""
+    return journal_path.with_name(f"{journal_path.name}.rank{rank}.starts")
+
+
+def _rank_files(journal_path: Path) -> list[Path]:
+    return sorted(journal_path.parent.glob(f"{journal_path.name}.rank*.starts"))
+
+
+def _remove(journal_path: Path) -> None:
+    for path in [journal_path, *_rank_files(journal_path)]:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 # ---------------------------------------------------------------- other launchers' journals
@@ -199,8 +250,7 @@ class Orphan:
 
     def release(self, *, remove: bool) -> None:
         if remove:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
+            _remove(self.path)
         with contextlib.suppress(OSError):
             os.close(self.fd)
 
@@ -264,6 +314,9 @@ def read(path: Path) -> tuple[dict[str, Any], list[Entry], list[int]]:
     except OSError as exc:
         log.warning("cannot read journal %s: %s", path, exc)
         return header, [], []
+    for rank_file in _rank_files(path):  # start lines only
+        with contextlib.suppress(OSError):
+            text += "\n" + rank_file.read_text(errors="replace")
     for line in text.splitlines():
         try:
             rec = json.loads(line)

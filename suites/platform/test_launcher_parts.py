@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,6 +54,37 @@ def test_a_start_only_a_spawner_noted_becomes_a_running_report(tmp_path: Path) -
     j.close()
 
 
+def test_a_worker_ranks_start_file_is_read_with_its_journal_and_goes_with_it(tmp_path: Path) -> None:
+    """Serial mode's worker ranks on other nodes note starts in a file of their own
+    (appends from several hosts to one file are not atomic on NFS)."""
+    j = journals.Journal(tmp_path, site_id=3).open()
+    j.note_session(7)
+    j.ack(e.seq for e in j.append(7, [_report(1, JobState.RUNNING)]))
+    starts = journals.rank_starts(j.path, 2)
+    starts.write_text('{"start":1,"s":7,"a":0,"t":1.5}\n{"start":4,"s":7,"a":0,"t":2.5}\n')
+    _header, entries, _ = journals.read(j.path)
+    assert [(e.report.id, e.report.state) for e in entries] == [(4, JobState.RUNNING)]
+    j.close()  # everything was acknowledged: the journal and its ranks' files go
+    assert not j.path.exists() and not starts.exists()
+
+
+def test_a_compaction_keeps_the_starts_the_coordinator_has_not_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An all-acknowledged journal starts over, but a spawner's start the coordinator has
+    not heard of yet (no report after it) is carried into the new file."""
+    monkeypatch.setattr(journals, "COMPACT_BYTES", 1000)
+    j = journals.Journal(tmp_path, site_id=3).open()
+    j.note_session(7)
+    with j.path.open("a") as fh:  # as spawner.Spawner._journal_start writes them
+        fh.write('{"start":1,"s":7,"a":0,"t":1.5}\n{"start":2,"s":7,"a":0,"t":2.5}\n')
+    j.ack(e.seq for e in j.append(7, [_report(i, JobState.RUNNING) for i in (1, 3, 4, 5, 6, 7, 8)]))
+    assert j.path.stat().st_size < 1000  # it started over
+    _header, entries, _ = journals.read(j.path)
+    assert [(e.report.id, e.report.state) for e in entries] == [(2, JobState.RUNNING)]
+    j.close()
+
+
 def test_a_journal_is_an_orphan_only_once_its_launcher_is_gone(tmp_path: Path) -> None:
     mine = journals.Journal(tmp_path, site_id=1).open()
     mine.append(4, [_report(9, JobState.RUN_DONE)])
@@ -84,6 +116,31 @@ def test_workdir_may_not_leave_the_data_directory(tmp_path: Path) -> None:
     for bad in ("../x", "/etc", "a/../../x"):
         with pytest.raises(TaskError, match="leaves"):
             factory.workdir(SimpleNamespace(workdir=bad))  # type: ignore[arg-type]
+
+
+def test_the_exit_note_falls_back_to_a_file_without_extended_attributes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the workdir's file system has no user attributes (setxattr answers ENOTSUP),
+    the note is the .tolu-exit.json file; a note left in the attribute by an earlier
+    attempt does not shadow it."""
+    import errno
+
+    w = str(tmp_path / "w")
+    wd.prepare(w)
+    wd.note_success(w, 5, 10, 0, 1.0, 2.0)  # attempt 0, in the attribute
+    assert os.getxattr(w, wd.EXIT_XATTR)
+
+    def no_xattrs(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", no_xattrs)
+    wd.note_success(w, 5, 11, 1, 3.0, 4.0)  # attempt 1, in the file
+    record = wd.read_note(w)
+    assert record is not None and (record["attempt"], record["started"]) == (1, 3.0)
+    assert (tmp_path / "w" / wd.EXIT_FILE).is_file()
+    with pytest.raises(OSError):
+        os.getxattr(w, wd.EXIT_XATTR)
 
 
 def test_noted_success_is_recovered_only_for_the_lost_attempt(tmp_path: Path) -> None:

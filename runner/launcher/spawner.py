@@ -293,8 +293,23 @@ class Spawner:
         sends them; a task queued behind another starts here without it (and in serial
         mode every task does), and a coordinator killed before it hears of the start would
         leave a real start without a RUNNING Event. A dead launcher's successor turns these
-        lines into RUNNING reports (journal.read). One O_APPEND write of one line: atomic
-        beside the coordinator's."""
+        lines into RUNNING reports (journal.read)."""
+        job_id, session_id, attempt = note
+        self._journal(f'{{"start":{job_id},"s":{session_id},"a":{attempt},"t":{time.time()!r}}}\n')
+
+    def _journal_end(self, note: tuple[int, int, int], started: float, ended: float) -> None:
+        """Note in the journal that this task ended with 0, before it is reported. Once its
+        start is in the journal, a dead launcher's successor sends that RUNNING, and the
+        session's expiry then starts a new attempt, for which the workdir's exit note no
+        longer speaks: this line makes the successor send the RUN_DONE too (journal.read),
+        so a task that ended the instant before the kill is not run again."""
+        job_id, session_id, attempt = note
+        self._journal(
+            f'{{"end":{job_id},"s":{session_id},"a":{attempt},"t0":{started!r},"t":{ended!r}}}\n'
+        )
+
+    def _journal(self, line: str) -> None:
+        """One O_APPEND write of one line: atomic beside the coordinator's."""
         if self._journal_fd < 0:
             assert self.journal is not None
             try:
@@ -302,8 +317,6 @@ class Spawner:
             except OSError:
                 self.journal = None  # not there (yet): the coordinator's report is the only one
                 return
-        job_id, session_id, attempt = note
-        line = f'{{"start":{job_id},"s":{session_id},"a":{attempt},"t":{time.time()!r}}}\n'
         with contextlib.suppress(OSError):
             os.write(self._journal_fd, line.encode())
 
@@ -405,6 +418,9 @@ class Spawner:
         if not failed and spawn.note is not None:
             job_id, session_id, attempt = spawn.note
             wd.note_success(spawn.workdir, job_id, session_id, attempt, child.started, ended)
+            # a Python task's result is in its workdir, not in a line: its note alone speaks for it
+            if self.journal is not None and not spawn.python:
+                self._journal_end(spawn.note, child.started, ended)
         self.out.ended.append(
             Ended(
                 spawn.key,

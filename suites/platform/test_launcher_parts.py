@@ -71,17 +71,49 @@ def test_a_worker_ranks_start_file_is_read_with_its_journal_and_goes_with_it(tmp
 def test_a_compaction_keeps_the_starts_the_coordinator_has_not_reported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An all-acknowledged journal starts over, but a spawner's start the coordinator has
-    not heard of yet (no report after it) is carried into the new file."""
+    """An all-acknowledged journal starts over, but a spawner's start or end the
+    coordinator has not reported yet is carried into the new file."""
     monkeypatch.setattr(journals, "COMPACT_BYTES", 1000)
     j = journals.Journal(tmp_path, site_id=3).open()
     j.note_session(7)
     with j.path.open("a") as fh:  # as spawner.Spawner._journal_start writes them
-        fh.write('{"start":1,"s":7,"a":0,"t":1.5}\n{"start":2,"s":7,"a":0,"t":2.5}\n')
+        fh.write(
+            '{"start":1,"s":7,"a":0,"t":1.5}\n{"start":2,"s":7,"a":0,"t":2.5}\n'
+            '{"end":2,"s":7,"a":0,"t0":2.5,"t":2.6}\n{"end":1,"s":7,"a":0,"t0":1.5,"t":1.6}\n'
+        )
     j.ack(e.seq for e in j.append(7, [_report(i, JobState.RUNNING) for i in (1, 3, 4, 5, 6, 7, 8)]))
+    j.ack(e.seq for e in j.append(7, [_report(1, JobState.RUN_DONE)]))
     assert j.path.stat().st_size < 1000  # it started over
     _header, entries, _ = journals.read(j.path)
-    assert [(e.report.id, e.report.state) for e in entries] == [(2, JobState.RUNNING)]
+    assert [(e.report.id, e.report.state) for e in entries] == [(2, JobState.RUNNING), (2, JobState.RUN_DONE)]
+    j.close()
+
+
+def test_a_clean_end_only_a_spawner_noted_becomes_a_run_done_report(tmp_path: Path) -> None:
+    """A journaled start is sent by the next launcher, and the session's expiry would then
+    start a new attempt and run the job again: so a clean end the spawner noted and
+    nobody reported becomes its RUN_DONE, after its RUNNING; an outcome already in the
+    file wins."""
+    j = journals.Journal(tmp_path, site_id=3).open()
+    j.note_session(7)
+    j.append(7, [_report(1, JobState.RUNNING)])  # reported RUNNING, not its end
+    j.append(7, [_report(3, JobState.RUNNING), _report(3, JobState.RUN_ERROR)])
+    with j.path.open("a") as fh:  # as spawner.Spawner._journal_start and _journal_end write them
+        fh.write(
+            '{"start":1,"s":7,"a":0,"t":1.0}\n{"end":1,"s":7,"a":0,"t0":1.0,"t":1.5}\n'
+            '{"start":2,"s":7,"a":2,"t":2.0}\n{"end":2,"s":7,"a":2,"t0":2.0,"t":2.5}\n'
+            '{"end":3,"s":7,"a":0,"t0":3.0,"t":3.5}\n'
+        )
+    _header, entries, _ = journals.read(j.path)
+    got = [(e.report.id, e.report.attempt, e.report.state) for e in entries]
+    assert got == [
+        (2, 2, JobState.RUNNING),  # a start nobody reported, first
+        (1, 0, JobState.RUNNING), (3, 0, JobState.RUNNING), (3, 0, JobState.RUN_ERROR),
+        (1, 0, JobState.RUN_DONE), (2, 2, JobState.RUN_DONE),  # the ends, last
+    ]
+    done = entries[-1].report
+    assert done.return_code == 0 and done.timestamp == datetime.fromtimestamp(2.5, tz=UTC)
+    assert done.state_data == {"recovered": "finished before its launcher died"}
     j.close()
 
 

@@ -169,7 +169,9 @@ def test_ended_is_what_outcome_reads() -> None:
 def test_spawners_journaling_every_start_note_it_before_the_task_runs(tmp_path: Path) -> None:
     """Serial mode's spawners (issue 16, item 8): rank 0 hears of a start only in the
     spawner's next batch, so each start is in the journal before the task runs (each task
-    here checks its own line), and a launcher killed before any report still leaves it."""
+    here checks its own line), and a launcher killed before any report still leaves it;
+    a clean end is journaled too, so that the next launcher reports it instead of running
+    the job again."""
     journal = journals.Journal(tmp_path, site_id=1).open()
     journal.note_session(7)
     pool = SpawnerPool(
@@ -183,8 +185,15 @@ def test_spawners_journaling_every_start_note_it_before_the_task_runs(tmp_path: 
     finally:
         pool.close()
     assert sorted((e.key, e.returncode) for e in got.exits) == [(1, 0), (2, 0), (3, 0)]
-    _header, entries, _sessions = journals.read(journal.path)  # as the next launcher reads it
-    assert sorted((e.report.id, e.session_id, e.report.state) for e in entries) == [
-        (k, 7, JobState.RUNNING) for k in (1, 2, 3)
+    # as the next launcher reads it: the starts, and the clean ends nobody reported
+    _header, entries, _sessions = journals.read(journal.path)
+    assert [(e.report.id, e.session_id, e.report.state) for e in entries if e.report.id == 2] == [
+        (2, 7, JobState.RUNNING), (2, 7, JobState.RUN_DONE)
     ]
+    assert sorted((e.report.id, e.report.state) for e in entries) == [
+        (k, state) for k in (1, 2, 3) for state in (JobState.RUNNING, JobState.RUN_DONE)
+    ]
+    done = {e.report.id: e.report for e in entries if e.report.state == JobState.RUN_DONE}
+    by_key = {e.key: e for e in got.exits}
+    assert all(done[k].timestamp.timestamp() == pytest.approx(by_key[k].ended) for k in (1, 2, 3))
     journal.close()

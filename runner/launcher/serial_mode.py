@@ -1,6 +1,8 @@
 """Serial mode: many small single-node tasks, one mpi4py rank per node, started once.
 
-``mpiexec -n RANKS python -P -m runner.launcher.serial_mode OPTIONS_JSON``. Rank 0
+``mpiexec -n RANKS python -P -m runner.launcher.serial_mode OPTIONS_JSON`` on several
+nodes; on one node, ``python -P -m runner.launcher.serial_mode OPTIONS_JSON no-mpi``:
+one rank, no MPI (nothing to talk to), so a node needs no MPI library. Rank 0
 talks to the server (session, acquire, batched reports) and hands tasks to the
 worker ranks over MPI, keeping each one ``slots x (1 + prefetch)`` tasks deep so a
 worker never waits for the server. With one rank, rank 0 is also the worker.
@@ -52,6 +54,8 @@ TAG_TASKS = 1
 TAG_REPORT = 2
 TAG_STOP = 3
 TAG_SETUP = 4
+#: the argument after the options that runs one rank without MPI (one node)
+NO_MPI = "no-mpi"
 
 #: a worker that has finished tasks reports at least this often (seconds).
 WORKER_REPORT_SEC = 0.05
@@ -483,12 +487,17 @@ def main(argv: list[str] | None = None) -> int:
     raw = json.loads(argv[0])
     raw["site_dir"] = Path(raw["site_dir"])
     opts = LauncherOptions(**raw)
-    # If mpiexec (or its proxy) is killed, take the tasks down instead of orphaning them.
+    # If mpiexec (or its proxy, or the launcher) is killed, take the tasks down instead of
+    # orphaning them.
     die_with_parent()
-    from mpi4py import MPI
+    comm: Any = None
+    if argv[1:2] == [NO_MPI]:  # one node, one rank: no MPI at all (serial_start.command)
+        rank, size = 0, 1
+    else:
+        from mpi4py import MPI
 
-    comm = MPI.COMM_WORLD
-    rank, size = comm.Get_rank(), comm.Get_size()
+        comm = MPI.COMM_WORLD
+        rank, size = comm.Get_rank(), comm.Get_size()
     # rank 0 moves every job, a worker rank every job of its node; the spawners start them
     announce(Role.COORDINATOR)
     # Threads hand the GIL over sooner: a spawner returning from fork/exec or the loop

@@ -1,18 +1,26 @@
 """History: throughput, running jobs, busy and available nodes over time, from Events.
 
 ``GET /stats/history`` (the History view, and a batch job's utilization plot with
-``batch_job_id``). The database does the heavy part in one grouped pass over the
-user's Events (no million-row download): per time bucket, the jobs that finished or
-failed, and the running-jobs and busy-nodes *changes* (+1 / +nodes when a job enters
-RUNNING, -1 / -nodes when it leaves) together with how long before the bucket's end
-each change happened. From those sums the levels follow exactly, time-averaged per
-bucket, in one loop over at most MAX_BUCKETS buckets:
+``batch_job_id``). The database does the heavy part, grouped (no million-row
+download): per time bucket, the jobs that finished or failed, and the running-jobs and
+busy-nodes *changes* (+1 / +nodes when a job enters RUNNING, -1 / -nodes when it
+leaves) together with when in the bucket each change happened. From those sums the
+levels follow exactly, time-averaged per bucket, in one loop over at most
+MAX_BUCKETS buckets:
 
     average(b) = level(b start) + sum(delta * (end of b - t)) / length of b
     level(b + 1 start) = level(b start) + sum(delta)
 
 Changes before the time axis starts fall into bucket -1: the level the axis starts at.
 Available nodes come from the batch jobs' lifetimes (a few rows).
+
+Where the sums come from: without a filter on the jobs (app, batch job, tags) and for
+buckets of 10 s or more, from the 10-second cells that services/history_rollup.py
+keeps (a few thousand rows a day instead of every Event), the cell that holds the
+axis's end read back from its Events; otherwise from a scan of the Events, as before.
+Both sum the same whole numbers
+(services/history_events.py), and the averages are fractions rounded once, so the
+two answer alike to the last digit.
 """
 
 from __future__ import annotations
@@ -20,7 +28,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, case, func, select
@@ -298,10 +305,13 @@ def history(conn: Connection, who: Principal, flt: HistoryFilter, now: datetime)
     n = max(1, -(-(end_us - t0 * US) // (interval * US)))
     sums = _sum_rows(_bucket_rows(conn, who, flt, t0, end, interval))
     allocations = _allocations(conn, who, flt, start, end, now)
-    # Exact: the sums are integers and the averages fractions, rounded once at the end
+    # Exact: the sums are integers; each average is one quotient of integers, which
+    # Python rounds correctly. Busy nodes of packing count q are (nodes level_q) / q:
+    # over the common multiple ``lcm`` of the counts they share one denominator.
     before = sums.get(-1, _Sums())
     jobs_level = before.dj
-    nodes_level = sum((Fraction(dn, q) for q, (dn, _) in before.nodes.items()), Fraction(0))
+    nodes_level = {q: dn for q, (dn, _) in before.nodes.items()}
+    lcm = math.lcm(1, *(q for s in sums.values() for q in s.nodes))
     points = []
     total_finished = total_failed = 0
     for i in range(n):
@@ -310,12 +320,15 @@ def history(conn: Connection, who: Principal, flt: HistoryFilter, now: datetime)
         eff = min((b0 + interval) * US, end_us) - b0 * US
         s = sums.get(i, _Sums())
         # the level at the bucket's start, plus each change times the part of the bucket after it
-        running = jobs_level + Fraction(s.dj * eff - s.djx, eff)
-        busy = nodes_level + sum(
-            (Fraction(dn * eff - dnx, q * eff) for q, (dn, dnx) in s.nodes.items()), Fraction(0)
-        )
+        running = ((jobs_level + s.dj) * eff - s.djx) / eff
+        busy_num = 0
+        for q in nodes_level.keys() | s.nodes.keys():
+            dn, dnx = s.nodes.get(q, (0, 0))
+            level = nodes_level.get(q, 0)
+            busy_num += ((level + dn) * eff - dnx) * (lcm // q)
+            nodes_level[q] = level + dn
+        busy = busy_num / (lcm * eff)
         jobs_level += s.dj
-        nodes_level += sum((Fraction(dn, q) for q, (dn, _) in s.nodes.items()), Fraction(0))
         span = eff / US
         available = sum(nodes * _overlap(a0, a1, b0, b0 + span) for a0, a1, nodes in allocations) / span
         total_finished += s.finished
@@ -325,8 +338,8 @@ def history(conn: Connection, who: Principal, flt: HistoryFilter, now: datetime)
                 "time": _from_epoch(b0),
                 "finished": s.finished,
                 "failed": s.failed,
-                "running": _clean(float(running)),
-                "busy_nodes": _clean(float(busy)),
+                "running": _clean(running),
+                "busy_nodes": _clean(busy),
                 "available_nodes": _clean(available),
             }
         )

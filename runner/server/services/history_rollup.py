@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, false, func, literal, or_, select, update
+from sqlalchemy import Connection, and_, delete, false, func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -125,7 +125,7 @@ def _serialization_failure(exc: DBAPIError) -> bool:
 
 def roll_forward(conn: Connection, now: float | None = None) -> int:
     """Sum the Events not yet summed into the cells, inside the caller's transaction (see
-    the module doc for its isolation); returns how many counted Events were added."""
+    the module doc for its isolation); returns how many cells it wrote."""
     now = time.time() if now is None else now
     state = _read(conn, lock=True)
     if state is None:
@@ -194,7 +194,8 @@ def _expire(gaps: list[list[float]], now: float) -> list[list[float]]:
 
 
 def _add(conn: Connection, which: Any, sign: int) -> int:
-    """Add (``sign`` 1) or take out (-1) the shares of the counted Events ``which``."""
+    """Add (``sign`` 1) or take out (-1) the shares of the counted Events ``which``;
+    returns how many cells it wrote."""
     c = contributions(conn, t.events, CELL_SEC, which)
     dn = c.c.d * c.c.nodes
     sums = (
@@ -234,10 +235,7 @@ def _add(conn: Connection, which: Any, sign: int) -> int:
             "max_event_id": getattr(func, greatest)(_c.max_event_id, x.max_event_id),
         },
     )
-    added = int(conn.execute(ins).rowcount or 0)
-    if sign < 0:
-        conn.execute(delete(t.history_cells).where(_c.events == 0))
-    return added
+    return int(conn.execute(ins).rowcount or 0)
 
 
 def forget(conn: Connection, job_ids: Sequence[int]) -> None:
@@ -248,6 +246,10 @@ def forget(conn: Connection, job_ids: Sequence[int]) -> None:
         return
     mine = bulk.ids_in(_e.job_id, list(job_ids))
     _add(conn, and_(mine, state.summed()), -1)
+    # cells left with no Event in them, of these jobs' users and sites
+    j = t.jobs.c
+    theirs = select(j.owner_id, j.site_id).where(bulk.ids_in(j.id, list(job_ids))).distinct()
+    conn.execute(delete(t.history_cells).where(_c.events == 0, tuple_(_c.owner_id, _c.site_id).in_(theirs)))
     if bulk.is_sqlite(conn):
         # SQLite hands out max(id) + 1: ids above the highest Event left come back, and
         # must be read again when they do

@@ -141,6 +141,12 @@ def test_cells_answer_what_the_scan_answers(
     assert whole["finished"] + whole["failed"] == 65
     assert max(p["busy_nodes"] for p in whole["points"]) > 0
     assert _same_as_scan(raw, windows, sites) > 0
+    assert bob.token is not None
+    bob_raw = Raw(bob.url, bob.token)
+    _same_as_scan(bob_raw, windows[:2], [None])
+    theirs = bob_raw("GET", "/stats/history", params={**windows[0], "buckets": 150}).json()
+    assert theirs["finished"] + theirs["failed"] == 20
+    bob_raw.session.close()
 
     # a launcher back after an outage reports old changes: new ids, timestamps before
     # everything summed so far (and some inside it)

@@ -75,7 +75,7 @@ def contributions(
     if job_match is not None:
         wide = wide & job_match
     d = case((e.to_state == RUNNING, 1), (e.from_state == RUNNING, -1), else_=0)
-    return (
+    rows = (
         select(
             e.id,
             e.owner_id,
@@ -90,5 +90,10 @@ def contributions(
         )
         .select_from(events.outerjoin(t.jobs, wide))
         .where(counted(events), *where)
-        .subquery("contrib")
     )
+    if not bulk.is_sqlite(conn):
+        # OFFSET 0 keeps PostgreSQL from inlining these columns into the caller's
+        # expressions, which evaluated the timestamp's conversion once per use
+        # (4 times a row: 107 -> 94 ms for 100,000 Events)
+        rows = rows.offset(0)
+    return rows.subquery("contrib")

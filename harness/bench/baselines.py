@@ -2,6 +2,10 @@
 
 - ``process_pool``: ``ProcessPoolExecutor(W)`` whose workers each spawn the task
   (the raw process-spawn rate of this machine at W-way concurrency);
+- ``process_pool_workdirs``: the same, each task in a directory of its own with its
+  output in a file, on the site's file system, as every tolu job is: what the file
+  system costs per task (5 us on tmpfs, hundreds on a busy ext4, a metadata round
+  trip on Lustre) is then on both sides of the ratio;
 - ``mpiexec_loop``: W threads each running ``mpiexec -n 1 <task>`` back to back
   (what MPI mode can at best reach with the same concurrency).
 
@@ -14,11 +18,14 @@ is not in it).
 
 from __future__ import annotations
 
+import itertools
+import os
 import subprocess
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 from harness.bench.processes import cpu_seconds
 from harness.bench.schema import Baseline
@@ -39,26 +46,64 @@ def _run(argv: Sequence[str], *, keep_sigpipe_ignored: bool = False) -> int:
     ).returncode
 
 
-def _run_many(argv: tuple[str, ...], count: int) -> int:
-    """Run the task ``count`` times; the number of non-zero exits."""
-    return sum(1 for _ in range(count) if _run(argv) != 0)
+def _run_many(argv: tuple[str, ...], count: int, workdirs: str | None = None) -> int:
+    """Run the task ``count`` times; the number of non-zero exits. With ``workdirs``, each
+    run gets a directory of its own there, its cwd, and its output in a file in it."""
+    if workdirs is None:
+        return sum(1 for _ in range(count) if _run(argv) != 0)
+    failures = 0
+    for _ in range(count):
+        path = os.path.join(workdirs, f"{os.getpid()}-{next(_SERIAL)}")
+        os.mkdir(path)
+        with open(os.path.join(path, "job.out"), "ab") as out:
+            code = subprocess.run(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=path,
+                check=False,
+            ).returncode
+        failures += code != 0
+    return failures
 
 
-def process_pool(argv: Sequence[str], *, workers: int, jobs: int) -> Baseline:
+_SERIAL = itertools.count()
+
+
+def process_pool(argv: Sequence[str], *, workers: int, jobs: int, workdirs: Path | None = None) -> Baseline:
+    """The pool baseline; with ``workdirs`` (a directory on the site's file system), the
+    like-for-like one: each task in a directory of its own with its output in a file, as
+    every tolu job is, so the file system's cost per task is on both sides."""
     argv = tuple(argv)
+    where = None if workdirs is None else str(workdirs)
+    if where is not None:
+        os.makedirs(where, exist_ok=True)
     # Chunks keep the pool's own IPC out of the per-task cost: this is the spawn rate.
     chunk = max(1, min(32, jobs // (workers * 8) or 1))
     chunks = [chunk] * (jobs // chunk) + ([jobs % chunk] if jobs % chunk else [])
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(_run_many, [argv] * workers, [1] * workers))  # warm up every worker
+        list(pool.map(_run_many, [argv] * workers, [1] * workers, [where] * workers))  # warm up every worker
         pids = list(getattr(pool, "_processes", None) or {})
         cpu_before = _cpu(pids)
         start = time.perf_counter()
-        failures = sum(pool.map(_run_many, [argv] * len(chunks), chunks))
+        failures = sum(pool.map(_run_many, [argv] * len(chunks), chunks, [where] * len(chunks)))
         seconds = time.perf_counter() - start
         cpu_after = _cpu(pids)
     if failures:
         raise BaselineError(f"{failures} of {jobs} runs of {list(argv)} exited non-zero")
+    if where is not None:
+        return Baseline(
+            name="process_pool_workdirs",
+            description=f"ProcessPoolExecutor({workers}) whose workers spawn the task in a directory of its "
+            f"own with its output in a file, on the site's file system ({where})",
+            command=list(argv),
+            workers=workers,
+            jobs=jobs,
+            seconds=seconds,
+            jobs_per_s=jobs / seconds,
+            cpu_s=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+        )
     return Baseline(
         name="process_pool",
         description=f"ProcessPoolExecutor({workers}) whose workers spawn the task",

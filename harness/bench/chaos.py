@@ -76,10 +76,12 @@ FIGURES: dict[str, FigureInfo] = {
     "jobs_failed": _info("jobs", "jobs FAILED (e.g. out of retries after repeated crashes)"),
     "jobs_rerun": _info("jobs", "jobs with more than one RUNNING stretch (run again after a crash)"),
     "unrecorded_starts": _info(
-        "runs", "task runs in the journal without a RUNNING stretch in the history (starts never reported)"
+        "runs",
+        "task runs in the journal without a RUNNING stretch in the history (starts never reported)",
+        "<= 0",
     ),
     "replayed_starts": _info(
-        "runs", "RUNNING Events repeating an earlier start of the same job (one start recorded twice)"
+        "runs", "RUNNING Events repeating an earlier start of the same job (one start recorded twice)", "<= 0"
     ),
     "faults": _info("faults", "faults injected"),
     "unplanned_exits": _info("exits", "launcher, agent or server exits nobody asked for (restarted)"),

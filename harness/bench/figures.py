@@ -84,6 +84,17 @@ def cpu_figures() -> dict[str, FigureInfo]:
         "CPU per job of the processes that start tasks (starters, launchers) / the pool workers' per task",
         f"<= {START_CPU_VS_POOL:g}",
     )
+    out["baseline_pool_workdirs_cpu_ms_per_task"] = _info(
+        "ms",
+        "none",
+        "CPU time per task of the pool's workers when each task gets a directory and an output file",
+    )
+    out["ratio_cpu_start_vs_pool_workdirs"] = _info(
+        "ratio",
+        "lower",
+        "CPU per job of the processes that start tasks / the pool workers' per task with a directory and "
+        "an output file each (the file system's cost on both sides)",
+    )
     out["server_cpu_share"] = _info(
         "fraction", "lower", "the server's part of all tolu CPU time in the run phase"
     )
@@ -139,6 +150,16 @@ def throughput_figures(task: Task, *, server_memory: bool = True) -> dict[str, F
         "ratio_run": _info("ratio", "higher", "run_jobs_per_s / the mode's baseline", ">= 0.8"),
         "ratio_overall": _info("ratio", "higher", "jobs_per_s / the mode's baseline"),
         "ratio_run_vs_pool": _info("ratio", "higher", "run_jobs_per_s / process-pool baseline"),
+        "baseline_pool_workdirs_jobs_per_s": _info(
+            "jobs/s",
+            "none",
+            "the process pool, each task in a directory of its own with its output in a file",
+        ),
+        "ratio_run_vs_pool_workdirs": _info(
+            "ratio",
+            "higher",
+            "run_jobs_per_s / the pool whose tasks each get a directory and an output file (as jobs do)",
+        ),
         "jobs_failed": _info("jobs", "lower", "jobs that did not end JOB_FINISHED"),
         "run_errors": _info(
             "events", "lower", "RUN_ERROR/RUN_TIMEOUT events (each one a retry or a failure)"
@@ -179,9 +200,7 @@ API: dict[str, FigureInfo] = {
 DAG: dict[str, FigureInfo] = {
     "run_jobs_per_s": _info("jobs/s", "higher", "jobs of a DAG run created per second (one request)"),
     "run_request_s": _info("s", "lower", "the one request that creates every instance of the run"),
-    "run_server_cpu_ms_per_job": _info(
-        "ms", "lower", "server CPU time per job created (all its workers)"
-    ),
+    "run_server_cpu_ms_per_job": _info("ms", "lower", "server CPU time per job created (all its workers)"),
     "status_ms": _info("ms", "lower", "the run's status (jobs per state, instances per outcome)"),
     "server_peak_rss_mb": _info(
         "MiB", "lower", "peak resident memory of the server's processes", f"< {SERVER_RSS_MIB}"

@@ -146,7 +146,15 @@ class ThroughputScenario:
     # ------------------------------------------------------------ baselines
 
     def measure_baselines(self, jobs: int) -> list[Baseline]:
-        out = [baselines.process_pool(self.task.argv, workers=self.slots, jobs=jobs)]
+        out = [
+            baselines.process_pool(self.task.argv, workers=self.slots, jobs=jobs),
+            baselines.process_pool(
+                self.task.argv,
+                workers=self.slots,
+                jobs=jobs,
+                workdirs=self.stack.site_dir / "data" / "baseline",
+            ),
+        ]
         if self.mode == "mpi":
             mpiexec = mpiexec_path()
             if mpiexec is None:
@@ -328,6 +336,7 @@ class ThroughputScenario:
         launch_s = marks.launched - t0
         run_s = (last_final - first_running) if first_running is not None else None
         pool = next(b for b in measured if b.name == "process_pool")
+        pool_dirs = next((b for b in measured if b.name == "process_pool_workdirs"), None)
         mpi = next((b for b in measured if b.name == "mpiexec_loop"), None)
         reference = mpi if self.mode == "mpi" and mpi is not None else pool
 
@@ -378,6 +387,10 @@ class ThroughputScenario:
             "ratio_run": stats.ratio(run_jobs_per_s, reference.jobs_per_s),
             "ratio_overall": stats.ratio(jobs_per_s, reference.jobs_per_s),
             "ratio_run_vs_pool": stats.ratio(run_jobs_per_s, pool.jobs_per_s),
+            "baseline_pool_workdirs_jobs_per_s": pool_dirs.jobs_per_s if pool_dirs else None,
+            "ratio_run_vs_pool_workdirs": stats.ratio(run_jobs_per_s, pool_dirs.jobs_per_s)
+            if pool_dirs
+            else None,
             "jobs_failed": float(n - final_states.get("JOB_FINISHED", 0)),
             "run_errors": float(len(past.errors)),
         }
@@ -386,7 +399,7 @@ class ThroughputScenario:
         figures.update(stats.latency_figures("run_done", done_ms))
         figures.update(stats.latency_figures("dispatch", dispatch_ms))
         window = (t0 + (first_running or launch_s), t0 + last_final)
-        figures.update(cpu_figures(watch, window, jobs=n, run_s=run_s, pool=pool))
+        figures.update(cpu_figures(watch, window, jobs=n, run_s=run_s, pool=pool, pool_workdirs=pool_dirs))
         step = stats.time_step(last_final, n)
         # completions at the time the launcher saw each job end (its RUN_DONE timestamp);
         # the final Events are written per reported batch, which would make the curve spiky.
@@ -460,9 +473,16 @@ class ThroughputScenario:
 
 
 def cpu_figures(
-    watch: ProcessWatch, window: tuple[float, float], *, jobs: int, run_s: float | None, pool: Baseline | None
+    watch: ProcessWatch,
+    window: tuple[float, float],
+    *,
+    jobs: int,
+    run_s: float | None,
+    pool: Baseline | None,
+    pool_workdirs: Baseline | None = None,
 ) -> dict[str, float | None]:
-    """CPU per job of each role in ``window`` (epoch seconds), and the starters against the pool."""
+    """CPU per job of each role in ``window`` (epoch seconds), and the starters against the
+    pool (and against the pool whose tasks each get a directory and an output file)."""
     out: dict[str, float | None] = {"cpu_ms_per_job_tolu": None, "ratio_cpu_start_vs_pool": None}
     if not watch.available or not jobs:
         return out
@@ -477,6 +497,15 @@ def cpu_figures(
     starting = [usage[r].cpu_s for r in STARTING_ROLES if r in usage]
     if starting and pool_ms:
         out["ratio_cpu_start_vs_pool"] = sum(starting) / jobs * 1000 / pool_ms
+    dirs_ms = (
+        pool_workdirs.cpu_s / pool_workdirs.jobs * 1000
+        if pool_workdirs is not None and pool_workdirs.cpu_s and pool_workdirs.jobs
+        else None
+    )
+    if dirs_ms:
+        out["baseline_pool_workdirs_cpu_ms_per_task"] = dirs_ms
+        if starting:
+            out["ratio_cpu_start_vs_pool_workdirs"] = sum(starting) / jobs * 1000 / dirs_ms
     server = usage.get("server")
     if server is not None:
         out["server_cpu_share"] = server.cpu_s / total if total else None

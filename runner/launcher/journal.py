@@ -7,10 +7,21 @@ One file per launcher, ``SITE/journal/<host>-<pid>-<start>.jsonl``, JSON lines:
 - ``{"ack": [5, 6, 7]}``: the server took those (applied them, or said they are moot);
 - ``{"session": 12}``: the launcher opened session 12;
 - ``{"start": 9, "s": 12, "a": 0, "t": ...}``: a spawner started job 9 (attempt 0,
-  session 12) at time t, queued behind another task (the coordinator did not hand
-  this start over itself, so it may not have journaled it yet). Never sent as such:
-  ``read`` turns the start of a job the file has no report of into its RUNNING, so
-  every real start leaves a RUNNING Event even when the launcher is killed at once.
+  session 12) at time t, before the coordinator heard of it (MPI mode: a task queued
+  behind another; serial mode: every task, which a worker starts when a slot frees).
+  Never sent as such: ``read`` turns the start of a job the file has no report of
+  into its RUNNING, so every real start leaves a RUNNING Event even when the launcher
+  is killed at once;
+- ``{"end": 9, "s": 12, "a": 0, "t0": ..., "t": ...}``: a spawner saw job 9 end with 0
+  (started at t0, ended at t), before reporting it. ``read`` turns it into the job's
+  RUN_DONE when the file has no outcome of the job: once its start is journaled, the
+  successor sends that RUNNING, so the session's expiry could only start a new attempt
+  and run the job again.
+
+Serial mode's worker ranks on other nodes note their starts in a file of their own
+beside it, ``<journal>.rank<N>.starts`` (:func:`rank_starts`): appends from several
+hosts to one file are not atomic on every shared file system (NFS). ``read`` takes
+their start lines in with the journal's, and they go with it.
 
 Reports are written (``os.write``, no buffering in the process) as the engine hands
 them over, so a launcher killed a moment later has left them in the file; the
@@ -47,6 +58,8 @@ DIR = "journal"
 SUFFIX = ".jsonl"
 #: an all-acknowledged journal larger than this starts over (keeps replay short).
 COMPACT_BYTES = 4 << 20
+#: how much of its end a compaction reads back for spawners' starts still in flight.
+COMPACT_TAIL_BYTES = 256 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +166,42 @@ class Journal:
             self._write([{"ack": seqs}])
             self._open_seqs.difference_update(seqs)
             if not self._open_seqs and os.fstat(self._fd).st_size > COMPACT_BYTES:
+                carried = self._starts_in_flight()
                 os.ftruncate(self._fd, 0)
                 self._write_header()
+                if carried:
+                    self._write(carried)
+
+    def _starts_in_flight(self) -> list[dict[str, Any]]:
+        """The spawners' start and end lines near the end of the file with no report after
+        them: what the coordinator has not heard of yet, which must outlive a compaction.
+        Such a line precedes its report, so the tail holds both; it spans far more tasks
+        than can be in flight (a spawner's batch is FLUSH_SEC)."""
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - COMPACT_TAIL_BYTES))
+                lines = fh.read().split(b"\n")[1:-1]  # whole lines only
+        except OSError:
+            return []
+        starts: dict[int, dict[str, Any]] = {}
+        ends: dict[int, dict[str, Any]] = {}
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(rec, dict):
+                continue
+            if "start" in rec:
+                starts[rec["start"]] = rec
+            elif "end" in rec:
+                ends[rec["end"]] = rec
+            elif "n" in rec and isinstance(rec.get("r"), dict):
+                job_id = rec["r"].get("id")
+                starts.pop(job_id, None)
+                if rec["r"].get("state") != JobState.RUNNING.value:
+                    ends.pop(job_id, None)
+        return [*starts.values(), *ends.values()]
 
     def note_session(self, session_id: int) -> None:
         with self._lock:
@@ -165,18 +212,33 @@ class Journal:
         return len(self._open_seqs)
 
     def close(self) -> None:
-        """Close; the file goes when everything in it was taken, else it stays for the
-        next launcher (the lock goes with the process either way)."""
+        """Close; the file (and its ranks' start files) go when everything in it was
+        taken, else they stay for the next launcher (the lock goes with the process
+        either way)."""
         with self._lock:
             if self._fd < 0:
                 return
             with contextlib.suppress(OSError):
                 self._sync()
             if not self._open_seqs:
-                with contextlib.suppress(OSError):
-                    self.path.unlink()
+                _remove(self.path)
             os.close(self._fd)
             self._fd = -1
+
+
+def rank_starts(journal_path: Path, rank: int) -> Path:
+    """Where serial mode's worker rank ``rank`` notes the starts of its tasks (see the module)."""
+    return journal_path.with_name(f"{journal_path.name}.rank{rank}.starts")
+
+
+def _rank_files(journal_path: Path) -> list[Path]:
+    return sorted(journal_path.parent.glob(f"{journal_path.name}.rank*.starts"))
+
+
+def _remove(journal_path: Path) -> None:
+    for path in [journal_path, *_rank_files(journal_path)]:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 # ---------------------------------------------------------------- other launchers' journals
@@ -199,8 +261,7 @@ class Orphan:
 
     def release(self, *, remove: bool) -> None:
         if remove:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
+            _remove(self.path)
         with contextlib.suppress(OSError):
             os.close(self.fd)
 
@@ -256,14 +317,20 @@ def read(path: Path) -> tuple[dict[str, Any], list[Entry], list[int]]:
     header: dict[str, Any] = {}
     entries: dict[int, Entry] = {}
     sessions: list[int] = []
-    #: jobs with any report in the file (acknowledged or not), and spawners' starts
+    #: jobs with any report in the file (acknowledged or not), those with an outcome,
+    #: and spawners' starts and clean ends
     reported: set[int] = set()
+    concluded: set[int] = set()
     starts: dict[int, tuple[int, int, float]] = {}
+    ends: dict[int, tuple[int, int, float, float]] = {}
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:
         log.warning("cannot read journal %s: %s", path, exc)
         return header, [], []
+    for rank_file in _rank_files(path):  # start lines only
+        with contextlib.suppress(OSError):
+            text += "\n" + rank_file.read_text(errors="replace")
     for line in text.splitlines():
         try:
             rec = json.loads(line)
@@ -281,19 +348,39 @@ def read(path: Path) -> tuple[dict[str, Any], list[Entry], list[int]]:
                 entries.pop(n, None)
         elif "n" in rec:
             try:
-                entries[rec["n"]] = Entry(rec["n"], int(rec["s"]), JobReport.model_validate(rec["r"]))
-                reported.add(entries[rec["n"]].report.id)
+                report = JobReport.model_validate(rec["r"])
+                entries[rec["n"]] = Entry(rec["n"], int(rec["s"]), report)
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("journal %s: unreadable entry skipped: %s", path, exc)
+                continue
+            reported.add(report.id)
+            if report.state != JobState.RUNNING:
+                concluded.add(report.id)
         elif "start" in rec:
             with contextlib.suppress(KeyError, TypeError, ValueError):
                 starts[int(rec["start"])] = (int(rec["s"]), int(rec["a"]), float(rec["t"]))
+        elif "end" in rec:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                ends[int(rec["end"])] = (int(rec["s"]), int(rec["a"]), float(rec["t0"]), float(rec["t"]))
     # starts its launcher never reported (killed first): RUNNING, before everything else
     # (nothing else in the file is about these jobs); numbered below every real entry
+    for job_id, (session_id, attempt, t0, _t) in ends.items():
+        starts.setdefault(job_id, (session_id, attempt, t0))
     late = [(job_id, *s) for job_id, s in starts.items() if job_id not in reported]
     for i, (job_id, session_id, attempt, t) in enumerate(late):
-        report = JobReport(
-            id=job_id, attempt=attempt, state=JobState.RUNNING, timestamp=datetime.fromtimestamp(t, tz=UTC)
-        )
+        report = JobReport(id=job_id, attempt=attempt, state=JobState.RUNNING, timestamp=_when(t))
         entries[i - len(late)] = Entry(i - len(late), session_id, report)
+    # clean ends its launcher never reported: RUN_DONE, after everything else
+    top = max(entries, default=0)
+    unreported = [(job_id, *e) for job_id, e in ends.items() if job_id not in concluded]
+    for i, (job_id, session_id, attempt, _t0, t) in enumerate(unreported, start=1):
+        report = JobReport(
+            id=job_id, attempt=attempt, state=JobState.RUN_DONE, timestamp=_when(t), return_code=0,
+            state_data={"recovered": "finished before its launcher died"},
+        )
+        entries[top + i] = Entry(top + i, session_id, report)
     return header, [entries[n] for n in sorted(entries)], sessions
+
+
+def _when(t: float) -> datetime:
+    return datetime.fromtimestamp(t, tz=UTC)

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.launcher import journal as journals
 from runner.launcher.context import Context
 from runner.launcher.deathsig import die_with_parent
 from runner.launcher.engine import Engine, Start, chain_depth, request_of, shape_of
@@ -109,11 +110,18 @@ class Worker:
         *,
         depth: int = 2,
         log_path: Path | None = None,
+        journal_path: Path | None = None,
     ) -> None:
         self.node = node
         self.nm = NodeManager([node], gpu_env)
+        # the spawners journal every start: rank 0 hears of one only in their next batch,
+        # and a launcher killed before then must still leave its RUNNING (journal.read)
         self.pool = SpawnerPool(
-            spawner_count(node), task_base_env(os.environ, node.hostname), log_path=log_path
+            spawner_count(node),
+            task_base_env(os.environ, node.hostname),
+            log_path=log_path,
+            journal_path=journal_path,
+            journal_every_start=True,
         )
         self.engine = Engine(self.nm, self.pool, self._build, depth=depth)
         self.queue: deque[Task] = deque()
@@ -364,7 +372,9 @@ class Master:
 def run_single(ctx: Context, node: nodes.Node, gpu_env: GpuEnv) -> None:
     """One rank: the master feeds its own worker directly, no messages."""
     depth = ctx.settings.launcher.prefetch
-    worker = Worker(node, gpu_env, depth=depth, log_path=spawner_log(ctx.site_dir)).start()
+    worker = Worker(
+        node, gpu_env, depth=depth, log_path=spawner_log(ctx.site_dir), journal_path=ctx.journal.path
+    ).start()
     fetcher = Fetcher(ctx, on_ready=worker.wake)
     master = Master(ctx, {0: worker.slots}, fetcher)
     ctx.install_signals(worker.wake_fd)
@@ -430,10 +440,17 @@ def _drain_reports(comm: Any, master: Master, status: Any) -> bool:
     return got
 
 
-def run_worker(comm: Any, node: nodes.Node, gpu_env: GpuEnv, depth: int, site_dir: Path) -> None:
+def run_worker(
+    comm: Any, node: nodes.Node, gpu_env: GpuEnv, depth: int, site_dir: Path, journal_path: Path
+) -> None:
     from mpi4py import MPI
 
-    worker = Worker(node, gpu_env, depth=depth, log_path=spawner_log(site_dir)).start()
+    starts = journals.rank_starts(journal_path, comm.Get_rank())
+    try:
+        os.close(os.open(starts, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    except OSError as exc:  # the starts go unjournaled; rank 0's reports still carry them
+        log.warning("cannot make the start journal %s: %s", starts, exc)
+    worker = Worker(node, gpu_env, depth=depth, log_path=spawner_log(site_dir), journal_path=starts).start()
     stop = {"flag": False}
 
     def on_signal(signum: int, frame: object) -> None:
@@ -486,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
         # worker rank r runs on node r-1 (the CLI starts one extra rank on the first node)
         worker_nodes = found[:1] if size == 1 else [found[i % len(found)] for i in range(size - 1)]
         for r in range(1, size):
-            comm.send((worker_nodes[r - 1], gpu_env, ls.prefetch, ctx.site_dir), dest=r, tag=TAG_SETUP)
+            setup = (worker_nodes[r - 1], gpu_env, ls.prefetch, ctx.site_dir, ctx.journal.path)
+            comm.send(setup, dest=r, tag=TAG_SETUP)
         log.info(
             "serial mode: %d rank(s), workers on %s",
             size,
@@ -502,8 +520,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("launcher done (%s)", ctx.stop_reason or "finished")
             ctx.close()
         return ctx.exit_code
-    node, gpu_env, depth, site_dir = comm.recv(source=0, tag=TAG_SETUP)
-    run_worker(comm, node, gpu_env, depth, site_dir)
+    node, gpu_env, depth, site_dir, journal_path = comm.recv(source=0, tag=TAG_SETUP)
+    run_worker(comm, node, gpu_env, depth, site_dir, journal_path)
     return 0
 
 

@@ -1,6 +1,6 @@
 """A spawner: one of a node's per-core processes that start tasks, wait for them and batch what happened.
 
-``python -P -m runner.launcher.spawner FD PARENT_PID`` — FD is its end of a socket
+``python -P -m runner.launcher.spawner FD PARENT_PID [JOURNAL [every-start]]`` — FD is its end of a socket
 pair with the node's coordinator (runner/launcher/spawners.py). Like a
 HyperQueue worker or an mpi4py.futures worker, it takes the per-task work off the
 coordinator, so starting, waiting and bookkeeping spread over the node's cores:
@@ -58,6 +58,8 @@ TEST_TASK_DELAY_ENV = "TOLU_TEST_TASK_DELAY"
 #: bytes read from the socket at a time (into one buffer kept for the purpose).
 READ_SIZE = 1 << 18
 _LEN = struct.Struct("!I")
+#: the argument after the journal's path that makes a spawner journal every start
+EVERY_START = "every-start"
 #: signals a task gets back at their defaults: Python ignores SIGPIPE and SIGXFSZ, and an
 #: ignored signal stays ignored across exec (subprocess's restore_signals does the same).
 RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -180,7 +182,13 @@ def _file_actions(out_path: str) -> list[tuple[Any, ...]]:
 
 class Spawner:
     def __init__(
-        self, sock: socket.socket, base_env: dict[str, str], frames: Frames, journal: str | None = None
+        self,
+        sock: socket.socket,
+        base_env: dict[str, str],
+        frames: Frames,
+        journal: str | None = None,
+        *,
+        journal_every_start: bool = False,
     ) -> None:
         self.sock = sock
         self.base_env = base_env
@@ -188,6 +196,10 @@ class Spawner:
         #: the coordinator's outcome journal (runner/launcher/journal.py), where a start
         #: the coordinator does not know of yet is noted before it happens; None: not kept
         self.journal = journal
+        #: note every start there (serial mode: the coordinator hands tasks to a worker
+        #: that starts them when a slot frees), not only those queued behind another task
+        #: (MPI mode: the coordinator journals the others before it sends them)
+        self.journal_every_start = journal_every_start
         self._journal_fd = -1
         self.ep = select.epoll()
         self.children: dict[int, _Child] = {}  # by pidfd
@@ -276,12 +288,28 @@ class Spawner:
         return True
 
     def _journal_start(self, note: tuple[int, int, int]) -> None:
-        """Note in the coordinator's journal that this task starts now. The coordinator
-        journals the RUNNING of the tasks it hands over itself, before it sends them; a
-        task queued behind another starts here without it, and a coordinator killed
-        before it hears of the start would leave a real start without a RUNNING Event.
-        A dead launcher's successor turns these lines into RUNNING reports
-        (journal.read). One O_APPEND write of one line: atomic beside the coordinator's."""
+        """Note in the coordinator's journal that this task starts now. In MPI mode the
+        coordinator journals the RUNNING of the tasks it hands over itself, before it
+        sends them; a task queued behind another starts here without it (and in serial
+        mode every task does), and a coordinator killed before it hears of the start would
+        leave a real start without a RUNNING Event. A dead launcher's successor turns these
+        lines into RUNNING reports (journal.read)."""
+        job_id, session_id, attempt = note
+        self._journal(f'{{"start":{job_id},"s":{session_id},"a":{attempt},"t":{time.time()!r}}}\n')
+
+    def _journal_end(self, note: tuple[int, int, int], started: float, ended: float) -> None:
+        """Note in the journal that this task ended with 0, before it is reported. Once its
+        start is in the journal, a dead launcher's successor sends that RUNNING, and the
+        session's expiry then starts a new attempt, for which the workdir's exit note no
+        longer speaks: this line makes the successor send the RUN_DONE too (journal.read),
+        so a task that ended the instant before the kill is not run again."""
+        job_id, session_id, attempt = note
+        self._journal(
+            f'{{"end":{job_id},"s":{session_id},"a":{attempt},"t0":{started!r},"t":{ended!r}}}\n'
+        )
+
+    def _journal(self, line: str) -> None:
+        """One O_APPEND write of one line: atomic beside the coordinator's."""
         if self._journal_fd < 0:
             assert self.journal is not None
             try:
@@ -289,8 +317,6 @@ class Spawner:
             except OSError:
                 self.journal = None  # not there (yet): the coordinator's report is the only one
                 return
-        job_id, session_id, attempt = note
-        line = f'{{"start":{job_id},"s":{session_id},"a":{attempt},"t":{time.time()!r}}}\n'
         with contextlib.suppress(OSError):
             os.write(self._journal_fd, line.encode())
 
@@ -304,7 +330,11 @@ class Spawner:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(spawn.workdir, wd.META_DIR, wd.RESULT_FILE))
             os.chdir(spawn.workdir)
-            if spawn.after is not None and spawn.note is not None and self.journal is not None:
+            if (
+                spawn.note is not None
+                and self.journal is not None
+                and (spawn.after is not None or self.journal_every_start)
+            ):
                 self._journal_start(spawn.note)
             env = {**self.base_env, **spawn.env} if spawn.env else self.base_env
             # the slot is the task's from here: the clone and exec are part of its start
@@ -388,6 +418,9 @@ class Spawner:
         if not failed and spawn.note is not None:
             job_id, session_id, attempt = spawn.note
             wd.note_success(spawn.workdir, job_id, session_id, attempt, child.started, ended)
+            # a Python task's result is in its workdir, not in a line: its note alone speaks for it
+            if self.journal is not None and not spawn.python:
+                self._journal_end(spawn.note, child.started, ended)
         self.out.ended.append(
             Ended(
                 spawn.key,
@@ -507,7 +540,13 @@ def main() -> None:
             return
         msgs = frames.feed(data)
     # the first message is the base environment; starts may have come with it
-    spawner = spawner_class()(sock, msgs[0], frames, journal=sys.argv[3] if len(sys.argv) > 3 else None)
+    spawner = spawner_class()(
+        sock,
+        msgs[0],
+        frames,
+        journal=sys.argv[3] if len(sys.argv) > 3 else None,
+        journal_every_start=sys.argv[4:5] == [EVERY_START],
+    )
     for msg in msgs[1:]:
         spawner._handle(msg)
     spawner.run()

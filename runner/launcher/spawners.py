@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner.interpreter import module_command
-from runner.launcher.spawner import Batch, Ended, Frames, Spawn, frame
+from runner.launcher.spawner import EVERY_START, Batch, Ended, Frames, Spawn, frame
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,14 @@ class SpawnerPool:
         python: str | None = None,
         log_path: str | os.PathLike[str] | None = None,
         journal_path: str | os.PathLike[str] | None = None,
+        journal_every_start: bool = False,
     ) -> None:
         self.count = max(1, count)
         #: the coordinator's outcome journal: spawners note there the starts of tasks
-        #: queued behind others (spawner.Spawner._journal_start); None: they do not
+        #: queued behind others, or of every task with ``journal_every_start``
+        #: (spawner.Spawner._journal_start); None: they do not
         self.journal_path = journal_path
+        self.journal_every_start = journal_every_start
         self.base_env = dict(base_env)
         self.python = python
         #: where the spawners' own stdout and stderr go (a traceback, should one die)
@@ -114,13 +117,18 @@ class SpawnerPool:
         log.info("%d spawner process(es): %s", self.count, ",".join(str(lk.proc.pid) for lk in self._links))
         return self
 
+    def _journal_args(self) -> list[str]:
+        if self.journal_path is None:
+            return []
+        return [os.fspath(self.journal_path), *([EVERY_START] if self.journal_every_start else [])]
+
     def _start_one(self, out: Any) -> None:
         ours, theirs = socket.socketpair()
         try:
             proc = subprocess.Popen(
                 [*module_command("runner.launcher.spawner", python=self.python),
                  str(theirs.fileno()), str(os.getpid()),
-                 *([os.fspath(self.journal_path)] if self.journal_path is not None else [])],
+                 *self._journal_args()],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -77,11 +77,14 @@ def test_every_job_finished_and_figures_are_there(bench_dir: Path) -> None:
             "cpu_ms_per_job_tolu",
             "baseline_pool_cpu_ms_per_task",
             "ratio_cpu_start_vs_pool",
+            "ratio_run_vs_pool_workdirs",
+            "ratio_cpu_start_vs_pool_workdirs",
         ):
             value = trial.figures[figure]
             assert value is not None and value > 0, figure
         names = {b.name for b in trial.baselines}
-        assert names == ({"process_pool", "mpiexec_loop"} if scenario.name == "mpi" else {"process_pool"})
+        pools = {"process_pool", "process_pool_workdirs"}
+        assert names == (pools | {"mpiexec_loop"} if scenario.name == "mpi" else pools)
         assert [p.name for p in trial.phases] == ["create", "startup", "run", "overall"]
         assert scenario.summary["ratio_run"].median == trial.figures["ratio_run"]
         assert trial.figures["run_done_p50_ms"] is not None and trial.figures["dispatch_p50_ms"] is not None

@@ -58,7 +58,10 @@ def test_nothing_lost_nothing_run_twice_at_once(chaos_dir: Path) -> None:
     assert trial.figures["task_runs_concurrent"] == 0, trial.notes
     assert sum(trial.final_states.values()) == JOBS
     assert set(trial.final_states) <= {"JOB_FINISHED", "FAILED"}
-    # --check passed: every aim (the three above) was met
+    # every real start is in the history, once (issue 16, item 8)
+    assert trial.figures["unrecorded_starts"] == 0, trial.notes
+    assert trial.figures["replayed_starts"] == 0, trial.notes
+    # --check passed: every aim (the five above) was met
     assert (chaos_dir / "exit_code").read_text() == "0", (chaos_dir / "stdout").read_text()[-3000:]
 
 

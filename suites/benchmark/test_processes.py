@@ -126,9 +126,15 @@ def test_unannounced_processes_are_guessed_from_their_command_line() -> None:
     assert python_module(["/bin/true"]) is None
 
 
-def test_the_pool_baseline_reads_its_workers_cpu_the_same_way() -> None:
+def test_the_pool_baseline_reads_its_workers_cpu_the_same_way(tmp_path: Path) -> None:
     measured = baselines.process_pool(["true"], workers=2, jobs=40)
     assert measured.cpu_s is not None and measured.cpu_s > 0
+    # the like-for-like pool: each task in a directory of its own, its output in a file there
+    with_dirs = baselines.process_pool(["sh", "-c", "pwd"], workers=2, jobs=10, workdirs=tmp_path / "w")
+    assert with_dirs.name == "process_pool_workdirs" and with_dirs.cpu_s is not None
+    outputs = sorted((tmp_path / "w").glob("*/job.out"))
+    assert len(outputs) == 12  # 10 and one warm-up per worker
+    assert all(out.read_text() == f"{out.parent}\n" for out in outputs)
     gone = subprocess.Popen(["true"])
     gone.wait()
     assert cpu_seconds(gone.pid) is None

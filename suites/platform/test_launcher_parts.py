@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,6 +54,69 @@ def test_a_start_only_a_spawner_noted_becomes_a_running_report(tmp_path: Path) -
     j.close()
 
 
+def test_a_worker_ranks_start_file_is_read_with_its_journal_and_goes_with_it(tmp_path: Path) -> None:
+    """Serial mode's worker ranks on other nodes note starts in a file of their own
+    (appends from several hosts to one file are not atomic on NFS)."""
+    j = journals.Journal(tmp_path, site_id=3).open()
+    j.note_session(7)
+    j.ack(e.seq for e in j.append(7, [_report(1, JobState.RUNNING)]))
+    starts = journals.rank_starts(j.path, 2)
+    starts.write_text('{"start":1,"s":7,"a":0,"t":1.5}\n{"start":4,"s":7,"a":0,"t":2.5}\n')
+    _header, entries, _ = journals.read(j.path)
+    assert [(e.report.id, e.report.state) for e in entries] == [(4, JobState.RUNNING)]
+    j.close()  # everything was acknowledged: the journal and its ranks' files go
+    assert not j.path.exists() and not starts.exists()
+
+
+def test_a_compaction_keeps_the_starts_the_coordinator_has_not_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An all-acknowledged journal starts over, but a spawner's start or end the
+    coordinator has not reported yet is carried into the new file."""
+    monkeypatch.setattr(journals, "COMPACT_BYTES", 1000)
+    j = journals.Journal(tmp_path, site_id=3).open()
+    j.note_session(7)
+    with j.path.open("a") as fh:  # as spawner.Spawner._journal_start writes them
+        fh.write(
+            '{"start":1,"s":7,"a":0,"t":1.5}\n{"start":2,"s":7,"a":0,"t":2.5}\n'
+            '{"end":2,"s":7,"a":0,"t0":2.5,"t":2.6}\n{"end":1,"s":7,"a":0,"t0":1.5,"t":1.6}\n'
+        )
+    j.ack(e.seq for e in j.append(7, [_report(i, JobState.RUNNING) for i in (1, 3, 4, 5, 6, 7, 8)]))
+    j.ack(e.seq for e in j.append(7, [_report(1, JobState.RUN_DONE)]))
+    assert j.path.stat().st_size < 1000  # it started over
+    _header, entries, _ = journals.read(j.path)
+    assert [(e.report.id, e.report.state) for e in entries] == [(2, JobState.RUNNING), (2, JobState.RUN_DONE)]
+    j.close()
+
+
+def test_a_clean_end_only_a_spawner_noted_becomes_a_run_done_report(tmp_path: Path) -> None:
+    """A journaled start is sent by the next launcher, and the session's expiry would then
+    start a new attempt and run the job again: so a clean end the spawner noted and
+    nobody reported becomes its RUN_DONE, after its RUNNING; an outcome already in the
+    file wins."""
+    j = journals.Journal(tmp_path, site_id=3).open()
+    j.note_session(7)
+    j.append(7, [_report(1, JobState.RUNNING)])  # reported RUNNING, not its end
+    j.append(7, [_report(3, JobState.RUNNING), _report(3, JobState.RUN_ERROR)])
+    with j.path.open("a") as fh:  # as spawner.Spawner._journal_start and _journal_end write them
+        fh.write(
+            '{"start":1,"s":7,"a":0,"t":1.0}\n{"end":1,"s":7,"a":0,"t0":1.0,"t":1.5}\n'
+            '{"start":2,"s":7,"a":2,"t":2.0}\n{"end":2,"s":7,"a":2,"t0":2.0,"t":2.5}\n'
+            '{"end":3,"s":7,"a":0,"t0":3.0,"t":3.5}\n'
+        )
+    _header, entries, _ = journals.read(j.path)
+    got = [(e.report.id, e.report.attempt, e.report.state) for e in entries]
+    assert got == [
+        (2, 2, JobState.RUNNING),  # a start nobody reported, first
+        (1, 0, JobState.RUNNING), (3, 0, JobState.RUNNING), (3, 0, JobState.RUN_ERROR),
+        (1, 0, JobState.RUN_DONE), (2, 2, JobState.RUN_DONE),  # the ends, last
+    ]
+    done = entries[-1].report
+    assert done.return_code == 0 and done.timestamp == datetime.fromtimestamp(2.5, tz=UTC)
+    assert done.state_data == {"recovered": "finished before its launcher died"}
+    j.close()
+
+
 def test_a_journal_is_an_orphan_only_once_its_launcher_is_gone(tmp_path: Path) -> None:
     mine = journals.Journal(tmp_path, site_id=1).open()
     mine.append(4, [_report(9, JobState.RUN_DONE)])
@@ -84,6 +148,31 @@ def test_workdir_may_not_leave_the_data_directory(tmp_path: Path) -> None:
     for bad in ("../x", "/etc", "a/../../x"):
         with pytest.raises(TaskError, match="leaves"):
             factory.workdir(SimpleNamespace(workdir=bad))  # type: ignore[arg-type]
+
+
+def test_the_exit_note_falls_back_to_a_file_without_extended_attributes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the workdir's file system has no user attributes (setxattr answers ENOTSUP),
+    the note is the .tolu-exit.json file; a note left in the attribute by an earlier
+    attempt does not shadow it."""
+    import errno
+
+    w = str(tmp_path / "w")
+    wd.prepare(w)
+    wd.note_success(w, 5, 10, 0, 1.0, 2.0)  # attempt 0, in the attribute
+    assert os.getxattr(w, wd.EXIT_XATTR)
+
+    def no_xattrs(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", no_xattrs)
+    wd.note_success(w, 5, 11, 1, 3.0, 4.0)  # attempt 1, in the file
+    record = wd.read_note(w)
+    assert record is not None and (record["attempt"], record["started"]) == (1, 3.0)
+    assert (tmp_path / "w" / wd.EXIT_FILE).is_file()
+    with pytest.raises(OSError):
+        os.getxattr(w, wd.EXIT_XATTR)
 
 
 def test_noted_success_is_recovered_only_for_the_lost_attempt(tmp_path: Path) -> None:

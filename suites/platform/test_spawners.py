@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from harness.waiting import wait_until
+from runner.launcher import journal as journals
 from runner.launcher.engine import Engine, Start
 from runner.launcher.spawners import Ended, Events, SpawnerPool
 from runner.launcher.tasks import Task
-from runner.launcher.workdir import EXIT_FILE, note_success
+from runner.launcher.workdir import EXIT_FILE, EXIT_XATTR, note_success, read_note
 from runner.platform.node_manager import Assignment, NodeManager
 from runner.platform.nodes import Node
+from runner.states import JobState
 
 
 @pytest.fixture
@@ -64,8 +66,11 @@ def test_exits_failures_and_tails_come_back_with_their_times(pool: SpawnerPool, 
     assert (tmp_path / "w4" / "job.out").read_text() == "over the base\n"
     assert got.start_errors == [(2, "cannot start '/no/such/program': No such file or directory")]
     assert {k for k, _ in got.started} == {1, 3, 4}
-    # the clean exit was noted in the workdir by the spawner, before anyone reported it
-    assert '"job_id": 3, "session_id": 9' in (Path(w3) / EXIT_FILE).read_text()
+    # the clean exit was noted on the workdir by the spawner, before anyone reported it: in
+    # its extended attribute (no file made per job) where the file system has them
+    note = read_note(w3)
+    assert note is not None and (note["job_id"], note["session_id"], note["attempt"]) == (3, 9, 0)
+    assert os.getxattr(w3, EXIT_XATTR) and not (Path(w3) / EXIT_FILE).exists()
     assert len(pool) == 0
 
 
@@ -159,3 +164,36 @@ def until_ended(engine: Engine, pool: SpawnerPool, n: int) -> list[int]:
 def test_ended_is_what_outcome_reads() -> None:
     ex = Ended(1, 0, 1.0, 2.0, False, False, "", {})
     assert (ex.key, ex.returncode, ex.tail, ex.result) == (1, 0, "", {})
+
+
+def test_spawners_journaling_every_start_note_it_before_the_task_runs(tmp_path: Path) -> None:
+    """Serial mode's spawners (issue 16, item 8): rank 0 hears of a start only in the
+    spawner's next batch, so each start is in the journal before the task runs (each task
+    here checks its own line), and a launcher killed before any report still leaves it;
+    a clean end is journaled too, so that the next launcher reports it instead of running
+    the job again."""
+    journal = journals.Journal(tmp_path, site_id=1).open()
+    journal.note_session(7)
+    pool = SpawnerPool(
+        2, {"PATH": os.environ["PATH"]}, journal_path=journal.path, journal_every_start=True
+    ).start()
+    try:
+        for key in (1, 2, 3):
+            submit(pool, key, ["sh", "-c", f'grep -q \'"start":{key},\' "$J"'], tmp_path,
+                   env={"J": str(journal.path)}, note=(key, 7, 0))
+        got = drain(pool, 3)
+    finally:
+        pool.close()
+    assert sorted((e.key, e.returncode) for e in got.exits) == [(1, 0), (2, 0), (3, 0)]
+    # as the next launcher reads it: the starts, and the clean ends nobody reported
+    _header, entries, _sessions = journals.read(journal.path)
+    assert [(e.report.id, e.session_id, e.report.state) for e in entries if e.report.id == 2] == [
+        (2, 7, JobState.RUNNING), (2, 7, JobState.RUN_DONE)
+    ]
+    assert sorted((e.report.id, e.report.state) for e in entries) == [
+        (k, state) for k in (1, 2, 3) for state in (JobState.RUNNING, JobState.RUN_DONE)
+    ]
+    done = {e.report.id: e.report for e in entries if e.report.state == JobState.RUN_DONE}
+    by_key = {e.key: e for e in got.exits}
+    assert all(done[k].timestamp.timestamp() == pytest.approx(by_key[k].ended) for k in (1, 2, 3))
+    journal.close()

@@ -8,7 +8,8 @@ several nodes and packed ones, failures, two sites, another user's Events at the
 times), windows whose ends fall inside a cell, several bucket widths, after Events that
 arrive late with old timestamps, after jobs are deleted and after a job's nodes change.
 On PostgreSQL with two server workers, an Event that commits after later ids were
-rolled up is not lost (the gap is looked for again).
+rolled up is not lost (the gap is looked for again), and a roll-forward that waited for
+a purge does not sum the Events the purge deleted.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from server_helpers import Raw, SiteApp, make_site_app
 
 from harness.databases import scratch_database
 from harness.probes import libpq_url
+from harness.waiting import wait_until
 from runner.client import Client
+from runner.server.db import Database
 from runner.server.process import ServerProcess
+from runner.server.services import history_rollup, purge
 
 ALL = "all:yes"
 #: bucket counts: with the windows below they give intervals of 1 s to 1 h (the cells
@@ -232,5 +236,48 @@ def test_an_event_that_commits_late_is_not_lost(
     after = raw("GET", "/stats/history", params={**windows[0], "buckets": 60}).json()
     assert after["finished"] == before["finished"] + 1
     _same_as_scan(raw, windows, [None, sa.site.id])
+    raw.session.close()
+    client.close()
+
+
+def test_a_purge_during_a_roll_forward(two_workers: tuple[ServerProcess, str]) -> None:
+    """A roll-forward that waits for a purge to commit must not sum the Events it deleted:
+    it reads from a snapshot taken before it waited (PostgreSQL, REPEATABLE READ)."""
+    server, url = two_workers
+    Client.register(server.url, "purger", "a-long-password-1")
+    client = Client.login(server.url, "purger", "a-long-password-1")
+    assert client.token is not None
+    raw = Raw(client.url, client.token)
+    rng = random.Random(3)
+    sa = make_site_app(client)
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    summed = _ran(client, sa, t0, _spans(rng, 10, 0, 1800))
+    windows = _windows(rng, t0, datetime.now(UTC) + timedelta(minutes=1))
+    _same_as_scan(raw, windows[:1], [None])  # rolls the first jobs' Events up
+    fresh = _ran(client, sa, t0, _spans(rng, 10, 0, 1800))  # Events not rolled up yet
+
+    db = Database(url)
+    rolling = threading.Thread(target=history_rollup.catch_up, args=(db,))
+    try:
+        with db.write() as conn:
+            purge.jobs_by_ids(conn, [*summed[:3], *fresh])
+            rolling.start()
+            with psycopg.connect(libpq_url(url), autocommit=True) as watch:
+                wait_until(
+                    lambda: (
+                        watch.execute(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND query LIKE '%history_rollup%'"
+                        ).fetchone()
+                        == (1,)
+                    ),
+                    timeout=30,
+                    what="the roll-forward waiting for the purge's lock",
+                )
+        rolling.join(timeout=60)
+        assert not rolling.is_alive()
+    finally:
+        db.dispose()
+    _same_as_scan(raw, windows, [None])
     raw.session.close()
     client.close()

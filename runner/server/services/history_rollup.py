@@ -12,6 +12,7 @@ timestamp (a launcher that was cut off for an hour) lands in its old cell when i
 new id is read. What leaves or changes the Events takes its share out under the same
 lock: deleting jobs (``forget``, from services/purge.py) and changing a job's nodes
 (``reweighing``; the scan weighs every Event by the job's resources as they are now).
+They also write the lock's row, so that a roll-forward waiting for it starts again.
 
 Ids become visible when their transaction commits, not in id order (PostgreSQL: one
 worker's Event 101 may commit while another's 100 is still in flight). An id passed
@@ -80,6 +81,18 @@ def _read(conn: Connection, *, lock: bool) -> Rolled | None:
     if lock and not bulk.is_sqlite(conn):
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).first()
+    return None if row is None else Rolled(int(row[0]), [list(g) for g in row[1]])
+
+
+def _claim(conn: Connection) -> Rolled | None:
+    """Lock the state row for a change of the cells outside a roll-forward (purge, new
+    nodes), and write it: a roll-forward waiting for the row then fails and starts again
+    with a snapshot that has the change (if the row were only locked, it would go on
+    with the Events as they were before, and sum Events that are gone)."""
+    r = t.history_rollup.c
+    row = conn.execute(
+        update(t.history_rollup).where(r.id == 1).values(high=r.high).returning(r.high, r.gaps)
+    ).first()
     return None if row is None else Rolled(int(row[0]), [list(g) for g in row[1]])
 
 
@@ -241,7 +254,7 @@ def _add(conn: Connection, which: Any, sign: int) -> int:
 def forget(conn: Connection, job_ids: Sequence[int]) -> None:
     """Take the shares of these jobs' Events out of the cells: they are about to be
     deleted, in the caller's transaction (services/purge.py)."""
-    state = _read(conn, lock=True)
+    state = _claim(conn)
     if state is None or state.high == 0:
         return
     mine = bulk.ids_in(_e.job_id, list(job_ids))
@@ -262,7 +275,7 @@ def forget(conn: Connection, job_ids: Sequence[int]) -> None:
 def reweighing(conn: Connection, job_ids: Sequence[int]) -> Iterator[None]:
     """Around a change of these jobs' nodes: their Events' shares come out with the old
     weights and go back with the new ones (the scan reads the job's nodes as they are now)."""
-    state = _read(conn, lock=True)
+    state = _claim(conn)
     if state is None or state.high == 0:
         yield
         return

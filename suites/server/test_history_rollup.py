@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from auth_helpers import exchange
 from server_helpers import Raw, SiteApp, make_site_app
 
 from harness.databases import scratch_database
@@ -151,6 +152,17 @@ def test_cells_answer_what_the_scan_answers(
     theirs = bob_raw("GET", "/stats/history", params={**windows[0], "buckets": 150}).json()
     assert theirs["finished"] + theirs["failed"] == 20
     bob_raw.session.close()
+    # a site's token sees that site's cells: what its owner sees with site_id
+    secret = tolu_client.account.create_token("h", scope="site", site_id=a.site.id).token
+    site_raw = Raw(tolu_client.url, exchange(tolu_client.url, secret))
+    _same_as_scan(site_raw, windows[:2], [None])
+    for buckets in (40, 150):
+        params = {**windows[0], "buckets": buckets}
+        assert (
+            site_raw("GET", "/stats/history", params=params).json()
+            == raw("GET", "/stats/history", params={**params, "site_id": a.site.id}).json()
+        )
+    site_raw.session.close()
 
     # a launcher back after an outage reports old changes: new ids, timestamps before
     # everything summed so far (and some inside it)

@@ -1,6 +1,8 @@
 """Serial mode: many small single-node tasks, one mpi4py rank per node, started once.
 
-``mpiexec -n RANKS python -P -m runner.launcher.serial_mode OPTIONS_JSON``. Rank 0
+``mpiexec -n RANKS python -P -m runner.launcher.serial_mode OPTIONS_JSON`` on several
+nodes; on one node, ``python -P -m runner.launcher.serial_mode OPTIONS_JSON no-mpi``:
+one rank, no MPI (nothing to talk to), so a node needs no MPI library. Rank 0
 talks to the server (session, acquire, batched reports) and hands tasks to the
 worker ranks over MPI, keeping each one ``slots x (1 + prefetch)`` tasks deep so a
 worker never waits for the server. With one rank, rank 0 is also the worker.
@@ -28,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner import malloc
 from runner.launcher import journal as journals
 from runner.launcher.context import Context
 from runner.launcher.deathsig import die_with_parent
@@ -52,6 +55,8 @@ TAG_TASKS = 1
 TAG_REPORT = 2
 TAG_STOP = 3
 TAG_SETUP = 4
+#: the argument after the options that runs one rank without MPI (one node)
+NO_MPI = "no-mpi"
 
 #: a worker that has finished tasks reports at least this often (seconds).
 WORKER_REPORT_SEC = 0.05
@@ -483,14 +488,20 @@ def main(argv: list[str] | None = None) -> int:
     raw = json.loads(argv[0])
     raw["site_dir"] = Path(raw["site_dir"])
     opts = LauncherOptions(**raw)
-    # If mpiexec (or its proxy) is killed, take the tasks down instead of orphaning them.
+    # If mpiexec (or its proxy, or the launcher) is killed, take the tasks down instead of
+    # orphaning them.
     die_with_parent()
-    from mpi4py import MPI
+    comm: Any = None
+    if argv[1:2] == [NO_MPI]:  # one node, one rank: no MPI at all (serial_start.command)
+        rank, size = 0, 1
+    else:
+        from mpi4py import MPI
 
-    comm = MPI.COMM_WORLD
-    rank, size = comm.Get_rank(), comm.Get_size()
+        comm = MPI.COMM_WORLD
+        rank, size = comm.Get_rank(), comm.Get_size()
     # rank 0 moves every job, a worker rank every job of its node; the spawners start them
     announce(Role.COORDINATOR)
+    malloc.limit_arenas()  # before the fetcher's and the reporter's threads
     # Threads hand the GIL over sooner: a spawner returning from fork/exec or the loop
     # woken by an exit should not wait out another thread's 5 ms JSON parsing slice.
     sys.setswitchinterval(SWITCH_INTERVAL_SEC)

@@ -1,9 +1,9 @@
 """Start serial mode: the ``mpiexec`` line that runs ``runner.launcher.serial_mode``.
 
 One worker rank per node plus rank 0 (the one that talks to the server) on the
-first node; a single node gets one rank that does both. The start command comes
-from the site's app launcher, like any job's, so ``srun`` or ``mpirun`` sites work
-the same way.
+first node, started by the site's app launcher like any job's, so ``srun`` or
+``mpirun`` sites work the same way; a single node gets one rank that does both,
+started directly, without MPI.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from types import FrameType
 from runner.interpreter import module_command
 from runner.launcher.deathsig import preexec_die_with_parent, prepare
 from runner.launcher.options import LauncherOptions
-from runner.launcher.serial_mode import options_json
+from runner.launcher.serial_mode import NO_MPI, options_json
 from runner.platform import app_launchers, nodes
 from runner.platform.app_launchers import LaunchSpec
 from runner.roles import Role, announce
@@ -28,18 +28,19 @@ log = logging.getLogger("runner.launcher.serial")
 
 def command(opts: LauncherOptions, settings: LauncherSettings, node_list: list[nodes.Node]) -> list[str]:
     argv = [*module_command("runner.launcher.serial_mode", python=opts.python), options_json(opts)]
+    launcher_class = app_launchers.get(settings.mpi_launcher)  # a name it does not know is an error anyway
+    if len(node_list) == 1:
+        # one rank does it all and talks to no other: no MPI launcher, no MPI library (its
+        # ~15 MiB and MPI_Init's ~65 ms), on the node the launcher runs on
+        return [*argv, NO_MPI]
     if settings.mpi_launcher == "local":
-        if len(node_list) > 1:
-            raise app_launchers.UnsupportedJob(
-                "serial mode on several nodes needs an MPI launcher (launcher.mpi_launcher)"
-            )
-        return argv  # mpi4py starts as a singleton
+        raise app_launchers.UnsupportedJob(
+            "serial mode on several nodes needs an MPI launcher (launcher.mpi_launcher)"
+        )
     hosts = [n.hostname for n in node_list]
-    counts = [1] if len(hosts) == 1 else [2] + [1] * (len(hosts) - 1)
-    spec = LaunchSpec(argv=argv, hosts=hosts[:1] if len(hosts) == 1 else hosts, rank_counts=counts)
-    launcher = app_launchers.get(settings.mpi_launcher)(
-        executable=settings.mpiexec, extra_args=settings.mpi_args
-    )
+    counts = [2] + [1] * (len(hosts) - 1)
+    spec = LaunchSpec(argv=argv, hosts=hosts, rank_counts=counts)
+    launcher = launcher_class(executable=settings.mpiexec, extra_args=settings.mpi_args)
     return launcher.command(spec)
 
 

@@ -12,11 +12,19 @@ job's 58 µs of CPU, and 13 µs of a completed job's report, went to the collect
 into the permanent generation (``gc.freeze``: never scanned again) and lets the
 youngest generation grow to ``GEN0`` objects before a collection. Cyclic garbage
 is still collected, only in fewer, larger passes.
+
+It also caps glibc's malloc arenas (runner/malloc.py): the request threads would each
+keep a high-water mark of freed memory of their own.
 """
 
 from __future__ import annotations
 
 import gc
+import logging
+
+from runner import malloc
+
+log = logging.getLogger("runner.server")
 
 #: allocations (minus deallocations) of container objects between two collections of
 #: the youngest generation: a few bulk requests' worth.
@@ -24,7 +32,10 @@ GEN0 = 50_000
 
 
 def settle() -> None:
-    """Freeze what the process holds now and raise the youngest generation's threshold."""
+    """Freeze what the process holds now and raise the youngest generation's threshold;
+    cap the malloc arenas (runner/malloc.py)."""
+    if not malloc.limit_arenas():
+        log.debug("malloc arenas left as they are")
     gc.collect()
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()

@@ -205,3 +205,25 @@ def test_an_idle_launcher_asks_again_soon_then_once_a_second() -> None:
         waits.append(fetcher.idle_wait())
     assert waits[0] == FIRST_IDLE_SEC and waits[1] == 2 * FIRST_IDLE_SEC
     assert waits == sorted(waits) and waits[-1] == IDLE_ACQUIRE_SEC
+
+
+def test_serial_mode_on_one_node_starts_without_mpi(tmp_path: Path) -> None:
+    """One node: one rank that talks to no other, started directly (no mpiexec, no MPI
+    library: serial mode runs on an install without an MPI); several: mpiexec, rank 0 and
+    a worker on the first node. An app launcher name nobody knows is an error either way."""
+    from runner.launcher import serial_start
+    from runner.launcher.options import LauncherOptions
+    from runner.launcher.serial_mode import NO_MPI
+    from runner.platform.nodes import Node
+    from runner.registry import UnknownName
+    from runner.site.settings import LauncherSettings
+
+    opts = LauncherOptions(site_dir=tmp_path, mode="serial")
+    mpich = LauncherSettings(mpi_launcher="mpich", mpiexec="mpiexec")
+    one = serial_start.command(opts, mpich, [Node("n1", 4)])
+    assert one[-1] == NO_MPI and "mpiexec" not in one
+    assert one[-4:-2] == ["-m", "runner.launcher.serial_mode"]
+    two = serial_start.command(opts, mpich, [Node("n1", 4), Node("n2", 4)])
+    assert two[0] == "mpiexec" and NO_MPI not in two and "n1:2,n2:1" in " ".join(two)
+    with pytest.raises(UnknownName, match="nosuch"):
+        serial_start.command(opts, LauncherSettings(mpi_launcher="nosuch"), [Node("n1", 4)])

@@ -350,6 +350,45 @@ events = Table(
     Index(None, "job_id"),
 )
 
+# The History view's sums, rolled forward from the Events by the queries that read them
+# (services/history_rollup.py): per user, site, 10-second cell of Event time and
+# node-packing count, the integer sums services/history.py needs. Nothing on the
+# launcher's path writes here.
+history_cells = Table(
+    "history_cells",
+    metadata,
+    Column("owner_id", Integer, primary_key=True),
+    Column("site_id", Integer, primary_key=True),
+    #: the cell's start, seconds since 1970 (a multiple of the cell width)
+    Column("start_sec", BigInteger, primary_key=True),
+    #: node_packing_count of the jobs whose busy nodes are summed here (1: one node each)
+    Column("packing", Integer, primary_key=True),
+    #: Events summed in (a row at zero holds none and may go)
+    Column("events", BigInteger, nullable=False),
+    Column("finished", BigInteger, nullable=False),
+    Column("failed", BigInteger, nullable=False),
+    #: changes of running jobs (+1 / -1) and their sum times microseconds into the cell
+    Column("dj", BigInteger, nullable=False),
+    Column("dj_us", BigInteger, nullable=False),
+    #: changes of busy nodes times ``packing`` (num_nodes, or 1) and that times microseconds
+    Column("dn", BigInteger, nullable=False),
+    Column("dn_us", BigInteger, nullable=False),
+    #: the ids of the Events summed in lie between these (a partial cell is read back from them)
+    Column("min_event_id", BigInteger, nullable=False),
+    Column("max_event_id", BigInteger, nullable=False),
+)
+
+#: One row (id 1): how far history_cells has read the Events.
+history_rollup = Table(
+    "history_rollup",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    #: every Event id up to here is summed in, but for the gaps
+    Column("high", BigInteger, nullable=False),
+    #: [[lo, hi, first seen (epoch s)], ...]: ids skipped because not yet visible (PostgreSQL)
+    Column("gaps", JSON, nullable=False),
+)
+
 # DAG prototypes (services/dags.py): a parameterised DAG of app runs, stored once per
 # version, instantiated many times. Each run's jobs carry the tags dag_run, dag_instance
 # and dag_node, so a run or one instance is listed, watched and killed by tag.

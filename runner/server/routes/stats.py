@@ -15,7 +15,7 @@ from runner import models
 from runner.server.db import utcnow
 from runner.server.errors import json_response
 from runner.server.routes.deps import Db, Who
-from runner.server.services import history, site_stats
+from runner.server.services import history, history_rollup, site_stats
 
 router = APIRouter(prefix="/stats", tags=["statistics"])
 
@@ -33,5 +33,7 @@ def get_history(who: Who, db: Db, flt: Annotated[models.HistoryFilter, Query()])
     """Jobs finished and failed per interval, running jobs, busy and available nodes
     (time-averaged per interval), from your Events. With ``batch_job_id``: that
     allocation's utilization over its lifetime."""
+    if history.rolled_up(flt):
+        history_rollup.catch_up(db)
     with db.read() as conn:
         return json_response(history.history(conn, who, flt, utcnow()))

@@ -1,27 +1,36 @@
 """History: throughput, running jobs, busy and available nodes over time, from Events.
 
 ``GET /stats/history`` (the History view, and a batch job's utilization plot with
-``batch_job_id``). The database does the heavy part in one grouped pass over the
-user's Events (no million-row download): per time bucket, the jobs that finished or
-failed, and the running-jobs and busy-nodes *changes* (+1 / +nodes when a job enters
-RUNNING, -1 / -nodes when it leaves) together with how long before the bucket's end
-each change happened. From those sums the levels follow exactly, time-averaged per
-bucket, in one loop over at most MAX_BUCKETS buckets:
+``batch_job_id``). The database does the heavy part, grouped (no million-row
+download): per time bucket, the jobs that finished or failed, and the running-jobs and
+busy-nodes *changes* (+1 / +nodes when a job enters RUNNING, -1 / -nodes when it
+leaves) together with when in the bucket each change happened. From those sums the
+levels follow exactly, time-averaged per bucket, in one loop over at most
+MAX_BUCKETS buckets:
 
     average(b) = level(b start) + sum(delta * (end of b - t)) / length of b
     level(b + 1 start) = level(b start) + sum(delta)
 
 Changes before the time axis starts fall into bucket -1: the level the axis starts at.
 Available nodes come from the batch jobs' lifetimes (a few rows).
+
+Where the sums come from: without a filter on the jobs (app, batch job, tags) and for
+buckets of 10 s or more, from the 10-second cells that services/history_rollup.py
+keeps (a few thousand rows a day instead of every Event), the cell that holds the
+axis's end read back from its Events; otherwise from a scan of the Events, as before.
+Both sum the same whole numbers
+(services/history_events.py), and the averages are fractions rounded once, so the
+two answer alike to the last digit.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Float, Integer, case, cast, func, literal, select
+from sqlalchemy import ColumnElement, Connection, case, func, select
 
 from runner.models import HistoryFilter
 from runner.server import bulk
@@ -31,7 +40,8 @@ from runner.server.db import to_naive_utc
 from runner.server.errors import Invalid
 from runner.server.services import batch_jobs
 from runner.server.services.common import ensure_owned
-from runner.server.services.site_stats import job_weight
+from runner.server.services.history_events import US, contributions
+from runner.server.services.history_rollup import CELL_SEC
 from runner.states import BatchJobState, JobState
 
 #: Round bucket lengths, seconds: the axis gets the shortest that keeps <= ``buckets`` points.
@@ -43,8 +53,6 @@ NICE_INTERVALS = (
 EMPTY_SPAN = timedelta(hours=1)
 _EPOCH = datetime(1970, 1, 1)
 _RUNNING = JobState.RUNNING.value
-_FINISHED = JobState.JOB_FINISHED.value
-_FAILED = JobState.FAILED.value
 #: batch-job states in which the allocation still holds its nodes
 _HOLDING = (BatchJobState.RUNNING.value, BatchJobState.PENDING_DELETION.value)
 
@@ -62,16 +70,18 @@ def _epoch(value: datetime) -> float:
     return (value - _EPOCH).total_seconds()
 
 
+def _epoch_us(value: datetime) -> int:
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
 def _from_epoch(value: float) -> datetime:
     return _EPOCH + timedelta(seconds=value)
 
 
-def _event_epoch(conn: Connection) -> ColumnElement[float]:
-    """Seconds since 1970 of an Event's timestamp (naive UTC on both databases)."""
-    ts = t.events.c.timestamp
-    if bulk.is_sqlite(conn):
-        return (func.julianday(ts) - 2440587.5) * 86400.0
-    return func.date_part("epoch", ts, type_=Float)  # float8 (EXTRACT answers numeric: slower)
+def rolled_up(flt: HistoryFilter) -> bool:
+    """Whether the cells can answer: they are per user and site, so a filter on the jobs
+    (app, batch job, tags) reads their Events instead (through the job index: few)."""
+    return flt.app_id is None and flt.batch_job_id is None and not flt.tags
 
 
 def _job_filters(flt: HistoryFilter, who: Principal, job_id: Any) -> list[ColumnElement[bool]]:
@@ -139,58 +149,116 @@ def _axis(
     return start, end
 
 
-def _bucket_sums(
-    conn: Connection, who: Principal, flt: HistoryFilter, t0: float, end: datetime, interval: int
-) -> dict[int, tuple[float, ...]]:
-    """bucket -> (finished, failed, sum dj, sum dj * x, sum dw, sum dw * x): dj is the change of
-    running jobs (+1 into RUNNING, -1 out of it), dw the extra change of busy nodes of jobs
-    that use other than one node (dj * (nodes - 1)), x the seconds since ``t0``.
+@dataclass
+class _Sums:
+    """One bucket's sums: jobs that finished and failed, the running-jobs changes ``dj``
+    and their sum times microseconds since the bucket's start ``djx``; per packing count
+    q, [busy-nodes changes times q, that times microseconds since the bucket's start]."""
 
-    Sums of ``d * x`` instead of ``d * (bucket end - x)`` (the caller has the bucket ends):
-    fewer operations per Event. Only jobs whose node count is not one are joined, so a
-    workload of single-node tasks costs no join at all.
-    """
-    e, j = t.events.c, t.jobs.c
-    step = literal(float(interval), Float)  # float arithmetic: PostgreSQL's numeric is far slower
-    x = _event_epoch(conn) - literal(t0, Float)
-    if bulk.is_sqlite(conn):  # x >= 0 there, so truncation is floor
-        bucket: Any = case((x < 0, literal(-1)), else_=cast(x / step, Integer))
-    else:
-        bucket = cast(func.greatest(func.floor(x / step), -1), Integer)
-    dj = case((e.to_state == _RUNNING, 1.0), (e.from_state == _RUNNING, -1.0), else_=0.0)
-    dw = dj * func.coalesce(job_weight() - 1.0, 0.0)
-    finished = case((e.to_state == _FINISHED, 1), else_=0)
-    failed = case((e.to_state == _FAILED, 1), else_=0)
-    b = bucket.label("b")
+    finished: int = 0
+    failed: int = 0
+    dj: int = 0
+    djx: int = 0
+    nodes: dict[int, list[int]] = field(default_factory=dict)
+
+
+def _grouped(src: Any, t0: int, interval: int) -> Any:
+    """``src``'s rows (base, packing and the sums of history_cells) summed per bucket of
+    ``interval`` seconds from ``t0`` (-1: before it) and packing count; times in whole
+    seconds (bucket start to ``base``) and microseconds (past ``base``) apart."""
+    base = src.c.base
+    bucket = case((base < t0, -1), else_=(base - t0) // interval).label("b")
+    sec = case((base < t0, 0), else_=(base - t0) % interval)
+    return select(
+        bucket,
+        src.c.packing,
+        func.sum(src.c.finished),
+        func.sum(src.c.failed),
+        func.sum(src.c.dj),
+        func.sum(src.c.dj * sec),
+        func.sum(src.c.dj_us),
+        func.sum(src.c.dn),
+        func.sum(src.c.dn * sec),
+        func.sum(src.c.dn_us),
+    ).group_by(bucket, src.c.packing)
+
+
+def _scanned(
+    conn: Connection, *where: ColumnElement[bool], job_match: ColumnElement[bool] | None = None
+) -> Any:
+    """The counted Events that match ``where``, in the columns of history_cells."""
+    c = contributions(conn, t.events, 1, *where, job_match=job_match)
+    return select(
+        c.c.base,
+        c.c.packing,
+        c.c.finished,
+        c.c.failed,
+        c.c.d.label("dj"),
+        (c.c.d * c.c.off).label("dj_us"),
+        (c.c.d * c.c.nodes).label("dn"),
+        (c.c.d * c.c.nodes * c.c.off).label("dn_us"),
+    ).subquery("scanned")
+
+
+def _cells(who: Principal, flt: HistoryFilter, *where: ColumnElement[bool]) -> Any:
+    c = t.history_cells.c
+    mine = [who.owns(t.history_cells), *where]
+    if flt.site_id is not None:
+        mine.append(c.site_id == flt.site_id)
+    return select(
+        c.start_sec.label("base"), c.packing, c.finished, c.failed, c.dj, c.dj_us, c.dn, c.dn_us
+    ).where(*mine)
+
+
+def _bucket_rows(
+    conn: Connection, who: Principal, flt: HistoryFilter, t0: int, end: datetime, interval: int
+) -> list[Any]:
+    """Per bucket and packing count, the sums of ``_grouped``: from the cells when they
+    can answer (see ``rolled_up``; buckets of whole cells), else from the Events."""
     if not bulk.is_sqlite(conn):
         # Compiling this query to machine code (JIT) costs more than running it; and the
         # planner cannot know there are only ~buckets groups, so with the default 4 MB it
         # sorts the rows on disk instead of hashing them into a few hundred sums.
         conn.exec_driver_sql("SET LOCAL jit = off")
         conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-    wide = (j.id == e.job_id) & who.owns(t.jobs) & (j.num_nodes != j.node_packing_count)
-    stmt = (
-        select(
-            b,
-            func.sum(finished),
-            func.sum(failed),
-            func.sum(dj),
-            func.sum(dj * x),
-            func.sum(dw),
-            func.sum(dw * x),
-        )
-        .select_from(t.events.outerjoin(t.jobs, wide))
-        .where(
-            who.owns(t.events),
-            e.timestamp < end,
-            (e.to_state.in_([_RUNNING, _FINISHED, _FAILED])) | (e.from_state == _RUNNING),
-            *_job_filters(flt, who, e.job_id),
-        )
-        .group_by(b)
-    )
+    e = t.events.c
+    mine = [who.owns(t.events)]
     if flt.site_id is not None:
-        stmt = stmt.where(e.site_id == flt.site_id)
-    return {int(row[0]): tuple(float(v or 0) for v in row[1:]) for row in conn.execute(stmt)}
+        mine.append(e.site_id == flt.site_id)
+    if not (rolled_up(flt) and interval % CELL_SEC == 0):
+        src = _scanned(
+            conn, *mine, e.timestamp < end, *_job_filters(flt, who, e.job_id), job_match=who.owns(t.jobs)
+        )
+        return list(conn.execute(_grouped(src, t0, interval)))
+    # whole cells before the one that holds ``end``; that one's Events before ``end``
+    # are read back by id (the cells know their Events' id range)
+    end_us = _epoch_us(end)
+    edge = end_us // (CELL_SEC * US) * CELL_SEC
+    c = t.history_cells.c
+    rows = list(conn.execute(_grouped(_cells(who, flt, c.start_sec < edge).subquery("cells"), t0, interval)))
+    if end_us > edge * US:
+        ids = _cells(who, flt, c.start_sec == edge).with_only_columns(
+            func.min(c.min_event_id), func.max(c.max_event_id)
+        )
+        lo, hi = conn.execute(ids).one()
+        if lo is not None:
+            near = [e.id >= lo, e.id <= hi, e.timestamp >= _from_epoch(edge), e.timestamp < end]
+            rows += conn.execute(_grouped(_scanned(conn, *mine, *near), t0, interval))
+    return rows
+
+
+def _sum_rows(rows: list[Any]) -> dict[int, _Sums]:
+    out: dict[int, _Sums] = {}
+    for b, packing, finished, failed, dj, dj_sec, dj_us, dn, dn_sec, dn_us in rows:
+        s = out.setdefault(int(b), _Sums())
+        s.finished += int(finished or 0)
+        s.failed += int(failed or 0)
+        s.dj += int(dj or 0)
+        s.djx += int(dj_sec or 0) * US + int(dj_us or 0)
+        pair = s.nodes.setdefault(int(packing), [0, 0])
+        pair[0] += int(dn or 0)
+        pair[1] += int(dn_sec or 0) * US + int(dn_us or 0)
+    return out
 
 
 def _allocations(
@@ -232,35 +300,44 @@ def history(conn: Connection, who: Principal, flt: HistoryFilter, now: datetime)
     interval = nice_interval((end - start).total_seconds(), flt.buckets)
     # Buckets start on multiples of the interval (round clock times); the first one
     # holds ``start``, the last one ``end``.
-    t0 = math.floor(_epoch(start) / interval) * interval
-    t_end = _epoch(end)
-    n = max(1, math.ceil((t_end - t0) / interval))
-    sums = _bucket_sums(conn, who, flt, t0, end, interval)
+    t0 = math.floor(_epoch_us(start) / (interval * US)) * interval
+    end_us = _epoch_us(end)
+    n = max(1, -(-(end_us - t0 * US) // (interval * US)))
+    sums = _sum_rows(_bucket_rows(conn, who, flt, t0, end, interval))
     allocations = _allocations(conn, who, flt, start, end, now)
-    base = sums.get(-1, (0.0,) * 6)
-    jobs_level, nodes_level = base[2], base[2] + base[4]
+    # Exact: the sums are integers; each average is one quotient of integers, which
+    # Python rounds correctly. Busy nodes of packing count q are (nodes level_q) / q:
+    # over the common multiple ``lcm`` of the counts they share one denominator.
+    before = sums.get(-1, _Sums())
+    jobs_level = before.dj
+    nodes_level = {q: dn for q, (dn, _) in before.nodes.items()}
+    lcm = math.lcm(1, *(q for s in sums.values() for q in s.nodes))
     points = []
     total_finished = total_failed = 0
     for i in range(n):
         b0 = t0 + i * interval
         # the last bucket may reach past ``end`` (now): average over the part that was
-        eff = min(b0 + interval, t_end) - b0
-        until = i * interval + eff  # the averaged part's end, in seconds since t0
-        finished, failed, dj, djx, dw, dwx = sums.get(i, (0.0,) * 6)
-        dn, dnx = dj + dw, djx + dwx
-        # sum over this bucket's changes of d * (until - x), divided by its length
-        running = jobs_level + (dj * until - djx) / eff
-        busy = nodes_level + (dn * until - dnx) / eff
-        jobs_level += dj
-        nodes_level += dn
-        available = sum(nodes * _overlap(a0, a1, b0, b0 + eff) for a0, a1, nodes in allocations) / eff
-        total_finished += int(finished)
-        total_failed += int(failed)
+        eff = min((b0 + interval) * US, end_us) - b0 * US
+        s = sums.get(i, _Sums())
+        # the level at the bucket's start, plus each change times the part of the bucket after it
+        running = ((jobs_level + s.dj) * eff - s.djx) / eff
+        busy_num = 0
+        for q in nodes_level.keys() | s.nodes.keys():
+            dn, dnx = s.nodes.get(q, (0, 0))
+            level = nodes_level.get(q, 0)
+            busy_num += ((level + dn) * eff - dnx) * (lcm // q)
+            nodes_level[q] = level + dn
+        busy = busy_num / (lcm * eff)
+        jobs_level += s.dj
+        span = eff / US
+        available = sum(nodes * _overlap(a0, a1, b0, b0 + span) for a0, a1, nodes in allocations) / span
+        total_finished += s.finished
+        total_failed += s.failed
         points.append(
             {
                 "time": _from_epoch(b0),
-                "finished": int(finished),
-                "failed": int(failed),
+                "finished": s.finished,
+                "failed": s.failed,
                 "running": _clean(running),
                 "busy_nodes": _clean(busy),
                 "available_nodes": _clean(available),

@@ -22,7 +22,7 @@ from runner.server.bulk import ids_in
 from runner.server.db import to_naive_utc, utcnow
 from runner.server.errors import Conflict, Invalid, NotFound
 from runner.server.lifecycle import Advancer, load_recs
-from runner.server.services import purge
+from runner.server.services import history_rollup, purge
 from runner.server.services.common import count, order, too_many
 from runner.states import JobState, TransitionError
 
@@ -259,7 +259,12 @@ def _write_fields(conn: Connection, job_id: int, values: dict[str, Any]) -> None
     if res is not None:
         out.update(res)
     out["updated_at"] = utcnow()
-    conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(**out))
+    change = update(t.jobs).where(t.jobs.c.id == job_id).values(**out)
+    if res is not None and _reweighs(conn, job_id, res):
+        with history_rollup.reweighing(conn, [job_id]):
+            conn.execute(change)
+    else:
+        conn.execute(change)
     if "tags" in values:
         conn.execute(delete(t.job_tags).where(t.job_tags.c.job_id == job_id))
         if values["tags"]:
@@ -267,6 +272,13 @@ def _write_fields(conn: Connection, job_id: int, values: dict[str, Any]) -> None
                 t.job_tags.insert(),
                 [{"job_id": job_id, "key": k, "value": v} for k, v in values["tags"].items()],
             )
+
+
+def _reweighs(conn: Connection, job_id: int, res: dict[str, Any]) -> bool:
+    """Whether new resources change the nodes a job's Events count in the history."""
+    j = t.jobs.c
+    row = conn.execute(select(j.num_nodes, j.node_packing_count).where(j.id == job_id)).one()
+    return (res.get("num_nodes", row[0]), res.get("node_packing_count", row[1])) != tuple(row)
 
 
 # ---------------------------------------------------------------- deleting

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Connection, delete, or_, select
 from runner.server import tables as t
 from runner.server.bulk import ids_in
 from runner.server.lifecycle import Advancer, load_recs
+from runner.server.services import history_rollup
 from runner.states import JobState
 
 S = JobState
@@ -30,6 +31,7 @@ def jobs_by_ids(conn: Connection, ids: Sequence[int]) -> int:
         return 0
     ids = list(ids)
     _fail_stranded_children(conn, ids)
+    history_rollup.forget(conn, ids)
     conn.execute(delete(t.events).where(ids_in(t.events.c.job_id, ids)))
     conn.execute(delete(t.job_tags).where(ids_in(t.job_tags.c.job_id, ids)))
     conn.execute(delete(t.transfer_items).where(ids_in(t.transfer_items.c.job_id, ids)))

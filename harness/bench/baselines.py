@@ -92,21 +92,13 @@ def process_pool(argv: Sequence[str], *, workers: int, jobs: int, workdirs: Path
         cpu_after = _cpu(pids)
     if failures:
         raise BaselineError(f"{failures} of {jobs} runs of {list(argv)} exited non-zero")
+    name, description = "process_pool", f"ProcessPoolExecutor({workers}) whose workers spawn the task"
     if where is not None:
-        return Baseline(
-            name="process_pool_workdirs",
-            description=f"ProcessPoolExecutor({workers}) whose workers spawn the task in a directory of its "
-            f"own with its output in a file, on the site's file system ({where})",
-            command=list(argv),
-            workers=workers,
-            jobs=jobs,
-            seconds=seconds,
-            jobs_per_s=jobs / seconds,
-            cpu_s=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
-        )
+        name = "process_pool_workdirs"
+        description += f" in a directory of its own, its output in a file there, on the site's FS ({where})"
     return Baseline(
-        name="process_pool",
-        description=f"ProcessPoolExecutor({workers}) whose workers spawn the task",
+        name=name,
+        description=description,
         command=list(argv),
         workers=workers,
         jobs=jobs,

@@ -378,9 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=11, help="timed requests per query")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
-    env = {"TOLU_SECRET_KEY": secrets.token_hex(32)}
     with scratch_database("tolu_bench_ui") as url, tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess(tmp, database_url=url, env=env)
+        server = ServerProcess(tmp, database_url=url)
         server.start(timeout=120)
         try:
             tables_client, tables = _setup(server.url, "tables", 3)
@@ -398,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             version = conn.info.server_version
             name = conn.info.dbname
             conn.execute(f'ALTER DATABASE "{name}" SET max_parallel_workers_per_gather = 0')
-        server = ServerProcess(tmp, database_url=url, env=env)
+        server = ServerProcess(tmp, database_url=url)
         server.start(timeout=120)
         try:
             meter = CpuMeter(server.pid or 0, url)

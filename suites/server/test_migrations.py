@@ -89,7 +89,6 @@ def _serve(data_dir: Path, url: str, *extra: str) -> subprocess.CompletedProcess
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "TOLU_SECRET_KEY": "k"},
     )
 
 

@@ -35,8 +35,8 @@ command_template: sh -c "sleep 0.2 && cp in.bin out.bin"
 
 @pytest.fixture
 def own_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A server this test may restart (same port, same database, same secret)."""
-    server = ServerProcess(tmp_path / "server", env={"TOLU_SECRET_KEY": secrets.token_hex(32)})
+    """A server this test may restart (same port, same database, same signing keys)."""
+    server = ServerProcess(tmp_path / "server")
     server.start(timeout=90)
     try:
         yield server

@@ -10,7 +10,6 @@ often each job ran and that no two copies ever ran at once.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +35,7 @@ class RestartableServer:
     def __init__(self, data_dir: Path, database_url: str | None) -> None:
         self.data_dir = data_dir
         self.database_url = database_url
-        self.env = {"TOLU_SECRET_KEY": secrets.token_hex(32), "TOLU_TEST_FAULTS": "1"}
+        self.env = {"TOLU_TEST_FAULTS": "1"}
         self.port = 0
         self.proc: ServerProcess | None = None
         self.log_path = data_dir / "server.log"

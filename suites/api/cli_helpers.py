@@ -57,6 +57,13 @@ def one_error(*args: str, code: int = 1) -> str:
     return lines[0]
 
 
+def _interruptible() -> None:
+    """Ctrl-C as in a terminal, whoever started the tests: a script that runs them in the
+    background (`cmd &`) leaves SIGINT ignored, an ignored signal stays ignored across
+    exec, and Python then never turns SIGINT into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def background(*args: str) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     """``tolu ARGS`` running in the background; its stdout goes to a file the test reads
@@ -70,6 +77,7 @@ def background(*args: str) -> Iterator[tuple[subprocess.Popen[str], Path]]:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "COLUMNS": "250"},
+            preexec_fn=_interruptible,
         )
     try:
         yield proc, path

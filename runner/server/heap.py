@@ -24,7 +24,7 @@ import logging
 
 from runner import malloc
 
-log = logging.getLogger("runner.server")
+log = logging.getLogger("tolu.server")
 
 #: allocations (minus deallocations) of container objects between two collections of
 #: the youngest generation: a few bulk requests' worth.

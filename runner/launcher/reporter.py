@@ -62,6 +62,8 @@ class Reporter:
         self._cv = threading.Condition(self._lock)
         self._send_lock = threading.Lock()
         self._stop = False
+        #: send now, not at the next tick (wake())
+        self._woken = False
         self._thread: threading.Thread | None = None
         self._failures = 0
         self._next_try = 0.0
@@ -87,6 +89,14 @@ class Reporter:
         with self._lock:
             self._pending.extend(entries)
 
+    def wake(self) -> None:
+        """Send what is queued now rather than at the next tick: the launcher holds no job,
+        so these are the last reports for a while, and the jobs' final states (and the
+        next acquire's worth of work elsewhere) should not wait out the interval."""
+        with self._cv:
+            self._woken = True
+            self._cv.notify()
+
     @property
     def failing(self) -> bool:
         """The last try to send did not go through (the server is away, or refuses us)."""
@@ -100,7 +110,8 @@ class Reporter:
     def _loop(self) -> None:
         while True:
             with self._cv:
-                self._cv.wait(self._interval)
+                self._cv.wait_for(lambda: self._stop or self._woken, self._interval)
+                self._woken = False
                 stop = self._stop
             if stop:
                 return

@@ -120,8 +120,11 @@ class OutcomeSink:
                     )
             for job_id in returned:
                 self._held.pop(job_id, None)
+            idle = not self._held
         for session_id, reports in out.items():
             self.reporter.add(session_id, reports)
+        if out and idle:  # nothing more in hand: the last outcomes go now, not at the next tick
+            self.reporter.wake()
 
     def revoked(self) -> set[int]:
         """Take the jobs the engine should stop: another launcher runs them now."""

@@ -85,6 +85,22 @@ def test_serial_mode_runs_a_mix(
     assert by_id[py_bad.id].data["exception"]["type"] == "ValueError"
 
 
+@pytest.mark.parametrize("nodes", [0, 2], ids=["1-rank", "3-ranks"])
+def test_the_last_outcomes_go_at_once_not_at_the_next_report_tick(
+    nodes: int, tolu_client: Client, make_jobs: Any, tolu_launcher: Any, serial_site: Any,
+    wait_for_jobs: Any,
+) -> None:
+    """A launcher that holds no job any more sends its queued reports at once: with the
+    report interval at an hour, a wave of jobs still ends JOB_FINISHED while it runs."""
+    serial_site(nodes, cpus=2, report_interval_sec=3600)
+    jobs = make_jobs("hello", 6, parameters=[{"name": f"w{i}"} for i in range(6)])
+    launcher = tolu_launcher("serial")
+    try:
+        wait_for_jobs(tolu_client, jobs, states=[S.JOB_FINISHED], timeout=120)
+    finally:
+        launcher.stop()
+
+
 def test_sigterm_ends_running_tasks_as_timed_out(
     tolu_site: Any, tolu_client: Client, make_jobs: Any, tolu_launcher: Any, serial_site: Any,
     wait_for_jobs: Any,

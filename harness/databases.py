@@ -37,7 +37,12 @@ def drop_database(url: str, *, admin_url: str | None = None) -> None:
     name = make_url(url).database
     admin = admin_url or postgres_admin_url()
     with psycopg.connect(libpq_url(admin), autocommit=True, connect_timeout=10) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.errors.InsufficientPrivilege:
+            # FORCE may not end an autovacuum worker for a role without
+            # pg_signal_backend; a plain DROP asks autovacuum to leave and waits for it
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 @contextmanager

@@ -12,7 +12,6 @@ library only.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 #: glibc malloc arenas a process may use (its ``M_ARENA_MAX``).
@@ -26,9 +25,9 @@ def limit_arenas(arenas: int = ARENAS) -> bool:
     wins)."""
     if os.environ.get("MALLOC_ARENA_MAX"):
         return False
-    name = ctypes.util.find_library("c")
     try:
-        mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
+        # the symbols the interpreter already links (libc among them); no ldconfig run
+        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     except OSError:
         return False
     return bool(mallopt(_M_ARENA_MAX, arenas)) if mallopt is not None else False

@@ -92,6 +92,9 @@ do_start() {
   else
     as_pg psql -p "$PG_PORT" -qc "alter role \"$PG_ROLE\" login createdb password '$PG_PASSWORD'"
   fi
+  # DROP DATABASE ... WITH (FORCE) ends every session on the database; an autovacuum
+  # worker there has no role, and only pg_signal_backend lets a non-superuser end it
+  as_pg psql -p "$PG_PORT" -qc "grant pg_signal_backend to \"$PG_ROLE\"" >/dev/null
   # prove the URL works over TCP with the password
   PGPASSWORD=$PG_PASSWORD psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_ROLE" -d postgres -qAtc 'select 1' >/dev/null \
     || die "cannot log in as $PG_ROLE over 127.0.0.1:$PG_PORT"

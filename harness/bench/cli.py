@@ -122,9 +122,17 @@ API_KEYS = (
     "page_max_ms",
     "cycle_server_cpu_ms_per_job",
     "table_jobs",
+    "cycle_server_cpu_cores",
+    "cycle_client_cpu_cores",
+    "server_processes",
+    "busiest_worker_cpu_share",
+    "jobs_acquired_twice",
+    "jobs_not_cycled",
     "server_peak_rss_mb",
+    "server_process_peak_rss_mb",
     "ratio_create_vs_sqlite",
     "ratio_cycle_vs_sqlite",
+    "ratio_cycle_vs_one_worker",
 )
 DAG_KEYS = ("run_jobs_per_s", "run_request_s", "run_server_cpu_ms_per_job", "status_ms", "server_peak_rss_mb")
 CHAOS_KEYS = (
@@ -500,6 +508,25 @@ def launcher(**kw: Any) -> None:
     )
 
 
+class WorkerCounts(click.ParamType):
+    """``1,2,4``: numbers of server processes, one scenario each."""
+
+    name = "N[,N...]"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            counts = tuple(int(part) for part in str(value).split(","))
+        except ValueError:
+            counts = ()
+        if not counts or min(counts) < 1:
+            self.fail(f"{value!r}: expected a number of 1 or more, or a list such as 1,2,4", param, ctx)
+        return counts
+
+
 @bench.command()
 @click.option(
     "--jobs",
@@ -531,12 +558,34 @@ def launcher(**kw: Any) -> None:
     show_default=True,
     help="both: SQLite then PostgreSQL in one run, with the ratios",
 )
+@click.option(
+    "--server-workers",
+    type=WorkerCounts(),
+    default="1",
+    show_default=True,
+    help="server processes (`tolu server up --workers`; more than 1 needs --database postgresql); "
+    "a list such as 1,2,4 runs one scenario per number, each against the one-worker server's cycle rate",
+)
+@click.option(
+    "--sessions",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="launcher-like sessions that acquire and complete jobs at once (threads of this process)",
+)
 @common_options
 def api(**kw: Any) -> None:
     """Server hot paths: bulk create, acquire-and-complete cycles, filtered pages.
 
+    The cycle is what launchers do: each of --sessions sessions acquires --batch
+    jobs, reports them RUNNING, then RUN_DONE, until none is left. Every
+    acquisition is counted: a job acquired twice or not JOB_FINISHED afterwards
+    misses an aim of 0. The bench client runs on this machine too: on a small
+    machine it takes cores from the server (cycle_client_cpu_cores says how many).
+
     \b
       tolu bench api --database both
+      tolu bench api --database postgresql --server-workers 1,2,4 --sessions 8
     """
     settings, check, publishing = _settings(kw)
     _run(API_KEYS, lambda runs: runs.api(settings, **kw), check=check, publishing=publishing)

@@ -80,7 +80,7 @@ class DagScenario:
             status_s = time.perf_counter() - s0
         finally:
             watch.stop()
-        server = watch.usage(w0, w1).get("server")
+        server = watch.tree_usage("server", w0, w1)
         jobs = run.jobs
         figures: dict[str, float | None] = {
             "run_jobs_per_s": stats.rate(jobs, create_s),

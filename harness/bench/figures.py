@@ -183,15 +183,53 @@ API: dict[str, FigureInfo] = {
     "cycle_server_cpu_ms_per_job": _info(
         "ms",
         "lower",
-        "server CPU time per job in the acquire-and-complete cycle (all its workers)",
+        "server CPU time per job in the acquire-and-complete cycle (every server process: the "
+        "supervisor and all its workers)",
         f"<= {EVERY_JOB_CPU_MS:g}",
+    ),
+    "cycle_server_cpu_cores": _info(
+        "cores", "none", "server CPU seconds (every process) / cycle seconds: the cores the server kept busy"
+    ),
+    "cycle_client_cpu_cores": _info(
+        "cores",
+        "none",
+        "the sessions' own CPU seconds / cycle seconds (near 1 would make the bench client, one Python "
+        "process, the limit)",
+    ),
+    "busiest_worker_cpu_share": _info(
+        "fraction",
+        "none",
+        "the busiest server worker's part of the workers' CPU in the cycle: 1/N when the sessions' "
+        "connections spread evenly over N workers, 1 when one worker got them all",
+    ),
+    "server_processes": _info("processes", "none", "server processes in the cycle (supervisor, workers)"),
+    "jobs_acquired_twice": _info(
+        "jobs", "lower", "acquisitions of a job that a session had acquired already (any session)", "<= 0"
+    ),
+    "jobs_not_cycled": _info(
+        "jobs", "lower", "jobs of the cycle that the server does not show JOB_FINISHED after it", "<= 0"
+    ),
+    "ratio_cycle_vs_one_worker": _info(
+        "ratio",
+        "higher",
+        "cycle_jobs_per_s / the one-worker server's on the same database in the same run (grows with "
+        "workers while free cores remain)",
     ),
     "page_p50_ms": _info("ms", "lower", "filtered 50-row page out of the table, p50", "< 50"),
     "page_p90_ms": _info("ms", "lower", "filtered 50-row page, p90"),
     "page_max_ms": _info("ms", "lower", "filtered 50-row page, slowest"),
     "table_jobs": _info("jobs", "none", "jobs in the table when pages were listed"),
     "server_peak_rss_mb": _info(
-        "MiB", "lower", "peak resident memory of the server's processes", f"< {SERVER_RSS_MIB}"
+        "MiB",
+        "lower",
+        "peak resident memory of the server's processes together (aim: with one worker)",
+        f"< {SERVER_RSS_MIB}",
+    ),
+    "server_process_peak_rss_mb": _info(
+        "MiB",
+        "lower",
+        "peak resident memory of the largest server process (aim: with several workers, each one)",
+        f"< {SERVER_RSS_MIB}",
     ),
     "ratio_create_vs_sqlite": _info("ratio", "higher", "this database's create rate / SQLite's", ">= 0.5"),
     "ratio_cycle_vs_sqlite": _info("ratio", "higher", "this database's cycle rate / SQLite's", ">= 0.5"),

@@ -260,6 +260,14 @@ class RoleUsage:
     processes: int
 
 
+@dataclass(frozen=True)
+class TreeUsage:
+    """The processes of one root together (every role)."""
+
+    cpu_s: float
+    processes: int
+
+
 class ProcessWatch:
     """Samples the process trees of named roots every ``interval`` seconds on a thread."""
 
@@ -434,10 +442,12 @@ class ProcessWatch:
             procs = [p for p in self.procs.values() if p.role and p.settled()]
         return sorted(procs, key=lambda p: (p.root, p.started, p.pid))
 
-    def usage(self, start: float, end: float) -> dict[str, RoleUsage]:
-        """CPU seconds per role between ``start`` and ``end`` (epoch seconds)."""
+    def usage(self, start: float, end: float, *, root: str | None = None) -> dict[str, RoleUsage]:
+        """CPU seconds per role between ``start`` and ``end`` (epoch seconds), of all roots or ``root``'s."""
         totals: dict[str, list[float]] = {}
         for proc in self.tolu_processes():
+            if root is not None and proc.root != root:
+                continue
             used = proc.cpu_at(end) - proc.cpu_at(start)
             alive = proc.started < end and (not proc.times or proc.times[-1] > start)
             if not alive:
@@ -447,11 +457,25 @@ class ProcessWatch:
             entry[1] += 1
         return {role: RoleUsage(role, cpu, int(n)) for role, (cpu, n) in totals.items()}
 
+    def tree_usage(self, root: str, start: float, end: float) -> TreeUsage | None:
+        """CPU seconds between ``start`` and ``end`` of every tolu process under ``root``
+        together, whatever its role: a server's supervisor and all its workers; None when
+        none was seen."""
+        used = list(self.usage(start, end, root=root).values())
+        if not used:
+            return None
+        return TreeUsage(sum(u.cpu_s for u in used), sum(u.processes for u in used))
+
     def peak_mb(self, prefix: str, *, pss: bool = False) -> float | None:
         """The largest peak among the roots named ``prefix`` or ``prefix-N``, in MiB."""
         peaks = self.peak_pss if pss else self.peak_rss
         values = [v for name, v in peaks.items() if name == prefix or name.startswith(prefix + "-")]
         return max(values) / 2**20 if values else None
+
+    def largest_peak_mb(self, root: str) -> float | None:
+        """The highest peak resident memory of one process under ``root``, in MiB."""
+        peaks = [p.peak_rss_bytes for p in self.tolu_processes() if p.root == root]
+        return max(peaks) / 2**20 if peaks else None
 
     def rows(self, start: float, end: float) -> list[ProcessUsage]:
         """Each tolu process for the report: its role, CPU between ``start`` and ``end`` and in all."""

@@ -23,7 +23,7 @@ from harness.bench.baselines import BaselineError
 from harness.bench.chaos import TARGETS, ChaosError, ChaosScenario
 from harness.bench.dag import DagScenario
 from harness.bench.history_gate import HistoryError, HistoryGate
-from harness.bench.stack import StackError, open_stack
+from harness.bench.stack import StackError, check_server_workers, open_stack
 from harness.bench.tasks import Task, TaskError, parse
 from harness.bench.throughput import BenchError, NoProgress, Progress, ThroughputScenario
 from runner.client.errors import ToluError
@@ -135,31 +135,63 @@ def api(
     table_jobs: int = 100_000,
     pages: int = 60,
     database: str = "sqlite",
+    server_workers: Sequence[int] = (1,),
+    sessions: int = 1,
 ) -> engine.RunOutcome:
-    """The server's hot paths on ``database`` (sqlite, postgresql, or both in one run)."""
+    """The server's hot paths on ``database`` (sqlite, postgresql, or both in one run).
+
+    One scenario per database and per number of server processes in ``server_workers``
+    (more than one: PostgreSQL only), in that order, each its own server and database;
+    ``sessions`` sessions cycle the jobs at once. A one-worker scenario is the reference
+    of the others on its database (``ratio_cycle_vs_one_worker``), the SQLite one of
+    PostgreSQL's (``ratio_*_vs_sqlite``).
+    """
+    counts = sorted(set(server_workers)) or [1]
+    kinds = ["sqlite", "postgresql"] if database == "both" else [database]
+    check_server_workers(counts, server=settings.server, databases=kinds)
     _check_extras(settings)
     out_dir = settings.out_dir or engine.default_out_dir("api")
-    kinds = ["sqlite", "postgresql"] if database == "both" else [database]
     params = {
         "jobs": jobs,
         "batch": batch,
         "table_jobs": table_jobs,
         "pages": pages,
         "database": database,
+        "server_workers": counts,
+        "sessions": sessions,
         "server": settings.server,
         "repeat": settings.repeat,
     }
     with _work_dir(out_dir, settings.keep_work) as work, contextlib.ExitStack() as stacks:
         runners: list[ApiScenario] = []
         for kind in kinds:
-            stack = stacks.enter_context(
-                open_stack(work / f"api-{kind}", server=settings.server, database=kind)
-            )
-            ref = runners[0] if runners and runners[0].stack.database.kind == "sqlite" else None
-            runners.append(
-                ApiScenario(stack, jobs=jobs, batch=batch, table_jobs=table_jobs, pages=pages, reference=ref)
-            )
-        versions = ", ".join(f"{r.stack.database.kind} {r.stack.database.version}" for r in runners)
+            for n in counts:
+                stack = stacks.enter_context(
+                    open_stack(
+                        work / (f"api-{kind}" if n == 1 else f"api-{kind}-{n}-workers"),
+                        server=settings.server,
+                        database=kind,
+                        server_workers=n,
+                    )
+                )
+                sqlite = [r for r in runners if r.stack.database.kind == "sqlite"]
+                one = [r for r in runners if r.stack.database.kind == kind and r.server_workers == 1]
+                runners.append(
+                    ApiScenario(
+                        stack,
+                        jobs=jobs,
+                        batch=batch,
+                        table_jobs=table_jobs,
+                        pages=pages,
+                        sessions=sessions,
+                        server_workers=n,
+                        reference=sqlite[0] if sqlite and kind != "sqlite" else None,
+                        one_worker=one[0] if one and n > 1 else None,
+                    )
+                )
+        versions = ", ".join(
+            dict.fromkeys(f"{r.stack.database.kind} {r.stack.database.version}" for r in runners)
+        )
         info = machine.collect(database=database, database_version=versions)
         return engine.run(_run_options("api", settings, params, out_dir), runners, info)
 

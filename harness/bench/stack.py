@@ -91,14 +91,21 @@ class Server:
             self._stop = None
 
 
-def start_server(kind: str, data_dir: Path, database: Database) -> Server:
-    """``process`` (ServerProcess), ``container`` (harness/container/server.py) or a URL."""
+def start_server(kind: str, data_dir: Path, database: Database, *, workers: int = 1) -> Server:
+    """``process`` (ServerProcess), ``container`` (harness/container/server.py) or a URL.
+
+    ``workers`` server processes share the port (``--workers``, PostgreSQL only); only
+    a server started here as a process can be given more than one.
+    """
+    check_server_workers([workers], server=kind, databases=[database.kind])
     if kind.startswith(("http://", "https://")):
         return Server(kind.rstrip("/"), None, None, "url")
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
     if kind == "process":
-        proc = _counted_server_process(data_dir, database_url=database.url, log_path=log_path)
+        proc = _counted_server_process(
+            data_dir, database_url=database.url, log_path=log_path, workers=workers
+        )
         try:
             proc.start(timeout=60)
         except Exception as exc:
@@ -116,6 +123,22 @@ def start_server(kind: str, data_dir: Path, database: Database) -> Server:
             raise StackError(f"the tolu server container did not start: {exc} (log: {log_path})") from exc
         return Server(box.url, box.pid, log_path, "container", box.stop)
     raise StackError(f"--server {kind!r}: expected process, container or an http(s):// URL")
+
+
+def check_server_workers(counts: Sequence[int], *, server: str, databases: Sequence[str]) -> None:
+    """Refuse, before anything starts, numbers of server processes the stack cannot run:
+    more than one needs a server started here and PostgreSQL (as ``tolu server up`` says)."""
+    if any(n < 1 for n in counts):
+        raise StackError(f"--server-workers {','.join(map(str, counts))}: expected numbers of 1 or more")
+    several = [n for n in counts if n > 1]
+    if not several:
+        return
+    if "sqlite" in databases:
+        from runner.server.workers import ONE_SQLITE_WRITER
+
+        raise StackError(f"--server-workers {several[0]} needs --database postgresql: {ONE_SQLITE_WRITER}")
+    if server != "process":
+        raise StackError(f"--server-workers {several[0]} needs --server process (the server is started here)")
 
 
 def _counted_server_process(data_dir: Path, **kwargs: Any) -> Any:
@@ -258,11 +281,18 @@ def fake_nodes(site_dir: Path, count: int, *, slots: int) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def open_stack(
-    work_dir: Path, *, server: str = "process", database: str = "sqlite", slots: int = 2, nodes: int = 1
+    work_dir: Path,
+    *,
+    server: str = "process",
+    database: str = "sqlite",
+    slots: int = 2,
+    nodes: int = 1,
+    server_workers: int = 1,
 ) -> Iterator[Stack]:
     """Start everything under ``work_dir``; stop it all (by PID) on exit.
 
-    The site has one node of ``slots`` CPUs, or ``nodes`` made-up ones (:func:`fake_nodes`).
+    The site has one node of ``slots`` CPUs, or ``nodes`` made-up ones (:func:`fake_nodes`);
+    the server runs as ``server_workers`` processes (:func:`start_server`).
     """
     from runner.client import Client
 
@@ -270,7 +300,7 @@ def open_stack(
     srv: Server | None = None
     old_config = os.environ.get("TOLU_CONFIG")
     try:
-        srv = start_server(server, work_dir / "server", db)
+        srv = start_server(server, work_dir / "server", db, workers=server_workers)
         username = f"bench_{secrets.token_hex(4)}"
         password = secrets.token_urlsafe(16)
         Client.register(srv.url, username, password)

@@ -40,6 +40,12 @@ from runner.server.settings import (
 ENV_SUPERVISOR = "TOLU_SERVER_SUPERVISOR"
 
 
+#: why SQLite gets one server process (also said by ``tolu bench api --server-workers``).
+ONE_SQLITE_WRITER = (
+    "SQLite takes one writer at a time, so more server processes would only wait for each other"
+)
+
+
 def check(workers: int, database_url: str) -> str | None:
     """Why ``workers`` processes cannot serve ``database_url``, or None."""
     if workers < 1:
@@ -47,7 +53,7 @@ def check(workers: int, database_url: str) -> str | None:
     if workers > 1 and database_kind(database_url) == "sqlite":
         return (
             f"--workers {workers} needs PostgreSQL (--database-url postgresql+psycopg://...): "
-            "SQLite takes one writer at a time, so more server processes would only wait for each other"
+            + ONE_SQLITE_WRITER
         )
     return None
 

@@ -107,6 +107,9 @@ class ApiScenario:
             figures.pop("ratio_cycle_vs_one_worker")
         if self.server_workers == 1:
             figures.pop("busiest_worker_cpu_share")
+        if self.stack.database.kind != "postgresql":
+            figures.pop("cycle_database_cpu_cores")
+            figures.pop("cycle_database_cpu_ms_per_job")
         if self.server_workers > 1:
             # no one process handles every job, and N processes hold N copies of the server:
             # the per-process aims are the largest process's memory, not the sum
@@ -166,7 +169,9 @@ class ApiScenario:
 
             # -- acquire, RUNNING, RUN_DONE in batches, by every session at once
             watch.sample()
+            db_before = self.stack.database.backend_cpu()
             cycle = self._cycle(tag)
+            db_after = self.stack.database.backend_cpu()
             watch.sample()
             finished = client.jobs.counts(tags={"bench": tag}).get(JobState.JOB_FINISHED, 0)
 
@@ -199,6 +204,8 @@ class ApiScenario:
         acquire_ms = [ms for log in cycle.logs for ms in log.acquire_ms]
         update_ms = [ms for log in cycle.logs for ms in log.update_ms]
         server = watch.tree_usage("server", cycle.started, cycle.ended)
+        server_s = server.cpu_s if server is not None else None
+        database_s = _database_cpu_s(db_before, db_after)
         figures: dict[str, float | None] = {
             "create_jobs_per_s": stats.rate(self.jobs, create_s),
             "cycle_jobs_per_s": stats.rate(cycled, cycle_s),
@@ -210,10 +217,12 @@ class ApiScenario:
             "table_jobs": float(table),
             "server_peak_rss_mb": watch.peak_mb("server"),
             "server_process_peak_rss_mb": watch.largest_peak_mb("server"),
-            "cycle_server_cpu_ms_per_job": server.cpu_s / cycled * 1000 if server and cycled else None,
-            "cycle_server_cpu_cores": server.cpu_s / cycle_s if server and cycle_s > 0 else None,
+            "cycle_server_cpu_ms_per_job": _per(server_s, cycled, 1000),
+            "cycle_server_cpu_cores": _per(server_s, cycle_s),
             "server_processes": float(server.processes) if server else None,
-            "cycle_client_cpu_cores": sum(log.cpu_s for log in cycle.logs) / cycle_s if cycle_s > 0 else None,
+            "cycle_database_cpu_ms_per_job": _per(database_s, cycled, 1000),
+            "cycle_database_cpu_cores": _per(database_s, cycle_s),
+            "cycle_client_cpu_cores": _per(sum(log.cpu_s for log in cycle.logs), cycle_s),
             "jobs_acquired_twice": float(cycle.acquired_twice),
             "jobs_not_cycled": float(self.jobs - finished),
         }
@@ -348,3 +357,16 @@ def _busiest_share(processes: list[ProcessUsage]) -> float | None:
     """The busiest server worker's part of all the server workers' CPU (the supervisor left out)."""
     cpu = [p.cpu_s for p in processes if p.root == "server" and p.role == Role.SERVER.value]
     return max(cpu) / sum(cpu) if len(cpu) > 1 and sum(cpu) > 0 else None
+
+
+def _database_cpu_s(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+    """The database backends' CPU seconds between two readings (a backend new since
+    ``before`` counts from 0)."""
+    if before is None or after is None:
+        return None
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
+def _per(value: float | None, count: float, scale: float = 1.0) -> float | None:
+    """``value`` per ``count`` (times ``scale``); None when either is missing."""
+    return value / count * scale if value is not None and count > 0 else None

@@ -123,6 +123,8 @@ API_KEYS = (
     "cycle_server_cpu_ms_per_job",
     "table_jobs",
     "cycle_server_cpu_cores",
+    "cycle_database_cpu_ms_per_job",
+    "cycle_database_cpu_cores",
     "cycle_client_cpu_cores",
     "server_processes",
     "busiest_worker_cpu_share",

@@ -190,6 +190,16 @@ API: dict[str, FigureInfo] = {
     "cycle_server_cpu_cores": _info(
         "cores", "none", "server CPU seconds (every process) / cycle seconds: the cores the server kept busy"
     ),
+    "cycle_database_cpu_ms_per_job": _info(
+        "ms",
+        "lower",
+        "CPU time per job of the PostgreSQL backends connected to the bench's database in the cycle "
+        "(the server's connections, autovacuum; PostgreSQL on this machine only, its shared WAL writer "
+        "and checkpointer left out)",
+    ),
+    "cycle_database_cpu_cores": _info(
+        "cores", "none", "those backends' CPU seconds / cycle seconds: the cores PostgreSQL kept busy"
+    ),
     "cycle_client_cpu_cores": _info(
         "cores",
         "none",

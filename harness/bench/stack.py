@@ -42,6 +42,35 @@ class Database:
     _admin_url: str | None = None
     _dropped: bool = False
 
+    def backend_cpu(self) -> dict[int, float] | None:
+        """CPU seconds so far of each PostgreSQL backend connected to this database (this
+        query's own left out); None for SQLite (the server's own process does its work) or
+        for a PostgreSQL whose processes this machine cannot see (another host, a container)."""
+        if self.kind != "postgresql" or self.url is None:
+            return None
+        import psycopg
+
+        from harness.bench.processes import cpu_seconds, read_stat
+
+        query = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        try:
+            with psycopg.connect(libpq_url(self.url), autocommit=True, connect_timeout=10) as conn:
+                pids = [int(row[0]) for row in conn.execute(query).fetchall()]
+        except psycopg.Error:
+            return None
+        out: dict[int, float] = {}
+        for pid in pids:
+            stat = read_stat(pid)
+            cpu = cpu_seconds(pid)
+            if stat is None or stat.comm != "postgres" or cpu is None:
+                # not a backend of this machine (a backend that just ended reads the same:
+                # the figure is then missing rather than short)
+                return None
+            out[pid] = cpu
+        return out
+
     def drop(self) -> None:
         if self.kind != "postgresql" or self.url is None or self._dropped:
             return

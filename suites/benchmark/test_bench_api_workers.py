@@ -15,7 +15,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from harness.bench.processes import read_stat
 from harness.bench.schema import load
+from harness.probes import libpq_url, postgres_admin_url
 from harness.run import run_state
 
 JOBS = 400
@@ -25,6 +27,17 @@ SESSIONS = 4
 def _bench_api(*args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "runner.cli.main", "bench", "api", *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+
+
+def _postgres_is_local() -> bool:
+    """Whether the test cluster's backends are processes of this machine (not another host or
+    a container's), as the bench needs to read their CPU."""
+    import psycopg
+
+    with psycopg.connect(libpq_url(postgres_admin_url()), connect_timeout=10) as conn:
+        pid = int(conn.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+        stat = read_stat(pid)
+        return stat is not None and stat.comm == "postgres"
 
 
 def test_sessions_against_two_workers_cycle_every_job_once(
@@ -70,6 +83,13 @@ def test_sessions_against_two_workers_cycle_every_job_once(
     assert two.figure_info["server_process_peak_rss_mb"].aim == "< 200"
     assert two.figure_info["server_peak_rss_mb"].aim is None
     assert two.figure_info["cycle_server_cpu_ms_per_job"].aim is None, "no one process handles every job"
+    # PostgreSQL's own CPU for the cycle, where its processes are this machine's
+    for scenario in (one, two):
+        database_ms = scenario.trials[0].figures["cycle_database_cpu_ms_per_job"]
+        if _postgres_is_local():
+            assert database_ms is not None and database_ms > 0
+        else:
+            assert database_ms is None
     ratio = trial.figures["ratio_cycle_vs_one_worker"]
     assert ratio is not None and ratio > 0
     assert "ratio_cycle_vs_one_worker" not in one.figure_info

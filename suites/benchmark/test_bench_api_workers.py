@@ -1,6 +1,7 @@
 """`tolu bench api` against a server of several workers, with several sessions at once
 (small N): every job cycled once, the server's CPU and memory those of all its processes,
-one scenario per number of workers; SQLite refused in one line.
+one scenario per number of workers; SQLite refused in one line. The bench's request
+counter counts the requests of every worker.
 
 Behaviour only: nothing here asserts how fast anything was.
 """
@@ -14,11 +15,15 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import requests
 
+from harness.bench.counted_server import COUNTS_DIR
 from harness.bench.processes import read_stat
 from harness.bench.schema import load
+from harness.bench.stack import RequestCounter, open_database, start_server
 from harness.probes import libpq_url, postgres_admin_url
 from harness.run import run_state
+from harness.waiting import wait_until
 
 JOBS = 400
 SESSIONS = 4
@@ -129,3 +134,36 @@ def test_a_bad_worker_list_is_a_usage_error(tmp_path: Path) -> None:
     done = _bench_api("--server-workers", "1,x", "--out", str(tmp_path / "out"))
     assert done.returncode == 2
     assert "Invalid value for '--server-workers': '1,x': expected a number of 1 or more" in done.stderr
+
+
+def test_the_request_counter_adds_up_every_worker(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Each worker counts the requests it answers; whichever answers the counter sums them all."""
+    run_state(request.config).need("postgres")
+    database = open_database("postgresql")
+    server = start_server("process", tmp_path / "server", database, workers=2)
+    try:
+        counter = RequestCounter(server)
+        before = counter.count()
+        assert before is not None and counter.source == "request counter"
+        counts = tmp_path / "server" / COUNTS_DIR
+
+        def per_worker() -> dict[str, int]:
+            return {f.name: sum(json.loads(f.read_text()).values()) for f in counts.glob("*.json")}
+
+        at_start = per_worker()
+        sent = 0
+
+        def both_workers_counted() -> bool:
+            nonlocal sent
+            # a new connection each time, so that either worker may take it
+            requests.get(server.url + "/health", timeout=10).raise_for_status()
+            sent += 1
+            now = per_worker()
+            return len(now) == 2 and all(n > at_start.get(name, 0) for name, n in now.items())
+
+        wait_until(both_workers_counted, timeout=60, what="requests answered by both workers")
+        assert counter.count() == before + sent
+        assert counter.by_route["GET /health"] >= sent
+    finally:
+        server.stop()
+        database.drop()

@@ -582,8 +582,9 @@ def api(**kw: Any) -> None:
     The cycle is what launchers do: each of --sessions sessions acquires --batch
     jobs, reports them RUNNING, then RUN_DONE, until none is left. Every
     acquisition is counted: a job acquired twice or not JOB_FINISHED afterwards
-    misses an aim of 0. The bench client runs on this machine too: on a small
-    machine it takes cores from the server (cycle_client_cpu_cores says how many).
+    misses an aim of 0. The sessions and PostgreSQL run on this machine too: on
+    a small machine they take the cores that more server workers would use
+    (cycle_client_cpu_cores and cycle_database_cpu_cores say how many).
 
     \b
       tolu bench api --database both

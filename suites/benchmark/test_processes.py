@@ -193,7 +193,7 @@ def test_forked_workers_count_by_their_announcement_idle_forks_and_tasks_named_l
         assert worker["cpu"] <= usage["starter"].cpu_s <= worker["cpu"] + SLACK_S
         assert usage["starter"].processes == 1 and usage["coordinator"].processes == 1
         pids = {p.pid: p.role for p in watch.tolu_processes()}
-        assert pids == {told["me"]: "coordinator", worker["pid"]: "starter"}, "the idle fork and the task are nobody"
+        assert pids == {told["me"]: "coordinator", worker["pid"]: "starter"}, "idle fork, task: nobody"
     finally:
         proc.stdin.close()
         proc.wait(timeout=60)

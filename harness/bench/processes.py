@@ -388,9 +388,11 @@ class ProcessWatch:
                 proc.argv = argv
                 proc.role, proc.source = self._guess(proc, parent)
         announced = Role.from_comm(st.comm)
-        # a fork carries its parent's name until it announces its own: the parent's name
-        # on a child with the parent's command line is not the child's announcement
-        inherited = parent is not None and parent.comm == st.comm and proc.argv == parent.argv
+        # a fork carries its parent's name until it announces its own or execs: the
+        # parent's name on a child is not the child's announcement, whatever its command
+        # line says (a task between fork and exec reads as an empty one, or already as
+        # the task's while its name still reads as the starter's)
+        inherited = parent is not None and parent.comm == st.comm
         if announced is not None and not inherited:
             proc.role, proc.source = announced.value, "announced"
         proc.comm = st.comm

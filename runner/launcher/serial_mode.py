@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner import malloc
+from runner import heap
 from runner.launcher import journal as journals
 from runner.launcher.context import Context
 from runner.launcher.deathsig import die_with_parent
@@ -501,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         rank, size = comm.Get_rank(), comm.Get_size()
     # rank 0 moves every job, a worker rank every job of its node; the spawners start them
     announce(Role.COORDINATOR)
-    malloc.limit_arenas()  # before the fetcher's and the reporter's threads
+    heap.settle()  # collector and malloc set for batches; before the fetcher and reporter threads
     # Threads hand the GIL over sooner: a spawner returning from fork/exec or the loop
     # woken by an exit should not wait out another thread's 5 ms JSON parsing slice.
     sys.setswitchinterval(SWITCH_INTERVAL_SEC)

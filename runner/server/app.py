@@ -13,8 +13,8 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 import runner
-from runner import models
-from runner.server import errors, faults, heap, schema, webui
+from runner import heap, models
+from runner.server import errors, faults, schema, webui
 from runner.server.auth.keys import KeyRing
 from runner.server.auth.oidc import OIDCProvider
 from runner.server.auth.tokens import AccessTokens
@@ -101,7 +101,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         app.state.revision = revision
         app.state.auth = verifier(settings)
         log.info("tolu server %s on %s (schema %s)", runner.__version__, db.kind, revision)
-        heap.settle()
+        if not heap.settle():
+            log.debug("malloc arenas left as they are")
         task = asyncio.create_task(_expire_sessions(app.state, settings.session_check_sec))
         try:
             yield

@@ -141,7 +141,7 @@ def test_the_pool_baseline_reads_its_workers_cpu_the_same_way(tmp_path: Path) ->
 
 
 FORKS = """
-import json, os, sys, time
+import json, os, sys, tempfile, time
 from runner.roles import Role, announce
 
 def burn(seconds):
@@ -163,15 +163,23 @@ if os.fork() == 0:  # a fork that never gets to exec: the parent's name and comm
     os.close(hold_w)
     os.read(hold_r, 1)
     os._exit(0)
+# a task whose kernel name reads as its parent's (the file it runs is named so), like a
+# task caught between the starter's fork and exec: not a tolu process
+link = os.path.join(tempfile.mkdtemp(), Role.COORDINATOR.comm)
+os.symlink("/bin/cat", link)
+if os.fork() == 0:
+    os.close(hold_w)
+    os.dup2(hold_r, 0)
+    os.execv(link, [link])
 worker = json.loads(os.fdopen(report_r).readline())
 print(json.dumps({"worker": worker, "me": os.getpid()}), flush=True)
 sys.stdin.read()
 os.close(hold_w)
-os.wait(); os.wait()
+os.wait(); os.wait(); os.wait()
 """
 
 
-def test_forked_workers_count_by_their_announcement_and_idle_forks_not_at_all() -> None:
+def test_forked_workers_count_by_their_announcement_idle_forks_and_tasks_named_like_them_not_at_all() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", FORKS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -185,7 +193,7 @@ def test_forked_workers_count_by_their_announcement_and_idle_forks_not_at_all() 
         assert worker["cpu"] <= usage["starter"].cpu_s <= worker["cpu"] + SLACK_S
         assert usage["starter"].processes == 1 and usage["coordinator"].processes == 1
         pids = {p.pid: p.role for p in watch.tolu_processes()}
-        assert pids == {told["me"]: "coordinator", worker["pid"]: "starter"}, "the idle fork is nobody"
+        assert pids == {told["me"]: "coordinator", worker["pid"]: "starter"}, "idle fork, task: nobody"
     finally:
         proc.stdin.close()
         proc.wait(timeout=60)

@@ -1,7 +1,8 @@
-"""runner/malloc.py: the arena cap takes effect in a real process, and the user's MALLOC_ARENA_MAX wins."""
+"""runner/heap.py: the arena cap and the collector settings hold in a real process; MALLOC_ARENA_MAX wins."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,8 +11,8 @@ import sys
 def _arenas_after(env: dict[str, str]) -> tuple[str, int]:
     script = (
         "import threading, re, ctypes, os, tempfile\n"
-        "from runner import malloc\n"
-        "print(malloc.limit_arenas())\n"
+        "from runner import heap\n"
+        "print(heap.limit_arenas())\n"
         "def churn():\n"
         "    for _ in range(2000):\n"
         "        bytearray(256 * 1024)\n"
@@ -45,3 +46,20 @@ def test_the_cap_keeps_a_threaded_process_to_two_arenas() -> None:
 def test_the_users_malloc_arena_max_wins() -> None:
     capped, arenas = _arenas_after({**os.environ, "MALLOC_ARENA_MAX": "4"})
     assert capped == "False" and arenas <= 4
+
+
+def test_settle_freezes_what_is_alive_and_collects_in_larger_passes() -> None:
+    script = (
+        "import gc, json\n"
+        "from runner import heap\n"
+        "before = gc.get_threshold()[0]\n"
+        "capped = heap.settle(gen0=12345)\n"
+        "print(json.dumps([capped, before, gc.get_threshold()[0], gc.get_freeze_count()]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True, timeout=120
+    )
+    capped, before, after, frozen = json.loads(done.stdout)
+    assert capped is True and before == 700 and after == 12345
+    assert frozen > 1_000, "the imported modules' objects are in the permanent generation"

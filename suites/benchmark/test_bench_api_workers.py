@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 import requests
 
+from harness.bench import runs
 from harness.bench.counted_server import COUNTS_DIR
 from harness.bench.processes import read_stat
 from harness.bench.schema import load
@@ -99,6 +100,21 @@ def test_sessions_against_two_workers_cycle_every_job_once(
     assert ratio is not None and ratio > 0
     assert "ratio_cycle_vs_one_worker" not in one.figure_info
     assert one.figure_info["cycle_server_cpu_ms_per_job"].aim == "<= 0.06"
+
+
+def test_sessions_on_sqlite_take_turns_and_cycle_every_job_once(tmp_path: Path) -> None:
+    """One server process on SQLite, three sessions at once (harness.bench.runs, no CLI)."""
+    settings = runs.RunSettings(argv=["test"], out_dir=tmp_path / "api")
+    outcome = runs.api(settings, jobs=300, batch=20, table_jobs=300, pages=1, sessions=3)
+    (scenario,) = outcome.result.scenarios
+    (trial,) = scenario.trials
+    assert scenario.name == "api-sqlite" and scenario.parameters["sessions"] == 3
+    assert trial.figures["jobs_acquired_twice"] == 0 and trial.figures["jobs_not_cycled"] == 0
+    assert sum(trial.raw["jobs_per_session"]) == 300 and len(trial.raw["jobs_per_session"]) == 3
+    assert "cycle_database_cpu_ms_per_job" not in scenario.figure_info, "SQLite works inside the server"
+    assert "busiest_worker_cpu_share" not in scenario.figure_info
+    client_cores = trial.figures["cycle_client_cpu_cores"]
+    assert client_cores is not None and client_cores > 0
 
 
 @pytest.mark.parametrize(

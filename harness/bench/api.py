@@ -40,6 +40,12 @@ from runner.states import JobState
 GROUPS = 100
 
 
+def scenario_name(database: str, server_workers: int) -> str:
+    """``api-postgresql``, ``api-postgresql-4-workers``: one-worker names are those of before."""
+    base = f"api-{database}"
+    return base if server_workers == 1 else f"{base}-{server_workers}-workers"
+
+
 @dataclass
 class SessionLog:
     """What one session of the cycle did (written by its thread only)."""
@@ -78,6 +84,8 @@ class Cycle:
 
 @dataclass
 class ApiScenario:
+    """One database and one server: bulk create, the acquire-and-complete cycle, pages."""
+
     stack: Stack
     jobs: int = 10_000
     batch: int = 1_000
@@ -85,8 +93,6 @@ class ApiScenario:
     pages: int = 60
     #: launcher-like sessions cycling jobs at once
     sessions: int = 1
-    #: processes the server runs as (``stack`` was opened so)
-    server_workers: int = 1
     #: the SQLite scenario of the same run, for the PostgreSQL/SQLite ratios.
     reference: ApiScenario | None = None
     #: the one-worker scenario on the same database in the same run, for ratio_cycle_vs_one_worker
@@ -94,9 +100,12 @@ class ApiScenario:
     last_figures: dict[str, float | None] = field(default_factory=dict)
 
     @property
+    def server_workers(self) -> int:
+        return self.stack.server.workers
+
+    @property
     def name(self) -> str:
-        base = f"api-{self.stack.database.kind}"
-        return base if self.server_workers == 1 else f"{base}-{self.server_workers}-workers"
+        return scenario_name(self.stack.database.kind, self.server_workers)
 
     def describe(self) -> Scenario:
         figures = {name: info.model_copy() for name, info in API.items()}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.bench import engine, machine, postgres
-from harness.bench.api import ApiScenario
+from harness.bench.api import ApiScenario, scenario_name
 from harness.bench.baselines import BaselineError
 from harness.bench.chaos import TARGETS, ChaosError, ChaosScenario
 from harness.bench.dag import DagScenario
@@ -168,7 +168,7 @@ def api(
             for n in counts:
                 stack = stacks.enter_context(
                     open_stack(
-                        work / (f"api-{kind}" if n == 1 else f"api-{kind}-{n}-workers"),
+                        work / scenario_name(kind, n),
                         server=settings.server,
                         database=kind,
                         server_workers=n,
@@ -184,7 +184,6 @@ def api(
                         table_jobs=table_jobs,
                         pages=pages,
                         sessions=sessions,
-                        server_workers=n,
                         reference=sqlite[0] if sqlite and kind != "sqlite" else None,
                         one_worker=one[0] if one and n > 1 else None,
                     )

@@ -113,6 +113,8 @@ class Server:
     log_path: Path | None
     kind: str
     _stop: Any = None
+    #: processes it runs as (``--workers``): a supervisor and this many workers when > 1
+    workers: int = 1
 
     def stop(self) -> None:
         if self._stop is not None:
@@ -140,7 +142,7 @@ def start_server(kind: str, data_dir: Path, database: Database, *, workers: int 
         except Exception as exc:
             proc.stop()
             raise StackError(f"the tolu server did not start: {exc} (log: {log_path})") from exc
-        return Server(proc.url, proc.pid, log_path, "process", proc.stop)
+        return Server(proc.url, proc.pid, log_path, "process", proc.stop, workers=workers)
     if kind == "container":
         from harness.container.server import ContainerServer
 

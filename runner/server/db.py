@@ -25,7 +25,13 @@ from runner.server import tables as t
 SQLITE_FILE = "tolu.db"
 BUSY_TIMEOUT_MS = 30_000
 #: SQLite's page cache per connection, KiB.
-SQLITE_CACHE_KIB = 16_384
+SQLITE_CACHE_KIB = 4_096
+
+
+#: bulk-inserted jobs after which the server refreshes planner statistics (``maintain``).
+ANALYZE_AFTER_ROWS = 5_000
+#: ... at once, when they are this part of the table as last analyzed (``after_bulk_insert``).
+STALE_FRACTION = 0.25
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -57,6 +63,9 @@ def make_engine(url: str) -> Engine:
             poolclass=QueuePool,
             pool_size=8,
             max_overflow=8,
+            # the most recently returned connection goes out first: a few connections
+            # carry the load and the others' page caches (below) stay small
+            pool_use_lifo=True,
             connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
         )
 
@@ -70,8 +79,11 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             # The page cache is per connection, and pooled connections keep theirs: at
-            # 64 MiB each a 100,000-job database grew the server past 190 MiB; the
-            # operating system caches the file too, and CPU per job was the same at 16.
+            # 64 MiB each a 100,000-job database grew the server past 190 MiB, at 16 MiB
+            # a 100,000-job serial run still took it from 176 to 224 MiB, step by step as
+            # connections filled theirs (178 at 4 MiB). A big cache buys little: in WAL
+            # mode a connection drops its cache whenever another one wrote, and the
+            # operating system caches the file anyway.
             cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             cur.execute("PRAGMA temp_store=MEMORY")
             cur.close()
@@ -107,6 +119,9 @@ class Database:
         self._write_lock = threading.Lock() if self.kind == "sqlite" else None
         #: rows bulk-inserted since the last ANALYZE (PostgreSQL; see ``maintain``).
         self.inserted_since_analyze = 0
+        #: jobs in the table when statistics were last refreshed by this process
+        self.analyzed_rows = 0.0
+        self._analyzing = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -155,27 +170,47 @@ class Database:
     def note_inserted(self, n: int) -> None:
         self.inserted_since_analyze += n
 
-    def maintain(self, threshold: int = 5_000) -> bool:
+    def maintain(self, threshold: int = ANALYZE_AFTER_ROWS) -> bool:
         """Refresh planner statistics after large bulk inserts; returns whether it did.
 
         PostgreSQL's autovacuum gets there within a minute; until then the planner
         believes the tables are as small as they were. SQLite has none unless asked.
+        The server calls this every few seconds (the session check).
         """
-        if self.inserted_since_analyze < threshold:
+        if self.inserted_since_analyze < threshold or not self._analyzing.acquire(blocking=False):
             return False
-        self.inserted_since_analyze = 0
-        if self.is_sqlite:
-            # Approximate statistics (analysis_limit) take milliseconds, and let
-            # SQLite drive a selective tag filter from job_tags.
-            with self.write() as conn:
-                conn.exec_driver_sql("PRAGMA analysis_limit=2000")
-                conn.exec_driver_sql("ANALYZE jobs")
-                conn.exec_driver_sql("ANALYZE job_tags")
+        try:
+            self.inserted_since_analyze = 0
+            if self.is_sqlite:
+                # Approximate statistics (analysis_limit) take milliseconds, and let
+                # SQLite drive a selective tag filter from job_tags.
+                with self.write() as conn:
+                    conn.exec_driver_sql("PRAGMA analysis_limit=2000")
+                    conn.exec_driver_sql("ANALYZE jobs")
+                    conn.exec_driver_sql("ANALYZE job_tags")
+                return True
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql("ANALYZE jobs, job_tags")
+                rows = conn.exec_driver_sql(
+                    "SELECT reltuples FROM pg_class WHERE oid = 'jobs'::regclass"
+                ).scalar()
+            self.analyzed_rows = max(0.0, float(rows or 0))
             return True
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("ANALYZE jobs, job_tags")
-        return True
+        finally:
+            self._analyzing.release()
+
+    def after_bulk_insert(self) -> bool:
+        """Right after a bulk create committed: refresh PostgreSQL's statistics now when the
+        jobs inserted since the last refresh are a large part of the table (the planner's
+        picture of it is off by that factor). The next acquire comes within milliseconds:
+        with the statistics of a table ten times smaller, PostgreSQL matched every free job
+        against every job's tags (0.2 s for an acquire of 1,000 jobs among 3,000; see
+        docs/performance.md). ANALYZE samples a bounded number of rows, so it is cheap on
+        the small tables where this matters; a large table waits for ``maintain``."""
+        if self.is_sqlite or self.inserted_since_analyze < STALE_FRACTION * self.analyzed_rows:
+            return False
+        return self.maintain()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -327,11 +327,15 @@ _CHECK = {
         " LEFT JOIN r ON r.source = j.state AND r.target = p.first" + _NOT_PLAIN
     ),
     # Lock the rows first (id order: two requests never wait on each other in a
-    # circle), so nobody changes a job between this check and the writes.
+    # circle), so nobody changes a job between this check and the writes. The ids go in
+    # as one array (``= ANY(ARRAY(...))``, an index scan on the primary key whatever the
+    # statistics say): as ``IN (SELECT id FROM p)`` the planner, with the table's
+    # statistics taken before a bulk create, compared every job of the owner with every
+    # payload row (2.5 million comparisons, 0.5 s, for 1,000 reports over 3,000 jobs).
     False: text(
         f"WITH {_PAYLOAD[False]}, {_ROUTES_CTE},"
         " j AS (SELECT id, state, app_id, n_stage_in, n_stage_out, has_children FROM jobs"
-        " WHERE id IN (SELECT id FROM p) AND owner_id = :o AND site_id = coalesce(:s, site_id)"
+        " WHERE id = ANY(ARRAY(SELECT id FROM p)) AND owner_id = :o AND site_id = coalesce(:s, site_id)"
         " ORDER BY id FOR UPDATE)"
         " SELECT p.ord FROM p LEFT JOIN j ON j.id = p.id"
         " LEFT JOIN r ON r.source = j.state AND r.target = p.first" + _NOT_PLAIN

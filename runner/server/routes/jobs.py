@@ -32,14 +32,17 @@ UpdateBody = Annotated[list[models.JobUpdate], Depends(json_body(list[models.Job
 def bulk_create(body: CreateBody, who: Who, db: Db) -> Response:
     try:
         with db.write() as conn:
-            return json_response(job_create.bulk_create(conn, db, who, body), 201)
+            answer = json_response(job_create.bulk_create(conn, db, who, body), 201)
     except idempotency.RACED:
         if not any(it.idempotency_key for it in body):
             raise
-    # A concurrent request with some of the same idempotency keys committed first (the unique
-    # index refused ours, and nothing of ours was written): answer its jobs, create the rest.
-    with db.write() as conn:
-        return json_response(job_create.bulk_create(conn, db, who, body), 201)
+        # A concurrent request with some of the same idempotency keys committed first (the
+        # unique index refused ours, and nothing of ours was written): answer its jobs,
+        # create the rest.
+        with db.write() as conn:
+            answer = json_response(job_create.bulk_create(conn, db, who, body), 201)
+    db.after_bulk_insert()
+    return answer
 
 
 @router.get("", response_model=models.Page[models.Job])

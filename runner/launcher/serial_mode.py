@@ -452,6 +452,10 @@ def run_worker(
 
     starts = journals.rank_starts(journal_path, comm.Get_rank())
     try:
+        # rank 0 makes the journal's directory when it opens the journal, which may come
+        # after this on a site's first launch: a spawner cannot note starts in a file
+        # that is not there (spawner.py opens it without O_CREAT)
+        starts.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(starts, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     except OSError as exc:  # the starts go unjournaled; rank 0's reports still carry them
         log.warning("cannot make the start journal %s: %s", starts, exc)

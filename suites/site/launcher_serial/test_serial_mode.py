@@ -114,3 +114,7 @@ def test_sigterm_ends_running_tasks_as_timed_out(
         reasons = [e.data.get("reason", "") for e in tolu_client.events.filter(job_id=job.id)
                    if e.to_state is S.RUN_TIMEOUT]
         assert reasons and "launcher stopped" in reasons[0], reasons
+    # the worker ranks could note their starts on this site's first launch (rank 0 makes
+    # the journal's directory, maybe after they look for it)
+    logs = "".join(p.read_text() for p in (tolu_site.path / "log").iterdir() if p.is_file())
+    assert "cannot make the start journal" not in logs

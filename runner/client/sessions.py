@@ -60,6 +60,13 @@ class SessionManager(Manager):
         result: ReportResult = self._send("POST", ReportResult, f"{self.path}/{id}/reports", raw=raw)
         return result
 
+    def report_json(self, id: int, reports: Sequence[str]) -> ReportResult:
+        """``report`` for reports already encoded, each one ``JobReport`` as JSON (a
+        launcher journals its reports as JSON before it sends them)."""
+        raw = ("[" + ",".join(reports) + "]").encode()
+        result: ReportResult = self._send("POST", ReportResult, f"{self.path}/{id}/reports", raw=raw)
+        return result
+
     def delete(self, id: int) -> None:
         """End the session: held jobs are released, RUNNING ones go RUN_TIMEOUT."""
         self._delete(f"{self.path}/{id}")

@@ -69,6 +69,15 @@ class Entry:
     seq: int
     session_id: int
     report: JobReport
+    #: the report's JSON as the journal holds it ("" when read back from an old journal):
+    #: the reporter sends it as it is rather than encoding the report again
+    json: str = ""
+
+
+def _json(report: JobReport) -> str:
+    """A report's JSON, straight from pydantic (half the CPU of json.dumps of a dict;
+    every job's RUNNING and outcome pass here, and go to the server as they are)."""
+    return report.model_dump_json(exclude_unset=True)
 
 
 class JournalError(OSError):
@@ -121,12 +130,12 @@ class Journal:
         self._dirty = True
 
     def append(self, session_id: int, reports: Iterable[JobReport]) -> list[Entry]:
-        """Write ``reports`` (in order) and return them numbered."""
+        """Write ``reports`` (in order) and return them numbered, each with its JSON."""
         with self._lock:
             entries = []
             for r in reports:
                 self._seq += 1
-                entries.append(Entry(self._seq, session_id, r))
+                entries.append(Entry(self._seq, session_id, r, _json(r)))
             self._write_entries(entries)
             return entries
 
@@ -136,7 +145,7 @@ class Journal:
             out = []
             for e in entries:
                 self._seq += 1
-                out.append(Entry(self._seq, e.session_id, e.report))
+                out.append(Entry(self._seq, e.session_id, e.report, e.json))
             self._write_entries(out)
             self._sync()
             return out
@@ -144,11 +153,8 @@ class Journal:
     def _write_entries(self, entries: list[Entry]) -> None:
         if not entries:
             return
-        # the report's JSON straight from pydantic (half the CPU of json.dumps of a dict;
-        # every job's RUNNING and outcome pass here)
         data = "".join(
-            f'{{"n":{e.seq},"s":{e.session_id},"r":{e.report.model_dump_json(exclude_unset=True)}}}\n'
-            for e in entries
+            f'{{"n":{e.seq},"s":{e.session_id},"r":{e.json or _json(e.report)}}}\n' for e in entries
         )
         self._write_text(data)
         self._open_seqs.update(e.seq for e in entries)

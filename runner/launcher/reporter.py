@@ -158,7 +158,10 @@ class Reporter:
         sid = part[0].session_id
         target = current if sid in self._gone else sid
         try:
-            result = self._client.sessions.report(target, [e.report for e in part])
+            if all(e.json for e in part):
+                result = self._client.sessions.report_json(target, [e.json for e in part])
+            else:
+                result = self._client.sessions.report(target, [e.report for e in part])
         except NotFound:
             if target != current:
                 # the session they were made under is gone: the current one reports them

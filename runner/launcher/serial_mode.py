@@ -62,6 +62,9 @@ NO_MPI = "no-mpi"
 WORKER_REPORT_SEC = 0.05
 #: how long a waiting rank sleeps between MPI polls.
 POLL_SEC = 0.002
+#: how long a stopping worker rank waits for rank 0 to take its last report; rank 0 takes
+#: it at once when it stops in order, so past this it is gone (killed) and the worker exits.
+FINAL_REPORT_SEC = 60.0
 #: sys.setswitchinterval for the ranks (Python's default is 5 ms).
 SWITCH_INTERVAL_SEC = 0.0005
 #: rank 0 holds at least this many tasks per worker slot beyond the workers' queues,
@@ -484,7 +487,15 @@ def run_worker(
             comm.send(r, dest=0, tag=TAG_REPORT)
         worker.step(POLL_SEC if not worker.queue else WORKER_REPORT_SEC)
     final = worker.stop()
-    comm.ssend(final, dest=0, tag=TAG_REPORT)
+    # not a blocking ssend: with rank 0 killed it never returns (MPICH spins in it at
+    # most of a core), and mpiexec, waiting for this rank, never ends either
+    sent = comm.issend(final, dest=0, tag=TAG_REPORT)
+    deadline = time.monotonic() + FINAL_REPORT_SEC
+    while not sent.Test():
+        if time.monotonic() > deadline:
+            log.warning("rank 0 did not take the last report in %g s: it is gone; leaving", FINAL_REPORT_SEC)
+            os._exit(1)  # no MPI_Finalize: it would wait for rank 0 too
+        time.sleep(POLL_SEC)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,10 +18,12 @@ between waits on their children.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from collections import deque
@@ -521,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     # woken by an exit should not wait out another thread's 5 ms JSON parsing slice.
     sys.setswitchinterval(SWITCH_INTERVAL_SEC)
     if rank == 0:
+        note_rank0(opts)
         setup_logging(opts.site_dir)
         ctx = Context.load(opts)
         ls = ctx.settings.launcher
@@ -549,6 +552,33 @@ def main(argv: list[str] | None = None) -> int:
     node, gpu_env, depth, site_dir, journal_path = comm.recv(source=0, tag=TAG_SETUP)
     run_worker(comm, node, gpu_env, depth, site_dir, journal_path)
     return 0
+
+
+def rank0_file(opts: LauncherOptions) -> Path | None:
+    """Where serial mode's rank 0 says which process it is (``host pid``), beside the exit file."""
+    return Path(opts.exit_file + ".rank0") if opts.exit_file else None
+
+
+def note_rank0(opts: LauncherOptions) -> None:
+    """Rank 0 (this process) tells the supervisor where to send a stop (``run``)."""
+    path = rank0_file(opts)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.write_text(f"{socket.gethostname()} {os.getpid()}\n")
+
+
+def rank0_pid(opts: LauncherOptions) -> int | None:
+    """Rank 0's pid when it runs on this host and still is rank 0 (not a pid reused
+    since it ended), else None."""
+    path = rank0_file(opts)
+    try:
+        host, pid = path.read_text().split() if path is not None else ("", "")
+        if host != socket.gethostname():
+            return None
+        comm = Path(f"/proc/{int(pid)}/comm").read_text().strip()
+    except (OSError, ValueError):
+        return None
+    return int(pid) if comm == Role.COORDINATOR.comm else None
 
 
 def options_json(opts: LauncherOptions) -> str:

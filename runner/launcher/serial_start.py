@@ -8,16 +8,19 @@ started directly, without MPI.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import subprocess
+import time
+from pathlib import Path
 from types import FrameType
 
 from runner.interpreter import module_command
 from runner.launcher.deathsig import preexec_die_with_parent, prepare
 from runner.launcher.options import LauncherOptions
-from runner.launcher.serial_mode import NO_MPI, options_json
+from runner.launcher.serial_mode import NO_MPI, options_json, rank0_pid
 from runner.platform import app_launchers, nodes
 from runner.platform.app_launchers import LaunchSpec
 from runner.roles import Role, announce
@@ -64,8 +67,41 @@ def run(opts: LauncherOptions, settings: LauncherSettings, cmd: list[str] | None
     )
 
     def forward(signum: int, frame: FrameType | None) -> None:
+        # rank 0 stops the other ranks in order (MPI messages), then mpiexec ends by
+        # itself; Hydra's own forwarding races proxies that exit and can kill rank 0
+        # while it sends its last reports. Through mpiexec only where rank 0 is elsewhere.
+        rank0 = rank0_pid(opts)
+        if rank0 is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rank0, signal.SIGTERM)
+                return
         proc.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    return proc.wait()
+    return wait_mpiexec(proc, Path(opts.exit_file) if opts.exit_file else None)
+
+
+#: how long ``mpiexec`` may outlive rank 0's end (its exit file) before it is ended.
+AFTER_RANK0_SEC = 10.0
+
+
+def wait_mpiexec(proc: subprocess.Popen[bytes], exit_file: Path | None) -> int:
+    """``proc.wait()``, except that ``mpiexec`` is ended once rank 0 has ended and it
+    has not followed within AFTER_RANK0_SEC: Hydra forwarding a SIGTERM to a proxy that
+    had just exited fails ("unable to send signal downstream"), and then waits for the
+    other proxy forever (1 in ~10 SIGTERMs on a launcher a second old, in tests)."""
+    ended_at: float | None = None
+    while True:
+        try:
+            return proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            pass
+        if exit_file is None or not exit_file.exists():
+            continue
+        ended_at = ended_at or time.monotonic()
+        if time.monotonic() - ended_at >= AFTER_RANK0_SEC:
+            log.warning("mpiexec still runs %g s after rank 0 ended: ending it", AFTER_RANK0_SEC)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: mpiexec, proxies, ranks
+            return proc.wait()

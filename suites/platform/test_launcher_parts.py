@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from harness.waiting import wait_until
 from runner.launcher import journal as journals
 from runner.launcher import workdir as wd
 from runner.launcher.tasks import TaskError, TaskFactory
@@ -227,3 +230,32 @@ def test_serial_mode_on_one_node_starts_without_mpi(tmp_path: Path) -> None:
     assert two[0] == "mpiexec" and NO_MPI not in two and "n1:2,n2:1" in " ".join(two)
     with pytest.raises(UnknownName, match="nosuch"):
         serial_start.command(opts, LauncherSettings(mpi_launcher="nosuch"), [Node("n1", 4)])
+
+
+def test_an_mpiexec_that_outlives_rank_0_is_ended_with_what_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hydra can lose a proxy while it forwards SIGTERM and then wait for the other one
+    forever: once rank 0 has ended (its exit file), mpiexec gets AFTER_RANK0_SEC to follow."""
+    from runner.launcher import serial_start
+
+    monkeypatch.setattr(serial_start, "AFTER_RANK0_SEC", 0.5)
+    exit_file = tmp_path / "launcher.exit"
+    pid_file = tmp_path / "rank.pid"
+    # "mpiexec": rank 0 ends (the exit file), a rank below it never does
+    script = f"sleep 300 & echo $! > {pid_file}; printf '0\\tfinished\\n' > {exit_file}; wait"
+    proc = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    assert serial_start.wait_mpiexec(proc, exit_file) == -signal.SIGKILL
+    rank = int(pid_file.read_text())
+    wait_until(lambda: not _alive(rank), timeout=30, what="the rank below mpiexec ended too")
+    # an mpiexec that ends by itself is waited for as it is
+    proc = subprocess.Popen(["sh", "-c", "exit 3"], start_new_session=True)
+    assert serial_start.wait_mpiexec(proc, exit_file) == 3
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

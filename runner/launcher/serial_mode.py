@@ -69,9 +69,9 @@ POLL_SEC = 0.002
 FINAL_REPORT_SEC = 60.0
 #: sys.setswitchinterval for the ranks (Python's default is 5 ms).
 SWITCH_INTERVAL_SEC = 0.0005
-#: rank 0 holds at least this many tasks per worker slot beyond the workers' queues,
-#: so tiny tasks never wait for an acquire round trip (they go back to the server
-#: when the launcher stops).
+#: until its first tasks finish, rank 0 holds at least this many tasks per worker slot beyond
+#: the workers' queues, so tiny tasks never wait for an acquire round trip (then a second's
+#: worth at their finishing rate; unstarted ones go back to the server when the launcher stops).
 MIN_AHEAD_PER_SLOT = 16
 
 
@@ -302,8 +302,12 @@ class Master:
         depth, plus what they finish while acquires are on their way."""
         held = sum(len(o) for o in self.outstanding.values()) + len(self.ready)
         depth = sum(self.targets.values())
-        floor = max(depth, MIN_AHEAD_PER_SLOT * sum(self.slots.values()))
-        target = depth + int(ahead(self.finished.rate(), self.fetcher.latency, floor))
+        rate = self.finished.rate()
+        # a fixed floor only until tasks finish: then a second's worth at their rate. Held
+        # beyond that, long tasks made a tail (8 launchers x 2 slots of 0.2 s tasks each
+        # held 3 s of work at the end while others had none)
+        floor = depth if rate > 0 else max(depth, MIN_AHEAD_PER_SLOT * sum(self.slots.values()))
+        target = depth + int(ahead(rate, self.fetcher.latency, floor))
         return target - held, target
 
     def next_wakeup(self) -> float:

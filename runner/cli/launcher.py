@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
@@ -143,8 +142,6 @@ def launcher(
 
 def _ending(exit_file: Path, code: int) -> tuple[int, str]:
     """The launcher's exit code and why it stopped (one line, said when not 0)."""
-    with contextlib.suppress(OSError):
-        exit_file.with_name(exit_file.name + ".rank0").unlink()  # serial_mode.note_rank0
     try:
         recorded, _, reason = exit_file.read_text().strip().partition("\t")
         exit_file.unlink()

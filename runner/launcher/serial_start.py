@@ -20,7 +20,7 @@ from types import FrameType
 from runner.interpreter import module_command
 from runner.launcher.deathsig import preexec_die_with_parent, prepare
 from runner.launcher.options import LauncherOptions
-from runner.launcher.serial_mode import NO_MPI, options_json, rank0_pid
+from runner.launcher.serial_mode import NO_MPI, options_json, rank0_file, rank0_pid
 from runner.platform import app_launchers, nodes
 from runner.platform.app_launchers import LaunchSpec
 from runner.roles import Role, announce
@@ -79,7 +79,12 @@ def run(opts: LauncherOptions, settings: LauncherSettings, cmd: list[str] | None
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    return wait_mpiexec(proc, Path(opts.exit_file) if opts.exit_file else None)
+    try:
+        return wait_mpiexec(proc, Path(opts.exit_file) if opts.exit_file else None)
+    finally:
+        rank0 = rank0_file(opts)
+        if rank0 is not None:
+            rank0.unlink(missing_ok=True)
 
 
 #: how long ``mpiexec`` may outlive rank 0's end (its exit file) before it is ended.

@@ -18,6 +18,7 @@ import pytest
 
 from harness.bench import baselines
 from harness.bench.processes import ProcessWatch, cpu_seconds, python_module
+from harness.waiting import wait_until
 from runner.roles import PREFIX, Role, announce
 
 FAKE = Path(__file__).with_name("fake_tolu_process.py")
@@ -195,5 +196,48 @@ def test_forked_workers_count_by_their_announcement_idle_forks_and_tasks_named_l
         pids = {p.pid: p.role for p in watch.tolu_processes()}
         assert pids == {told["me"]: "coordinator", worker["pid"]: "starter"}, "idle fork, task: nobody"
     finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+
+
+BURNER = (
+    "import sys, time\n"
+    "from runner.roles import Role, announce\n"
+    "announce(Role.COORDINATOR)\n"
+    "print('ready', flush=True)\n"
+    "sys.stdin.readline()\n"
+    "t0 = time.process_time()\n"
+    "while time.process_time() - t0 < 0.3: pass\n"
+    "print(t0, time.process_time(), flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+def test_between_walks_the_clocks_of_known_processes_are_read_so_a_window_is_cut_sharply() -> None:
+    """A walk every 60 s (only the first happens), clocks every 10 ms: the 0.3 s the
+    process burns after the walk are seen, and a window around them holds them all."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BURNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    watch = ProcessWatch(interval=60, clock_interval=0.01)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        watch.watch("launcher", proc.pid)  # the one walk: finds it, announced
+        watch.start()
+        begin = time.time()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        t0, t1 = (float(v) for v in proc.stdout.readline().split())
+        (me,) = watch.tolu_processes()
+        wait_until(lambda: me.cpu[-1] >= t1, timeout=30, interval=0.01, what="a clock read after the burn")
+        end = time.time()
+        assert me.role == "coordinator" and len(me.times) > 2
+        usage = watch.usage(begin, end)["coordinator"].cpu_s
+        # a clock read straddling ``begin`` may put up to one interval of the burn before it
+        assert t1 - t0 - 0.02 <= usage <= t1 - t0 + SLACK_S
+        assert watch.usage(0.0, begin)["coordinator"].cpu_s <= t0 + SLACK_S
+    finally:
+        watch.stop()
         proc.stdin.close()
         proc.wait(timeout=60)

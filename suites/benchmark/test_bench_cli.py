@@ -19,6 +19,7 @@ import pytest
 from harness.bench import runs
 from harness.bench.compare import compare
 from harness.bench.schema import SCHEMA_FILE, SCHEMA_VERSION, json_schema, load
+from harness.bench.throughput import POLL_MAX_S, POLL_MIN_S, next_poll
 
 JOBS = 200
 
@@ -240,3 +241,14 @@ def test_a_schema_1_0_file_still_loads_for_compare(bench_dir: Path, tmp_path: Pa
     assert load(old).schema_version == "1.0"
     comparison = compare(load(bench_dir / "bench.json"), old, fail_on=10)
     assert not comparison.regressed and comparison.rows
+
+
+def test_the_completion_poll_waits_half_the_time_left_within_its_bounds() -> None:
+    # nothing final yet: no rate to go by
+    assert next_poll(0, 30_000, 3.0) == POLL_MIN_S
+    # 3,000 of 30,000 in 1.5 s: 13.5 s left, the next count in 6.75 s
+    assert next_poll(3_000, 30_000, 1.5) == pytest.approx(6.75)
+    # a million jobs: never more than POLL_MAX_S between looks (progress, a dead launcher)
+    assert next_poll(1_000, 1_000_000, 1.0) == POLL_MAX_S
+    # near the end: the last count comes within POLL_MIN_S of it
+    assert next_poll(29_900, 30_000, 15.0) == POLL_MIN_S

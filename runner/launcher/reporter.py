@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterable
 
 from runner.client import Client
 from runner.client.errors import InvalidRequest, NotFound, ToluError
-from runner.launcher.journal import Entry, Journal
+from runner.launcher.journal import Entry, Journal, Report
 from runner.launcher.session import LauncherSession
-from runner.models import MAX_BULK, JobReport, MootReport
+from runner.models import MAX_BULK, MootReport
 
 log = logging.getLogger("runner.launcher")
 
@@ -78,7 +78,7 @@ class Reporter:
         self._thread = threading.Thread(target=self._loop, name="tolu-reporter", daemon=True)
         self._thread.start()
 
-    def add(self, session_id: int, reports: Iterable[JobReport]) -> None:
+    def add(self, session_id: int, reports: Iterable[Report]) -> None:
         """Journal ``reports`` (made under ``session_id``) and queue them, in order."""
         entries = self.journal.append(session_id, reports)
         with self._lock:
@@ -158,10 +158,7 @@ class Reporter:
         sid = part[0].session_id
         target = current if sid in self._gone else sid
         try:
-            if all(e.json for e in part):
-                result = self._client.sessions.report_json(target, [e.json for e in part])
-            else:
-                result = self._client.sessions.report(target, [e.report for e in part])
+            result = self._client.sessions.report_json(target, [e.report.json for e in part])
         except NotFound:
             if target != current:
                 # the session they were made under is gone: the current one reports them

@@ -16,8 +16,9 @@ calls only this; how the news reaches the server is not its business:
 - ``revoked()``: jobs whose run the server no longer recognizes (taken by another
   session after this launcher's session was lost): the engine should stop them.
 
-Each call becomes reports (``JobReport``, tied to the attempt the job was acquired
-in) that the reporter journals at once and sends in batches (runner/launcher/reporter.py).
+Each call becomes reports (a ``JobReport``'s JSON, tied to the attempt the job was
+acquired in: ``journal.report``) that the reporter journals at once and sends in
+batches (runner/launcher/reporter.py).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from runner.launcher.journal import Report, report
 from runner.launcher.outcome import Outcome
 from runner.launcher.reporter import Reporter
-from runner.models import Job, JobReport, MootReport
+from runner.models import Job, MootReport
 from runner.states import JobState
 
 S = JobState
@@ -100,7 +102,7 @@ class OutcomeSink:
         returned: Iterable[int] = (),
     ) -> None:
         """A batch of news, in this order: starts, ends, failures to start, returns."""
-        out: dict[int, list[JobReport]] = {}
+        out: dict[int, list[Report]] = {}
         with self._lock:
             for job_id, t in started:
                 h = self._held.get(job_id)
@@ -161,11 +163,11 @@ class OutcomeSink:
     # ------------------------------------------------------------ reports
 
     @staticmethod
-    def _report(h: Held, state: JobState, t: float | None, **fields: Any) -> JobReport:
+    def _report(h: Held, state: JobState, t: float | None, **fields: Any) -> Report:
         when = ts(t) if t is not None else datetime.now(UTC)
-        return JobReport(id=h.job.id, attempt=h.job.attempt, state=state, timestamp=when, **fields)
+        return report(h.job.id, h.job.attempt, state, when, **fields)
 
-    def _outcome(self, h: Held, o: Outcome) -> JobReport:
+    def _outcome(self, h: Held, o: Outcome) -> Report:
         job = h.job
         # the job's data is replaced as a whole, so keep what it held
         extra: dict[str, Any] = {"data": {**job.data, **o.result}} if o.result else {}

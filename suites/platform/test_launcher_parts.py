@@ -18,8 +18,8 @@ from runner.models import JobReport
 from runner.states import JobState
 
 
-def _report(job_id: int, state: JobState) -> JobReport:
-    return JobReport(id=job_id, attempt=0, state=state, timestamp=datetime.now(UTC))
+def _report(job_id: int, state: JobState) -> journals.Report:
+    return journals.report(job_id, 0, state, datetime.now(UTC))
 
 
 def test_journal_keeps_what_was_not_acknowledged_and_skips_a_torn_line(tmp_path: Path) -> None:
@@ -53,7 +53,8 @@ def test_a_start_only_a_spawner_noted_becomes_a_running_report(tmp_path: Path) -
     assert [(e.session_id, e.report.id, e.report.attempt, e.report.state) for e in entries] == [
         (7, 2, 3, JobState.RUNNING)
     ]
-    assert entries[0].report.timestamp == datetime.fromtimestamp(2.5, tz=UTC)
+    started = JobReport.model_validate_json(entries[0].report.json)
+    assert started.timestamp == datetime.fromtimestamp(2.5, tz=UTC)
     j.close()
 
 
@@ -114,7 +115,7 @@ def test_a_clean_end_only_a_spawner_noted_becomes_a_run_done_report(tmp_path: Pa
         (1, 0, JobState.RUNNING), (3, 0, JobState.RUNNING), (3, 0, JobState.RUN_ERROR),
         (1, 0, JobState.RUN_DONE), (2, 2, JobState.RUN_DONE),  # the ends, last
     ]
-    done = entries[-1].report
+    done = JobReport.model_validate_json(entries[-1].report.json)
     assert done.return_code == 0 and done.timestamp == datetime.fromtimestamp(2.5, tz=UTC)
     assert done.state_data == {"recovered": "finished before its launcher died"}
     j.close()
@@ -259,3 +260,20 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_report_is_the_json_the_server_reads_and_a_nul_in_it_becomes_u_fffd() -> None:
+    """journal.report encodes without pydantic: what it writes must read back as the
+    same JobReport, and a task's output may carry NUL bytes into its failure's tail,
+    which no database text can hold (the server would refuse the whole report)."""
+    when = datetime(2026, 11, 27, 2, 4, 29, 458955, tzinfo=UTC)
+    r = journals.report(12, 3, JobState.RUN_ERROR, when, return_code=2,
+                        state_data={"tail": "boom\x00\n", "return_code": 2}, data={"k": ["a\x00"]})
+    back = JobReport.model_validate_json(r.json)
+    assert (r.id, r.attempt, r.state) == (back.id, back.attempt, back.state) == (12, 3, JobState.RUN_ERROR)
+    assert back.timestamp == when and back.return_code == 2
+    assert back.state_data == {"tail": "boom\ufffd\n", "return_code": 2} and back.data == {"k": ["a\ufffd"]}
+    # fields not given are not sent (the server's defaults apply), as pydantic's exclude_unset did
+    plain = journals.report(5, 0, JobState.RUNNING, when)
+    sent = JobReport.model_validate_json(plain.json).model_fields_set
+    assert sent == {"id", "attempt", "state", "timestamp"}

@@ -15,6 +15,7 @@ from runner.launcher.engine import Engine, Start
 from runner.launcher.spawners import Ended, Events, SpawnerPool
 from runner.launcher.tasks import Task
 from runner.launcher.workdir import EXIT_FILE, EXIT_XATTR, note_success, read_note
+from runner.models import JobReport
 from runner.platform.node_manager import Assignment, NodeManager
 from runner.platform.nodes import Node
 from runner.states import JobState
@@ -193,7 +194,10 @@ def test_spawners_journaling_every_start_note_it_before_the_task_runs(tmp_path: 
     assert sorted((e.report.id, e.report.state) for e in entries) == [
         (k, state) for k in (1, 2, 3) for state in (JobState.RUNNING, JobState.RUN_DONE)
     ]
-    done = {e.report.id: e.report for e in entries if e.report.state == JobState.RUN_DONE}
+    done = {
+        e.report.id: JobReport.model_validate_json(e.report.json)
+        for e in entries if e.report.state == JobState.RUN_DONE
+    }
     by_key = {e.key: e for e in got.exits}
     assert all(done[k].timestamp.timestamp() == pytest.approx(by_key[k].ended) for k in (1, 2, 3))
     journal.close()

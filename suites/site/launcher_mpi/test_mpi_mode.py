@@ -82,7 +82,8 @@ def test_mix_of_jobs_ends_in_the_right_states(
     assert by_id[failing.id].return_code == 3
     errors = [e for e in events_of(tolu_client, failing) if e.to_state is S.RUN_ERROR]
     assert len(errors) == 2
-    assert "boom bad; $(rm -rf /)" in errors[0].data["tail"]
+    # the task printed a NUL byte after its word: the tail arrives, the NUL as U+FFFD
+    assert "boom bad; $(rm -rf /)\ufffd" in errors[0].data["tail"]
     assert errors[0].data["return_code"] == 3
 
     # timing out: killed at its wall time, RUN_TIMEOUT with the reason, no retry left

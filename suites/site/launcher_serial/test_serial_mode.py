@@ -71,7 +71,8 @@ def test_serial_mode_runs_a_mix(
 
     assert by_id[failing.id].state is S.FAILED and by_id[failing.id].return_code == 5
     err = [e for e in tolu_client.events.filter(job_id=failing.id) if e.to_state is S.RUN_ERROR]
-    assert "boom serial" in err[0].data["tail"]
+    # the task printed a NUL byte after its word: the tail arrives, the NUL as U+FFFD
+    assert "boom serial\ufffd" in err[0].data["tail"]
 
     reasons = [e.data.get("reason", "") for e in tolu_client.events.filter(job_id=too_big.id)]
     assert by_id[too_big.id].state is S.FAILED and any("does not fit" in r for r in reasons), reasons

@@ -48,9 +48,10 @@ def utcnow() -> datetime:
 
 
 def to_naive_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
+    offset = value.utcoffset()
+    if offset is None:
         return value
-    return value.astimezone(UTC).replace(tzinfo=None)
+    return (value - offset).replace(tzinfo=None) if offset else value.replace(tzinfo=None)
 
 
 def make_engine(url: str) -> Engine:

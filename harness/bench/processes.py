@@ -371,8 +371,8 @@ class ProcessWatch:
         next_walk = time.monotonic() + self.interval
         while not self._stop.wait(self.clock_interval):
             if time.monotonic() >= next_walk:
-                next_walk += self.interval
                 self.sample(full=self._samples % FULL_EVERY == 0)
+                next_walk = time.monotonic() + self.interval  # a slow walk is not caught up on
             else:
                 self.read_clocks()
 

@@ -69,7 +69,7 @@ class Report:
     """One report as the launcher keeps and sends it: a ``JobReport``'s JSON, with the
     three things the reporter reads of it. Made by :func:`report`, not by pydantic:
     every job's RUNNING and outcome pass here, and building and encoding a model for
-    each cost a coordinator 9 µs of its ~60 µs per job (py-spy)."""
+    each cost a coordinator 9 µs of its ~60 µs per job (timeit)."""
 
     id: int
     attempt: int

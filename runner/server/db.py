@@ -118,11 +118,14 @@ class Database:
         self.kind = database_kind(url)
         self.engine = make_engine(url)
         self._write_lock = threading.Lock() if self.kind == "sqlite" else None
-        #: rows bulk-inserted since the last ANALYZE (PostgreSQL; see ``maintain``).
+        #: rows bulk-inserted and committed since the last ANALYZE began (see ``maintain``).
         self.inserted_since_analyze = 0
         #: jobs in the table when statistics were last refreshed by this process
         self.analyzed_rows = 0.0
         self._analyzing = threading.Lock()
+        self._counting = threading.Lock()
+        #: per thread: rows noted by the write transaction it is in, counted once it commits
+        self._tx = threading.local()
 
     @property
     def is_sqlite(self) -> bool:
@@ -136,6 +139,18 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: commits on success, rolls back on any exception."""
+        outer = getattr(self._tx, "inserted", None)
+        self._tx.inserted = 0
+        try:
+            with self._transaction() as conn:
+                yield conn
+            # committed: what it inserted is in the table for an ANALYZE to see
+            self._count_inserted(self._tx.inserted)
+        finally:
+            self._tx.inserted = outer
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
         if self._write_lock is None:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
@@ -169,37 +184,60 @@ class Database:
         return sorted(int(r) for r in rows)
 
     def note_inserted(self, n: int) -> None:
-        self.inserted_since_analyze += n
+        """``n`` rows were bulk-inserted by the write transaction of this thread: they count
+        towards the next refresh once it commits (an ANALYZE before that cannot see them)."""
+        if getattr(self._tx, "inserted", None) is None:  # not inside ``write``: counted now
+            self._count_inserted(n)
+        else:
+            self._tx.inserted += n
 
-    def maintain(self, threshold: int = ANALYZE_AFTER_ROWS) -> bool:
+    def _count_inserted(self, n: int) -> None:
+        if n:
+            with self._counting:
+                self.inserted_since_analyze += n
+
+    def maintain(self, threshold: int = ANALYZE_AFTER_ROWS, *, wait: bool = False) -> bool:
         """Refresh planner statistics after large bulk inserts; returns whether it did.
 
         PostgreSQL's autovacuum gets there within a minute; until then the planner
         believes the tables are as small as they were. SQLite has none unless asked.
-        The server calls this every few seconds (the session check).
+        The server calls this every few seconds (the session check), without waiting
+        for a refresh already under way; ``after_bulk_insert`` waits for it, then
+        refreshes again unless that one began after its rows were committed.
         """
-        if self.inserted_since_analyze < threshold or not self._analyzing.acquire(blocking=False):
+        if self.inserted_since_analyze < threshold or not self._analyzing.acquire(blocking=wait):
             return False
         try:
-            self.inserted_since_analyze = 0
-            if self.is_sqlite:
-                # Approximate statistics (analysis_limit) take milliseconds, and let
-                # SQLite drive a selective tag filter from job_tags.
-                with self.write() as conn:
-                    conn.exec_driver_sql("PRAGMA analysis_limit=2000")
-                    conn.exec_driver_sql("ANALYZE jobs")
-                    conn.exec_driver_sql("ANALYZE job_tags")
-                return True
-            with self.engine.connect() as conn:
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.exec_driver_sql("ANALYZE jobs, job_tags")
-                rows = conn.exec_driver_sql(
-                    "SELECT reltuples FROM pg_class WHERE oid = 'jobs'::regclass"
-                ).scalar()
-            self.analyzed_rows = max(0.0, float(rows or 0))
+            with self._counting:
+                seen = self.inserted_since_analyze  # committed rows: the ANALYZE below sees them
+            if seen < threshold:  # a refresh that began after they were committed covered them
+                return False
+            self._count_inserted(-seen)
+            try:
+                self._analyze()
+            except BaseException:
+                self._count_inserted(seen)  # not refreshed: they still count
+                raise
             return True
         finally:
             self._analyzing.release()
+
+    def _analyze(self) -> None:
+        if self.is_sqlite:
+            # Approximate statistics (analysis_limit) take milliseconds, and let
+            # SQLite drive a selective tag filter from job_tags.
+            with self.write() as conn:
+                conn.exec_driver_sql("PRAGMA analysis_limit=2000")
+                conn.exec_driver_sql("ANALYZE jobs")
+                conn.exec_driver_sql("ANALYZE job_tags")
+            return
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("ANALYZE jobs, job_tags")
+            rows = conn.exec_driver_sql(
+                "SELECT reltuples FROM pg_class WHERE oid = 'jobs'::regclass"
+            ).scalar()
+        self.analyzed_rows = max(0.0, float(rows or 0))
 
     def after_bulk_insert(self) -> bool:
         """Right after a bulk create committed: refresh PostgreSQL's statistics now when the
@@ -211,7 +249,7 @@ class Database:
         the small tables where this matters; a large table waits for ``maintain``."""
         if self.is_sqlite or self.inserted_since_analyze < STALE_FRACTION * self.analyzed_rows:
             return False
-        return self.maintain()
+        return self.maintain(wait=True)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -4,16 +4,19 @@ answers, so the acquire that follows is not planned for the table as it was."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import text
 
 from harness.databases import scratch_database
 from harness.probes import libpq_url
 from runner.client import Client
-from runner.server.db import ANALYZE_AFTER_ROWS, STALE_FRACTION
+from runner.server import schema
+from runner.server.db import ANALYZE_AFTER_ROWS, STALE_FRACTION, Database
 from runner.server.process import ServerProcess
 
 
@@ -63,3 +66,55 @@ def test_a_create_that_is_a_large_part_of_the_table_refreshes_statistics_before_
     # ... until what was inserted since adds up to a large part again
     alice.jobs.bulk_create([{"app_id": app.id}] * (ANALYZE_AFTER_ROWS - small))
     assert _planner_rows(url)[0] == 2 * ANALYZE_AFTER_ROWS
+
+
+#: one row per job, every NOT NULL column of jobs given (no server, no API: the race
+#: below is between two threads of one server process, driven step by step)
+_JOBS = (
+    "INSERT INTO jobs (owner_id, site_id, app_id, state, parents, parameters, tags, environment,"
+    " workdir, num_nodes, ranks_per_node, threads_per_rank, gpus_per_rank, node_packing_count,"
+    " wall_time_min, retry_count, retry_limit, data, has_children, n_stage_in, n_stage_out,"
+    " created_at, updated_at)"
+    " SELECT 1, 1, 1, 'PREPROCESSED', '[]', '{}', '{}', '{}', 'w/' || i, 1, 1, 1, 0, 1, 0, 0, 0,"
+    " '{}', false, 0, 0, now(), now() FROM generate_series(1, :n) AS i"
+)
+
+
+def test_a_refresh_while_a_create_is_uncommitted_leaves_the_create_its_own_refresh(
+    request: pytest.FixtureRequest,
+) -> None:
+    """The session check refreshes every few seconds. Run while a bulk create had noted its
+    rows but not committed them, it analyzed a table without them and spent their count,
+    so the create answered without a refresh and the next acquire was planned for an empty
+    table (an acquire ran for minutes in `tolu bench api --database both`, 2 runs in 8)."""
+    request.getfixturevalue("postgres_url")
+    with scratch_database("tolu_stats") as url:
+        db = Database(url)
+        try:
+            schema.ensure_current(db.engine, migrate=True)
+            with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+                conn.execute("ALTER TABLE jobs SET (autovacuum_enabled = false)")
+            n = ANALYZE_AFTER_ROWS
+            noted, commit = threading.Event(), threading.Event()
+            refreshed: list[bool] = []
+
+            def create() -> None:
+                with db.write() as conn:
+                    conn.execute(text(_JOBS), {"n": n})
+                    db.note_inserted(n)
+                    noted.set()
+                    assert commit.wait(60)
+                refreshed.append(db.after_bulk_insert())
+
+            creating = threading.Thread(target=create)
+            creating.start()
+            assert noted.wait(60)
+            assert not db.maintain(), "nothing committed yet: nothing for the session check to refresh"
+            commit.set()
+            creating.join(60)
+            assert refreshed == [True]
+            assert _planner_rows(url)[0] == n, "the create's own refresh saw its rows"
+            # and the session check that follows has nothing left to do
+            assert not db.maintain()
+        finally:
+            db.dispose()

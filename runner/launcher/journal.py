@@ -58,6 +58,8 @@ log = logging.getLogger("runner.launcher")
 
 DIR = "journal"
 SUFFIX = ".jsonl"
+#: a journal being created (``Journal.open``): locked, then renamed to its name.
+NEW = ".new"
 #: an all-acknowledged journal larger than this starts over (keeps replay short).
 COMPACT_BYTES = 4 << 20
 #: how much of its end a compaction reads back for spawners' starts still in flight.
@@ -134,19 +136,35 @@ class Journal:
         self._open_seqs: set[int] = set()
 
     def open(self) -> Journal:
+        """Create the file, locked and with its header, under its name in one step.
+
+        It is made under a name that ``orphans`` does not look at, locked, given its
+        header, and only then renamed (the lock stays with the file): another launcher
+        starting at the same moment must never find it under its own name unlocked and
+        empty, and take it for an orphan to send and remove (8 launchers started at once
+        did: one died with EAGAIN on its own lock).
+        """
+        fresh = self.path.with_name(self.path.name + NEW)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._write_header()
+            os.rename(fresh, self.path)
+            _sync_dir(self.directory)
         except OSError as exc:
-            raise JournalError(exc.errno, f"cannot open the outcome journal {self.path}: {exc.strerror}") \
-                from None
-        self._write_header()
+            raise JournalError(
+                exc.errno, f"cannot open the outcome journal {self.path}: {exc.strerror}"
+            ) from None
         return self
 
     def _write_header(self) -> None:
         header = {
-            "journal": 1, "host": self.host, "pid": self.pid, "site_id": self.site_id, "started": time.time()
+            "journal": 1,
+            "host": self.host,
+            "pid": self.pid,
+            "site_id": self.site_id,
+            "started": time.time(),
         }
         self._write([header])
 
@@ -158,8 +176,9 @@ class Journal:
         try:
             os.write(self._fd, data)
         except OSError as exc:
-            raise JournalError(exc.errno, f"cannot write the outcome journal {self.path}: {exc.strerror}") \
-                from None
+            raise JournalError(
+                exc.errno, f"cannot write the outcome journal {self.path}: {exc.strerror}"
+            ) from None
         self._dirty = True
 
     def append(self, session_id: int, reports: Iterable[Report]) -> list[Entry]:
@@ -186,9 +205,7 @@ class Journal:
     def _write_entries(self, entries: list[Entry]) -> None:
         if not entries:
             return
-        data = "".join(
-            f'{{"n":{e.seq},"s":{e.session_id},"r":{e.report.json}}}\n' for e in entries
-        )
+        data = "".join(f'{{"n":{e.seq},"s":{e.session_id},"r":{e.report.json}}}\n' for e in entries)
         self._write_text(data)
         self._open_seqs.update(e.seq for e in entries)
 
@@ -278,6 +295,15 @@ def rank_starts(journal_path: Path, rank: int) -> Path:
 
 def _rank_files(journal_path: Path) -> list[Path]:
     return sorted(journal_path.parent.glob(f"{journal_path.name}.rank*.starts"))
+
+
+def _sync_dir(directory: Path) -> None:
+    """Make a new name in ``directory`` durable (a journal must outlive a power cut)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _remove(journal_path: Path) -> None:
@@ -420,7 +446,11 @@ def read(path: Path) -> tuple[dict[str, Any], list[Entry], list[int]]:
     unreported = [(job_id, *e) for job_id, e in ends.items() if job_id not in concluded]
     for i, (job_id, session_id, attempt, _t0, t) in enumerate(unreported, start=1):
         done = report(
-            job_id, attempt, JobState.RUN_DONE, _when(t), return_code=0,
+            job_id,
+            attempt,
+            JobState.RUN_DONE,
+            _when(t),
+            return_code=0,
             state_data={"recovered": "finished before its launcher died"},
         )
         entries[top + i] = Entry(top + i, session_id, done)

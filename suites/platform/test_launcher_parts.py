@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -112,8 +113,11 @@ def test_a_clean_end_only_a_spawner_noted_becomes_a_run_done_report(tmp_path: Pa
     got = [(e.report.id, e.report.attempt, e.report.state) for e in entries]
     assert got == [
         (2, 2, JobState.RUNNING),  # a start nobody reported, first
-        (1, 0, JobState.RUNNING), (3, 0, JobState.RUNNING), (3, 0, JobState.RUN_ERROR),
-        (1, 0, JobState.RUN_DONE), (2, 2, JobState.RUN_DONE),  # the ends, last
+        (1, 0, JobState.RUNNING),
+        (3, 0, JobState.RUNNING),
+        (3, 0, JobState.RUN_ERROR),
+        (1, 0, JobState.RUN_DONE),
+        (2, 2, JobState.RUN_DONE),  # the ends, last
     ]
     done = JobReport.model_validate_json(entries[-1].report.json)
     assert done.return_code == 0 and done.timestamp == datetime.fromtimestamp(2.5, tz=UTC)
@@ -135,6 +139,36 @@ def test_a_journal_is_an_orphan_only_once_its_launcher_is_gone(tmp_path: Path) -
     assert [e.report.id for e in orphan.entries] == [9] and not orphan.same_host
     orphan.release(remove=True)
     assert not dead.path.exists()
+
+
+def test_a_journal_being_created_is_never_taken_for_an_orphan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another launcher of the site looks for orphans whenever it starts, also while
+    this one is creating its journal (8 launchers started at once: one found another's
+    journal created but not locked yet, took it for an orphan, and the owner died on
+    its own lock). Here the other launcher looks at the worst moment: right before the
+    new journal's lock is taken."""
+    found: list[list[journals.Orphan]] = []
+    real_flock = fcntl.flock
+
+    def flock(fd: int, operation: int) -> None:
+        if not found:
+            found.append([])  # the journal's own lock comes first; the look uses the real one
+            found[0].extend(journals.orphans(tmp_path))
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(journals.fcntl, "flock", flock)
+    j = journals.Journal(tmp_path, site_id=1).open()
+    for orphan in found[0]:
+        orphan.release(remove=False)
+    monkeypatch.undo()
+    assert found == [[]]
+    assert list(journals.orphans(tmp_path)) == []  # under its name, locked
+    assert sorted(p.name for p in (tmp_path / journals.DIR).iterdir()) == [j.path.name]
+    header, entries, _sessions = journals.read(j.path)
+    assert header["pid"] == os.getpid() and entries == []
+    j.close()
 
 
 def test_an_acknowledged_journal_is_removed_on_close(tmp_path: Path) -> None:
@@ -267,8 +301,15 @@ def test_a_report_is_the_json_the_server_reads_and_a_nul_in_it_becomes_u_fffd() 
     same JobReport, and a task's output may carry NUL bytes into its failure's tail,
     which no database text can hold (the server would refuse the whole report)."""
     when = datetime(2026, 11, 27, 2, 4, 29, 458955, tzinfo=UTC)
-    r = journals.report(12, 3, JobState.RUN_ERROR, when, return_code=2,
-                        state_data={"tail": "boom\x00\n", "return_code": 2}, data={"k": ["a\x00"]})
+    r = journals.report(
+        12,
+        3,
+        JobState.RUN_ERROR,
+        when,
+        return_code=2,
+        state_data={"tail": "boom\x00\n", "return_code": 2},
+        data={"k": ["a\x00"]},
+    )
     back = JobReport.model_validate_json(r.json)
     assert (r.id, r.attempt, r.state) == (back.id, back.attempt, back.state) == (12, 3, JobState.RUN_ERROR)
     assert back.timestamp == when and back.return_code == 2

@@ -1,7 +1,7 @@
 """The hot path's statements as SQLite plans them in a young database: before any
 statistics, its planner guesses, and a guess that walks an index of every job of the
 owner instead of the few ids asked for costs time that grows with the table (see
-docs/performance.md, "SQLite plans without statistics")."""
+docs/performance.md, "The jobs a report names, looked up by their ids")."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ def wait_until(
     *,
     timeout: float,
     what: str = "",
-    interval: float = 0.1,
+    interval: float | Callable[[T], float] = 0.1,
     check: Callable[[T], object] | None = None,
 ) -> T:
     """Call ``condition`` until what it returns holds; return that value.
@@ -51,7 +51,8 @@ def wait_until(
     The value holds when it is truthy or, given ``check``, when ``check(value)`` is
     (``wait_until(lambda: client.jobs.get(7), check=lambda job: job.state is S.RUNNING,
     ...)`` returns the job and, on timeout, shows it). Between calls it sleeps
-    ``interval`` seconds: 0 suits a condition that blocks by itself. After ``timeout``
+    ``interval`` seconds (0 suits a condition that blocks by itself), or as many as
+    ``interval(value)`` says for the value just seen. After ``timeout``
     seconds it raises :class:`WaitTimeout` naming ``what`` (default: the condition's
     name) and the last value. An exception from ``condition`` ends the wait at once:
     raise one to fail early (a process that died, a job that failed).
@@ -65,7 +66,7 @@ def wait_until(
         left = deadline - time.monotonic()
         if left <= 0:
             raise WaitTimeout(what or getattr(condition, "__qualname__", repr(condition)), timeout, value)
-        time.sleep(min(interval, left))
+        time.sleep(min(interval(value) if callable(interval) else interval, left))
 
 
 def _ids(jobs: Iterable[Any]) -> list[int]:

@@ -30,6 +30,7 @@ from harness.bench.processes import ProcessWatch
 from harness.bench.schema import Baseline, Phase, Scenario, Trial
 from harness.bench.stack import Launcher, RequestCounter, Stack, start_launcher
 from harness.bench.tasks import Task
+from harness.waiting import WaitTimeout, wait_until
 
 
 class BenchError(RuntimeError):
@@ -293,20 +294,24 @@ class ThroughputScenario:
             return counts
 
         started = time.monotonic()
-        deadline = started + self.timeout_s
+
+        def interval(counts: Mapping[Any, int]) -> float:
+            return self.poll_s or next_poll(_final(counts), self.jobs, time.monotonic() - started)
+
         try:
-            while True:
-                counts = final_counts()
-                done = _final(counts)
-                if done >= self.jobs:
-                    break
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise BenchError(
-                        f"{self.jobs - done} of {self.jobs} jobs not final after {self.timeout_s:.0f}s; "
-                        f"states {dict(counts)}; launcher logs in {launchers[0].log_dir}"
-                    )
-                time.sleep(min(left, self.poll_s or next_poll(done, self.jobs, time.monotonic() - started)))
+            wait_until(
+                final_counts,
+                check=lambda counts: _final(counts) >= self.jobs,
+                timeout=self.timeout_s,
+                interval=interval,
+                what=f"{self.jobs} jobs in a final state",
+            )
+        except WaitTimeout as exc:
+            last: Mapping[Any, int] = exc.last if isinstance(exc.last, Mapping) else {}
+            raise BenchError(
+                f"{self.jobs - _final(last)} of {self.jobs} jobs not final after {self.timeout_s:.0f}s; "
+                f"states {dict(last)}; launcher logs in {launchers[0].log_dir}"
+            ) from None
         finally:
             self.progress.end()
         return requests

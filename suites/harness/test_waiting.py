@@ -31,6 +31,17 @@ def test_check_decides_and_the_value_is_returned() -> None:
     assert seen == 3
 
 
+def test_an_interval_may_depend_on_the_value_just_seen() -> None:
+    asked: list[int] = []
+
+    def interval(n: int) -> float:
+        asked.append(n)
+        return 0.0
+
+    assert wait_until(answers(1, 2, 3), check=lambda n: n >= 3, timeout=30, interval=interval) == 3
+    assert asked == [1, 2]  # asked after each value that did not hold, with that value
+
+
 def test_timeout_names_what_and_the_last_value() -> None:
     with pytest.raises(WaitTimeout) as err:
         wait_until(answers({"RUNNING": 2}), check=lambda c: "DONE" in c, timeout=0, what="jobs done")

@@ -13,6 +13,7 @@ started and stopped by ``runner.daemon``.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 from collections.abc import Mapping
@@ -31,7 +32,40 @@ class ServerStartError(daemon.StartError):
     """The server process exited or did not answer /health in time."""
 
 
+#: where :func:`free_port` looks when the kernel's ephemeral range leaves no room below it
+_LOWEST_PORT = 10000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(part) for part in _EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+    return low, high
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing holds now, for a listener started a moment later.
+
+    The port comes from below the kernel's ephemeral range. A port the kernel hands out for
+    ``bind(0)`` comes from that range, and so does the source port of every outgoing
+    connection: between this call and the listener's ``bind``, any client on the machine could
+    take it (a docker-proxy failed so, "address already in use", in a CI run full of HTTP
+    clients). Below the range only another listener told the same number can, and the number
+    is drawn at random, so two callers rarely are.
+    """
+    low, _high = _ephemeral_range()
+    if low - _LOWEST_PORT >= 1000:
+        rng = random.SystemRandom()
+        for _ in range(100):
+            port = rng.randrange(_LOWEST_PORT, low)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import psutil
 import requests
+
+from runner.server.process import free_port
 
 
 def tolu(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -55,3 +58,14 @@ def test_up_refuses_an_old_schema_with_the_command_to_run(tmp_path: Path) -> Non
     assert up.returncode != 0
     assert "tolu server migrate" in up.stderr and len(up.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "server.pid").exists()
+
+
+def test_a_free_port_lies_below_the_range_outgoing_connections_draw_from() -> None:
+    # a port from the ephemeral range can become some client's source port before the
+    # listener binds it; ports chosen for servers and containers stay out of it
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(20)}
+    assert all(port < low for port in ports)
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # and nothing holds it

@@ -22,7 +22,10 @@ from runner.client import Client
 from runner.client.auth import TokenCredential
 from runner.client.errors import AuthError
 from runner.server.auth.keys import KeyRing
+from runner.server.auth.principal import Scope
+from runner.server.auth.tokens import AccessTokens
 from runner.server.db import make_engine
+from runner.server.errors import Unauthorized
 
 TOLU = [sys.executable, "-c", "from runner.cli.main import cli; cli()"]
 
@@ -175,6 +178,21 @@ def test_signing_keys_rotate_and_old_tokens_stay_valid(tmp_path: Path) -> None:
         fresh = register_login(url)
         assert jwt.get_unverified_header(fresh["access_token"])["kid"] == new_kid
         assert _me(url, old["access_token"]).status_code == 200, "a token signed before the rotation"
+
+
+def test_a_remembered_token_is_refused_once_its_key_leaves_the_ring(tmp_path: Path) -> None:
+    # the server remembers tokens it verified (their signature is costly to check at
+    # every request); dropping the key that signed them must still refuse them
+    ring = KeyRing(tmp_path, rotate_after=timedelta(days=30)).load()
+    tokens = AccessTokens(ring, issuer="https://tolu.test", ttl=timedelta(minutes=5))
+    token, _ = tokens.issue(user_id=1, username="u", grant_id=7, scope=Scope.FULL)
+    assert tokens.decode(token).grant_id == 7
+    assert tokens.decode(token).grant_id == 7  # remembered
+    ring.rotate(keep_old=False)  # a leaked key
+    with pytest.raises(Unauthorized, match="not signed by a key of this server"):
+        tokens.decode(token)
+    with pytest.raises(Unauthorized, match="invalid token"):
+        tokens.decode(token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"))
 
 
 def test_tolu_token_commands(tolu_client: Client, make_user: Callable[[], Client]) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from runner.models import ApiTokenCreate
 from runner.server import tables as t
@@ -137,24 +137,28 @@ def open_login(
     )
 
 
+#: built once: every authenticated request runs it, and building it cost as much as
+#: running it (~0.03 ms of the ~0.06)
+_GRANT_USER = (
+    select(
+        t.grants.c.id,
+        t.grants.c.user_id,
+        t.grants.c.scope,
+        t.grants.c.site_id,
+        t.grants.c.expires_at,
+        t.grants.c.revoked_at,
+        t.grants.c.kind,
+        t.users.c.username,
+        t.users.c.role,
+        t.users.c.disabled_at,
+    )
+    .join(t.users, t.users.c.id == t.grants.c.user_id)
+    .where(t.grants.c.id == bindparam("grant_id"))
+)
+
+
 def _grant_user(conn: Connection, grant_id: int) -> Any:
-    g, u = t.grants, t.users
-    return conn.execute(
-        select(
-            g.c.id,
-            g.c.user_id,
-            g.c.scope,
-            g.c.site_id,
-            g.c.expires_at,
-            g.c.revoked_at,
-            g.c.kind,
-            u.c.username,
-            u.c.role,
-            u.c.disabled_at,
-        )
-        .join(u, u.c.id == g.c.user_id)
-        .where(g.c.id == grant_id)
-    ).first()
+    return conn.execute(_GRANT_USER, {"grant_id": grant_id}).first()
 
 
 def _usable(row: Any, now: datetime, what: str) -> None:

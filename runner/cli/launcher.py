@@ -84,6 +84,7 @@ def launcher(
     """
     from runner.cli.progress import Progress
     from runner.client.errors import ToluError
+    from runner.launcher import leftovers
     from runner.launcher.context import Context
     from runner.launcher.logfile import setup_logging
     from runner.launcher.options import LauncherError, LauncherOptions
@@ -91,6 +92,9 @@ def launcher(
     from runner.platform.nodes import DiscoveryError
     from runner.registry import UnknownName
 
+    # every process this launcher starts carries it: if it is killed, its successor
+    # finds what is left of them (runner/launcher/leftovers.py)
+    leftovers.new_mark()
     opts = LauncherOptions(
         site_dir=site_dir,
         exit_file=str((site_dir / "log" / f"launcher-{os.getpid()}.exit").resolve()),

@@ -20,6 +20,7 @@ from types import FrameType
 from runner.client import Client
 from runner.client.errors import ToluError
 from runner.launcher import journal as journals
+from runner.launcher import leftovers
 from runner.launcher.journal import Journal
 from runner.launcher.options import LauncherError, LauncherOptions
 from runner.launcher.reporter import Reporter
@@ -122,6 +123,10 @@ class Context:
                 orphan.path.name, orphan.header.get("pid"), orphan.header.get("host"), len(adopted),
             )
             orphan.release(remove=True)
+            mark = orphan.header.get("mark")
+            # its tasks' own children outlive it: gone before its jobs can run again
+            if orphan.same_host and isinstance(mark, str) and mark and (killed := leftovers.kill(mark)):
+                log.info("killed %d process(es) the launcher that is gone left running", len(killed))
             if adopted and not self.reporter.flush():
                 continue  # sent later; its sessions expire by themselves
             for sid in orphan.sessions:

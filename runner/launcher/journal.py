@@ -2,7 +2,8 @@
 
 One file per launcher, ``SITE/journal/<host>-<pid>-<start>.jsonl``, JSON lines:
 
-- a header ``{"journal": 1, "host": ..., "pid": ..., "site_id": ..., "started": ...}``;
+- a header ``{"journal": 1, "host": ..., "pid": ..., "site_id": ..., "started": ..., "mark": ...}``
+  (``mark``: what the launcher's processes carry, runner/launcher/leftovers.py);
 - ``{"n": 7, "s": 12, "r": {...}}``: report number 7, made under session 12 (a JobReport as JSON);
 - ``{"ack": [5, 6, 7]}``: the server took those (applied them, or said they are moot);
 - ``{"session": 12}``: the launcher opened session 12;
@@ -51,6 +52,7 @@ from typing import Any
 
 import orjson
 
+from runner.launcher import leftovers
 from runner.models import JobReport
 from runner.states import JobState
 
@@ -165,6 +167,8 @@ class Journal:
             "pid": self.pid,
             "site_id": self.site_id,
             "started": time.time(),
+            # what the processes it starts carry: a successor kills what is left of them
+            "mark": leftovers.mark(),
         }
         self._write([header])
 

@@ -13,9 +13,14 @@ allowed only for the jobs that were in flight at the kill, at most one per slot.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
+
+import psutil
 
 from harness.waiting import wait_until
 from runner.client import Client
@@ -101,3 +106,42 @@ def test_kill_9_halfway_then_a_second_launcher_finishes_every_job_once(
             assert seq[seq.index(S.RUN_TIMEOUT) + 1] is S.RESTART_READY
     # the jobs that were running when the launcher died were run again
     assert restarted >= 1 and running_at_kill <= restarted_ids, (restarted_ids, running_at_kill)
+
+
+def test_what_a_killed_launcher_left_running_is_gone_before_its_job_runs_again(
+    tolu_site: Any, tolu_client: Client, make_jobs: Any, tolu_launcher: Any, fake_nodes: Any,
+) -> None:
+    # A SIGKILLed launcher cannot stop what its tasks started; its successor on the same
+    # host kills what carries its mark before the job is released to run again.
+    fake_nodes(1, cpus=1)
+    [job] = make_jobs("detached", 1, parameters={"seconds": 300})
+    pid_file = tolu_site.path / "data" / job.workdir / "child.pid"
+    first = tolu_launcher("mpi")
+    left = wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=120,
+                      interval=0.1, what="the task's detached child")
+    left_pid = int(left)
+    try:
+        first.kill()
+        assert _running(left_pid)  # it outlived its launcher: nothing else would stop it
+
+        second = tolu_launcher("mpi", max_idle_sec=60)
+        rerun = wait_until(lambda: tolu_client.jobs.get(job.id), check=lambda j: j.attempt >= 1
+                           and j.state is S.RUNNING, timeout=120, interval=0.2, what="the job running again")
+        assert rerun.attempt == 1
+        assert not _running(left_pid)
+        assert "left running" in second.log_path.read_text()
+    finally:
+        # the rerun's own detached child, and the first one if this failed
+        pids = {left_pid}
+        with contextlib.suppress(OSError, ValueError):
+            pids.add(int(pid_file.read_text()))
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -114,6 +114,13 @@ class HTTP:
         self.session.mount("https://", adapter)
         self.session.headers["Accept"] = "application/json"
         self.session.headers["User-Agent"] = "tolu-client"
+        # The environment's proxy for this server (NO_PROXY included) and CA bundle, read
+        # once: requests would read them, and ~/.netrc, again at every request, a fifth of
+        # the CPU a launcher's request costs its client.
+        env = self.session.merge_environment_settings(self.url, {}, None, None, None)
+        self.session.proxies = env["proxies"]
+        self.session.verify = env["verify"]
+        self.session.trust_env = False
         #: supplies (and renews) the access token of each request; runner.client.auth.
         self.credential: Credential | None = StaticCredential(token) if token else None
 

@@ -242,3 +242,21 @@ def test_retry_after_is_honoured_other_4xx_are_not_retried() -> None:
         with pytest.raises(APIError, match="slow down") as err:
             Client(flaky.url, retries=2, backoff=0.01).health()
         assert err.value.status == 429 and flaky.requests == ["GET"]
+
+
+def test_the_environments_proxy_is_used_and_no_proxy_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    # read once when the client is made (not at every request), with the same rules
+    server = f"http://127.0.0.1:{free_port()}"  # nothing listens there: only the proxy answers
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with _Flaky([(200, '{"status": "ok"}', 0.0)]) as proxy:
+        for name in ("HTTP_PROXY", "http_proxy"):
+            monkeypatch.setenv(name, proxy.url)
+        assert Client(server, retries=0)._http.request("GET", "/health").json() == {"status": "ok"}
+        assert proxy.requests == ["GET"]
+
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.setenv(name, "127.0.0.1")
+        with pytest.raises(TransportError, match="connection refused"):
+            Client(server, retries=0)._http.request("GET", "/health")
+        assert proxy.requests == ["GET"]

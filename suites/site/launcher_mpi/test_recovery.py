@@ -48,7 +48,13 @@ def test_kill_9_halfway_then_a_second_launcher_finishes_every_job_once(
 
     wait_until(counts, check=lambda c: c.get(S.JOB_FINISHED, 0) >= N_JOBS // 2, timeout=240,
                interval=0.2, what="half of the jobs finished")
+    spawners = psutil.Process(first.pid).children()
     first.kill()  # SIGKILL: no clean-up, no session end; returns once the launcher is gone
+    # Its spawners get SIGTERM as it dies and stop their tasks; a task that ends with 0
+    # meanwhile is noted in the journal (its successor sends that RUN_DONE). The kill
+    # is over when they are gone.
+    wait_until(lambda: not any(_running(p.pid) for p in spawners), timeout=60, interval=0.05,
+               what="the killed launcher's spawners to end")
     killed = datetime.now(UTC)
 
     second = tolu_launcher("mpi", max_idle_sec=10)

@@ -19,6 +19,9 @@ One file per launcher, ``SITE/journal/<host>-<pid>-<start>.jsonl``, JSON lines:
   successor sends that RUNNING, so the session's expiry could only start a new attempt
   and run the job again.
 
+``read`` closes a run the file shows beginning, in a RUNNING it holds unsent or in a
+start line, and not ending: a RUN_TIMEOUT after everything else.
+
 Serial mode's worker ranks on other nodes note their starts in a file of their own
 beside it, ``<journal>.rank<N>.starts`` (:func:`rank_starts`): appends from several
 hosts to one file are not atomic on every shared file system (NFS). ``read`` takes
@@ -398,6 +401,8 @@ def read(path: Path) -> tuple[dict[str, Any], list[Entry], list[int]]:
     concluded: set[int] = set()
     starts: dict[int, tuple[int, int, float]] = {}
     ends: dict[int, tuple[int, int, float, float]] = {}
+    #: job -> (state, session, attempt) of its last report in the file
+    last: dict[int, tuple[JobState, int, int]] = {}
     try:
         text = path.read_text(errors="replace")
     except OSError as exc:
@@ -429,6 +434,7 @@ def read(path: Path) -> tuple[dict[str, Any], list[Entry], list[int]]:
                 log.warning("journal %s: unreadable entry skipped: %s", path, exc)
                 continue
             reported.add(kept.id)
+            last[kept.id] = (kept.state, int(rec["s"]), kept.attempt)
             if kept.state != JobState.RUNNING:
                 concluded.add(kept.id)
         elif "start" in rec:
@@ -445,6 +451,7 @@ def read(path: Path) -> tuple[dict[str, Any], list[Entry], list[int]]:
     for i, (job_id, session_id, attempt, t) in enumerate(late):
         started = report(job_id, attempt, JobState.RUNNING, _when(t))
         entries[i - len(late)] = Entry(i - len(late), session_id, started)
+        last[job_id] = (JobState.RUNNING, session_id, attempt)
     # clean ends its launcher never reported: RUN_DONE, after everything else
     top = max(entries, default=0)
     unreported = [(job_id, *e) for job_id, e in ends.items() if job_id not in concluded]
@@ -458,6 +465,25 @@ def read(path: Path) -> tuple[dict[str, Any], list[Entry], list[int]]:
             state_data={"recovered": "finished before its launcher died"},
         )
         entries[top + i] = Entry(top + i, session_id, done)
+        last[job_id] = (JobState.RUN_DONE, session_id, attempt)
+    # runs it saw begin and not end: they ended with it (its successor on this host kills
+    # what is left of them, runner/launcher/leftovers.py). Its session may be gone by
+    # the time these reports go (expired), and a late RUNNING sent under the successor's
+    # session would make the successor hold a job it does not run, until it ends: a
+    # RUN_TIMEOUT closes each run, after everything else, and the job is offered again.
+    top = max(entries, default=0)
+    died = f"its launcher died (pid {header.get('pid')} on {header.get('host')})"
+    now = datetime.now(UTC)
+    # (a RUNNING the server took is its session's to close: its end or expiry does)
+    to_send = {e.report.id for e in entries.values() if e.report.state is JobState.RUNNING}
+    running = [
+        (job_id, *held)
+        for job_id, (state, *held) in last.items()
+        if state is JobState.RUNNING and job_id in to_send
+    ]
+    for i, (job_id, session_id, attempt) in enumerate(running, start=1):
+        ended = report(job_id, attempt, JobState.RUN_TIMEOUT, now, state_data={"reason": died})
+        entries[top + i] = Entry(top + i, session_id, ended)
     return header, [entries[n] for n in sorted(entries)], sessions
 
 

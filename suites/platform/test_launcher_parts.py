@@ -50,12 +50,17 @@ def test_a_start_only_a_spawner_noted_becomes_a_running_report(tmp_path: Path) -
     with j.path.open("a") as fh:  # as spawner.Spawner._journal_start writes them
         fh.write('{"start":1,"s":7,"a":0,"t":1.5}\n{"start":2,"s":7,"a":3,"t":2.5}\n')
     _header, entries, _ = journals.read(j.path)
-    # job 1's start was reported (and acknowledged); job 2's only noted: its RUNNING now
+    # job 1's start was reported (and acknowledged: its session's end closes that run);
+    # job 2's only noted: its RUNNING now, and the run closed, since it died with its
+    # launcher (the successor may have to send both under its own session)
     assert [(e.session_id, e.report.id, e.report.attempt, e.report.state) for e in entries] == [
-        (7, 2, 3, JobState.RUNNING)
+        (7, 2, 3, JobState.RUNNING),
+        (7, 2, 3, JobState.RUN_TIMEOUT),
     ]
     started = JobReport.model_validate_json(entries[0].report.json)
     assert started.timestamp == datetime.fromtimestamp(2.5, tz=UTC)
+    ended = JobReport.model_validate_json(entries[1].report.json)
+    assert ended.state_data["reason"] == f"its launcher died (pid {os.getpid()} on {j.host})"
     j.close()
 
 
@@ -68,7 +73,10 @@ def test_a_worker_ranks_start_file_is_read_with_its_journal_and_goes_with_it(tmp
     starts = journals.rank_starts(j.path, 2)
     starts.write_text('{"start":1,"s":7,"a":0,"t":1.5}\n{"start":4,"s":7,"a":0,"t":2.5}\n')
     _header, entries, _ = journals.read(j.path)
-    assert [(e.report.id, e.report.state) for e in entries] == [(4, JobState.RUNNING)]
+    assert [(e.report.id, e.report.state) for e in entries] == [
+        (4, JobState.RUNNING),
+        (4, JobState.RUN_TIMEOUT),
+    ]
     j.close()  # everything was acknowledged: the journal and its ranks' files go
     assert not j.path.exists() and not starts.exists()
 

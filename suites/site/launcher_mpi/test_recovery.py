@@ -106,9 +106,11 @@ def test_kill_9_halfway_then_a_second_launcher_finishes_every_job_once(
             restarted += 1
             restarted_ids.add(job_id)
             timeout = next(e for e in by_job[job_id] if e.to_state is S.RUN_TIMEOUT)
-            # the dead launcher's session: ended by the second launcher, which took over
-            # its journal, or expired if that came later
-            assert timeout.data["reason"].startswith(("session ended", "session expired")), timeout.data
+            # the dead launcher's run: closed by the second launcher, which took over its
+            # journal (a run it saw begin and not end), or by its session's end or expiry
+            assert timeout.data["reason"].startswith(
+                ("its launcher died", "session ended", "session expired")
+            ), timeout.data
             assert seq[seq.index(S.RUN_TIMEOUT) + 1] is S.RESTART_READY
     # the jobs that were running when the launcher died were run again
     assert restarted >= 1 and running_at_kill <= restarted_ids, (restarted_ids, running_at_kill)
@@ -151,3 +153,33 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_a_run_the_dead_launcher_saw_begin_is_closed_even_after_its_session_expired(
+    tolu_site: Any, tolu_client: Client, make_jobs: Any, tolu_launcher: Any, fake_nodes: Any,
+) -> None:
+    # The launcher dies before its RUNNING report goes out, and its session expires
+    # before a successor starts (the server hands the held job back, no Event). The
+    # successor sends that RUNNING under its own session: it must not be left holding
+    # a job it does not run (the job would stay RUNNING until the successor ends).
+    fake_nodes(1, cpus=1, report_interval_sec=3600)  # reports wait: only the journal has it
+    [job] = make_jobs("sleeper", 1, parameters={"seconds": 300})
+    output = tolu_site.path / "data" / job.workdir / "job.out"
+    first = tolu_launcher("mpi")
+    wait_until(lambda: output.exists() and "sleeping" in output.read_text(), timeout=120, interval=0.1,
+               what="the job's task to start")
+    first.kill()
+    wait_until(lambda: tolu_client.jobs.get(job.id), check=lambda j: j.session_id is None, timeout=60,
+               interval=0.2, what="the dead launcher's session to expire")
+    assert tolu_client.jobs.get(job.id).state is S.PREPROCESSED  # its RUNNING never arrived
+
+    fake_nodes(1, cpus=1)
+    tolu_launcher("mpi", max_idle_sec=60)
+    rerun = wait_until(lambda: tolu_client.jobs.get(job.id), check=lambda j: j.attempt >= 1
+                       and j.state is S.RUNNING, timeout=120, interval=0.2,
+                       what="the job running again under the second launcher")
+    assert rerun.attempt == 1
+    events = sorted(tolu_client.events.filter(job_id=job.id), key=lambda e: e.id)
+    ran = [(e.to_state, e.data.get("reason", "")) for e in events if e.from_state is not None]
+    assert [state for state, _ in ran][-4:] == [S.RUNNING, S.RUN_TIMEOUT, S.RESTART_READY, S.RUNNING], ran
+    assert ran[-3][1].startswith("its launcher died"), ran

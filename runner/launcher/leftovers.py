@@ -16,27 +16,33 @@ mark, and waits until they are gone, before the dead launcher's session is ended
 and its jobs released (runner/launcher/context.py). Nothing is reported for them:
 their outcome was nobody's to see, and their jobs run again.
 
+A task the launcher stops (its wall time, the launcher's own stop) is ended through its
+process group; a process that left the group (``setsid``, a daemon) would outlive it
+and run beside the job's rerun. So once a stopped task's own process is gone, its
+spawner kills what still carries both the launcher's mark and the task's
+``TOLU_JOB_ID`` (runner/launcher/spawner.py).
+
 Linux only (``/proc``); elsewhere there is nothing to find. Processes of other users
 cannot be read, and their own launcher's user is the only one that could start them.
+Standard library only, and no ``logging`` or ``pathlib``: the spawners import it, and
+they must start small and fast.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import socket
 import time
-from pathlib import Path
-
-log = logging.getLogger("runner.launcher")
 
 #: the environment variable that marks every process a launcher starts.
 ENV = "TOLU_LAUNCHER_ID"
+#: the one that names the job a task's processes run (runner/launcher/tasks.py).
+JOB_ENV = "TOLU_JOB_ID"
 #: how long a successor waits for the killed processes to be gone.
 GONE_SEC = 10.0
-_PROC = Path("/proc")
+_PROC = "/proc"
 
 
 def new_mark() -> str:
@@ -55,36 +61,41 @@ def mark() -> str:
     return os.environ.get(ENV) or new_mark()
 
 
-def find(mark: str) -> list[int]:
-    """The pids of the processes of this host that carry ``mark`` (never this process
-    nor one it runs under: a launcher started by a task of the dead one carries it too)."""
-    needle = f"\0{ENV}={mark}\0".encode()
+def find(mark: str, job_id: int | None = None) -> list[int]:
+    """The pids of the processes of this host that carry ``mark`` (and, with ``job_id``,
+    that job's ``TOLU_JOB_ID``), never this process nor one it runs under: a launcher
+    started by a task of the dead one carries its mark too."""
+    needles = [f"\0{ENV}={mark}\0".encode()]
+    if job_id is not None:
+        needles.append(f"\0{JOB_ENV}={job_id}\0".encode())
     spared = _ancestors()
     found = []
     try:
-        entries = list(_PROC.iterdir())
+        names = os.listdir(_PROC)
     except OSError:
         return []
-    for entry in entries:
-        if not entry.name.isdigit() or int(entry.name) in spared:
+    for name in names:
+        if not name.isdigit() or int(name) in spared:
             continue
         try:
-            environ = (entry / "environ").read_bytes()
+            with open(f"{_PROC}/{name}/environ", "rb") as fh:
+                environ = b"\0" + fh.read()
         except OSError:  # gone, or another user's
             continue
-        if needle in b"\0" + environ:
-            found.append(int(entry.name))
+        if all(needle in environ for needle in needles):
+            found.append(int(name))
     return found
 
 
-def kill(mark: str, *, timeout: float = GONE_SEC) -> list[int]:
-    """SIGKILL every process that carries ``mark``; return their pids once they are gone
-    (or ``timeout`` passed: a process in uninterruptible sleep goes when its I/O ends).
+def kill(mark: str, job_id: int | None = None, *, timeout: float = GONE_SEC) -> list[int]:
+    """SIGKILL every process that carries ``mark`` (and ``job_id``'s, if given); return
+    their pids once they are gone (or ``timeout`` passed: a process in uninterruptible
+    sleep goes when its I/O ends).
 
     Rounds until none is found: a process may fork between the scan and its kill."""
     killed: list[int] = []
     deadline = time.monotonic() + timeout
-    while (pids := [p for p in find(mark) if _running(p)]) and time.monotonic() < deadline:
+    while (pids := [p for p in find(mark, job_id) if _running(p)]) and time.monotonic() < deadline:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
@@ -92,14 +103,19 @@ def kill(mark: str, *, timeout: float = GONE_SEC) -> list[int]:
         while (pids := [p for p in pids if _running(p)]) and time.monotonic() < deadline:
             time.sleep(0.01)
     if pids:
-        log.warning("processes of a launcher that is gone outlived SIGKILL for %g s: %s", timeout, pids)
+        import logging
+
+        logging.getLogger("runner.launcher").warning(
+            "processes of a launcher's task outlived SIGKILL for %g s: %s", timeout, pids
+        )
     return killed
 
 
 def _running(pid: int) -> bool:
     """Alive and not a zombie (a zombie runs nothing; its parent reaps it in its time)."""
     try:
-        stat = (_PROC / str(pid) / "stat").read_text()
+        with open(f"{_PROC}/{pid}/stat") as fh:
+            stat = fh.read()
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
@@ -111,7 +127,8 @@ def _ancestors() -> set[int]:
     while pid > 1 and pid not in pids:
         pids.add(pid)
         try:
-            pid = int((_PROC / str(pid) / "stat").read_text().rpartition(")")[2].split()[1])
+            with open(f"{_PROC}/{pid}/stat") as fh:
+                pid = int(fh.read().rpartition(")")[2].split()[1])
         except (OSError, ValueError, IndexError):
             break
     return pids

@@ -19,7 +19,7 @@ coordinator, so starting, waiting and bookkeeping spread over the node's cores:
   failed), else within ``FLUSH_SEC`` — the timestamps are taken here, so batching
   delays no recorded time, and the coordinator wakes once per batch, not per task.
 
-Standard library only (with tolu's own stdlib-only helpers: workdir, deathsig, roles),
+Standard library only (with tolu's own stdlib-only helpers: workdir, deathsig, roles, leftovers),
 so that it starts in a few milliseconds and stays small; it announces itself as a
 ``starter`` (runner/roles.py).
 
@@ -43,6 +43,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from runner.launcher import leftovers
 from runner.launcher import workdir as wd
 from runner.launcher.deathsig import die_with_parent
 from runner.roles import Role, announce
@@ -415,6 +416,8 @@ class Spawner:
         rc = res.si_status if res.si_code == os.CLD_EXITED else -res.si_status
         spawn = child.spawn
         failed = rc != 0 or child.timed_out or child.stopped
+        if child.timed_out or child.stopped:
+            self._kill_strays(spawn)
         if not failed and spawn.note is not None:
             job_id, session_id, attempt = spawn.note
             wd.note_success(spawn.workdir, job_id, session_id, attempt, child.started, ended)
@@ -434,6 +437,13 @@ class Spawner:
             )
         )
         self._follow(spawn.key)
+
+    def _kill_strays(self, spawn: Spawn) -> None:
+        """What a stopped task left outside its process group (runner/launcher/leftovers.py)."""
+        mark = self.base_env.get(leftovers.ENV) or os.environ.get(leftovers.ENV)
+        job_id = spawn.env.get(leftovers.JOB_ENV)
+        if mark and job_id and job_id.isdigit():
+            leftovers.kill(mark, int(job_id), timeout=KILL_GRACE_SEC)
 
     def _receive(self) -> None:
         msgs, closed = self.frames.receive(self.sock)

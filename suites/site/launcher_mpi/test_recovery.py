@@ -183,3 +183,24 @@ def test_a_run_the_dead_launcher_saw_begin_is_closed_even_after_its_session_expi
     ran = [(e.to_state, e.data.get("reason", "")) for e in events if e.from_state is not None]
     assert [state for state, _ in ran][-4:] == [S.RUNNING, S.RUN_TIMEOUT, S.RESTART_READY, S.RUNNING], ran
     assert ran[-3][1].startswith("its launcher died"), ran
+
+
+def test_a_stopped_tasks_process_outside_its_group_is_stopped_with_it(
+    tolu_site: Any, tolu_client: Client, make_jobs: Any, tolu_launcher: Any, fake_nodes: Any,
+) -> None:
+    # a launcher stops a task through its process group; what left the group (setsid)
+    # carries the launcher's mark and the job's id, and goes too
+    fake_nodes(1, cpus=1)
+    [job] = make_jobs("detached", 1, parameters={"seconds": 300})
+    pid_file = tolu_site.path / "data" / job.workdir / "child.pid"
+    launcher = tolu_launcher("mpi")
+    left = wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=120,
+                      interval=0.1, what="the task's detached child")
+    child = int(left)
+    try:
+        launcher.stop()
+        assert not _running(child)
+        assert tolu_client.jobs.get(job.id).state is S.RESTART_READY
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)

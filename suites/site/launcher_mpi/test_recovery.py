@@ -17,6 +17,7 @@ import contextlib
 import os
 import signal
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,36 +117,45 @@ def test_kill_9_halfway_then_a_second_launcher_finishes_every_job_once(
     assert restarted >= 1 and running_at_kill <= restarted_ids, (restarted_ids, running_at_kill)
 
 
+@contextlib.contextmanager
+def _detached_task(
+    tolu_site: Any, make_jobs: Any, tolu_launcher: Any, fake_nodes: Any
+) -> Iterator[tuple[Any, Any, int]]:
+    """A job whose task leaves a ``setsid`` child behind, running on a one-slot MPI
+    launcher: ``(job, launcher, the child's pid)``. Every child the job's runs left is
+    killed at the end, whatever the test found."""
+    fake_nodes(1, cpus=1)
+    [job] = make_jobs("detached", 1, parameters={"seconds": 300})
+    pid_file = tolu_site.path / "data" / job.workdir / "child.pid"
+    launcher = tolu_launcher("mpi")
+    left = wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=120,
+                      interval=0.1, what="the task's detached child")
+    pids = {int(left)}
+    try:
+        yield job, launcher, int(left)
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            pids.add(int(pid_file.read_text()))  # a rerun's own child
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_what_a_killed_launcher_left_running_is_gone_before_its_job_runs_again(
     tolu_site: Any, tolu_client: Client, make_jobs: Any, tolu_launcher: Any, fake_nodes: Any,
 ) -> None:
     # A SIGKILLed launcher cannot stop what its tasks started; its successor on the same
     # host kills what carries its mark before the job is released to run again.
-    fake_nodes(1, cpus=1)
-    [job] = make_jobs("detached", 1, parameters={"seconds": 300})
-    pid_file = tolu_site.path / "data" / job.workdir / "child.pid"
-    first = tolu_launcher("mpi")
-    left = wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=120,
-                      interval=0.1, what="the task's detached child")
-    left_pid = int(left)
-    try:
+    with _detached_task(tolu_site, make_jobs, tolu_launcher, fake_nodes) as (job, first, left):
         first.kill()
-        assert _running(left_pid)  # it outlived its launcher: nothing else would stop it
+        assert _running(left)  # it outlived its launcher: nothing else would stop it
 
         second = tolu_launcher("mpi", max_idle_sec=60)
         rerun = wait_until(lambda: tolu_client.jobs.get(job.id), check=lambda j: j.attempt >= 1
                            and j.state is S.RUNNING, timeout=120, interval=0.2, what="the job running again")
         assert rerun.attempt == 1
-        assert not _running(left_pid)
+        assert not _running(left)
         assert "left running" in second.log_path.read_text()
-    finally:
-        # the rerun's own detached child, and the first one if this failed
-        pids = {left_pid}
-        with contextlib.suppress(OSError, ValueError):
-            pids.add(int(pid_file.read_text()))
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 def _running(pid: int) -> bool:
@@ -190,17 +200,7 @@ def test_a_stopped_tasks_process_outside_its_group_is_stopped_with_it(
 ) -> None:
     # a launcher stops a task through its process group; what left the group (setsid)
     # carries the launcher's mark and the job's id, and goes too
-    fake_nodes(1, cpus=1)
-    [job] = make_jobs("detached", 1, parameters={"seconds": 300})
-    pid_file = tolu_site.path / "data" / job.workdir / "child.pid"
-    launcher = tolu_launcher("mpi")
-    left = wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=120,
-                      interval=0.1, what="the task's detached child")
-    child = int(left)
-    try:
+    with _detached_task(tolu_site, make_jobs, tolu_launcher, fake_nodes) as (job, launcher, child):
         launcher.stop()
         assert not _running(child)
         assert tolu_client.jobs.get(job.id).state is S.RESTART_READY
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child, signal.SIGKILL)

@@ -440,7 +440,7 @@ class Spawner:
 
     def _kill_strays(self, spawn: Spawn) -> None:
         """What a stopped task left outside its process group (runner/launcher/leftovers.py)."""
-        mark = self.base_env.get(leftovers.ENV) or os.environ.get(leftovers.ENV)
+        mark = self.base_env.get(leftovers.ENV)  # what the task's processes carry
         job_id = spawn.env.get(leftovers.JOB_ENV)
         if mark and job_id and job_id.isdigit():
             leftovers.kill(mark, int(job_id), timeout=KILL_GRACE_SEC)

@@ -37,12 +37,12 @@ _LOWEST_PORT = 10000
 _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
-def _ephemeral_range() -> tuple[int, int]:
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range."""
     try:
-        low, high = (int(part) for part in _EPHEMERAL_RANGE.read_text().split())
-    except (OSError, ValueError):
-        return 32768, 60999  # Linux's default
-    return low, high
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -55,7 +55,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     clients). Below the range only another listener told the same number can, and the number
     is drawn at random, so two callers rarely are.
     """
-    low, _high = _ephemeral_range()
+    low = _ephemeral_low()
     if low - _LOWEST_PORT >= 1000:
         rng = random.SystemRandom()
         for _ in range(100):

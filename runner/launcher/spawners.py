@@ -94,6 +94,8 @@ class SpawnerPool:
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         #: key -> the spawner running (or starting) it
         self._where: dict[int, int] = {}
+        #: how many of ``_where``'s tasks each spawner holds (a new chain goes to the least held)
+        self._held: list[int] = []
         self._next = 0
         self._closing = False
         #: queued starts dropped by terminate_all(), reported by the next wait()
@@ -142,6 +144,7 @@ class SpawnerPool:
         ours.sendall(frame(self.base_env))
         link = _Link(proc, ours)
         self._links.append(link)
+        self._held.append(0)
         self._sel.register(ours, selectors.EVENT_READ, link)
 
     @property
@@ -187,24 +190,37 @@ class SpawnerPool:
         """
         if key in self._where:
             raise ValueError(f"task {key} is already running")
-        links = self._links
         i = self._where.get(after, -1) if after is not None else -1
         if i < 0:
-            n = len(links)
-            for _ in range(n):  # round the live spawners
-                i = self._next
-                self._next = (i + 1) % n
-                if links[i].alive:
-                    break
-            else:
-                raise SpawnerError("no spawner process is alive")
+            i = self._least_held()
             after = None
         self._where[key] = i
+        self._held[i] += 1
         spawn = Spawn(
             key, argv, workdir, env or {}, out_path, wall_time_sec or 0.0, note, python, after,
             ignore_sigpipe,
         )
-        links[i].queued.append(spawn)
+        self._links[i].queued.append(spawn)
+
+    def _least_held(self) -> int:
+        """The live spawner holding the fewest tasks (ties: in turn), for a task that
+        follows none: two chains on one spawner would wait for each other's starts
+        while another spawner, and its core, idled."""
+        links, held, n = self._links, self._held, len(self._links)
+        best = -1
+        for step in range(n):
+            i = (self._next + step) % n
+            if links[i].alive and (best < 0 or held[i] < held[best]):
+                best = i
+        if best < 0:
+            raise SpawnerError("no spawner process is alive")
+        self._next = (best + 1) % n
+        return best
+
+    def _forget(self, key: int) -> None:
+        i = self._where.pop(key, None)
+        if i is not None:
+            self._held[i] -= 1
 
     def flush(self) -> None:
         for link in self._links:
@@ -244,7 +260,7 @@ class SpawnerPool:
         for link in self._links:
             if link.queued:
                 for spawn in link.queued:
-                    del self._where[spawn.key]
+                    self._forget(spawn.key)
                 self._cancelled += [s.key for s in link.queued]
                 link.queued = []
             self._send(link, ("stop",))
@@ -273,20 +289,18 @@ class SpawnerPool:
 
     def _read(self, link: _Link, ev: Events) -> None:
         batches, closed = link.frames.receive(link.sock)
-        where = self._where
         for batch in batches:
-            self._take(batch, ev, where)
+            self._take(batch, ev)
         if closed:
             self._lost(link, ev)
 
-    @staticmethod
-    def _take(batch: Batch, ev: Events, where: dict[int, int]) -> None:
+    def _take(self, batch: Batch, ev: Events) -> None:
         ev.started += batch.started
         for ended in batch.ended:
-            where.pop(ended.key, None)
+            self._forget(ended.key)
         ev.exits += batch.ended
         for key, message, _t in batch.errors:
-            where.pop(key, None)
+            self._forget(key)
             if message:
                 ev.start_errors.append((key, message))
             else:
@@ -308,7 +322,7 @@ class SpawnerPool:
             # spawner first: it stopped its tasks and reported them; nothing is lost
             log.warning("spawner process %d ended (exit %s) holding no tasks", link.proc.pid, code)
         for key in lost:
-            del self._where[key]
+            self._forget(key)
             ev.start_errors.append((key, f"the spawner process running it ended (exit {link.proc.poll()})"))
 
     def close(self, timeout: float = 10.0) -> None:

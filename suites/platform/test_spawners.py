@@ -116,6 +116,23 @@ def test_a_successor_starts_in_its_slot_and_stop_cancels_the_rest(pool: SpawnerP
     assert rest.cancelled == [3]
 
 
+def test_a_new_chain_goes_to_the_spawner_holding_the_fewest_tasks(pool: SpawnerPool, tmp_path: Path) -> None:
+    # each task writes the pid of the spawner that started it (the shell's parent)
+    parent = ["sh", "-c", 'echo $PPID > parent; [ "$1" = hold ] && exec sleep 60', "sh"]
+    submit(pool, 1, [*parent, "hold"], tmp_path)  # holds the first spawner
+    submit(pool, 2, [*parent, "go"], tmp_path)  # the second; ends at once
+    drain(pool, 1)
+    # the turn is back at the first spawner, which still runs task 1: the next chain
+    # must not queue its starts behind that spawner's while the second one idles
+    submit(pool, 3, [*parent, "go"], tmp_path)
+    drain(pool, 1)
+    spawner_of = {k: (tmp_path / f"w{k}" / "parent").read_text().strip() for k in (1, 2, 3)}
+    assert spawner_of[1] != spawner_of[2]
+    assert spawner_of[3] == spawner_of[2]
+    pool.terminate_all()
+    assert [(e.key, e.stopped) for e in drain(pool, 1).exits] == [(1, True)]
+
+
 def test_a_spawner_that_dies_fails_its_tasks_with_the_reason(pool: SpawnerPool, tmp_path: Path) -> None:
     submit(pool, 1, ["sleep", "60"], tmp_path)
     wait_until(lambda: collect(pool, Events()).started, timeout=60, interval=0, what="the start")

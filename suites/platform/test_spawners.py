@@ -126,6 +126,8 @@ def test_a_new_chain_goes_to_the_spawner_holding_the_fewest_tasks(pool: SpawnerP
     # must not queue its starts behind that spawner's while the second one idles
     submit(pool, 3, [*parent, "go"], tmp_path)
     drain(pool, 1)
+    held = tmp_path / "w1" / "parent"
+    wait_until(lambda: held.exists() and held.read_text().endswith("\n"), timeout=60, what="task 1's note")
     spawner_of = {k: (tmp_path / f"w{k}" / "parent").read_text().strip() for k in (1, 2, 3)}
     assert spawner_of[1] != spawner_of[2]
     assert spawner_of[3] == spawner_of[2]

@@ -79,6 +79,7 @@ class MPIMode:
         self.spawners.start()
         ctx.install_signals(self.spawners.wake_fd)
         ctx.open()
+        self.spawners.wait_ready()
         self.fetcher.start()
         log.info(
             "MPI mode on %d node(s) %s with %s; wall time %s min",

@@ -182,6 +182,8 @@ class Worker:
                 self.report.failed.append((t.job_id, f"does not fit the node: {reason}"))
             else:
                 self.queue.append(t)
+        if self.queue:
+            self.finished.begin()
         self._start_queued()
 
     def _start_queued(self) -> None:
@@ -220,6 +222,8 @@ class Worker:
             self.engine.depth = chain_depth(self.finished.rate() / self.slots, self.prefetch)
         # refill the freed slots first, the bookkeeping of the ended tasks after
         self._start_queued()
+        if not self.queue and not len(self.engine):
+            self.finished.idle()
         self.pool.flush()
         for task, message in out.failed:
             now = time.time()
@@ -348,6 +352,8 @@ class Master:
                         give[r].append(self.ready.popleft())
                         progress = True
         for r, tasks in give.items():
+            if tasks:
+                self.finished.begin()
             self.outstanding[r].update(t.job_id for t in tasks)
         return {r: tasks for r, tasks in give.items() if tasks}
 
@@ -364,6 +370,8 @@ class Master:
             outstanding.discard(job_id)
         for job_id in r.returned:
             outstanding.discard(job_id)
+        if not self.ready and not any(self.outstanding.values()):
+            self.finished.idle()
 
     def should_stop(self) -> bool:
         ctx = self.ctx
@@ -392,6 +400,7 @@ def run_single(ctx: Context, node: nodes.Node, gpu_env: GpuEnv) -> None:
     fetcher = Fetcher(ctx, on_ready=worker.wake)
     master = Master(ctx, {0: worker.slots}, fetcher)
     ctx.install_signals(worker.wake_fd)
+    worker.pool.wait_ready()
     fetcher.start()
     try:
         while not master.should_stop():
@@ -469,6 +478,7 @@ def run_worker(
     except OSError as exc:  # the starts go unjournaled; rank 0's reports still carry them
         log.warning("cannot make the start journal %s: %s", starts, exc)
     worker = Worker(node, gpu_env, depth=depth, log_path=spawner_log(site_dir), journal_path=starts).start()
+    worker.pool.wait_ready()
     stop = {"flag": False}
 
     def on_signal(signum: int, frame: object) -> None:

@@ -557,6 +557,8 @@ def main() -> None:
         journal=sys.argv[3] if len(sys.argv) > 3 else None,
         journal_every_start=sys.argv[4:5] == [EVERY_START],
     )
+    # ready: the coordinator waits for this before it takes jobs (SpawnerPool.wait_ready)
+    sock.sendall(frame(Batch([], [], [])))
     for msg in msgs[1:]:
         spawner._handle(msg)
     spawner.run()

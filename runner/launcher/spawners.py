@@ -29,6 +29,9 @@ from runner.launcher.spawner import EVERY_START, Batch, Ended, Frames, Spawn, fr
 
 log = logging.getLogger(__name__)
 
+#: how long a spawner may take to start (an interpreter on a node's shared file system)
+READY_SEC = 120.0
+
 #: a task that ended: key, return code, start and end time, why, output tail, result.
 Exit = Ended
 
@@ -61,6 +64,8 @@ class _Link:
     #: bytes not yet taken by the socket (never blocks the coordinator)
     unsent: bytes = b""
     alive: bool = True
+    #: it has said it is up (its first batch, empty)
+    ready: bool = False
 
 
 class SpawnerPool:
@@ -119,6 +124,21 @@ class SpawnerPool:
         log.info("%d spawner process(es): %s", self.count, ",".join(str(lk.proc.pid) for lk in self._links))
         return self
 
+    def wait_ready(self, timeout: float = READY_SEC) -> None:
+        """Block until every spawner has said it is up (its interpreter started, its first
+        message read). Call it before the first ``submit()``, and before taking jobs:
+        the first tasks then start at once, without sharing the cores with the
+        spawners' own start-up."""
+        deadline = time.monotonic() + timeout
+        while any(lk.alive and not lk.ready for lk in self._links):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SpawnerError(f"a spawner process did not start within {timeout:g} s")
+            self.wait(left)  # nothing was submitted: there is nothing to report yet
+        if not any(lk.alive for lk in self._links):
+            codes = ", ".join(str(lk.proc.poll()) for lk in self._links)
+            raise SpawnerError(f"no spawner process started (exit {codes}); see {self.log_path or 'its log'}")
+
     def _journal_args(self) -> list[str]:
         if self.journal_path is None:
             return []
@@ -141,7 +161,9 @@ class SpawnerPool:
             raise SpawnerError(f"cannot start a spawner process: {exc}") from exc
         finally:
             theirs.close()
-        ours.sendall(frame(self.base_env))
+        # one that died at once (a broken interpreter) is told by its EOF: wait_ready()
+        with contextlib.suppress(OSError):
+            ours.sendall(frame(self.base_env))
         link = _Link(proc, ours)
         self._links.append(link)
         self._held.append(0)
@@ -289,6 +311,7 @@ class SpawnerPool:
 
     def _read(self, link: _Link, ev: Events) -> None:
         batches, closed = link.frames.receive(link.sock)
+        link.ready = link.ready or bool(batches)
         for batch in batches:
             self._take(batch, ev)
         if closed:

@@ -253,6 +253,48 @@ def test_an_idle_launcher_asks_again_soon_then_once_a_second() -> None:
     assert waits == sorted(waits) and waits[-1] == IDLE_ACQUIRE_SEC
 
 
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_a_rate_counts_from_when_the_work_began(monkeypatch: pytest.MonkeyPatch) -> None:
+    """How many jobs a launcher asks for and how deep it chains follow the finishing
+    rate: 250 jobs done 0.1 s after the first started is 2,500 per second at once, not
+    500 (counted over at least half a second) until half a second has gone."""
+    from runner.launcher import pacing
+
+    clock = _Clock()
+    monkeypatch.setattr(pacing, "time", clock)
+    meter, unknown = pacing.RateMeter(), pacing.RateMeter()
+    meter.begin()
+    clock.now += 0.1
+    meter.add(250)
+    unknown.add(250)
+    assert meter.rate() == pytest.approx(2500)
+    assert unknown.rate() == pytest.approx(500)  # the beginning not known: the old reading
+    # a second begin() while working changes nothing
+    meter.begin()
+    clock.now += 0.1
+    meter.add(250)
+    assert meter.rate() == pytest.approx(2500)
+    # idle for a minute, then a new burst: counted from its own beginning
+    meter.idle()
+    clock.now += 60
+    meter.begin()
+    clock.now += 0.2
+    meter.add(10)
+    assert meter.rate() == pytest.approx(50)
+    # a burst of instant failures is not read as a rate beyond measure
+    burst = pacing.RateMeter()
+    burst.begin()
+    burst.add(100)
+    assert burst.rate() == pytest.approx(100 / pacing.RateMeter.MIN_BEGUN_SPAN_SEC)
+
+
 def test_serial_mode_on_one_node_starts_without_mpi(tmp_path: Path) -> None:
     """One node: one rank that talks to no other, started directly (no mpiexec, no MPI
     library: serial mode runs on an install without an MPI); several: mpiexec, rank 0 and

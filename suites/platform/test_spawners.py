@@ -12,7 +12,7 @@ import pytest
 from harness.waiting import wait_until
 from runner.launcher import journal as journals
 from runner.launcher.engine import Engine, Start
-from runner.launcher.spawners import Ended, Events, SpawnerPool
+from runner.launcher.spawners import Ended, Events, SpawnerError, SpawnerPool
 from runner.launcher.tasks import Task
 from runner.launcher.workdir import EXIT_FILE, EXIT_XATTR, note_success, read_note
 from runner.models import JobReport
@@ -133,6 +133,21 @@ def test_a_new_chain_goes_to_the_spawner_holding_the_fewest_tasks(pool: SpawnerP
     assert spawner_of[3] == spawner_of[2]
     pool.terminate_all()
     assert [(e.key, e.stopped) for e in drain(pool, 1).exits] == [(1, True)]
+
+
+def test_the_pool_is_ready_once_every_spawner_is_up(tmp_path: Path) -> None:
+    pool = SpawnerPool(2, {"PATH": os.environ["PATH"]}).start()
+    try:
+        pool.wait_ready()
+        # each one has announced itself: its interpreter is up and past its imports
+        assert [Path(f"/proc/{pid}/comm").read_text().strip() for pid in pool.pids] == ["tolu-start"] * 2
+    finally:
+        pool.close()
+    # spawners that cannot start are an error then, not at the first job
+    broken = SpawnerPool(1, {}, python="/bin/false", log_path=tmp_path / "spawners.log").start()
+    with pytest.raises(SpawnerError, match="no spawner process started"):
+        broken.wait_ready()
+    broken.close()
 
 
 def test_a_spawner_that_dies_fails_its_tasks_with_the_reason(pool: SpawnerPool, tmp_path: Path) -> None:

@@ -88,6 +88,7 @@ def launcher(
     from runner.launcher.context import Context
     from runner.launcher.logfile import setup_logging
     from runner.launcher.options import LauncherError, LauncherOptions
+    from runner.launcher.spawners import SpawnerError
     from runner.platform.app_launchers import UnsupportedJob
     from runner.platform.nodes import DiscoveryError
     from runner.registry import UnknownName
@@ -132,7 +133,7 @@ def launcher(
             click.echo(f"launcher (serial mode, pid {os.getpid()}): logs in {site_dir / 'log'}", err=True)
             console.start()
             code = serial_start.run(opts, settings.launcher, cmd)
-    except (LauncherError, UnknownName, UnsupportedJob, DiscoveryError) as exc:
+    except (LauncherError, UnknownName, UnsupportedJob, DiscoveryError, SpawnerError) as exc:
         fail(str(exc))
     except ToluError as exc:  # the server refused or could not be reached at the start
         fail(f"launcher cannot start: {exc}")

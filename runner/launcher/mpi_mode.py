@@ -78,8 +78,9 @@ class MPIMode:
         ctx = self.ctx
         self.spawners.start()
         ctx.install_signals(self.spawners.wake_fd)
-        ctx.open()
+        # spawners that cannot start end the launcher before it holds a session
         self.spawners.wait_ready()
+        ctx.open()
         self.fetcher.start()
         log.info(
             "MPI mode on %d node(s) %s with %s; wall time %s min",

@@ -83,6 +83,12 @@ def node_equivalents(task: Task) -> float:
     return task.num_nodes / task.node_packing_count if task.num_nodes == 1 else float(task.num_nodes)
 
 
+def shape_equivalents(shape: Shape) -> float:
+    """``node_equivalents`` of any task of ``shape``."""
+    num_nodes, packing = shape[0], shape[4]
+    return num_nodes / packing if num_nodes == 1 else float(num_nodes)
+
+
 class _Chain:
     """Tasks sharing one slot: the first runs (or is starting), the rest follow it in turn."""
 

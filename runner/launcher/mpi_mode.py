@@ -15,10 +15,19 @@ import logging
 import os
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 
 from runner.launcher.context import Context
-from runner.launcher.engine import Engine, Start, chain_depth, node_equivalents, request_of, shape_of
+from runner.launcher.engine import (
+    Engine,
+    Shape,
+    Start,
+    chain_depth,
+    node_equivalents,
+    request_of,
+    shape_equivalents,
+    shape_of,
+)
 from runner.launcher.fetcher import IDLE_ACQUIRE_SEC, Fetcher
 from runner.launcher.options import LauncherOptions
 from runner.launcher.outcome import Outcome, exit_outcome
@@ -60,6 +69,9 @@ class MPIMode:
         self.engine = Engine(self.nodes, self.spawners, self._build, depth=ctx.settings.launcher.prefetch)
         self.fetcher = Fetcher(ctx, on_ready=self.spawners.wake)
         self.waiting: deque[Task] = deque()
+        #: how many tasks of each shape wait: what they take and whether any of them can
+        #: start are answered per shape, not per task (the backlog is a second's worth)
+        self._waiting_shapes: Counter[Shape] = Counter()
         self.last_busy = time.time()
         #: node-equivalents held beyond what runs, so a finished job is replaced at
         #: once instead of after a round trip to the server.
@@ -145,7 +157,7 @@ class MPIMode:
     def _room(self) -> tuple[float, float]:
         """Node-equivalents the launcher may still take (free nodes plus the prefetch),
         and how many it holds beyond the free nodes (jobs waiting for a place)."""
-        waiting = sum(node_equivalents(t) for t in self.waiting) + self.engine.backlog
+        waiting = sum(n * shape_equivalents(s) for s, n in self._waiting_shapes.items()) + self.engine.backlog
         extra = ahead(self.freed.rate(), self.fetcher.latency, self.prefetch_nodes)
         return self.nodes.free_node_equivalents() + extra - waiting, extra
 
@@ -171,6 +183,15 @@ class MPIMode:
                 self.ctx.fail(task.job_id, f"does not fit this allocation: {reason}")
             else:
                 self.waiting.append(task)
+                self._waiting_shapes[shape_of(task)] += 1
+
+    def _gone(self, shape: Shape) -> None:
+        """A task of ``shape`` left the waiting line (started, queued or failed)."""
+        left = self._waiting_shapes[shape] - 1
+        if left:
+            self._waiting_shapes[shape] = left
+        else:
+            del self._waiting_shapes[shape]
 
     # ------------------------------------------------------------ starting
 
@@ -182,8 +203,11 @@ class MPIMode:
         still: deque[Task] = deque()
         reserved = 0
         #: shapes that did not fit in this pass: the same shape will not fit either
-        no_room: set[tuple[int, int, int, int, int]] = set()
-        for task in self.waiting:
+        no_room: set[Shape] = set()
+        present = set(self._waiting_shapes)
+        started: list[tuple[int, float]] = []
+        tasks = iter(self.waiting)
+        for task in tasks:
             shape = shape_of(task)
             if shape in no_room:
                 still.append(task)
@@ -191,6 +215,7 @@ class MPIMode:
             try:
                 placed = self.engine.place(task, chain=not reserved, keep_idle=reserved)
             except UnsupportedJob as exc:
+                self._gone(shape)
                 self.ctx.fail(task.job_id, str(exc))
                 continue
             if not placed:
@@ -198,13 +223,20 @@ class MPIMode:
                 no_room.add(shape)
                 if task.num_nodes > 1:
                     reserved = max(reserved, task.num_nodes)
-            elif isinstance(placed, Assignment):
+                if no_room >= present:  # none of the rest can go either: they keep their places
+                    still.extend(tasks)
+                    break
+                continue
+            self._gone(shape)
+            if isinstance(placed, Assignment):
                 # journaled (and reported) before the spawner starts it: a launcher killed
                 # a moment later still leaves the RUNNING of every real start. A task
                 # queued behind another says RUNNING when its spawner starts it.
-                self.ctx.sink.starting(task.job_id)
+                started.append((task.job_id, time.time()))
                 log.debug("job %d starting on %s", task.job_id, ",".join(placed.hosts))
         self.waiting = still
+        if started:  # one journal write for the pass; the spawners hear of them after it
+            self.ctx.sink.report(started=started)
 
     def _build(self, task: Task, a: Assignment) -> Start:
         spec = LaunchSpec(

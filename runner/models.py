@@ -571,6 +571,9 @@ class JobUpdate(Request):
     retry_limit: int | None = Field(default=None, ge=0, le=1_000)
     resources: Resources | None = None
 
+    # the fields that can hold text (see JobReport)
+    _no_nul = field_validator("state_data", "tags", "parameters", "data")(no_nul)
+
 
 class Job(Reply):
     id: int
@@ -857,6 +860,10 @@ class JobReport(Request):
     return_code: Int32 | None = None
     #: replaces the job's ``data`` (a python-function job's result).
     data: Data | None = None
+
+    # only these fields can hold text: the check runs for them alone (per report, not
+    # per field: half the cost of reading a launcher's batch)
+    _no_nul = field_validator("state_data", "data")(no_nul)
 
 
 class MootReport(Reply):

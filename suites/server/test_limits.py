@@ -7,7 +7,11 @@ limit is refused from its length, before it is buffered.
 
 from __future__ import annotations
 
+import enum
 import socket
+import types
+import typing
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +19,7 @@ import pytest
 from server_helpers import Raw, SiteApp
 
 from runner.client import Client
-from runner.models import PARAMETERS_MAX_BYTES
+from runner.models import PARAMETERS_MAX_BYTES, JobReport, JobUpdate, Request
 from runner.server.gate import MAX_BODY_BYTES
 
 BIG = 2**64 + 1
@@ -58,6 +62,7 @@ def test_integers_beyond_64_bits_are_422_naming_the_field(
 
 
 def test_nul_characters_are_422_naming_the_field(raw: Raw, site_app: SiteApp, tolu_client: Client) -> None:
+    session = tolu_client.sessions.create(site_app.site.id).id
     cases: list[tuple[str, str, Any, list[Any]]] = [
         ("POST", "/sites", {"name": "a\x00b", "path": "/x", "hostname": "h"}, ["body", "name"]),
         ("PATCH", f"/sites/{site_app.site.id}", {"hostname": "h\x00"}, ["body", "hostname"]),
@@ -68,6 +73,16 @@ def test_nul_characters_are_422_naming_the_field(raw: Raw, site_app: SiteApp, to
         ("GET", "/apps?name=a%00b", None, ["query", "name"]),
         ("GET", "/sites?name=a%00b", None, ["query", "name"]),
         ("GET", "/stats/history?tags=run:a%00b", None, ["query", "tags"]),
+        # the launchers' per-job models check only their fields that can hold text
+        ("PATCH", "/jobs", [{"id": 1, "state": "RUNNING", "state_data": {"a": "b\x00"}}],
+            ["body", 0, "state_data"]),
+        ("PATCH", "/jobs", [{"id": 1, "tags": {"a": "b\x00"}}], ["body", 0, "tags"]),
+        ("POST", f"/sessions/{session}/reports",
+            [{"id": 1, "attempt": 0, "state": "RUN_ERROR", "timestamp": "2026-01-01T00:00:00Z",
+              "state_data": {"tail": "x\x00"}}], ["body", 0, "state_data"]),
+        ("POST", f"/sessions/{session}/reports",
+            [{"id": 1, "attempt": 0, "state": "RUN_DONE", "timestamp": "2026-01-01T00:00:00Z",
+              "data": {"k": ["a\x00"]}}], ["body", 0, "data"]),
     ]
     before = tolu_client.jobs.count()
     for method, path, body, loc in cases:
@@ -77,6 +92,30 @@ def test_nul_characters_are_422_naming_the_field(raw: Raw, site_app: SiteApp, to
         assert "NUL" in resp.text
     assert tolu_client.jobs.count() == before
     assert tolu_client.sites.get(site_app.site.id).hostname != "h\x00"
+
+
+def _can_hold_text(annotation: Any) -> bool:
+    """Whether a value of this type can carry a string (a nested Request checks its own)."""
+    if annotation in (int, float, bool, datetime, type(None)):
+        return False
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum | Request):
+        return False
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _can_hold_text(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_can_hold_text(a) for a in args)
+    return True  # str, Any, containers
+
+
+@pytest.mark.parametrize("model", [JobReport, JobUpdate])
+def test_every_field_of_a_per_job_model_that_can_hold_text_is_checked_for_nul(model: type[Request]) -> None:
+    """JobReport and JobUpdate name the fields their NUL check covers (it runs per report):
+    a field added later that can hold text must be among them."""
+    checked = set(model.__pydantic_decorators__.field_validators["_no_nul"].info.fields)
+    text = {name for name, f in model.model_fields.items() if _can_hold_text(f.annotation)}
+    assert text and text <= checked, sorted(text - checked)
 
 
 def test_a_job_parameter_larger_than_the_limit_is_refused(raw: Raw, site_app: SiteApp) -> None:

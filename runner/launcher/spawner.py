@@ -173,12 +173,8 @@ class _Child:
         self.stopped = False
 
 
-def _file_actions(out_path: str) -> list[tuple[Any, ...]]:
-    return [
-        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
-        (os.POSIX_SPAWN_DUP2, 1, 2),
-    ]
+_OUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+_STDERR_TO_STDOUT = (os.POSIX_SPAWN_DUP2, 1, 2)
 
 
 class Spawner:
@@ -202,6 +198,12 @@ class Spawner:
         #: (MPI mode: the coordinator journals the others before it sends them)
         self.journal_every_start = journal_every_start
         self._journal_fd = -1
+        #: journal lines not written yet: they go out in one write just before the next
+        #: start and before the next batch (a start is noted before it happens, an end
+        #: before it is reported), so a task's end and its successor's start cost one
+        self._journal_lines: list[str] = []
+        #: every task's stdin: dup'ed in the child (close-on-exec here, not in the task)
+        self._stdin = (os.POSIX_SPAWN_DUP2, os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), 0)
         self.ep = select.epoll()
         self.children: dict[int, _Child] = {}  # by pidfd
         self.by_key: dict[int, _Child] = {}
@@ -310,16 +312,25 @@ class Spawner:
         )
 
     def _journal(self, line: str) -> None:
-        """One O_APPEND write of one line: atomic beside the coordinator's."""
+        """Queue a line for the journal (written by ``_write_journal``)."""
+        self._journal_lines.append(line)
+
+    def _write_journal(self) -> None:
+        """The queued lines in one O_APPEND write: whole lines, atomic beside the coordinator's."""
+        lines = self._journal_lines
+        if not lines:
+            return
+        self._journal_lines = []
         if self._journal_fd < 0:
-            assert self.journal is not None
+            if self.journal is None:
+                return
             try:
                 self._journal_fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND)
             except OSError:
                 self.journal = None  # not there (yet): the coordinator's report is the only one
                 return
         with contextlib.suppress(OSError):
-            os.write(self._journal_fd, line.encode())
+            os.write(self._journal_fd, "".join(lines).encode())
 
     def start(self, spawn: Spawn) -> None:
         try:
@@ -338,13 +349,15 @@ class Spawner:
             ):
                 self._journal_start(spawn.note)
             env = {**self.base_env, **spawn.env} if spawn.env else self.base_env
+            self._write_journal()
             # the slot is the task's from here: the clone and exec are part of its start
             started = time.time()
             pid = os.posix_spawn(
                 self._resolve(spawn.argv[0], env),
                 spawn.argv,
                 env,
-                file_actions=_file_actions(spawn.out_path),
+                file_actions=[self._stdin, (os.POSIX_SPAWN_OPEN, 1, spawn.out_path, _OUT_FLAGS, 0o644),
+                              _STDERR_TO_STDOUT],
                 setsid=True,
                 # this process ignores SIGPIPE (as Python does): left out of the reset,
                 # the child keeps ignoring it
@@ -411,8 +424,7 @@ class Spawner:
         ended = time.time()
         child = self.children.pop(pidfd)
         del self.by_key[child.spawn.key]
-        self.ep.unregister(pidfd)
-        os.close(pidfd)
+        os.close(pidfd)  # which takes it out of the epoll set too
         rc = res.si_status if res.si_code == os.CLD_EXITED else -res.si_status
         spawn = child.spawn
         failed = rc != 0 or child.timed_out or child.stopped
@@ -466,6 +478,9 @@ class Spawner:
             self.stopping = True
 
     def _send(self) -> None:
+        # what a batch reports is in the journal first (ends noted; starts already were),
+        # and so is what nobody will report (the coordinator is gone: its successor reads it)
+        self._write_journal()
         out = self.out
         if not (out.started or out.ended or out.errors) or self.closed:
             return

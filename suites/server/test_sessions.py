@@ -56,6 +56,26 @@ def test_acquire_takes_what_fits_largest_first(tolu_client: Client, site_app: Si
     assert {j.id for j in tolu_client.jobs.filter(session_id=s.id)} == {j.id for j in made}
 
 
+def test_a_node_budget_takes_every_job_that_fits_when_it_spans_many_pages(
+    tolu_client: Client, site_app: SiteApp
+) -> None:
+    """Candidates are read a page at a time, a page of about what fits: jobs that share
+    nodes 64 to a node fill a budget of 2 nodes with 128 of them, more than one page."""
+    a = site_app.app.id
+    whole = tolu_client.jobs.bulk_create([{"app_id": a, "resources": {"num_nodes": 2}}] * 3)
+    packed = tolu_client.jobs.bulk_create([{"app_id": a, "resources": {"node_packing_count": 64}}] * 200)
+    s = tolu_client.sessions.create(site_app.site.id)
+    budget = {"max_num_jobs": 1000, "max_nodes_per_job": 2, "max_aggregate_nodes": 2.0}
+    # largest first: one 2-node job takes the whole budget
+    assert [j.id for j in tolu_client.sessions.acquire(s.id, **budget)] == [whole[0].id]
+    got = tolu_client.sessions.acquire(s.id, **{**budget, "max_aggregate_nodes": 2.5})
+    assert [j.id for j in got] == [whole[1].id] + [j.id for j in packed[:32]]
+    got = tolu_client.sessions.acquire(s.id, **{**budget, "max_nodes_per_job": 1})
+    assert [j.id for j in got] == [j.id for j in packed[32:160]]
+    got = tolu_client.sessions.acquire(s.id, **{**budget, "max_num_jobs": 30, "max_nodes_per_job": 1})
+    assert [j.id for j in got] == [j.id for j in packed[160:190]]
+
+
 def test_deleting_a_session_times_out_running_jobs_and_releases_the_rest(
     tolu_client: Client, site_app: SiteApp
 ) -> None:

@@ -8,6 +8,7 @@ is handed to at most one session.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -193,7 +194,11 @@ def _pack(
     """Ids of runnable jobs that fit ``budget`` nodes, largest first (PostgreSQL: locked)."""
     j = t.jobs.c
     chosen: list[int] = []
-    batch = max(max_jobs * 4, 256)
+    # A page of about what fits: a node-equivalent is one job when jobs take whole nodes
+    # (twice that, for the ones that share a node); pages grow when more is needed. Reading
+    # max_jobs * 4 rows each time cost an MPI-mode acquire of 100 nodes 37 us per job it held,
+    # against 12 for a serial one.
+    batch = min(max_jobs * 4, max(64, 2 * math.ceil(budget)))
     offset = 0
     while len(chosen) < max_jobs and budget > 1e-9:
         stmt = (
@@ -217,4 +222,5 @@ def _pack(
         if len(got) < batch:
             break
         offset += batch
+        batch = min(batch * 4, max_jobs * 4)
     return chosen

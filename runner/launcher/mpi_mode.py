@@ -237,6 +237,9 @@ class MPIMode:
         self.waiting = still
         if started:  # one journal write for the pass; the spawners hear of them after it
             self.ctx.sink.report(started=started)
+        if len(self.engine):  # the rates count from when the work began (RateMeter.begin)
+            self.freed.begin()
+            self.ended.begin()
 
     def _build(self, task: Task, a: Assignment) -> Start:
         spec = LaunchSpec(
@@ -269,6 +272,9 @@ class MPIMode:
         # out.cancelled: never started; the server releases them with the session
         if started or done:
             self.ctx.sink.report(started=started, done=done)
+        if not len(self.engine) and not self.waiting:
+            self.freed.idle()
+            self.ended.idle()
 
     def _finished(self, task: Task, ex: Exit) -> Outcome:
         self.freed.add(node_equivalents(task))

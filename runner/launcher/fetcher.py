@@ -49,6 +49,10 @@ class Fetcher:
         self._empty = 0
         #: seconds one acquire takes (moving average): how far ahead the loop must ask.
         self.latency = 0.05
+        #: how long the work the launcher holds lasts at its finishing rate (set by its
+        #: loop): after an empty answer the next ask waits for half of it, for nothing
+        #: acquired sooner could start sooner
+        self.hold_sec = 0.0
         self._thread = threading.Thread(target=self._loop, name="tolu-fetcher", daemon=True)
 
     def start(self) -> None:
@@ -70,8 +74,12 @@ class Fetcher:
             self._cv.notify()
 
     def idle_wait(self) -> float:
-        """Seconds before asking again after ``_empty`` empty answers in a row."""
-        return min(IDLE_ACQUIRE_SEC, FIRST_IDLE_SEC * 2 ** max(0, self._empty - 1))
+        """Seconds before asking again after ``_empty`` empty answers in a row, and at
+        least half of what the work in hand lasts (``hold_sec``): a launcher that holds
+        the rest of a run does not ask every 50 ms for more (each ask costs the server
+        about 2 ms of CPU)."""
+        backoff = FIRST_IDLE_SEC * 2 ** max(0, self._empty - 1)
+        return min(IDLE_ACQUIRE_SEC, max(backoff, self.hold_sec / 2))
 
     def take(self) -> list[Task]:
         with self._cv:

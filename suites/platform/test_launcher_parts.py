@@ -253,6 +253,21 @@ def test_an_idle_launcher_asks_again_soon_then_once_a_second() -> None:
     assert waits == sorted(waits) and waits[-1] == IDLE_ACQUIRE_SEC
 
 
+def test_a_launcher_holding_work_asks_again_when_half_of_it_is_done() -> None:
+    """An empty answer while the launcher holds 0.6 s of work: the next ask waits 0.3 s,
+    not 50 ms (what it acquired sooner could not start sooner); at most once a second."""
+    from runner.launcher.fetcher import FIRST_IDLE_SEC, IDLE_ACQUIRE_SEC, Fetcher
+
+    fetcher = Fetcher(None)  # type: ignore[arg-type]  # no request is made here
+    fetcher._empty = 1
+    fetcher.hold_sec = 0.6
+    assert fetcher.idle_wait() == pytest.approx(0.3)
+    fetcher.hold_sec = 60.0
+    assert fetcher.idle_wait() == IDLE_ACQUIRE_SEC
+    fetcher.hold_sec = 0.0  # nothing in hand: the usual backoff
+    assert fetcher.idle_wait() == FIRST_IDLE_SEC
+
+
 class _Clock:
     def __init__(self) -> None:
         self.now = 1000.0

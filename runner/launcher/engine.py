@@ -78,15 +78,19 @@ def shape_of(task: Task) -> Shape:
             task.node_packing_count)
 
 
+def equivalents(num_nodes: int, node_packing_count: int) -> float:
+    """How much of the allocation a job takes, in nodes (a job packed 4 to a node: 0.25)."""
+    return num_nodes / node_packing_count if num_nodes == 1 else float(num_nodes)
+
+
 def node_equivalents(task: Task) -> float:
-    """How much of the allocation a task takes, in nodes (a job packed 4 to a node: 0.25)."""
-    return task.num_nodes / task.node_packing_count if task.num_nodes == 1 else float(task.num_nodes)
+    """``equivalents`` of a task."""
+    return equivalents(task.num_nodes, task.node_packing_count)
 
 
 def shape_equivalents(shape: Shape) -> float:
     """``node_equivalents`` of any task of ``shape``."""
-    num_nodes, packing = shape[0], shape[4]
-    return num_nodes / packing if num_nodes == 1 else float(num_nodes)
+    return equivalents(shape[0], shape[4])
 
 
 class _Chain:

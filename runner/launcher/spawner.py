@@ -424,7 +424,11 @@ class Spawner:
         ended = time.time()
         child = self.children.pop(pidfd)
         del self.by_key[child.spawn.key]
-        os.close(pidfd)  # which takes it out of the epoll set too
+        # Out of the epoll set before the close: a close alone does not take it out while
+        # another reference lives, and one does for a moment, in a child just spawned that
+        # has not reached its close-on-exec yet: epoll would go on reporting a closed fd.
+        self.ep.unregister(pidfd)
+        os.close(pidfd)
         rc = res.si_status if res.si_code == os.CLD_EXITED else -res.si_status
         spawn = child.spawn
         failed = rc != 0 or child.timed_out or child.stopped

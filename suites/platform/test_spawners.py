@@ -75,6 +75,20 @@ def test_exits_failures_and_tails_come_back_with_their_times(pool: SpawnerPool, 
     assert len(pool) == 0
 
 
+def test_many_short_tasks_at_once_all_come_back_with_their_exits(pool: SpawnerPool, tmp_path: Path) -> None:
+    # Starts and ends interleave in each spawner: a task ends while the next one, just
+    # spawned, still holds a copy of its pidfd (until its close-on-exec). A spawner that
+    # closed a pidfd without taking it out of its epoll set died here on a closed fd.
+    key = 0
+    for _ in range(10):
+        for _ in range(30):
+            key += 1
+            submit(pool, key, ["true"], tmp_path)
+        got = drain(pool, 30)
+        assert got.start_errors == [] and [e.returncode for e in got.exits] == [0] * 30
+    assert len(pool) == 0
+
+
 def test_a_success_noted_by_a_dead_session_is_reported_not_run_again(
     pool: SpawnerPool, tmp_path: Path
 ) -> None:

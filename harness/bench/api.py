@@ -329,8 +329,9 @@ class ApiScenario:
         return Cycle(logs, seconds, started, ended)
 
     def _session(self, client: Any, log: SessionLog, tag: str, ready: threading.Barrier) -> None:
-        """One launcher-like session: acquire a batch, report it RUNNING, then RUN_DONE, as a
-        launcher's reporter sends them (nobody reads the jobs back), until none is left.
+        """One launcher-like session: acquire a batch as a serial-mode launcher asks (one
+        node, one rank, the run's tag), report it RUNNING, then RUN_DONE, as a launcher's
+        reporter sends them (nobody reads the jobs back), until none is left.
 
         An error ends the session and is kept in ``log`` (the trial's notes say it); the jobs
         it held then show in ``jobs_not_cycled``.
@@ -341,7 +342,8 @@ class ApiScenario:
             while True:
                 a = time.perf_counter()
                 held = client.sessions.acquire(
-                    log.session_id, max_num_jobs=self.batch, filter_tags={"bench": tag}
+                    log.session_id, max_num_jobs=self.batch, filter_tags={"bench": tag},
+                    max_nodes_per_job=1, serial_only=True,
                 )
                 log.acquire_ms.append((time.perf_counter() - a) * 1000)
                 if not held:

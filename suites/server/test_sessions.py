@@ -7,6 +7,7 @@ import multiprocessing
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from server_helpers import SiteApp
 
 from harness.waiting import wait_until
@@ -76,6 +77,43 @@ def test_a_node_budget_takes_every_job_that_fits_when_it_spans_many_pages(
     assert [j.id for j in got] == [j.id for j in packed[160:190]]
 
 
+def test_a_tagged_acquire_takes_its_oldest_jobs_behind_a_backlog_of_other_tags(
+    tolu_client: Client, site_app: SiteApp
+) -> None:
+    """Serial-mode acquires with a tag filter walk the queue and the tag's own jobs in
+    turns: they find the tag's jobs behind 2,500 runnable jobs of another tag and past
+    1,200 of its own that another session holds, oldest first, a step at a time."""
+    a = site_app.app.id
+
+    def make(n: int, **tags: str) -> list[int]:
+        return [j.id for j in tolu_client.jobs.bulk_create([{"app_id": a, "tags": tags}] * n)]
+
+    held = make(1200, run="mine", part="0")
+    other = make(1500, run="other")
+    mine = make(150, run="mine", part="1")
+    other += make(1000, run="other")
+    mine += make(150, run="mine", part="2")
+    holder = tolu_client.sessions.create(site_app.site.id)
+    assert [j.id for j in tolu_client.sessions.acquire(holder.id, max_num_jobs=1200)] == held
+    s = tolu_client.sessions.create(site_app.site.id)
+    serial = {"serial_only": True, "max_nodes_per_job": 1}
+    got: list[int] = []
+    while batch := tolu_client.sessions.acquire(s.id, max_num_jobs=40, filter_tags={"run": "mine"}, **serial):
+        assert len(batch) == 40 or len(got) + len(batch) == len(mine)
+        got += [j.id for j in batch]
+    assert got == mine
+    # two tags: the first one's jobs are walked, the second is asked of each
+    tolu_client.sessions.delete(s.id)
+    s = tolu_client.sessions.create(site_app.site.id)
+    def acquire(n: int, **tags: str) -> list[int]:
+        return [j.id for j in tolu_client.sessions.acquire(s.id, max_num_jobs=n, filter_tags=tags, **serial)]
+
+    assert acquire(1000, run="mine", part="2") == mine[150:]
+    assert acquire(10, run="none") == []
+    # jobs of the other tag wait untouched, in order, for an acquire that asks for them
+    assert acquire(3, run="other") == other[:3]
+
+
 def test_deleting_a_session_times_out_running_jobs_and_releases_the_rest(
     tolu_client: Client, site_app: SiteApp
 ) -> None:
@@ -127,12 +165,12 @@ def test_heartbeat_keeps_a_session_alive(tolu_client: Client, site_app: SiteApp)
     assert [x.id for x in tolu_client.sessions.filter()] == [s.id]
 
 
-def _acquirer(url: str, token: str, site_id: int, out: Any) -> None:
+def _acquirer(url: str, token: str, site_id: int, how: dict[str, Any], out: Any) -> None:
     client = Client(url, token)
     session = client.sessions.create(site_id)
     mine: list[int] = []
     while True:
-        got = client.sessions.acquire(session.id, max_num_jobs=7)
+        got = client.sessions.acquire(session.id, max_num_jobs=7, **how)
         if not got:
             break
         client.jobs.bulk_update([{"id": j.id, "state": "RUNNING"} for j in got])
@@ -140,13 +178,19 @@ def _acquirer(url: str, token: str, site_id: int, out: Any) -> None:
     out.put((session.id, mine))
 
 
-def test_concurrent_acquirers_never_share_a_job(tolu_client: Client, site_app: SiteApp) -> None:
-    jobs = tolu_client.jobs.bulk_create([{"app_id": site_app.app.id}] * 300)
+@pytest.mark.parametrize("tagged", [False, True], ids=["any", "tag-filter"])
+def test_concurrent_acquirers_never_share_a_job(tolu_client: Client, site_app: SiteApp, tagged: bool) -> None:
+    how: dict[str, Any] = {}
+    if tagged:
+        # serial-mode acquires with a tag, behind a backlog of another tag's jobs
+        tolu_client.jobs.bulk_create([{"app_id": site_app.app.id, "tags": {"run": "other"}}] * 1500)
+        how = {"serial_only": True, "filter_tags": {"run": "x"}}
+    jobs = tolu_client.jobs.bulk_create([{"app_id": site_app.app.id, "tags": {"run": "x"}}] * 300)
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     assert tolu_client.token is not None
     procs = [
-        ctx.Process(target=_acquirer, args=(tolu_client.url, tolu_client.token, site_app.site.id, out))
+        ctx.Process(target=_acquirer, args=(tolu_client.url, tolu_client.token, site_app.site.id, how, out))
         for _ in range(4)
     ]
     for p in procs:

@@ -82,15 +82,15 @@ def tag_match(key: str, value: str) -> ColumnElement[bool]:
     )
 
 
-def tag_is(key: str, value: str) -> ColumnElement[bool]:
-    """Job has tag ``key`` = ``value``, asked of each candidate job (acquire).
+def tag_is(key: str, value: str, job_id: ColumnElement[Any] = t.jobs.c.id) -> ColumnElement[bool]:
+    """Job ``job_id`` (jobs.id) has tag ``key`` = ``value``, asked of each candidate job (acquire).
 
     An acquire walks the free-to-run index in order and stops after the jobs it
     takes; one primary-key probe of job_tags per candidate keeps it that way, where
     ``tag_match`` would first gather every job ever given the tag (finished ones too).
     """
     jt = t.job_tags.c
-    return exists().where(jt.job_id == t.jobs.c.id, jt.key == key, jt.value == value)
+    return exists().where(jt.job_id == job_id, jt.key == key, jt.value == value)
 
 
 # ---------------------------------------------------------------- reading

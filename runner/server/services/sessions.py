@@ -12,7 +12,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, delete, exists, select, update
+from sqlalchemy import ColumnElement, Connection, delete, select, update
 
 from runner.models import AcquireSpec, SessionCreate
 from runner.server import bulk, rows
@@ -242,7 +242,7 @@ def _tagged(
             wid = window.c[0]
             # the window's rows in their order (a co-routine), each probed: it stops at n;
             # the tag walk's rows have the first tag, and are asked the rest and the queue's terms
-            found: Any = select(wid).where(*(_has(wid, k, v) for k, v in tags[i:]))
+            found: Any = select(wid).where(*(tag_is(k, v, wid) for k, v in tags[i:]))
             if i:
                 found = found.join(t.jobs, j.id == wid).where(*where)
             chosen += conn.execute(found.limit(n - len(chosen))).scalars()
@@ -252,11 +252,6 @@ def _tagged(
             if last is None:  # this walk ends within the step: no match is left
                 return chosen
             after = last
-
-
-def _has(job_id: ColumnElement[Any], key: str, value: str) -> ColumnElement[bool]:
-    jt = t.job_tags.c
-    return exists().where(jt.job_id == job_id, jt.key == key, jt.value == value)
 
 
 def _pack(

@@ -832,6 +832,12 @@ class AcquireSpec(Request):
     ``max_nodes_per_job`` and ``wall_time_min`` <= ``max_wall_time_min`` (0: no
     limit on either side); the sum of ``num_nodes / node_packing_count`` stays <=
     ``max_aggregate_nodes``. ``serial_only`` takes only single-node, single-rank jobs.
+
+    ``request_id`` names the acquire. Sent again with the same ``request_id`` as the
+    session's last acquire (its answer never came: the connection dropped, the server
+    was killed after its commit), the request is answered with the jobs that acquire
+    held and the session still holds, and nothing more is taken: a client keeps one
+    ``request_id`` until an answer reaches it. Without one, every request takes more.
     """
 
     max_num_jobs: int = Field(ge=1, le=MAX_BULK)
@@ -841,6 +847,7 @@ class AcquireSpec(Request):
     serial_only: bool = False
     filter_tags: TagsIn = Field(default_factory=dict)
     app_ids: list[Id32] | None = Field(default=None, max_length=MAX_BULK)
+    request_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class JobReport(Request):

@@ -493,6 +493,7 @@ class _Trial:
         }
         notes = [
             f"faults not injected (the run ended or timed out first): {faults_left}" if faults_left else "",
+            self._where_lost(client, [job for job, state in past.state.items() if state not in FINAL]),
             f"jobs run twice at once (history): {found.history[:20]}" if found.history else "",
             f"jobs run twice at once (journal): {found.journal[:20]}" if found.journal else "",
             f"{missing} created jobs have no Events on the server (gone)" if missing else "",
@@ -537,6 +538,22 @@ class _Trial:
             },
         )
         return TrialOutput(trial, rows)
+
+    def _where_lost(self, client: Any, lost: list[int]) -> str:
+        """Where the jobs that never ended are: their state and the session holding them
+        (held by a live session that never ran them, or held by none: different bugs)."""
+        if not lost:
+            return ""
+        try:
+            held = {j.id: j.session_id for j in client.jobs.filter(id=lost[:100])}
+        except Exception as exc:  # the server cannot say: the note says so
+            return f"jobs not final: {len(lost)} ({lost[:20]}); their sessions unknown: {exc}"
+        by_session: dict[str, list[int]] = {}
+        for job in lost[:100]:
+            session = held.get(job)
+            by_session.setdefault("none" if session is None else f"session {session}", []).append(job)
+        where = "; ".join(f"{who}: {jobs[:20]}" for who, jobs in sorted(by_session.items()))
+        return f"jobs not final: {len(lost)}, held by {where}"
 
     def _story(self, job: int, steps: list[Step], runs: list[doubles.Stretch]) -> str:
         """A doubled job's Events and task runs, in seconds from the start, for a person to read."""

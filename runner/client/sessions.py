@@ -36,8 +36,12 @@ class SessionManager(Manager):
         serial_only: bool = False,
         filter_tags: Tags | None = None,
         app_ids: Sequence[int] | None = None,
+        request_id: str | None = None,
     ) -> list[Job]:
-        """Atomically take runnable jobs that fit (see ``AcquireSpec``); now held by the session."""
+        """Atomically take runnable jobs that fit (see ``AcquireSpec``); now held by the session.
+
+        ``request_id`` makes a retry safe: keep sending the same one until an answer comes,
+        and a lost answer's jobs come again instead of staying held by nobody who knows."""
         if spec is None:
             if max_num_jobs is None:
                 raise TypeError("acquire() needs a spec or max_num_jobs")
@@ -49,6 +53,7 @@ class SessionManager(Manager):
                 serial_only=serial_only or None,
                 filter_tags=filter_tags,
                 app_ids=list(app_ids) if app_ids is not None else None,
+                request_id=request_id,
             )
         result: list[Job] = self._send("POST", list[Job], f"{self.path}/{id}/acquire", spec)
         return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ class Fetcher:
         self._spec: AcquireSpec | None = None
         self._results: list[Task] = []
         self._busy = False
+        self._sent_at = 0.0
         self._closed = False
         #: no new request before this time (the server had nothing last time).
         self.quiet_until = 0.0
@@ -53,6 +55,10 @@ class Fetcher:
         #: loop): after an empty answer the next ask waits for half of it, for nothing
         #: acquired sooner could start sooner
         self.hold_sec = 0.0
+        #: the name of the acquire whose answer has not come yet: sent again with every try
+        #: until one is answered, so that the jobs of an answer lost on its way (the server
+        #: killed after its commit) come with the retry (AcquireSpec.request_id)
+        self._request_id: str | None = None
         self._thread = threading.Thread(target=self._loop, name="tolu-fetcher", daemon=True)
 
     def start(self) -> None:
@@ -62,6 +68,13 @@ class Fetcher:
     def busy(self) -> bool:
         return self._busy
 
+    def unsure(self) -> bool:
+        """Whether the launcher cannot know if there is work, so is not idle: the last
+        acquire failed (server or database away), or the one on its way has been for
+        over IDLE_ACQUIRE_SEC (the client retrying it). An answer takes milliseconds, and
+        an idle launcher sends one a second, so a request in flight alone does not count."""
+        return self.failing or (self._busy and time.time() - self._sent_at > IDLE_ACQUIRE_SEC)
+
     def can_request(self) -> bool:
         return not self._busy and time.time() >= self.quiet_until
 
@@ -70,6 +83,7 @@ class Fetcher:
             if self._busy:
                 return
             self._busy = True
+            self._sent_at = time.time()
             self._spec = spec
             self._cv.notify()
 
@@ -97,8 +111,12 @@ class Fetcher:
             assert spec is not None
             tasks: list[Task] = []
             t0 = time.perf_counter()
+            if self._request_id is None:
+                self._request_id = secrets.token_hex(8)
+            spec = spec.model_copy(update={"request_id": self._request_id})
             try:
                 jobs = self.ctx.session.acquire(spec)
+                self._request_id = None  # answered: the next acquire is a new one
                 self.latency = 0.7 * self.latency + 0.3 * (time.perf_counter() - t0)
                 if jobs:
                     log.debug("acquired %d job(s)", len(jobs))

@@ -131,13 +131,13 @@ class MPIMode:
         return t
 
     def _idle_too_long(self) -> bool:
-        # a request in flight does not count: the loop makes one every second while idle;
-        # nor does a server that is away: whether there is work is unknown until it is back
+        # a request in flight does not count (one goes out every second while idle) unless it
+        # is long on its way; a server that is away does: whether there is work is unknown
         if (
             len(self.engine)
             or self.waiting
             or self.fetcher.last_count
-            or self.fetcher.failing
+            or self.fetcher.unsure()
             or self.ctx.reporter.failing
         ):
             self.last_busy = time.time()

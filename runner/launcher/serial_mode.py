@@ -291,13 +291,13 @@ class Master:
         return sum(self.targets[r] - len(self.outstanding[r]) for r in self.targets)
 
     def busy(self) -> bool:
-        # a request in flight does not count: one goes out every second while idle
-        # nor does a server that is away: whether there is work is unknown until it is back
+        # a request in flight does not count (one goes out every second while idle) unless it
+        # is long on its way; a server that is away does: whether there is work is unknown
         return (
             bool(self.ready)
             or any(self.outstanding.values())
             or self.fetcher.last_count > 0
-            or self.fetcher.failing
+            or self.fetcher.unsure()
             or self.ctx.reporter.failing
         )
 

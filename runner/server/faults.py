@@ -9,7 +9,10 @@ installed, so no request can turn it on in production.
 ``PUT /_test/faults`` with ``{"status": 503, "seconds": 10, "paths": ["/reports"]}``
 answers every request whose path contains one of ``paths`` (default: all but
 ``/health`` and ``/_test``) with ``status`` for ``seconds``; ``GET`` says how many
-requests it answered with each status, ``DELETE`` ends it.
+requests it answered with each status, ``DELETE`` ends it. With ``"after": true`` each
+such request is carried out first and only its answer is replaced: the answer lost on
+its way back (a server killed after its commit, a proxy's timeout), the case a retry
+must not turn into work done twice or work held by nobody.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import orjson
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ENV = "TOLU_TEST_FAULTS"
 EXEMPT = ("/health", "/_test")
@@ -36,6 +39,7 @@ class FaultSpec(BaseModel):
     status: int = Field(ge=400, le=599)
     seconds: float = Field(gt=0, le=3600)
     paths: list[str] = Field(default_factory=list)
+    after: bool = False
 
 
 @dataclass
@@ -43,6 +47,8 @@ class Faults:
     status: int = 0
     until: float = 0.0
     paths: tuple[str, ...] = ()
+    #: carry the request out, then answer ``status`` in place of its answer
+    after: bool = False
     #: status -> requests answered with it so far
     hits: dict[int, int] = field(default_factory=dict)
 
@@ -62,6 +68,12 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         self.faults.hits[self.faults.status] = self.faults.hits.get(self.faults.status, 0) + 1
+        if self.faults.after:
+
+            async def lost(message: Message) -> None:
+                pass  # the request's own answer never leaves
+
+            await self.app(scope, receive, lost)
         body = orjson.dumps({"detail": f"fault injected by the server's test mode ({ENV})"})
         headers = {"WWW-Authenticate": "Bearer"} if self.faults.status == 401 else None
         resp = Response(body, status_code=self.faults.status, media_type="application/json", headers=headers)
@@ -78,7 +90,8 @@ def install(app: FastAPI) -> None:
         faults.status = spec.status
         faults.until = time.monotonic() + spec.seconds
         faults.paths = tuple(spec.paths)
-        return {"status": spec.status, "seconds": spec.seconds, "paths": spec.paths}
+        faults.after = spec.after
+        return {"status": spec.status, "seconds": spec.seconds, "paths": spec.paths, "after": spec.after}
 
     @app.get("/_test/faults", include_in_schema=False)
     def get_faults() -> dict[str, object]:

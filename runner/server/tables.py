@@ -217,6 +217,10 @@ sessions = Table(
     Column("heartbeat", DateTime, nullable=False),
     Column("expires_at", DateTime, nullable=False),
     Column("ttl_sec", Float, nullable=False),
+    #: the last acquire's request_id and the ids of the jobs it held, comma-separated: a
+    #: retry of an acquire whose answer was lost gets those again (services/sessions.py)
+    Column("acquire_key", String(64), nullable=True),
+    Column("acquired", Text, nullable=True),
     Index(None, "expires_at"),
     Index(None, "owner_id", "site_id"),
     sqlite_autoincrement=True,

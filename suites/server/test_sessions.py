@@ -57,6 +57,39 @@ def test_acquire_takes_what_fits_largest_first(tolu_client: Client, site_app: Si
     assert {j.id for j in tolu_client.jobs.filter(session_id=s.id)} == {j.id for j in made}
 
 
+@pytest.mark.parametrize("budget", [None, 10.0], ids=["serial", "node-budget"])
+def test_an_acquire_sent_again_with_its_request_id_gets_its_own_jobs_again(
+    tolu_client: Client, site_app: SiteApp, budget: float | None
+) -> None:
+    """The retry of an acquire whose answer was lost (same request_id) gets that
+    acquire's jobs, not more; a new request_id, or none, takes more."""
+    made = tolu_client.jobs.bulk_create([{"app_id": site_app.app.id}] * 6)
+    s = tolu_client.sessions.create(site_app.site.id)
+    ask = lambda request_id: [  # noqa: E731
+        j.id
+        for j in tolu_client.sessions.acquire(
+            s.id, max_num_jobs=2, max_aggregate_nodes=budget, request_id=request_id
+        )
+    ]
+    first = ask("a1")
+    assert first == [made[0].id, made[1].id]
+    assert ask("a1") == first  # its answer was lost: the same jobs, nothing more held
+    assert {j.id for j in tolu_client.jobs.filter(session_id=s.id)} == set(first)
+    # a job of the lost answer that started meanwhile is not handed out again
+    tolu_client.jobs.update(first[0], state="RUNNING")
+    assert ask("a1") == [first[1]]
+    assert ask("a2") == [made[2].id, made[3].id]
+    assert ask(None) == [made[4].id, made[5].id]
+    assert ask(None) == []
+    # an empty answer lost is empty again: a job created since waits for the next acquire
+    assert ask("a3") == []
+    (late,) = tolu_client.jobs.bulk_create([{"app_id": site_app.app.id}])
+    assert ask("a3") == []
+    # the key is the session's own: another session's same key takes what is free
+    other = tolu_client.sessions.create(site_app.site.id)
+    assert [j.id for j in tolu_client.sessions.acquire(other.id, max_num_jobs=2, request_id="a3")] == [late.id]
+
+
 def test_a_node_budget_takes_every_job_that_fits_when_it_spans_many_pages(
     tolu_client: Client, site_app: SiteApp
 ) -> None:

@@ -8,6 +8,7 @@ is handed to at most one session.
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,9 +25,10 @@ from runner.server.errors import NotFound
 from runner.server.lifecycle import Advancer, chunks, load_recs
 from runner.server.services.common import count, ensure_owned
 from runner.server.services.jobs import tag_is
-from runner.states import JobState
+from runner.states import RUNNABLE, JobState
 
 S = JobState
+log = logging.getLogger("tolu.server")
 
 
 def get_row(conn: Connection, who: Principal, session_id: int) -> dict[str, Any]:
@@ -148,9 +150,16 @@ def acquire(
     RETURNING`` each job's JSON text, built by the database. With a budget
     (``max_aggregate_nodes``, MPI mode) the candidates are read first and packed
     here, largest first.
+
+    A request that repeats the session's last ``request_id`` is the retry of an
+    acquire whose answer was lost: it gets that acquire's jobs again (``_answered``).
     """
     expire(conn, up_since=up_since)
     session = get_row(conn, who, session_id)
+    if spec.request_id is not None:
+        again = _answered(conn, db, session_id, spec.request_id)
+        if again is not None:
+            return again
     j = t.jobs.c
     # FREE_TO_RUN word for word: the partial index of the jobs free to run serves it
     where: list[ColumnElement[bool]] = [j.site_id == session["site_id"], t.FREE_TO_RUN]  # type: ignore[list-item]
@@ -172,33 +181,75 @@ def acquire(
         where.append(j.wall_time_min <= spec.max_wall_time_min)
     if spec.serial_only:
         where.append(j.ranks_per_node == 1)
+    chosen: ColumnElement[bool] | None
     if spec.max_aggregate_nodes is not None:
         where.append(j.num_nodes <= spec.max_aggregate_nodes * j.node_packing_count)
         ids = _pack(conn, db, where, spec.max_num_jobs, spec.max_aggregate_nodes)
-        if not ids:
-            return b"[]"
-        chosen: ColumnElement[bool] = ids_in(j.id, ids)
+        chosen = ids_in(j.id, ids) if ids else None
     elif walk_tags:
         ids = _tagged(conn, where, tags, spec.max_num_jobs)
-        if not ids:
-            return b"[]"
-        chosen = ids_in(j.id, ids)
+        chosen = ids_in(j.id, ids) if ids else None
     else:
         picked = select(j.id).where(*where).order_by(j.num_nodes.desc(), j.id).limit(spec.max_num_jobs)
         if not db.is_sqlite:
             picked = picked.with_for_update(skip_locked=True, of=t.jobs)
         chosen = j.id.in_(picked.scalar_subquery())
-    values: dict[str, Any] = {"session_id": session_id, "updated_at": utcnow()}
-    if session["batch_job_id"] is not None:
-        values["batch_job_id"] = session["batch_job_id"]
-    held = list(
+    held: list[Any] = []
+    if chosen is not None:
+        values: dict[str, Any] = {"session_id": session_id, "updated_at": utcnow()}
+        if session["batch_job_id"] is not None:
+            values["batch_job_id"] = session["batch_job_id"]
+        stmt = update(t.jobs).where(chosen).values(**values)
+        held = list(conn.execute(stmt.returning(j.num_nodes, j.id, rows.JOBS.json(conn))))
+    if spec.request_id is not None:
+        acquired = ",".join(str(row[1]) for row in held)
         conn.execute(
-            update(t.jobs).where(chosen).values(**values).returning(j.num_nodes, j.id, rows.JOBS.json(conn))
+            update(t.sessions)
+            .where(t.sessions.c.id == session_id)
+            .values(acquire_key=spec.request_id, acquired=acquired)
         )
-    )
-    # RETURNING comes in no promised order: largest first, then oldest, as picked
+    return _array(held)
+
+
+def _array(held: list[Any]) -> bytes:
+    """Rows of (num_nodes, id, job JSON) as one JSON array, largest first, then oldest:
+    the order they were picked in (RETURNING promises none)."""
     held.sort(key=lambda row: (-row[0], row[1]))
     return ("[" + ",".join(row[2] for row in held) + "]").encode()
+
+
+def _answered(conn: Connection, db: Database, session_id: int, request_id: str) -> bytes | None:
+    """The answer again, when ``request_id`` names the session's last acquire; else None.
+
+    Its jobs that the session still holds and that have not started (one that its
+    owner killed meanwhile is left out): the launcher that asks again never heard of
+    them. PostgreSQL locks the session's row first, so a retry sent while the first
+    request is still in the works waits for it and then finds its key.
+    """
+    c = t.sessions.c
+    stmt = select(c.acquire_key, c.acquired).where(c.id == session_id)
+    if not db.is_sqlite:
+        stmt = stmt.with_for_update(of=t.sessions)
+    key, acquired = conn.execute(stmt).one()
+    if key != request_id:
+        return None
+    ids = [int(i) for i in acquired.split(",")] if acquired else []
+    j = t.jobs.c
+    held: list[Any] = []
+    if ids:
+        runnable = [s.value for s in RUNNABLE]
+        held = list(
+            conn.execute(
+                select(j.num_nodes, j.id, rows.JOBS.json(conn)).where(
+                    ids_in(j.id, ids), j.session_id == session_id, j.state.in_(runnable)
+                )
+            )
+        )
+    log.info(
+        "session %d asked again for acquire %s, whose answer it lost: %d of its %d job(s) sent again",
+        session_id, request_id, len(held), len(ids),
+    )  # fmt: skip
+    return _array(held)
 
 
 #: rows a tag-filtered acquire reads in one step of either walk (at least; 4 per job asked)

@@ -57,8 +57,10 @@ class RestartableServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def fault(self, status: int, seconds: float, *paths: str) -> None:
-        spec = {"status": status, "seconds": seconds, "paths": list(paths)}
+    def fault(self, status: int, seconds: float, *paths: str, after: bool = False) -> None:
+        """Answer ``status`` to requests on ``paths`` for ``seconds``; ``after``: carry each
+        out first, so only its answer is lost."""
+        spec = {"status": status, "seconds": seconds, "paths": list(paths), "after": after}
         requests.put(f"{self.url}/_test/faults", json=spec, timeout=10).raise_for_status()
 
     def hits(self, status: int) -> int:
@@ -212,6 +214,36 @@ def test_reports_are_kept_through_503_and_401(
     finished = wait_for_jobs(tolu_client, jobs, states=[S.JOB_FINISHED], timeout=240)
     assert launcher.wait(timeout=120) == 0, launcher.console_tail()
     ran_once_each(tolu_site, tolu_client, finished)
+
+
+def test_acquires_whose_answers_are_lost_after_their_commit_lose_no_job(
+    own_server: RestartableServer, tolu_site: Any, tolu_client: Client, make_jobs: Any,
+    tolu_launcher: Any, fake_nodes: Any, wait_for_jobs: Any,
+) -> None:
+    """Every acquire is carried out and its answer then lost (502), through the client's
+    retries and the launcher's own: the jobs each one held come with the retry, so when
+    answers come through again every job runs, once. Before acquires were named
+    (AcquireSpec.request_id), each retry held more jobs, and those held in lost answers
+    stayed with a live session that never heard of them (`tolu bench chaos`: 8 of 300)."""
+    fake_nodes(2, cpus=2, heartbeat_sec=HEARTBEAT_SEC)
+    jobs = make_jobs("marker", 40, parameters={"seconds": 0.1}, resources={"node_packing_count": 2})
+    ids = [j.id for j in jobs]
+    held = lambda: sorted(j.id for j in tolu_client.jobs.filter(id=ids) if j.session_id is not None)  # noqa: E731
+    own_server.fault(502, 600, "/acquire", after=True)
+    launcher = tolu_launcher("mpi", max_idle_sec=3)
+    wait_until(lambda: own_server.hits(502) >= 2, timeout=120, what="an acquire answered 502 and its retry")
+    first = held()
+    wait_until(
+        lambda: own_server.hits(502) >= 12, timeout=120,
+        what="acquires answered 502 through the client's retries and the launcher's",
+    )
+    # one acquire's jobs, however often it was sent again
+    assert 0 < len(first) < len(jobs) and held() == first, (first, held())
+    own_server.clear_faults()
+    finished = wait_for_jobs(tolu_client, jobs, states=[S.JOB_FINISHED], timeout=240)
+    assert launcher.wait(timeout=120) == 0, launcher.console_tail()
+    ran_once_each(tolu_site, tolu_client, finished)
+    assert "whose answer it lost" in own_server.log_path.read_text()
 
 
 def test_credentials_refused_for_good_stop_the_launcher_with_one_line(

@@ -87,6 +87,10 @@ class Fetcher:
             self._spec = spec
             self._cv.notify()
 
+    def holding(self, tasks: int, rate: float) -> None:
+        """The launcher holds ``tasks`` not yet ended and ends ``rate`` per second."""
+        self.hold_sec = tasks / rate if rate > 0 else 0.0
+
     def idle_wait(self) -> float:
         """Seconds before asking again after ``_empty`` empty answers in a row, and at
         least half of what the work in hand lasts (``hold_sec``): a launcher that holds

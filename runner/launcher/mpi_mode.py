@@ -162,8 +162,7 @@ class MPIMode:
         return self.nodes.free_node_equivalents() + extra - waiting, extra
 
     def _maybe_acquire(self) -> None:
-        rate = self.ended.rate()
-        self.fetcher.hold_sec = (len(self.engine) + len(self.waiting)) / rate if rate > 0 else 0.0
+        self.fetcher.holding(len(self.engine) + len(self.waiting), self.ended.rate())
         room, extra = self._room()
         # ask when the local backlog is half used up, for a batch, not a job at a time
         if room <= 1e-9 or room < extra / 2 or not self.fetcher.can_request():

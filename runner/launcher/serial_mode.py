@@ -325,9 +325,8 @@ class Master:
     def maybe_acquire(self) -> None:
         self._retarget()
         self.ready.extend(self.fetcher.take())
-        rate = self.finished.rate()
         held = sum(len(o) for o in self.outstanding.values()) + len(self.ready)
-        self.fetcher.hold_sec = held / rate if rate > 0 else 0.0
+        self.fetcher.holding(held, self.finished.rate())
         # ask for a full round ahead, so the workers never wait for the server
         want, target = self._want()
         if want < target / 2 or not self.fetcher.can_request():

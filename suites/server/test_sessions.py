@@ -87,7 +87,8 @@ def test_an_acquire_sent_again_with_its_request_id_gets_its_own_jobs_again(
     assert ask("a3") == []
     # the key is the session's own: another session's same key takes what is free
     other = tolu_client.sessions.create(site_app.site.id)
-    assert [j.id for j in tolu_client.sessions.acquire(other.id, max_num_jobs=2, request_id="a3")] == [late.id]
+    theirs = tolu_client.sessions.acquire(other.id, max_num_jobs=2, request_id="a3")
+    assert [j.id for j in theirs] == [late.id]
 
 
 def test_a_node_budget_takes_every_job_that_fits_when_it_spans_many_pages(

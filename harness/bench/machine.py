@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -91,6 +92,24 @@ def tolu_version() -> str:
         return "unknown"
 
 
+def python_loop_ns(steps: int = 200_000, tries: int = 5) -> float:
+    """Nanoseconds per step of a plain Python loop (``x += i`` over a range), best of
+    ``tries``: how fast this interpreter runs Python, on this machine, now.
+
+    tolu's own CPU per job (server, coordinator, spawners) scales with it; what the
+    baselines spend on spawning processes does not. An interpreter built without PGO
+    runs tolu at about half speed while ``fork``/``exec`` cost the same, so two machines'
+    ratios compare only beside this figure (docs/performance.md)."""
+    best = float("inf")
+    for _ in range(tries):
+        started = time.perf_counter()
+        x = 0
+        for i in range(steps):
+            x += i
+        best = min(best, time.perf_counter() - started)
+    return best / steps * 1e9
+
+
 def collect(*, database: str = "sqlite", database_version: str | None = None) -> Machine:
     """Describe this machine now."""
     mem = psutil.virtual_memory()
@@ -110,6 +129,8 @@ def collect(*, database: str = "sqlite", database_version: str | None = None) ->
         kernel=platform.release(),
         python=platform.python_version(),
         python_implementation=platform.python_implementation(),
+        python_executable=os.path.realpath(sys.executable),
+        python_loop_ns=round(python_loop_ns(), 1),
         mpi=mpi_version(mpiexec),
         mpiexec=mpiexec,
         database=database,

@@ -24,7 +24,9 @@ def render(result: BenchResult, figures: Sequence[str] = ()) -> str:
     lines = [
         f"`{shlex.join(result.argv)}` — {result.created_at:%Y-%m-%d %H:%M} UTC, {result.seconds:.0f} s; "
         f"{m.cpu_model}, {m.cores_logical} cores, {m.memory_bytes / 2**30:.1f} GiB, {m.os}, "
-        f"Python {m.python}, {m.mpi or 'no MPI'}, {m.database} {m.database_version or ''}; "
+        f"Python {m.python}"
+        + (f" ({m.python_loop_ns:.0f} ns per loop step)" if m.python_loop_ns is not None else "")
+        + f", {m.mpi or 'no MPI'}, {m.database} {m.database_version or ''}; "
         f"load average at start {', '.join(f'{x:.1f}' for x in m.load_average)}",
         "",
     ]

@@ -13,7 +13,7 @@ from harness import plots, templates
 from harness.bench import verdicts
 from harness.bench.figures import COMPARED_PREFIX
 from harness.bench.numbers import fmt
-from harness.bench.schema import BenchResult, Scenario, Stat
+from harness.bench.schema import BenchResult, Machine, Scenario, Stat
 from harness.bench.throughput import JobRow
 
 
@@ -42,13 +42,22 @@ def _machine(result: BenchResult) -> list[tuple[str, str]]:
         ("cores", f"{m.cores_logical} logical / {m.cores_physical or '?'} physical"),
         ("memory", f"{m.memory_bytes / 2**30:.1f} GiB"),
         ("OS", f"{m.os} (kernel {m.kernel})"),
-        ("Python", f"{m.python_implementation} {m.python}"),
+        ("Python", f"{m.python_implementation} {m.python}" + _interpreter(m)),
         ("MPI", f"{m.mpi or '-'} ({m.mpiexec or 'no mpiexec'})"),
         ("database", f"{m.database} {m.database_version or ''}"),
         ("tolu", f"{m.tolu_version} @ {(m.git_commit or '?')[:12]}"),
         ("load average at start", ", ".join(f"{x:.2f}" for x in m.load_average)),
         ("host", m.hostname),
     ]
+
+
+def _interpreter(m: Machine) -> str:
+    """Where the interpreter is and how fast it ran a plain loop (empty for older runs)."""
+    parts = [m.python_executable or ""]
+    if m.python_loop_ns is not None:
+        parts.append(f"{m.python_loop_ns:.0f} ns per loop step")
+    shown = ", ".join(p for p in parts if p)
+    return f" ({shown})" if shown else ""
 
 
 def _figures(scenario: Scenario) -> list[FigureRow]:

@@ -19,7 +19,9 @@ grows with additive changes (old files still load), the major one with any other
   a trial with their roles, CPU and memory (``Trial.processes``), the baselines' CPU
   (``Baseline.cpu_s``), chaos runs (``Trial.chaos``);
 - 1.2: comparisons with the published history (``--against-history``): ``Comparison.source``
-  and ``location``, ``CompareRow.runs``.
+  and ``location``, ``CompareRow.runs``;
+- 1.3: the interpreter and how fast it runs Python here (``Machine.python_executable``,
+  ``Machine.python_loop_ns``).
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SchemaVersion = Literal["1.0", "1.1", "1.2"]
-SCHEMA_VERSION: SchemaVersion = "1.2"
+SchemaVersion = Literal["1.0", "1.1", "1.2", "1.3"]
+SCHEMA_VERSION: SchemaVersion = "1.3"
 SCHEMA_FILE = Path(__file__).with_name("bench.schema.json")
 
 Better = Literal["higher", "lower", "none"]
@@ -53,6 +55,11 @@ class Machine(Model):
     kernel: str
     python: str
     python_implementation: str
+    #: the interpreter the run's tolu processes ran under (links resolved).
+    python_executable: str | None = None
+    #: ns per step of a plain Python loop when the run started (machine.python_loop_ns):
+    #: how fast that interpreter is here; tolu's CPU per job scales with it.
+    python_loop_ns: float | None = None
     mpi: str | None
     mpiexec: str | None
     database: str

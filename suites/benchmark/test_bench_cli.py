@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,9 @@ def test_bench_json_validates_against_its_schema(bench_dir: Path) -> None:
     jsonschema.Draft202012Validator(schema).validate(document)
     assert document["schema_version"] == SCHEMA_VERSION
     assert document["machine"]["cores_logical"] >= 1 and document["machine"]["cpu_model"]
+    # the interpreter the run's processes used, and how fast it ran a plain loop here
+    assert document["machine"]["python_executable"] == os.path.realpath(sys.executable)
+    assert document["machine"]["python_loop_ns"] > 0
 
 
 def test_every_job_finished_and_figures_are_there(bench_dir: Path) -> None:

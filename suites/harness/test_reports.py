@@ -133,6 +133,8 @@ def bench_result(*, name: str = "serial", note: str = "two trials were dropped")
         kernel="6.1",
         python="3.11.2",
         python_implementation="CPython",
+        python_executable="/opt/python/bin/python3.11",
+        python_loop_ns=41.7,
         mpi="MPICH 4.2",
         mpiexec="/usr/bin/mpiexec",
         database="sqlite",
@@ -197,6 +199,7 @@ def test_bench_report_is_self_contained_with_every_part() -> None:
         "REGRESSED",
         "trial 1",
         "final states: JOB_FINISHED: 100",
+        "CPython 3.11.2 (/opt/python/bin/python3.11, 42 ns per loop step)",
     ):
         assert text in html
     for alt in (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,12 @@ if TYPE_CHECKING:
     "from settings.yml (0 there: never).",
 )
 @click.option(
+    "--wait-for-server", "server_wait_sec", type=click.FloatRange(min=0), metavar="SECONDS",
+    help="At the start, keep trying a server that cannot be reached or answers 5xx for this "
+    "long (a batch job that starts while the server restarts). Default: launcher.server_wait_sec "
+    "from settings.yml (300); 0: give up at once.",
+)
+@click.option(
     "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only run jobs with this tag (repeatable)."
 )
 @click.option(
@@ -59,6 +66,7 @@ def launcher(
     wall_time_min: float | None,
     hostfile: str | None,
     max_idle_sec: float | None,
+    server_wait_sec: float | None,
     tags: tuple[str, ...],
     progress: bool | None,
     as_json: bool,
@@ -110,7 +118,8 @@ def launcher(
         # What the engine would find wrong first (the settings, the credentials, the server
         # down or not knowing the site), said here in one line in both modes.
         ctx = Context.load(opts)
-        site = _check_server(ctx)
+        wait = ctx.settings.launcher.server_wait_sec if server_wait_sec is None else server_wait_sec
+        site = _check_server(ctx, wait)
         live = sys.stderr.isatty() if progress is None else progress
         console = Progress(ctx.client, ctx.site_id, stream=sys.stderr, live=live)
         if mode == "mpi":
@@ -157,14 +166,34 @@ def _ending(exit_file: Path, code: int) -> tuple[int, str]:
         return code, f"the launcher exited with code {code} (see its log in the site's log/ folder)"
 
 
-def _check_server(ctx: Context) -> Site:
-    """The launcher's site as the server has it; a server that is down or refuses the
-    credentials is one line here, without the retry warnings."""
+def _check_server(ctx: Context, wait_sec: float) -> Site:
+    """The launcher's site as the server has it. A server that cannot be reached or
+    answers 5xx is tried again for ``wait_sec`` (one line on stderr says so), then is
+    one line here, without the retry warnings; one that refuses the credentials or
+    does not know the site is one line at once."""
+    from runner.client.errors import ServerError, TransportError
+
     client_log = logging.getLogger("runner.client")
     level = client_log.level
     client_log.setLevel(logging.ERROR)
+    deadline = time.monotonic() + wait_sec
+    pause = 1.0
     try:
-        return ctx.client.sites.get(ctx.site_id)
+        while True:
+            try:
+                return ctx.client.sites.get(ctx.site_id)
+            except (TransportError, ServerError) as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                if pause == 1.0:
+                    click.echo(
+                        f"launcher waits for the server: {exc}; trying again for up to {left:.0f} s "
+                        "(--wait-for-server)",
+                        err=True,
+                    )
+                time.sleep(min(pause, left))
+                pause = min(2 * pause, 10.0)
     except BaseException:
         ctx.client.close()
         raise

@@ -77,14 +77,14 @@ CASES = [
     ),
     Case(
         "server down, serial launcher",
-        ["launcher", "--site", "{site}", "--mode", "serial", "--max-idle-sec", "1"],
+        ["launcher", "--site", "{site}", "--mode", "serial", "--max-idle-sec", "1", "--wait-for-server", "0"],
         "Error: launcher cannot start: cannot reach the tolu server at http://127.0.0.1:{dead}: "
         "connection refused: is it running? start one with `tolu server up --detach` (after 6 attempts)",
         credentials="dead",
     ),
     Case(
         "server down, MPI launcher",
-        ["launcher", "--site", "{site}", "--mode", "mpi", "--max-idle-sec", "1"],
+        ["launcher", "--site", "{site}", "--mode", "mpi", "--max-idle-sec", "1", "--wait-for-server", "0"],
         "Error: launcher cannot start: cannot reach the tolu server at http://127.0.0.1:{dead}: "
         "connection refused: is it running? start one with `tolu server up --detach` (after 6 attempts)",
         credentials="dead",

@@ -246,6 +246,30 @@ def test_acquires_whose_answers_are_lost_after_their_commit_lose_no_job(
     assert "whose answer it lost" in own_server.log_path.read_text()
 
 
+def test_a_launcher_started_while_the_server_is_down_waits_for_it(
+    own_server: RestartableServer, tolu_site: Any, tolu_client: Client, make_jobs: Any,
+    tolu_launcher: Any, fake_nodes: Any, wait_for_jobs: Any,
+) -> None:
+    """A batch job that starts while the server restarts keeps its allocation: the
+    launcher says in one line that it waits (launcher.server_wait_sec, 300 s by
+    default), and runs the jobs once the server is back. `tolu bench chaos` restarted
+    a launcher into a server outage and it ended with "cannot start" after 6 tries."""
+    fake_nodes(1, cpus=2, heartbeat_sec=HEARTBEAT_SEC)
+    jobs = make_jobs("marker", 4, parameters={"seconds": 0.1})
+    own_server.stop()
+    launcher = tolu_launcher("mpi", max_idle_sec=3)
+    wait_until(
+        lambda: "launcher waits for the server" in launcher.console_tail(), timeout=120,
+        what="the launcher saying it waits for the server",
+    )
+    assert launcher.poll() is None, launcher.console_tail()
+    own_server.start()
+    finished = wait_for_jobs(tolu_client, jobs, states=[S.JOB_FINISHED], timeout=240)
+    assert launcher.wait(timeout=120) == 0, launcher.console_tail()
+    ran_once_each(tolu_site, tolu_client, finished)
+    assert launcher.console_tail().count("launcher waits for the server") == 1, launcher.console_tail()
+
+
 def test_credentials_refused_for_good_stop_the_launcher_with_one_line(
     own_server: RestartableServer, tolu_site: Any, tolu_client: Client, tolu_launcher: Any,
     fake_nodes: Any, expected_errors: Any,

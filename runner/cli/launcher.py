@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--wait-for-server", "server_wait_sec", type=click.FloatRange(min=0), metavar="SECONDS",
-    help="At the start, keep trying a server that cannot be reached or answers 5xx for this "
-    "long (a batch job that starts while the server restarts). Default: launcher.server_wait_sec "
+    help="How long to keep trying a server that cannot be reached or answers 5xx: at the start "
+    "(a batch job that starts while the server restarts), and later while nothing runs here "
+    "(with jobs in hand the launcher rides out any outage). Default: launcher.server_wait_sec "
     "from settings.yml (300); 0: give up at once.",
 )
 @click.option(
@@ -113,13 +114,13 @@ def launcher(
         hostfile=str(Path(hostfile).resolve()) if hostfile else None,
         max_idle_sec=max_idle_sec,
         tags=parse_pairs(tags, "--tag"),
+        server_wait_sec=server_wait_sec,
     )
     try:
         # What the engine would find wrong first (the settings, the credentials, the server
         # down or not knowing the site), said here in one line in both modes.
         ctx = Context.load(opts)
-        wait = ctx.settings.launcher.server_wait_sec if server_wait_sec is None else server_wait_sec
-        site = _check_server(ctx, wait)
+        site = _check_server(ctx, ctx.server_wait_sec)
         live = sys.stderr.isatty() if progress is None else progress
         console = Progress(ctx.client, ctx.site_id, stream=sys.stderr, live=live)
         if mode == "mpi":

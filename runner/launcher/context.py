@@ -59,6 +59,9 @@ class Context:
         )
         idle = opts.max_idle_sec if opts.max_idle_sec is not None else self.settings.launcher.idle_timeout_sec
         self.max_idle_sec = idle if idle > 0 else None
+        wait = opts.server_wait_sec
+        #: holding nothing, stop once the server has been away this long (docs/launcher.md)
+        self.server_wait_sec = self.settings.launcher.server_wait_sec if wait is None else wait
         self.filter_tags = dict(opts.tags)
         self.stop_reason = ""
         self.exit_code = EXIT_OK

@@ -24,6 +24,14 @@ IDLE_ACQUIRE_SEC = 1.0
 FIRST_IDLE_SEC = 0.05
 
 
+def server_gone(away: float) -> str:
+    """Why a launcher that holds nothing stopped waiting for its server."""
+    return (
+        f"nothing to run here and the server away for {away:.0f} s "
+        "(launcher.server_wait_sec, --wait-for-server)"
+    )
+
+
 class Fetcher:
     """Acquires jobs in a background thread so the loop that runs them never waits on HTTP.
 
@@ -40,6 +48,8 @@ class Fetcher:
         self._results: list[Task] = []
         self._busy = False
         self._sent_at = 0.0
+        #: when the first of the failed acquires in a row was sent
+        self._failing_since = 0.0
         self._closed = False
         #: no new request before this time (the server had nothing last time).
         self.quiet_until = 0.0
@@ -73,7 +83,18 @@ class Fetcher:
         acquire failed (server or database away), or the one on its way has been for
         over IDLE_ACQUIRE_SEC (the client retrying it). An answer takes milliseconds, and
         an idle launcher sends one a second, so a request in flight alone does not count."""
-        return self.failing or (self._busy and time.time() - self._sent_at > IDLE_ACQUIRE_SEC)
+        return self.away_for() > 0
+
+    def away_for(self) -> float:
+        """Seconds the server has not answered the acquires: since the first of the failed
+        tries in a row was sent, or since the one on its way was (when that is over
+        IDLE_ACQUIRE_SEC ago); 0 while it answers."""
+        now = time.time()
+        if self.failing:
+            return max(now - self._failing_since, 1e-3)
+        if self._busy and now - self._sent_at > IDLE_ACQUIRE_SEC:
+            return now - self._sent_at
+        return 0.0
 
     def can_request(self) -> bool:
         return not self._busy and time.time() >= self.quiet_until
@@ -133,10 +154,13 @@ class Fetcher:
             except ToluError as exc:
                 if not self.failing:
                     log.warning("acquire failed (trying again every %g s): %s", IDLE_ACQUIRE_SEC, exc)
+                    self._failing_since = self._sent_at
                 self.failing = True
                 self.quiet_until = time.time() + IDLE_ACQUIRE_SEC
             except Exception:  # never let the fetching thread die with a request in flight
                 log.exception("acquire failed")
+                if not self.failing:
+                    self._failing_since = self._sent_at
                 self.failing = True
                 self.quiet_until = time.time() + IDLE_ACQUIRE_SEC
             with self._cv:

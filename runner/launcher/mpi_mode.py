@@ -28,7 +28,7 @@ from runner.launcher.engine import (
     shape_equivalents,
     shape_of,
 )
-from runner.launcher.fetcher import IDLE_ACQUIRE_SEC, Fetcher
+from runner.launcher.fetcher import IDLE_ACQUIRE_SEC, Fetcher, server_gone
 from runner.launcher.options import LauncherOptions
 from runner.launcher.outcome import Outcome, exit_outcome
 from runner.launcher.pacing import RateMeter, ahead
@@ -112,6 +112,10 @@ class MPIMode:
                 self._maybe_acquire()
                 if self._idle_too_long():
                     ctx.request_stop(f"idle for {ctx.max_idle_sec:g} s")
+                    break
+                away = self.fetcher.away_for()
+                if away > 0 and away >= ctx.server_wait_sec and not len(self.engine) and not self.waiting:
+                    ctx.request_stop(server_gone(away))
                     break
                 self._handle(self._timeout())
         finally:

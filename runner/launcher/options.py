@@ -22,6 +22,9 @@ class LauncherOptions:
     #: None: the site setting ``launcher.idle_timeout_sec`` (0 there: never).
     max_idle_sec: float | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    #: how long to wait for a server that is away, at the start and, holding nothing,
+    #: later; None: the site setting ``launcher.server_wait_sec``.
+    server_wait_sec: float | None = None
     #: serial mode: the interpreter running each rank.
     python: str = ""
     #: where the launcher leaves ``code<TAB>reason`` when it ends (read by the CLI).

@@ -57,8 +57,8 @@ class LauncherSettings(Section):
     report_interval_sec: float = Field(default=0.5, gt=0)
     #: stop after this many seconds with nothing to run (0: never).
     idle_timeout_sec: float = Field(default=0, ge=0)
-    #: at its start, how long to keep trying a server that cannot be reached or answers
-    #: 5xx (restarting, its database away) before giving up (0: give up at once).
+    #: how long to keep trying a server that cannot be reached or answers 5xx (restarting,
+    #: its database away), at the start and while no job is held, then stop (0: at once).
     server_wait_sec: float = Field(default=300, ge=0)
     #: jobs that ask for no GPU see none (CUDA_VISIBLE_DEVICES=-1, ROCR/HIP_VISIBLE_DEVICES=-1,
     #: ONEAPI_DEVICE_SELECTOR=*:cpu); false: they inherit the launcher's visibility.

@@ -82,8 +82,8 @@ launcher:
   report_interval_sec: 0.5
   # Stop the launcher after this many idle seconds (0: never).
   idle_timeout_sec: 0
-  # At its start, keep trying a server that cannot be reached or answers 5xx for
-  # this many seconds before giving up (0: give up at once).
+  # Keep trying a server that cannot be reached or answers 5xx for this many
+  # seconds, at the start and while no job is held, then stop (0: give up at once).
   server_wait_sec: 300
   # Jobs that ask for no GPU see none (CUDA_VISIBLE_DEVICES=-1, ...); false: they
   # inherit the launcher's visibility.

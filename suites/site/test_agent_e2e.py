@@ -71,7 +71,10 @@ def configure(site_dir: Path, queue: str = "") -> None:
     raw["queue_maintainer"].update(
         enabled=True, depth=1, job_mode="serial", wall_time_min=30, poll_interval_sec=1.0, queue=queue
     )
-    raw["launcher"].update(idle_timeout_sec=5)
+    # the batch job queued last outlives the test's server: it stops soon after, not at its wall
+    # time holding the (Slurm) node; a launcher idle during the restart may stop too, and the queue
+    # maintainer sends another
+    raw["launcher"].update(idle_timeout_sec=5, server_wait_sec=20)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     (site_dir / "apps" / "copy.yml").write_text(COPY_APP)
 

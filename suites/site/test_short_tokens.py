@@ -70,7 +70,8 @@ def test_agent_and_launchers_run_through_many_token_expiries(
     raw["queue_maintainer"].update(
         enabled=True, depth=1, job_mode="serial", wall_time_min=30, poll_interval_sec=1.0
     )
-    raw["launcher"].update(idle_timeout_sec=3)
+    # the batch job queued last outlives the test's server: it stops soon after, not at its wall time
+    raw["launcher"].update(idle_timeout_sec=3, server_wait_sec=20)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     (site_dir / "apps" / "nap.yml").write_text(APP)
 

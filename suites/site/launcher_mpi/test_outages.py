@@ -270,6 +270,24 @@ def test_a_launcher_started_while_the_server_is_down_waits_for_it(
     assert launcher.console_tail().count("launcher waits for the server") == 1, launcher.console_tail()
 
 
+@pytest.mark.parametrize("mode", ["mpi", "serial"])
+def test_a_launcher_with_nothing_to_run_stops_waiting_for_a_server_that_stays_away(
+    own_server: RestartableServer, tolu_site: Any, tolu_launcher: Any, fake_nodes: Any, mode: str,
+) -> None:
+    """Holding no job, a launcher waits launcher.server_wait_sec for a server that went
+    away, then stops (exit 0, the reason in its log) instead of holding its allocation
+    until its wall time; with jobs in hand it rides out any outage (the tests above)."""
+    fake_nodes(1, cpus=2, heartbeat_sec=HEARTBEAT_SEC)
+    tolu_site.write_settings(launcher={"server_wait_sec": 5})
+    launcher = tolu_launcher(mode, max_idle_sec=600)
+    # the launcher's log (serial mode: its rank 0's, under that process's pid)
+    log = lambda: "".join(p.read_text() for p in (tolu_site.path / "log").glob("launcher-*.log"))  # noqa: E731
+    wait_until(lambda: "opened (heartbeat" in log(), timeout=120, what="the launcher's session")
+    own_server.stop()
+    assert launcher.wait(timeout=120) == 0, launcher.console_tail()
+    assert "nothing to run here and the server away for" in log(), log()
+
+
 def test_credentials_refused_for_good_stop_the_launcher_with_one_line(
     own_server: RestartableServer, tolu_site: Any, tolu_client: Client, tolu_launcher: Any,
     fake_nodes: Any, expected_errors: Any,

@@ -24,14 +24,6 @@ IDLE_ACQUIRE_SEC = 1.0
 FIRST_IDLE_SEC = 0.05
 
 
-def server_gone(away: float) -> str:
-    """Why a launcher that holds nothing stopped waiting for its server."""
-    return (
-        f"nothing to run here and the server away for {away:.0f} s "
-        "(launcher.server_wait_sec, --wait-for-server)"
-    )
-
-
 class Fetcher:
     """Acquires jobs in a background thread so the loop that runs them never waits on HTTP.
 
@@ -95,6 +87,18 @@ class Fetcher:
         if self._busy and now - self._sent_at > IDLE_ACQUIRE_SEC:
             return now - self._sent_at
         return 0.0
+
+    def stop_if_server_gone(self) -> bool:
+        """For a launcher that holds no job: once the server has been away for
+        ``launcher.server_wait_sec``, ask it to stop (saying why) and say True."""
+        away = self.away_for()
+        if away <= 0 or away < self.ctx.server_wait_sec:
+            return False
+        self.ctx.request_stop(
+            f"nothing to run here and the server away for {away:.0f} s "
+            "(launcher.server_wait_sec, --wait-for-server)"
+        )
+        return True
 
     def can_request(self) -> bool:
         return not self._busy and time.time() >= self.quiet_until

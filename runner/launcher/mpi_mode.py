@@ -28,7 +28,7 @@ from runner.launcher.engine import (
     shape_equivalents,
     shape_of,
 )
-from runner.launcher.fetcher import IDLE_ACQUIRE_SEC, Fetcher, server_gone
+from runner.launcher.fetcher import IDLE_ACQUIRE_SEC, Fetcher
 from runner.launcher.options import LauncherOptions
 from runner.launcher.outcome import Outcome, exit_outcome
 from runner.launcher.pacing import RateMeter, ahead
@@ -113,9 +113,7 @@ class MPIMode:
                 if self._idle_too_long():
                     ctx.request_stop(f"idle for {ctx.max_idle_sec:g} s")
                     break
-                away = self.fetcher.away_for()
-                if away > 0 and away >= ctx.server_wait_sec and not len(self.engine) and not self.waiting:
-                    ctx.request_stop(server_gone(away))
+                if not len(self.engine) and not self.waiting and self.fetcher.stop_if_server_gone():
                     break
                 self._handle(self._timeout())
         finally:

@@ -37,7 +37,7 @@ from runner.launcher import journal as journals
 from runner.launcher.context import Context
 from runner.launcher.deathsig import die_with_parent
 from runner.launcher.engine import Engine, Start, chain_depth, request_of, shape_of
-from runner.launcher.fetcher import IDLE_ACQUIRE_SEC, Fetcher, server_gone
+from runner.launcher.fetcher import IDLE_ACQUIRE_SEC, Fetcher
 from runner.launcher.logfile import setup_logging
 from runner.launcher.options import LauncherOptions
 from runner.launcher.outcome import Outcome, exit_outcome
@@ -375,14 +375,6 @@ class Master:
         if not self.ready and not any(self.outstanding.values()):
             self.finished.idle()
 
-    def _server_gone(self) -> bool:
-        """Holding nothing, the server away for longer than the launcher waits for it."""
-        away = self.fetcher.away_for()
-        if away <= 0 or away < self.ctx.server_wait_sec:
-            return False
-        self.ctx.request_stop(server_gone(away))
-        return True
-
     def should_stop(self) -> bool:
         ctx = self.ctx
         if ctx.stop_reason:
@@ -390,7 +382,7 @@ class Master:
         if ctx.out_of_time():
             ctx.request_stop("wall time reached")
             return True
-        if not self.ready and not any(self.outstanding.values()) and self._server_gone():
+        if not self.ready and not any(self.outstanding.values()) and self.fetcher.stop_if_server_gone():
             return True
         if self.busy():
             self.last_busy = time.time()

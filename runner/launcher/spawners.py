@@ -17,8 +17,10 @@ import contextlib
 import logging
 import os
 import selectors
+import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,6 +96,9 @@ class SpawnerPool:
         self._links: list[_Link] = []
         self._sel = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
+        #: wake() may come from another thread (the fetcher's) while close() runs: the
+        #: pipe is closed under this lock, so no byte ever goes to a number reused since
+        self._wake_lock = threading.Lock()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
@@ -185,8 +190,10 @@ class SpawnerPool:
         return self._wake_w
 
     def wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_w, b"\0")
+        """End a ``wait()`` early; from any thread, and a no-op once the pool is closed."""
+        with self._wake_lock, contextlib.suppress(BlockingIOError):
+            if self._wake_w >= 0:
+                os.write(self._wake_w, b"\0")
 
     # ------------------------------------------------------------ starting
 
@@ -368,5 +375,15 @@ class SpawnerPool:
                 link.proc.kill()
                 link.proc.wait()
         self._sel.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        with self._wake_lock:
+            if self._wake_w < 0:  # closed before
+                return
+            if threading.current_thread() is threading.main_thread():
+                # signals woke this pool (signal.set_wakeup_fd): not a closed pipe, or
+                # whatever file gets its number next
+                other = signal.set_wakeup_fd(-1)
+                if other not in (-1, self._wake_w):  # someone else's: theirs again
+                    signal.set_wakeup_fd(other, warn_on_full_buffer=False)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1

@@ -164,6 +164,26 @@ def test_the_pool_is_ready_once_every_spawner_is_up(tmp_path: Path) -> None:
     broken.close()
 
 
+def test_a_closed_pool_lets_go_of_its_wake_pipe(tmp_path: Path) -> None:
+    """The fetcher's thread may wake the pool after the main thread closed it, and a
+    signal may come while the launcher ends its session: neither writes to the pipe's
+    old numbers (by then another file's, such as the session's HTTP socket)."""
+    pool = SpawnerPool(1, {"PATH": os.environ["PATH"]}).start()
+    signal.set_wakeup_fd(pool.wake_fd, warn_on_full_buffer=False)
+    pool.close()
+    assert signal.set_wakeup_fd(-1) == -1  # no longer the signals' wakeup fd
+    reused_r, reused_w = os.pipe()  # likely the numbers the pool's pipe had
+    try:
+        pool.wake()
+        pool.close()  # twice is fine
+        os.set_blocking(reused_r, False)
+        with pytest.raises(BlockingIOError):
+            os.read(reused_r, 1)
+    finally:
+        os.close(reused_r)
+        os.close(reused_w)
+
+
 def test_a_spawner_that_dies_fails_its_tasks_with_the_reason(pool: SpawnerPool, tmp_path: Path) -> None:
     submit(pool, 1, ["sleep", "60"], tmp_path)
     wait_until(lambda: collect(pool, Events()).started, timeout=60, interval=0, what="the start")

@@ -16,7 +16,7 @@ from harness.databases import scratch_database
 from harness.probes import libpq_url
 from runner.client import Client
 from runner.server import schema
-from runner.server.db import ANALYZE_AFTER_ROWS, STALE_FRACTION, Database
+from runner.server.db import ANALYZE_AFTER_ROWS, QUICK_STATISTICS_TARGET, STALE_FRACTION, Database
 from runner.server.process import ServerProcess
 
 
@@ -114,6 +114,16 @@ def test_a_refresh_while_a_create_is_uncommitted_leaves_the_create_its_own_refre
             creating.join(60)
             assert refreshed == [True]
             assert _planner_rows(url)[0] == n, "the create's own refresh saw its rows"
+            # a quick refresh (QUICK_STATISTICS_TARGET: a small sample, a short histogram),
+            # and the pool's connections keep PostgreSQL's default target for the rest
+            with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+                bounds = conn.execute(
+                    "SELECT array_length(histogram_bounds::text::text[], 1) FROM pg_stats"
+                    " WHERE tablename = 'jobs' AND attname = 'workdir'"
+                ).fetchone()
+            assert bounds is not None and bounds[0] == QUICK_STATISTICS_TARGET + 1, bounds
+            with db.engine.connect() as conn:
+                assert conn.exec_driver_sql("SHOW default_statistics_target").scalar() == "100"
             # and the session check that follows has nothing left to do
             assert not db.maintain()
         finally:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
+from sqlalchemy import Connection, Engine, TextClause, create_engine, event, func, select, text
 from sqlalchemy.pool import QueuePool
 
 from runner.server import tables as t
@@ -132,6 +132,8 @@ class Database:
         self._counting = threading.Lock()
         #: per thread: rows noted by the write transaction it is in, counted once it commits
         self._tx = threading.local()
+        #: PostgreSQL: each table's id sequence as a statement that takes ``n`` of its values
+        self._take_ids: dict[str, TextClause] = {}
 
     @property
     def is_sqlite(self) -> bool:
@@ -183,11 +185,16 @@ class Database:
             top = conn.execute(select(func.max(table.c.id))).scalar()
             start = max(seq or 0, top or 0) + 1
             return list(range(start, start + n))
-        rows = conn.execute(
-            text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
-            {"t": table.name, "n": n},
-        ).scalars()
-        return sorted(int(r) for r in rows)
+        take = self._take_ids.get(table.name)
+        if take is None:
+            # The sequence named in the statement as a constant: asked for per row
+            # (``nextval(pg_get_serial_sequence(...))``) it cost 7 µs of a 1 µs nextval.
+            seq = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}).scalar()
+            quoted = str(seq).replace("'", "''")
+            take = self._take_ids[table.name] = text(
+                f"SELECT nextval('{quoted}'::regclass) FROM generate_series(1, :n)"
+            )
+        return sorted(int(r) for r in conn.execute(take, {"n": n}).scalars())
 
     def note_inserted(self, n: int) -> None:
         """``n`` rows were bulk-inserted by the write transaction of this thread: they count

@@ -40,6 +40,13 @@ STALE_FRACTION = 0.25
 QUICK_STATISTICS_TARGET = 10
 
 
+def refresh_statistics(conn: Connection, *tables: str) -> None:
+    """PostgreSQL: ``ANALYZE tables`` in ``conn``'s transaction (its own new rows count),
+    on a small sample (QUICK_STATISTICS_TARGET; SET LOCAL: only this transaction's)."""
+    conn.exec_driver_sql(f"SET LOCAL default_statistics_target = {QUICK_STATISTICS_TARGET}")
+    conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
+
+
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir).resolve() / SQLITE_FILE}"
 
@@ -245,9 +252,7 @@ class Database:
                 conn.exec_driver_sql("ANALYZE job_tags")
             return
         with self.engine.begin() as conn:
-            # LOCAL: the pooled connection goes back with the default target
-            conn.exec_driver_sql(f"SET LOCAL default_statistics_target = {QUICK_STATISTICS_TARGET}")
-            conn.exec_driver_sql("ANALYZE jobs, job_tags")
+            refresh_statistics(conn, "jobs", "job_tags")
             rows = conn.exec_driver_sql(
                 "SELECT reltuples FROM pg_class WHERE oid = 'jobs'::regclass"
             ).scalar()

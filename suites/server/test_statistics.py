@@ -18,6 +18,7 @@ from runner.client import Client
 from runner.server import schema
 from runner.server.db import ANALYZE_AFTER_ROWS, QUICK_STATISTICS_TARGET, STALE_FRACTION, Database
 from runner.server.process import ServerProcess
+from runner.server.services.dags import ANALYZE_AFTER_JOBS
 
 
 @pytest.fixture
@@ -66,6 +67,31 @@ def test_a_create_that_is_a_large_part_of_the_table_refreshes_statistics_before_
     # ... until what was inserted since adds up to a large part again
     alice.jobs.bulk_create([{"app_id": app.id}] * (ANALYZE_AFTER_ROWS - small))
     assert _planner_rows(url)[0] == 2 * ANALYZE_AFTER_ROWS
+
+
+def test_a_large_dag_run_refreshes_statistics_before_it_answers(pg_server: tuple[ServerProcess, str]) -> None:
+    """A DAG run of ANALYZE_AFTER_JOBS jobs or more refreshes the tables it filled in its
+    own transaction, with the same small sample as a bulk create's refresh."""
+    server, url = pg_server
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        for table in ("jobs", "job_tags", "job_parents"):
+            conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+    Client.register(server.url, "alice", "s3cret-pass")
+    alice = Client.login(server.url, "alice", "s3cret-pass")
+    site = alice.sites.create(name="s", path="/tmp/s", hostname="localhost")
+    alice.apps.create(site_id=site.id, name="true", command_template="/bin/true")
+    dag = alice.dags.builder("pair", site=site, parameters={"n": None})
+    dag.node("child", app="true", parents=[dag.node("root", app="true")], tags={"n": "{n}"})
+    run = alice.dags.run(dag.define(), [{"n": i} for i in range(ANALYZE_AFTER_JOBS // 2)])
+    assert run.jobs == ANALYZE_AFTER_JOBS
+    rows, analyzed = _planner_rows(url)
+    assert (rows, analyzed) == (ANALYZE_AFTER_JOBS, 1), "the planner knows the run's jobs when it answers"
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        bounds = conn.execute(
+            "SELECT array_length(histogram_bounds::text::text[], 1) FROM pg_stats"
+            " WHERE tablename = 'jobs' AND attname = 'id'"
+        ).fetchone()
+    assert bounds is not None and bounds[0] == QUICK_STATISTICS_TARGET + 1, bounds
 
 
 #: one row per job, every NOT NULL column of jobs given (no server, no API: the race

@@ -44,6 +44,17 @@ def _planner_rows(url: str) -> tuple[float, int]:
     return float(row[0]), int(row[1])
 
 
+def _histogram_bounds(url: str, column: str) -> int | None:
+    """How many bounds the histogram of ``jobs.column`` has: the statistics target + 1."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT array_length(histogram_bounds::text::text[], 1) FROM pg_stats"
+            " WHERE tablename = 'jobs' AND attname = %s",
+            (column,),
+        ).fetchone()
+    return None if row is None else row[0]
+
+
 def test_a_create_that_is_a_large_part_of_the_table_refreshes_statistics_before_it_answers(
     pg_server: tuple[ServerProcess, str],
 ) -> None:
@@ -86,12 +97,7 @@ def test_a_large_dag_run_refreshes_statistics_before_it_answers(pg_server: tuple
     assert run.jobs == ANALYZE_AFTER_JOBS
     rows, analyzed = _planner_rows(url)
     assert (rows, analyzed) == (ANALYZE_AFTER_JOBS, 1), "the planner knows the run's jobs when it answers"
-    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        bounds = conn.execute(
-            "SELECT array_length(histogram_bounds::text::text[], 1) FROM pg_stats"
-            " WHERE tablename = 'jobs' AND attname = 'id'"
-        ).fetchone()
-    assert bounds is not None and bounds[0] == QUICK_STATISTICS_TARGET + 1, bounds
+    assert _histogram_bounds(url, "id") == QUICK_STATISTICS_TARGET + 1, "the refresh's small sample"
 
 
 #: one row per job, every NOT NULL column of jobs given (no server, no API: the race
@@ -142,14 +148,9 @@ def test_a_refresh_while_a_create_is_uncommitted_leaves_the_create_its_own_refre
             assert _planner_rows(url)[0] == n, "the create's own refresh saw its rows"
             # a quick refresh (QUICK_STATISTICS_TARGET: a small sample, a short histogram),
             # and the pool's connections keep PostgreSQL's default target for the rest
-            with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-                bounds = conn.execute(
-                    "SELECT array_length(histogram_bounds::text::text[], 1) FROM pg_stats"
-                    " WHERE tablename = 'jobs' AND attname = 'workdir'"
-                ).fetchone()
-            assert bounds is not None and bounds[0] == QUICK_STATISTICS_TARGET + 1, bounds
-            with db.engine.connect() as conn:
-                assert conn.exec_driver_sql("SHOW default_statistics_target").scalar() == "100"
+            assert _histogram_bounds(url, "workdir") == QUICK_STATISTICS_TARGET + 1
+            with db.engine.connect() as pooled:
+                assert pooled.exec_driver_sql("SHOW default_statistics_target").scalar() == "100"
             # and the session check that follows has nothing left to do
             assert not db.maintain()
         finally:

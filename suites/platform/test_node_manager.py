@@ -74,6 +74,23 @@ def test_gpu_variable_and_hiding_follow_the_site() -> None:
     assert cpu is not None and cpu.env() == {}
 
 
+def test_shares_of_different_packing_counts_add_up_exactly() -> None:
+    """1/2 + 1/3 + 1/6 fill a node to the last part, never a rounding error more or less."""
+    nm = NodeManager([Node("n1", 12, 0)])
+    for job_id, parts in ((1, 2), (2, 3), (3, 6)):
+        assert nm.assign(JobRequest(job_id, node_packing_count=parts)) is not None
+    assert nm.free_node_equivalents() == 0
+    assert nm.assign(JobRequest(4, node_packing_count=12)) is None  # full
+    nm.free(2)  # a third back: two sixths fit in it, and no more
+    assert nm.assign(JobRequest(5, node_packing_count=6)) is not None
+    assert nm.assign(JobRequest(6, node_packing_count=6)) is not None
+    assert nm.assign(JobRequest(7, node_packing_count=1_000)) is None
+    for job_id in (1, 3, 5, 6):
+        nm.free(job_id)
+    assert nm.free_node_equivalents() == 1
+    assert nm.assign(JobRequest(8)) is not None  # a whole node again
+
+
 def test_multi_node_jobs_take_whole_free_nodes() -> None:
     nm = three_nodes()
     assert nm.assign(JobRequest(1, node_packing_count=4)) is not None  # n1 partly used
@@ -148,6 +165,8 @@ def test_never_overcommits_and_frees_everything(
         for a in nm.assignments():
             for h, g, c in zip(a.hosts, a.gpu_ids, a.cpus, strict=True):
                 by_host[h].append((a.share, c, g))
+        held_shares = sum((s for h in by_host.values() for s, _, _ in h), Fraction(0))
+        assert nm.free_node_equivalents() == pytest.approx(float(len(node_list) - held_shares))
         for n in node_list:
             held = by_host[n.hostname]
             assert sum((s for s, _, _ in held), Fraction(0)) <= 1

@@ -77,9 +77,13 @@ class ServerHealth:
             MAX_BACKOFF_SEC,
         )
 
-    def ok(self) -> None:
+    def ok(self, started: float) -> None:
+        """A service's round that began at ``started`` (``time.monotonic()``) went through.
+        Begun before the outage was noticed, its answers may predate it: the server is back
+        only once a round begun since then goes through (a stop of the server while one
+        service's requests were in flight read as down, back after 0.0 s, down again)."""
         with self._lock:
-            if self.down_since is None:
+            if self.down_since is None or started < self.down_since:
                 return
             downtime = time.monotonic() - self.down_since
             self.down_since = None
@@ -146,7 +150,7 @@ class ServiceThread(threading.Thread):
                 continue
             failures = 0
             self.rounds += 1
-            self.health.ok()
+            self.health.ok(started)
             delay = max(0.0, period - (time.monotonic() - started))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -107,11 +108,17 @@ def test_outage_is_one_warning_and_one_recovery_line(
 
 def test_server_health_is_shared() -> None:
     health = ServerHealth("http://x")
+    before = time.monotonic()
     for service in ("a", "b", "c"):
         health.failed(service, TransportError("down"))
     assert health.outages == 1
-    health.ok()
+    health.ok(time.monotonic())
     health.failed("a", TransportError("down again"))
+    assert health.outages == 2
+    # a round that began before the outage was noticed does not end it
+    health.ok(before)
+    assert health.down_since is not None
+    health.failed("b", TransportError("still down"))
     assert health.outages == 2
 
 
@@ -120,7 +127,7 @@ def test_a_long_outage_says_so_at_10_100_1000_tries(caplog: pytest.LogCaptureFix
     health = ServerHealth("http://x")
     for _ in range(1000):
         health.failed("a", TransportError("down"))
-    health.ok()
+    health.ok(time.monotonic())
     for _ in range(9):  # a new outage counts from 1 again
         health.failed("a", TransportError("down again"))
     messages = [r.getMessage() for r in caplog.records if r.name == "tolu.site.agent"]

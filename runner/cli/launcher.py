@@ -205,6 +205,11 @@ def _check_server(ctx: Context, wait_sec: float) -> Site:
 def _summary(console: Progress, site: str, mode: str, code: int, as_json: bool) -> None:
     tally = console.stop()
     if tally is None:
+        if as_json:
+            print_json({"site": site, "mode": mode, "exit_code": code})
+        else:
+            click.echo(f"launcher ({mode} mode) at site {site}: no summary (the server does not answer)",
+                       err=True)
         return
     if as_json:
         print_json({"site": site, "mode": mode, "exit_code": code, **tally.as_dict()})

@@ -80,17 +80,17 @@ class Progress:
             self._thread = threading.Thread(target=self._loop, name="tolu-progress", daemon=True)
             self._thread.start()
 
-    def tally(self) -> Tally:
+    def tally(self, client: Client | None = None) -> Tally:
+        client = client or self.client
+
         def ran(state: JobState) -> int:
-            return self.client.events.page(
-                site_id=self.site_id, to_state=state, after=self.since, limit=1
-            ).count
+            return client.events.page(site_id=self.site_id, to_state=state, after=self.since, limit=1).count
 
         return Tally(
             done=ran(S.RUN_DONE),
             errors=ran(S.RUN_ERROR),
             timeouts=ran(S.RUN_TIMEOUT),
-            running=self.client.jobs.count(site_id=self.site_id, state=S.RUNNING),
+            running=client.jobs.count(site_id=self.site_id, state=S.RUNNING),
             seconds=time.monotonic() - self._t0,
         )
 
@@ -110,14 +110,19 @@ class Progress:
         self.stream.flush()
 
     def stop(self) -> Tally | None:
-        """Stop the line; the final tally (None if the server cannot be asked now)."""
+        """Stop the line; the final tally, or None if the server does not answer now (it
+        is asked with one retry: a launcher that stopped because the server stayed away
+        must not wait out the client's backoff again to say so)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             if self._tty:
                 self.stream.write("\r\x1b[K")
                 self.stream.flush()
+        client = self.client.clone(retries=1)
         try:
-            return self.tally()
+            return self.tally(client)
         except ToluError:
             return None
+        finally:
+            client.close()

@@ -65,6 +65,9 @@ class Context:
         self.filter_tags = dict(opts.tags)
         self.stop_reason = ""
         self.exit_code = EXIT_OK
+        #: the launcher stops because the server has been away (Fetcher.stop_if_server_gone):
+        #: the requests of its shutdown are tried once, not retried for seconds each
+        self.server_away = False
         self.apps: dict[int, App] = {}
         self.factory = TaskFactory(self.site_dir / "data", self.apps)
         ls = self.settings.launcher
@@ -154,7 +157,7 @@ class Context:
             )
             self.exit_code = EXIT_FAILED
         else:
-            self.session.close()
+            self.session.close(once=self.server_away)
         self.journal.close()
         self.client.close()
         self._write_ending()

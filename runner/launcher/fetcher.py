@@ -94,6 +94,7 @@ class Fetcher:
         away = self.away_for()
         if away <= 0 or away < self.ctx.server_wait_sec:
             return False
+        self.ctx.server_away = True
         self.ctx.request_stop(
             f"nothing to run here and the server away for {away:.0f} s "
             "(launcher.server_wait_sec, --wait-for-server)"
@@ -174,8 +175,11 @@ class Fetcher:
                 self.on_ready()
 
     def close(self) -> None:
+        """Stop the thread. An acquire the client is still retrying against a server that
+        has been away is not waited for: the thread is a daemon, and jobs its answer might
+        yet bring stay with the session, which the server releases (DELETE) or expires."""
         with self._cv:
             self._closed = True
             self._cv.notify()
         if self._thread.is_alive():
-            self._thread.join(timeout=60)
+            self._thread.join(timeout=IDLE_ACQUIRE_SEC if self.away_for() > 0 else 60)

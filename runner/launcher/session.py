@@ -169,12 +169,18 @@ class LauncherSession:
         if self._thread is not None:
             self._thread.join(timeout=30)
 
-    def close(self) -> None:
-        """End the session: the server releases held jobs (RUNNING ones go RUN_TIMEOUT)."""
+    def close(self, *, once: bool = False) -> None:
+        """End the session: the server releases held jobs (RUNNING ones go RUN_TIMEOUT).
+        ``once``: one try, no retries (the server has been away; if it still is, the
+        session expires there after its TTL, as a dead launcher's does)."""
         self.stop_heartbeat()
         if self.session is not None:
+            client = self.client.clone(retries=0) if once else self.client
             try:
-                self.client.sessions.delete(self.session.id)
+                client.sessions.delete(self.session.id)
             except (APIError, TransportError) as exc:
                 log.warning("could not end session %d: %s", self.session.id, exc)
+            finally:
+                if client is not self.client:
+                    client.close()
             log.info("session %d closed", self.session.id)

@@ -286,6 +286,9 @@ def test_a_launcher_with_nothing_to_run_stops_waiting_for_a_server_that_stays_aw
     own_server.stop()
     assert launcher.wait(timeout=120) == 0, launcher.console_tail()
     assert "nothing to run here and the server away for" in log(), log()
+    # the shutdown's requests are tried once: the session ends there by its TTL
+    assert "could not end session" in log() and "DELETE /sessions" not in log(), log()
+    assert "no summary (the server does not answer)" in launcher.console_tail(), launcher.console_tail()
 
 
 def test_credentials_refused_for_good_stop_the_launcher_with_one_line(

@@ -139,12 +139,18 @@ class Evidence:
                 data["logs"].append({"label": label, "file": str(rel), "tail": _tail(text)})
                 errors += scan_errors(text, str(rel), self.expected)
         for index, client in enumerate(self.clients):
+            # one try per request: a server the test stopped (or that broke) is not waited
+            # for through the client's backoff, seconds at every teardown
+            once = client.clone(retries=0) if hasattr(client, "clone") else client
             try:
-                self._collect_jobs(client, out, data, "jobs.json" if index == 0 else f"jobs-{index}.json")
+                self._collect_jobs(once, out, data, "jobs.json" if index == 0 else f"jobs-{index}.json")
             except Exception as exc:  # the server may be the thing that broke
                 data["problems"].append(
                     f"jobs of {getattr(client, 'username', '?')}: {type(exc).__name__}: {exc}"
                 )
+            finally:
+                if once is not client:
+                    once.close()
         data["error_lines"] = [e.__dict__ for e in errors]
         (out / EVIDENCE_FILE).write_text(json.dumps(data, indent=1, default=str))
         return data

@@ -35,6 +35,10 @@ CHECKS = (
 )
 DEFAULT_EXAMPLES = 20
 DEFAULT_SECONDS = 300
+#: operations left out: revoking a token by id is reachable from ``GET /auth/tokens``,
+#: which lists the fuzzer's own login, and once schemathesis revokes it every request
+#: after is a 401 that tests nothing (suites/server/test_auth_tokens.py tests it).
+EXCLUDED = ("DELETE /auth/tokens/{token_id}",)
 
 
 def prepare(url: str) -> str:
@@ -101,6 +105,8 @@ def command(
         "none",
         "--no-color",
     ]
+    for name in EXCLUDED:
+        cmd += ["--exclude-name", name]
     if seed is not None:
         cmd += ["--seed", str(seed)]
     if report_dir is not None:

@@ -60,6 +60,8 @@ Blob = Annotated[str, StringConstraints(max_length=BLOB_MAX)]
 #: by every launcher and listed in every page of jobs, so they stay small.
 PARAMETERS_MAX_BYTES = 64 << 10
 DATA_MAX_BYTES = 1 << 20
+#: a published run's document (report.json, bench.json): the request body's default limit.
+RUN_DOCUMENT_MAX_BYTES = 64 << 20
 #: most tags on one job.
 TAGS_MAX = 64
 
@@ -920,7 +922,7 @@ def scenario_key(command: str, name: str, parameters: Mapping[str, Any]) -> str:
 class RunPublish(Request):
     """A run to keep: the document as the run wrote it, and where, on what and when it ran."""
 
-    site_id: int = Field(description="the site the run is kept under (its owner's; a site token: its own)")
+    site_id: Id32 = Field(description="the site the run is kept under (its owner's; a site token: its own)")
     kind: RunKind
     run_id: str = Field(
         min_length=1, max_length=256, pattern=RUN_ID_PATTERN, description="publishing it again is a no-op"
@@ -932,7 +934,8 @@ class RunPublish(Request):
         default_factory=list, max_length=3, description="1, 5 and 15-minute load averages at its start"
     )
     started_at: datetime
-    document: dict[str, Any] = Field(
+    #: its integers within 64 bits, like any JSON object's here (the fuzzer found the 500)
+    document: Annotated[dict[str, Any], _json_size(RUN_DOCUMENT_MAX_BYTES)] = Field(
         description="report.json, bench.json or the pipeline's report.json, checked against its JSON Schema"
     )
 
@@ -1178,7 +1181,7 @@ class DagCreate(Request):
     version, unless nothing changed (then the latest version is answered)."""
 
     name: str = Field(min_length=1, max_length=256, pattern=_NAME_PATTERN)
-    site_id: int
+    site_id: Id32
     description: str = ""
     #: parameter name -> default value; ``None`` marks a required parameter.
     parameters: dict[str, Any] = Field(default_factory=dict)
@@ -1244,7 +1247,7 @@ class DagRunCreate(Request):
     #: tags on every job of the run.
     tags: Tags = Field(default_factory=dict)
     #: run at another site (its apps of the same names) [default: the DAG's site].
-    site_id: int | None = None
+    site_id: Id32 | None = None
 
 
 class DagRun(Reply):

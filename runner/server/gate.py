@@ -8,6 +8,10 @@ An ASGI middleware, so both happen before any body is read or parsed:
   reads its body: without a valid token it is answered 401 (403 for a credential
   that may not do it) however large or malformed its body. The caller is cached in
   the request's state, where the route's dependency finds it.
+- **422 for NUL in the query.** No database text column and no argv can hold a NUL
+  character, so a query string that carries one (``%00``) is answered 422 naming the
+  parameter, for every operation at once (bodies are checked by their models:
+  ``runner.models.no_nul``).
 - **413 while reading.** A body larger than ``max_body_bytes`` is refused with 413:
   at once when ``Content-Length`` says so, else as soon as the bytes received pass
   the limit (chunked uploads), before the rest is read or buffered.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi.routing import APIRoute
@@ -89,6 +94,10 @@ class Gate:
                 headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
                 await _answer(send, exc.status, exc.body(), headers)
                 return
+        query = scope.get("query_string", b"")
+        if b"%00" in query:
+            await _answer(send, 422, {"detail": [_nul_in_query(query)]})
+            return
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             await _answer(send, 413, {"detail": self._too_large()})
@@ -112,6 +121,18 @@ class Gate:
             return message
 
         return limited
+
+
+def _nul_in_query(query: bytes) -> dict[str, Any]:
+    """The error (FastAPI's shape) for the first query parameter with a NUL in it."""
+    name = next(
+        (k for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if "\x00" in k + v), ""
+    )
+    return {
+        "loc": ["query", name.replace("\x00", "\\x00")],
+        "msg": "NUL characters (\\x00) are not allowed",
+        "type": "nul_character",
+    }
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

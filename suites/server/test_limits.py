@@ -48,9 +48,28 @@ def _locs(resp: Any) -> list[list[Any]]:
         ("POST", "/jobs", [{"app_id": 2**31}], ["body", 0, "app_id"]),
         ("GET", f"/sites/{2**31}", None, ["path", "site_id"]),
         ("PATCH", "/jobs", [{"id": 1, "return_code": BIG}], ["body", 0, "return_code"]),
+        ("POST", "/runs", {"site_id": 1, "document": {"n": BIG}}, ["body", "document"]),
         ("PATCH", "/jobs", [{"id": BIG}], ["body", 0, "id"]),
         ("POST", "/sessions", {"site_id": BIG}, ["body", "site_id"]),
         ("POST", "/batch-jobs", {"site_id": BIG, "num_nodes": 1, "wall_time_min": 1}, ["body", "site_id"]),
+        # the fuzzer found these as 500s once it stopped revoking its own token: DAGs,
+        # DAG runs, runs and sites have 32-bit ids on PostgreSQL
+        ("GET", f"/dags/{2**31}", None, ["path", "dag_id"]),
+        ("GET", f"/dag-runs/{2**31}", None, ["path", "run_id"]),
+        ("POST", "/runs", {"site_id": 2**31}, ["body", "site_id"]),
+        ("GET", f"/dags/{BIG}", None, ["path", "dag_id"]),
+        ("POST", f"/dag-runs/{BIG}/kill", None, ["path", "run_id"]),
+        ("DELETE", f"/dags/{BIG}", None, ["path", "dag_id"]),
+        ("POST", "/dags/1/runs", {"instances": [{}], "site_id": BIG}, ["body", "site_id"]),
+        ("POST", "/dags", {"name": "d", "site_id": BIG, "nodes": []}, ["body", "site_id"]),
+        ("POST", "/runs", {"site_id": BIG}, ["body", "site_id"]),
+        ("GET", f"/dags?site_id={BIG}", None, ["query", "site_id"]),
+        ("GET", f"/dag-runs?dag_id={BIG}", None, ["query", "dag_id"]),
+        ("GET", f"/dag-runs/{BIG}", None, ["path", "run_id"]),
+        ("GET", f"/dag-runs/{BIG}/status", None, ["path", "run_id"]),
+        ("GET", f"/dag-runs/1/status?instance={BIG}", None, ["query", "instance"]),
+        ("POST", f"/dag-runs/1/kill?instance={BIG}", None, ["query", "instance"]),
+        ("GET", f"/auth/audit?user_id={BIG}", None, ["query", "user_id"]),
     ],
 )
 def test_integers_beyond_64_bits_are_422_naming_the_field(
@@ -73,6 +92,10 @@ def test_nul_characters_are_422_naming_the_field(raw: Raw, site_app: SiteApp, to
         ("GET", "/apps?name=a%00b", None, ["query", "name"]),
         ("GET", "/sites?name=a%00b", None, ["query", "name"]),
         ("GET", "/stats/history?tags=run:a%00b", None, ["query", "tags"]),
+        # every query parameter, whatever its route declares (the fuzzer found these)
+        ("GET", "/runs/trends?scenario=a%00b", None, ["query", "scenario"]),
+        ("GET", "/runs?limit=5&location=%00", None, ["query", "location"]),
+        ("GET", "/runs/matrix?area=x&commit=ab%00", None, ["query", "commit"]),
         # the launchers' per-job models check only their fields that can hold text
         ("PATCH", "/jobs", [{"id": 1, "state": "RUNNING", "state_data": {"a": "b\x00"}}],
             ["body", 0, "state_data"]),
@@ -92,6 +115,10 @@ def test_nul_characters_are_422_naming_the_field(raw: Raw, site_app: SiteApp, to
         assert "NUL" in resp.text
     assert tolu_client.jobs.count() == before
     assert tolu_client.sites.get(site_app.site.id).hostname != "h\x00"
+    # the OAuth endpoints read forms: their own error shape (RFC 6749)
+    resp = raw("POST", "/auth/token", data={"grant_type": "refresh_token", "refresh_token": "a\x00"})
+    assert resp.status_code == 400 and resp.json()["error"] == "invalid_request", resp.text
+    assert "NUL" in resp.json()["error_description"], resp.text
 
 
 def _can_hold_text(annotation: Any) -> bool:

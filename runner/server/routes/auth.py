@@ -53,8 +53,12 @@ async def read_form(request: Request) -> dict[str, str]:
             raise OAuthError("invalid_request", "the body is not valid JSON") from None
         if not isinstance(data, dict):
             raise OAuthError("invalid_request", "the body must be an object")
-        return {str(k): str(v) for k, v in data.items() if v is not None}
-    return dict(parse_qsl(raw.decode(errors="replace"), keep_blank_values=True))
+        form = {str(k): str(v) for k, v in data.items() if v is not None}
+    else:
+        form = dict(parse_qsl(raw.decode(errors="replace"), keep_blank_values=True))
+    if any("\x00" in k + v for k, v in form.items()):
+        raise OAuthError("invalid_request", "NUL characters (\\x00) are not allowed")
+    return form
 
 
 Form = Annotated[dict[str, str], Depends(read_form)]
@@ -196,7 +200,9 @@ def revoke_token(token_id: models.Id32, who: Who, db: Db, address: Address) -> R
 def audit_events(
     who: Who,
     db: Db,
-    user_id: Annotated[int | None, Query(description="another account (admins only)")] = None,
+    user_id: Annotated[
+        int | None, Query(ge=0, le=models.INT32_MAX, description="another account (admins only)")
+    ] = None,
     action: Annotated[str | None, Query(description="one action, e.g. login.failed")] = None,
     limit: Limit = DEFAULT,
     offset: Offset = 0,

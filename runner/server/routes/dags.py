@@ -36,7 +36,7 @@ def list_dags(
     who: Who,
     db: Db,
     name: str | None = None,
-    site_id: int | None = None,
+    site_id: models.Id32 | None = None,
     all_versions: Annotated[
         bool, Query(description="every version, not only the latest of each name")
     ] = False,
@@ -52,13 +52,13 @@ def list_dags(
 
 
 @router.get("/{dag_id}", response_model=models.Dag)
-def get(dag_id: int, who: Who, db: Db) -> Response:
+def get(dag_id: models.Id32, who: Who, db: Db) -> Response:
     with db.read() as conn:
         return json_response(dags.get(conn, who, dag_id))
 
 
 @router.delete("/{dag_id}", status_code=204)
-def delete(dag_id: int, who: Who, db: Db) -> Response:
+def delete(dag_id: models.Id32, who: Who, db: Db) -> Response:
     with db.write() as conn:
         dags.delete(conn, who, dag_id)
     return Response(status_code=204)
@@ -72,7 +72,7 @@ def delete(dag_id: int, who: Who, db: Db) -> Response:
         models.DagRunCreate, "the instances to create (all their jobs in one transaction)"
     ),
 )
-def run(dag_id: int, body: RunBody, who: Who, db: Db) -> Response:
+def run(dag_id: models.Id32, body: RunBody, who: Who, db: Db) -> Response:
     with db.write() as conn:
         return json_response(dags.run(conn, db, who, dag_id, body), 201)
 
@@ -81,7 +81,7 @@ def run(dag_id: int, body: RunBody, who: Who, db: Db) -> Response:
 def list_runs(
     who: Who,
     db: Db,
-    dag_id: int | None = None,
+    dag_id: models.Id32 | None = None,
     name: str | None = None,
     limit: Limit = DEFAULT,
     offset: Offset = 0,
@@ -91,18 +91,20 @@ def list_runs(
 
 
 @runs_router.get("/{run_id}", response_model=models.DagRun)
-def get_run(run_id: int, who: Who, db: Db) -> Response:
+def get_run(run_id: models.Id32, who: Who, db: Db) -> Response:
     with db.read() as conn:
         return json_response(dags.get_run(conn, who, run_id))
 
 
 @runs_router.get("/{run_id}/status", response_model=models.DagRunStatus)
 def status(
-    run_id: int,
+    run_id: models.Id32,
     who: Who,
     db: Db,
     detail: Annotated[bool, Query(description="list every instance")] = False,
-    instance: Annotated[int | None, Query(ge=0, description="only this instance (listed)")] = None,
+    instance: Annotated[
+        int | None, Query(ge=0, le=models.INT32_MAX, description="only this instance (listed)")
+    ] = None,
 ) -> Response:
     with db.read() as conn:
         return json_response(dags.status(conn, who, run_id, detail=detail, instance=instance))
@@ -110,10 +112,12 @@ def status(
 
 @runs_router.post("/{run_id}/kill", response_model=models.KillResult)
 def kill(
-    run_id: int,
+    run_id: models.Id32,
     who: Who,
     db: Db,
-    instance: Annotated[int | None, Query(ge=0, description="only this instance")] = None,
+    instance: Annotated[
+        int | None, Query(ge=0, le=models.INT32_MAX, description="only this instance")
+    ] = None,
 ) -> Response:
     with db.write() as conn:
         return json_response({"killed": dags.kill(conn, who, run_id, instance=instance)})

@@ -28,7 +28,8 @@ BUSY_TIMEOUT_MS = 30_000
 SQLITE_CACHE_KIB = 4_096
 
 
-#: bulk-inserted jobs after which the server refreshes planner statistics (``maintain``).
+#: bulk-inserted jobs after which the server refreshes planner statistics (``maintain``);
+#: a DAG run that creates this many refreshes them in its own transaction (services/dags.py).
 ANALYZE_AFTER_ROWS = 5_000
 #: ... at once, when they are this part of the table as last analyzed (``after_bulk_insert``).
 STALE_FRACTION = 0.25

@@ -18,7 +18,6 @@ from runner.client import Client
 from runner.server import schema
 from runner.server.db import ANALYZE_AFTER_ROWS, QUICK_STATISTICS_TARGET, STALE_FRACTION, Database
 from runner.server.process import ServerProcess
-from runner.server.services.dags import ANALYZE_AFTER_JOBS
 
 
 @pytest.fixture
@@ -81,7 +80,7 @@ def test_a_create_that_is_a_large_part_of_the_table_refreshes_statistics_before_
 
 
 def test_a_large_dag_run_refreshes_statistics_before_it_answers(pg_server: tuple[ServerProcess, str]) -> None:
-    """A DAG run of ANALYZE_AFTER_JOBS jobs or more refreshes the tables it filled in its
+    """A DAG run of ANALYZE_AFTER_ROWS jobs or more refreshes the tables it filled in its
     own transaction, with the same small sample as a bulk create's refresh."""
     server, url = pg_server
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
@@ -93,10 +92,10 @@ def test_a_large_dag_run_refreshes_statistics_before_it_answers(pg_server: tuple
     alice.apps.create(site_id=site.id, name="true", command_template="/bin/true")
     dag = alice.dags.builder("pair", site=site, parameters={"n": None})
     dag.node("child", app="true", parents=[dag.node("root", app="true")], tags={"n": "{n}"})
-    run = alice.dags.run(dag.define(), [{"n": i} for i in range(ANALYZE_AFTER_JOBS // 2)])
-    assert run.jobs == ANALYZE_AFTER_JOBS
+    run = alice.dags.run(dag.define(), [{"n": i} for i in range(ANALYZE_AFTER_ROWS // 2)])
+    assert run.jobs == ANALYZE_AFTER_ROWS
     rows, analyzed = _planner_rows(url)
-    assert (rows, analyzed) == (ANALYZE_AFTER_JOBS, 1), "the planner knows the run's jobs when it answers"
+    assert (rows, analyzed) == (ANALYZE_AFTER_ROWS, 1), "the planner knows the run's jobs when it answers"
     assert _histogram_bounds(url, "id") == QUICK_STATISTICS_TARGET + 1, "the refresh's small sample"
 
 

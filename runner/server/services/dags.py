@@ -43,7 +43,7 @@ from runner.models import (
 from runner.server import bulk, rows
 from runner.server import tables as t
 from runner.server.auth.principal import Principal
-from runner.server.db import Database, refresh_statistics, utcnow
+from runner.server.db import ANALYZE_AFTER_ROWS, Database, refresh_statistics, utcnow
 from runner.server.errors import Invalid, Loc, NotFound
 from runner.server.services import app_params, job_create, jobs
 from runner.server.services.common import count, ensure_owned
@@ -329,17 +329,13 @@ def run(conn: Connection, db: Database, who: Principal, dag_id: int, body: DagRu
             job_create.bulk_create(conn, db, who, items)
         except Invalid as exc:
             raise _relocated(exc, start, nodes) from None
-    if n_jobs >= ANALYZE_AFTER_JOBS and not bulk.is_sqlite(conn):
+    if n_jobs >= ANALYZE_AFTER_ROWS and not bulk.is_sqlite(conn):
         # PostgreSQL plans from statistics its autovacuum refreshes a minute or so later:
         # right after tens of thousands of rows land in tables it last saw small, it
         # loops over a sequential scan (the run's status took 22 s at 20,000 jobs, 0.2 s
         # at 10,000). The refresh counts this transaction's own new rows.
         refresh_statistics(conn, "jobs", "job_tags", "job_parents")
     return get_run(conn, who, run_id)
-
-
-#: a run creating this many jobs refreshes PostgreSQL's statistics of the tables it filled
-ANALYZE_AFTER_JOBS = 5_000
 
 
 def _job(

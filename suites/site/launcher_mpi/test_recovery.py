@@ -144,10 +144,11 @@ def _detached_task(
 def test_what_a_killed_launcher_left_running_is_gone_before_its_job_runs_again(
     tolu_site: Any, tolu_client: Client, make_jobs: Any, tolu_launcher: Any, fake_nodes: Any,
 ) -> None:
-    # A SIGKILLed launcher cannot stop what its tasks started; its successor on the same
+    # A launcher killed with all its processes at once (its spawners get no chance to
+    # stop their tasks) cannot stop what its tasks started; its successor on the same
     # host kills what carries its mark before the job is released to run again.
     with _detached_task(tolu_site, make_jobs, tolu_launcher, fake_nodes) as (job, first, left):
-        first.kill()
+        _kill_all_but(first, left)
         assert _running(left)  # it outlived its launcher: nothing else would stop it
 
         second = tolu_launcher("mpi", max_idle_sec=60)
@@ -156,6 +157,21 @@ def test_what_a_killed_launcher_left_running_is_gone_before_its_job_runs_again(
         assert rerun.attempt == 1
         assert not _running(left)
         assert "left running" in second.log_path.read_text()
+
+
+def _kill_all_but(launcher: Any, spared: int) -> None:
+    """SIGKILL ``launcher`` and every process under it but ``spared``, like an OOM kill of
+    all of them: each is stopped first, so none can act on its parent's death (a spawner
+    that outlived its launcher for a moment would stop its task and what it left)."""
+    procs = [p for p in psutil.Process(launcher.proc.pid).children(recursive=True) if p.pid != spared]
+    procs.append(psutil.Process(launcher.proc.pid))
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(signal.SIGSTOP)
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(signal.SIGKILL)
+    launcher.kill()  # reaps it
 
 
 def _running(pid: int) -> bool:

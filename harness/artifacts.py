@@ -49,16 +49,42 @@ class ErrorLine:
     line: int
     text: str
     expected: bool
+    #: the exception the traceback printed under the line ends with, if one follows it
+    #: ("Exception in ASGI application" says nothing of what went wrong)
+    cause: str | None = None
+
+
+#: a line that begins a log record (so no traceback line): a date, or a level word.
+RECORD_START = re.compile(r"^(?:\d{4}-\d\d-\d\d|\[?(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\b)")
 
 
 def scan_errors(text: str, file: str, expected: list[re.Pattern[str]]) -> list[ErrorLine]:
-    """The ERROR/CRITICAL lines of a log, each marked expected when a pattern matches it."""
+    """The ERROR/CRITICAL lines of a log, each marked expected when a pattern matches it,
+    with the exception of the traceback that follows it, if any."""
     found: list[ErrorLine] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
         if ERROR_LINE.search(line):
             hit = any(p.search(line) for p in expected)
-            found.append(ErrorLine(file, number, line.rstrip()[:2000], hit))
+            found.append(ErrorLine(file, index + 1, line.rstrip()[:2000], hit, _cause(lines, index + 1)))
     return found
+
+
+_NOT_A_CAUSE = ("Traceback", "During handling", "The above", "+")
+
+
+def _cause(lines: list[str], start: int) -> str | None:
+    """The last exception line of the traceback that begins at ``lines[start]``, if one does."""
+    if start >= len(lines) or not lines[start].lstrip(" +|").startswith("Traceback"):
+        return None
+    cause = None
+    for line in lines[start:]:
+        if RECORD_START.match(line):
+            break
+        # the exception lines are the traceback's unindented ones; the last is the cause
+        if line.strip() and not line[:1].isspace() and not line.startswith(_NOT_A_CAUSE):
+            cause = line.rstrip()
+    return cause[:500] if cause else None
 
 
 @dataclass

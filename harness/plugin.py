@@ -377,6 +377,8 @@ class _Reporter:
                     tr.write_line(
                         f"  {entry['nodeid']}: {entry['file']}:{entry['line']}: {entry['text'][:200]}"
                     )
+                    if entry.get("cause"):
+                        tr.write_line(f"    the traceback under it ends: {entry['cause'][:300]}")
         tr.write_sep("-", "tolu artifacts")
         tr.write_line(f"{RUN_DIR_PREFIX}{state.run_dir}")
         if report is not None:

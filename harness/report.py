@@ -27,7 +27,7 @@ from harness.probes import mpi_version
 if TYPE_CHECKING:
     from harness.run import RunState
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SCHEMA_RESOURCE = "report.schema.json"
 #: how a run names its artifact folder in the terminal summary.
 RUN_DIR_PREFIX = "tolu artifacts: "

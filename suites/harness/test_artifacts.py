@@ -199,3 +199,28 @@ def test_error_line_detection(line: str, is_error: bool) -> None:
     if found:
         assert (found[0].file, found[0].line, found[0].text) == ("x.log", 2, line)
         assert found[0].expected is ("job 3" in line)
+
+
+def test_an_error_line_names_the_exception_of_the_traceback_under_it() -> None:
+    log = "\n".join([
+        "INFO:     127.0.0.1 - \"POST /sessions/3/reports HTTP/1.1\" 500",
+        "ERROR:    Exception in ASGI application",
+        "Traceback (most recent call last):",
+        '  File "/x/db.py", line 3, in write',
+        "    conn.execute(stmt)",
+        "psycopg.errors.DeadlockDetected: deadlock detected",
+        "",
+        "The above exception was the direct cause of the following exception:",
+        "",
+        "Traceback (most recent call last):",
+        '  File "/x/app.py", line 9, in __call__',
+        "sqlalchemy.exc.OperationalError: (psycopg.errors.DeadlockDetected) deadlock detected",
+        "INFO:     127.0.0.1 - \"GET /jobs HTTP/1.1\" 200",
+        "2026-11-22 19:01:41,574 ERROR runner.launcher: job 3 failed",
+    ])  # fmt: skip
+    asgi, job = scan_errors(log, "server.log", [])
+    assert asgi.line == 2
+    assert asgi.cause == (
+        "sqlalchemy.exc.OperationalError: (psycopg.errors.DeadlockDetected) deadlock detected"
+    )
+    assert job.cause is None  # no traceback under it

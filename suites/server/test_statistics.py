@@ -5,8 +5,6 @@ answers, so the acquire that follows is not planned for the table as it was."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,18 +16,6 @@ from runner.client import Client
 from runner.server import schema
 from runner.server.db import ANALYZE_AFTER_ROWS, QUICK_STATISTICS_TARGET, STALE_FRACTION, Database
 from runner.server.process import ServerProcess
-
-
-@pytest.fixture
-def pg_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ServerProcess, str]]:
-    request.getfixturevalue("postgres_url")  # the harness's PostgreSQL checks (skip / --require)
-    with scratch_database("tolu_stats") as url:
-        server = ServerProcess(tmp_path / "server", database_url=url)
-        server.start(timeout=90)
-        try:
-            yield server, url
-        finally:
-            server.stop()
 
 
 def _planner_rows(url: str) -> tuple[float, int]:

@@ -47,7 +47,8 @@ def apply(conn: Connection, who: Principal, session_id: int, reports: Sequence[J
     """Apply what applies, answer the rest as moot: ``{"accepted": n, "moot": [...]}``."""
     if len(reports) > MAX_BULK:
         raise too_many(len(reports), "reports")
-    get_row(conn, who, session_id)  # 404 when it expired: the launcher opens a new one
+    # 404 when it expired (the launcher opens a new one); it cannot end before we commit
+    get_row(conn, who, session_id, lock="key share")
     ids = list(dict.fromkeys(r.id for r in reports))
     recs = load_recs(conn, ids, owner_id=who.user_id, site_id=who.site_id)
     late = {r.id for r in reports if r.id in recs and r.attempt == recs[r.id].attempt - 1}

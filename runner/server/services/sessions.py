@@ -4,6 +4,13 @@ Acquisition is atomic per database: PostgreSQL locks the chosen rows with
 ``FOR UPDATE SKIP LOCKED`` (two sessions skip each other's rows instead of waiting);
 SQLite runs it inside ``BEGIN IMMEDIATE`` (one writer at a time). Either way a job
 is handed to at most one session.
+
+PostgreSQL: a request that acts for a session locks its row before any job's
+(``get_row``'s ``lock``), so a session cannot end between the check that it exists
+and the writes that name it, and every transaction takes the session's row, then
+jobs' rows: never the other way round, so none waits on another in a circle. Reports
+and acquires take ``KEY SHARE`` (they run side by side), an acquire that may be
+asked again ``NO KEY UPDATE`` (its retry waits for it), a session's end ``UPDATE``.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Connection, delete, select, update
 
@@ -31,10 +38,16 @@ S = JobState
 log = logging.getLogger("tolu.server")
 
 
-def get_row(conn: Connection, who: Principal, session_id: int) -> dict[str, Any]:
-    row = conn.execute(
-        select(*rows.SESSION_COLUMNS).where(t.sessions.c.id == session_id, who.owns(t.sessions))
-    ).first()
+#: how ``get_row`` locks the session's row on PostgreSQL (see the module): against its
+#: end (``key share``), also against another such request (``no key update``), or for it.
+Lock = Literal["key share", "no key update", "update"]
+
+
+def get_row(conn: Connection, who: Principal, session_id: int, lock: Lock | None = None) -> dict[str, Any]:
+    stmt = select(*rows.SESSION_COLUMNS).where(t.sessions.c.id == session_id, who.owns(t.sessions))
+    if lock is not None and not bulk.is_sqlite(conn):
+        stmt = stmt.with_for_update(read=lock == "key share", key_share=lock != "update")
+    row = conn.execute(stmt).first()
     if row is None:
         raise NotFound(f"session {session_id} not found (it may have expired)")
     return rows.one(rows.SESSION_KEYS, row)
@@ -85,7 +98,7 @@ def heartbeat(
 
 
 def delete_session(conn: Connection, who: Principal, session_id: int) -> None:
-    get_row(conn, who, session_id)
+    get_row(conn, who, session_id, lock="update")
     _release(conn, [session_id], "session ended")
 
 
@@ -155,9 +168,9 @@ def acquire(
     acquire whose answer was lost: it gets that acquire's jobs again (``_answered``).
     """
     expire(conn, up_since=up_since)
-    session = get_row(conn, who, session_id)
+    session = get_row(conn, who, session_id, lock="key share" if spec.request_id is None else "no key update")
     if spec.request_id is not None:
-        again = _answered(conn, db, session_id, spec.request_id)
+        again = _answered(conn, session_id, spec.request_id)
         if again is not None:
             return again
     j = t.jobs.c
@@ -218,19 +231,16 @@ def _array(held: list[Any]) -> bytes:
     return ("[" + ",".join(row[2] for row in held) + "]").encode()
 
 
-def _answered(conn: Connection, db: Database, session_id: int, request_id: str) -> bytes | None:
+def _answered(conn: Connection, session_id: int, request_id: str) -> bytes | None:
     """The answer again, when ``request_id`` names the session's last acquire; else None.
 
     Its jobs that the session still holds and that have not started (one that its
     owner killed meanwhile is left out): the launcher that asks again never heard of
-    them. PostgreSQL locks the session's row first, so a retry sent while the first
-    request is still in the works waits for it and then finds its key.
+    them. The caller holds the session's row (``no key update``), so a retry sent
+    while the first request is still in the works waits for it and then finds its key.
     """
     c = t.sessions.c
-    stmt = select(c.acquire_key, c.acquired).where(c.id == session_id)
-    if not db.is_sqlite:
-        stmt = stmt.with_for_update(of=t.sessions)
-    key, acquired = conn.execute(stmt).one()
+    key, acquired = conn.execute(select(c.acquire_key, c.acquired).where(c.id == session_id)).one()
     if key != request_id:
         return None
     ids = [int(i) for i in acquired.split(",")] if acquired else []

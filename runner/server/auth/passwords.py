@@ -7,15 +7,21 @@ repeated character, of a straight run (``12345678...``) and of the account's nam
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
-#: Verified against when an account has no password or does not exist, so a wrong
-#: name costs as much as a wrong password (no user enumeration by timing).
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when an account has no password or does not exist, so a wrong
+    name costs as much as a wrong password (no user enumeration by timing). Made on
+    first use: an argon2 hash is 0.2 s of CPU, which every server start paid."""
+    return _hasher.hash("not-a-real-password")
 
 #: Passwords at the top of every leaked-password list that are long enough to pass
 #: the length rule (shorter ones are refused by length already).
@@ -80,7 +86,7 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     """True when ``password`` matches; an empty or missing hash never matches."""
     try:
         if not password_hash:
-            _hasher.verify(_DUMMY_HASH, password)
+            _hasher.verify(_dummy_hash(), password)
             return False
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):

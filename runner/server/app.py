@@ -126,6 +126,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     if faults.enabled():
         log.warning("test mode: %s=1, the fault switch /_test/faults is on (never in production)", faults.ENV)
         faults.install(app)
+    app.add_middleware(errors.Unexpected)  # the outermost: it answers for what raised inside
 
     @app.get("/health", response_model=models.Health, tags=["health"])
     def health(request: Request) -> Response:

@@ -6,6 +6,7 @@ FastAPI's own validation errors) to the bodies docs/api.md promises.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("tolu.server")
 
 Loc = Sequence[str | int]
 #: what FastAPI answers (400) for a body it cannot even decode.
@@ -147,3 +151,34 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """pydantic's errors shaped like a 422's ``detail``, for answers outside an HTTP
     response (the event stream's error message)."""
     return _clean(errors)
+
+
+class Unexpected:
+    """The outermost middleware: an exception no handler expected (a bug) is logged with
+    its traceback and answered 500 with a JSON ``detail``, on a connection that stays
+    open. Without it uvicorn answered text/plain, which clients take for another
+    server's, and once an answer had begun it closed the connection under the client
+    (a reset that could swallow the answer itself)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:
+                raise  # half an answer is out: only closing the connection can say it failed
+            log.exception("unexpected error answering %s %s", scope.get("method"), scope.get("path"))
+            detail = f"internal server error ({type(exc).__name__}); the server's log has its traceback"
+            await json_response({"detail": detail}, 500)(scope, receive, send)

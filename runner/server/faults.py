@@ -12,7 +12,9 @@ answers every request whose path contains one of ``paths`` (default: all but
 requests it answered with each status, ``DELETE`` ends it. With ``"after": true`` each
 such request is carried out first and only its answer is replaced: the answer lost on
 its way back (a server killed after its commit, a proxy's timeout), the case a retry
-must not turn into work done twice or work held by nobody.
+must not turn into work done twice or work held by nobody. With ``"raise": true`` (and
+status 500) each such request raises an exception in the server instead: what a bug
+does, answered and logged as one.
 """
 
 from __future__ import annotations
@@ -35,11 +37,16 @@ def enabled() -> bool:
     return os.environ.get(ENV) == "1"
 
 
+class InjectedError(RuntimeError):
+    """What a request raises while ``"raise": true`` is on."""
+
+
 class FaultSpec(BaseModel):
     status: int = Field(ge=400, le=599)
     seconds: float = Field(gt=0, le=3600)
     paths: list[str] = Field(default_factory=list)
     after: bool = False
+    raise_: bool = Field(False, alias="raise")
 
 
 @dataclass
@@ -49,6 +56,8 @@ class Faults:
     paths: tuple[str, ...] = ()
     #: carry the request out, then answer ``status`` in place of its answer
     after: bool = False
+    #: raise an exception in place of answering (a bug's 500)
+    raise_: bool = False
     #: status -> requests answered with it so far
     hits: dict[int, int] = field(default_factory=dict)
 
@@ -68,6 +77,8 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         self.faults.hits[self.faults.status] = self.faults.hits.get(self.faults.status, 0) + 1
+        if self.faults.raise_:
+            raise InjectedError(f"fault injected by the server's test mode ({ENV})")
         if self.faults.after:
 
             async def lost(message: Message) -> None:
@@ -91,7 +102,9 @@ def install(app: FastAPI) -> None:
         faults.until = time.monotonic() + spec.seconds
         faults.paths = tuple(spec.paths)
         faults.after = spec.after
-        return {"status": spec.status, "seconds": spec.seconds, "paths": spec.paths, "after": spec.after}
+        faults.raise_ = spec.raise_ and spec.status == 500
+        return {"status": spec.status, "seconds": spec.seconds, "paths": spec.paths, "after": spec.after,
+                "raise": faults.raise_}  # fmt: skip
 
     @app.get("/_test/faults", include_in_schema=False)
     def get_faults() -> dict[str, object]:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+import requests
 from server_helpers import Raw, SiteApp
 
 from runner.client import Client
+from runner.client.errors import ServerError
 from runner.models import MAX_BULK
+from runner.server import faults
+from runner.server.process import ServerProcess
 
 
 def _locs(resp: Any) -> list[list[Any]]:
@@ -171,3 +176,25 @@ def test_auth_errors(tolu_client: Client, raw: Raw) -> None:
     )
     assert resp.status_code == 401
     assert raw("GET", "/health").json()["status"] == "ok"
+
+
+def test_a_server_bug_is_answered_500_in_json_and_logged_with_its_traceback(tmp_path: Path) -> None:
+    """An exception no handler expects (here raised on purpose by the server's test mode)
+    is answered 500 with a JSON detail the client shows, not text/plain that it took
+    for another server's, and its traceback goes to the server's log."""
+    log = tmp_path / "server.log"
+    with ServerProcess(tmp_path / "data", log_path=log, env={faults.ENV: "1"}) as server:
+        Client.register(server.url, "alice", "s3cret-pass")
+        alice = Client.login(server.url, "alice", "s3cret-pass").clone(retries=0)
+        spec = {"status": 500, "seconds": 600, "paths": ["/jobs"], "raise": True}
+        requests.put(f"{server.url}/_test/faults", json=spec, timeout=10).raise_for_status()
+        with pytest.raises(ServerError) as caught:
+            alice.jobs.count()
+        assert caught.value.status == 500
+        assert "internal server error (InjectedError)" in str(caught.value), caught.value
+        assert "is this a tolu server" not in str(caught.value)
+        assert alice.sites.filter() == []  # the server goes on answering
+    text = log.read_text()
+    assert "ERROR tolu.server: unexpected error answering GET /jobs" in text
+    assert "runner.server.faults.InjectedError: fault injected by the server's test mode" in text
+    assert "Exception in ASGI application" not in text  # answered, not left to uvicorn

@@ -12,9 +12,10 @@ answers every request whose path contains one of ``paths`` (default: all but
 requests it answered with each status, ``DELETE`` ends it. With ``"after": true`` each
 such request is carried out first and only its answer is replaced: the answer lost on
 its way back (a server killed after its commit, a proxy's timeout), the case a retry
-must not turn into work done twice or work held by nobody. With ``"raise": true`` (and
-status 500) each such request raises an exception in the server instead: what a bug
-does, answered and logged as one.
+must not turn into work done twice or work held by nobody. With ``"raise": true``
+each such request raises an exception in the server instead: what a bug does, answered
+and logged as one (only with status 500 and without ``after``, else the switch answers
+422).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 import orjson
 from fastapi import FastAPI
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -47,6 +48,15 @@ class FaultSpec(BaseModel):
     paths: list[str] = Field(default_factory=list)
     after: bool = False
     raise_: bool = Field(False, alias="raise")
+
+    @model_validator(mode="after")
+    def _raise_is_a_bug(self) -> FaultSpec:
+        # a bug's exception is answered 500 and only 500; raising also means no answer to lose
+        if self.raise_ and self.status != 500:
+            raise ValueError(f"raise: an exception is answered 500, not {self.status}")
+        if self.raise_ and self.after:
+            raise ValueError("raise: an exception leaves no answer to lose (drop after)")
+        return self
 
 
 @dataclass
@@ -102,7 +112,7 @@ def install(app: FastAPI) -> None:
         faults.until = time.monotonic() + spec.seconds
         faults.paths = tuple(spec.paths)
         faults.after = spec.after
-        faults.raise_ = spec.raise_ and spec.status == 500
+        faults.raise_ = spec.raise_
         return {"status": spec.status, "seconds": spec.seconds, "paths": spec.paths, "after": spec.after,
                 "raise": faults.raise_}  # fmt: skip
 

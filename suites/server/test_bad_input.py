@@ -186,6 +186,10 @@ def test_a_server_bug_is_answered_500_in_json_and_logged_with_its_traceback(tmp_
     with ServerProcess(tmp_path / "data", log_path=log, env={faults.ENV: "1"}) as server:
         Client.register(server.url, "alice", "s3cret-pass")
         alice = Client.login(server.url, "alice", "s3cret-pass").clone(retries=0)
+        for wrong in ({"status": 503}, {"status": 500, "after": True}):  # a bug answers 500, and answers
+            switch = {"seconds": 9, "raise": True, **wrong}
+            bad = requests.put(f"{server.url}/_test/faults", json=switch, timeout=10)
+            assert bad.status_code == 422 and "raise:" in bad.text, bad.text
         spec = {"status": 500, "seconds": 600, "paths": ["/jobs"], "raise": True}
         requests.put(f"{server.url}/_test/faults", json=spec, timeout=10).raise_for_status()
         with pytest.raises(ServerError) as caught:

@@ -140,7 +140,13 @@ def create_app(settings: ServerSettings) -> FastAPI:
             }
         )
 
+    # FastAPI matches a request against the routes in this order, at some 10 µs a route
+    # here: the launchers' routes (acquire, reports, heartbeat: every job passes through
+    # them) go first, then the jobs'. Twelfth, the sessions' routes took 0.3-0.5 ms of
+    # the server's CPU to match; first, 0.05 ms (docs/performance.md).
     for module in (
+        sessions,
+        jobs,
         users,
         auth,
         admin,
@@ -148,11 +154,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         device_page,
         sites,
         apps,
-        jobs,
         events,
         transfers,
         batch_jobs,
-        sessions,
         runs,
         stats,
         events_stream,

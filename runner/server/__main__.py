@@ -40,12 +40,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from runner.server import schema, workers
     from runner.server.app import create_app
+    from runner.server.auth.settings import AuthSettingsError
     from runner.server.db import Database
 
     configure_logging(args.log_level)
-    settings = ServerSettings.from_env(
-        data_dir=args.data_dir, database_url=args.database_url, migrate=args.migrate or None
-    )
+    try:
+        settings = ServerSettings.from_env(
+            data_dir=args.data_dir, database_url=args.database_url, migrate=args.migrate or None
+        )
+    except AuthSettingsError as exc:
+        print(f"tolu server: {exc}", file=sys.stderr)
+        return 2
     refused = workers.check(args.workers, settings.url)
     if refused is not None:
         print(f"tolu server: {refused}", file=sys.stderr)

@@ -9,19 +9,62 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
+from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
+
+@dataclass(frozen=True)
+class HashCost:
+    """What one argon2id hash costs: memory (KiB), passes over it, lanes.
+
+    The default is RFC 9106's second recommended option (64 MiB, 3 passes, 4 lanes;
+    argon2-cffi's own default): about 0.2 s of CPU per hash. A hash keeps the cost it
+    was made with, so a changed cost applies to new passwords, and to an old one at
+    its next login (``needs_rehash``). Written as in the hash itself: ``m=65536,t=3,p=4``.
+    """
+
+    memory_kib: int = 65536
+    passes: int = 3
+    lanes: int = 4
+
+    def __post_init__(self) -> None:
+        if self.passes < 1 or self.lanes < 1 or self.memory_kib < 8 * self.lanes:
+            raise ValueError(f"{self}: argon2 needs t >= 1, p >= 1 and m >= 8 * p")
+
+    def __str__(self) -> str:
+        return f"m={self.memory_kib},t={self.passes},p={self.lanes}"
+
+    @classmethod
+    def parse(cls, text: str) -> HashCost:
+        """``m=65536,t=3,p=4`` (any order; a letter left out keeps its default)."""
+        values: dict[str, int] = {}
+        for part in text.split(","):
+            found = re.fullmatch(r"\s*([mtp])\s*=\s*(\d+)\s*", part)
+            if found is None or found[1] in values:
+                raise ValueError(f"{text!r}: expected m=<KiB>,t=<passes>,p=<lanes>, as m=65536,t=3,p=4")
+            values[found[1]] = int(found[2])
+        default = cls()
+        return cls(
+            memory_kib=values.get("m", default.memory_kib),
+            passes=values.get("t", default.passes),
+            lanes=values.get("p", default.lanes),
+        )
 
 
 @functools.cache
-def _dummy_hash() -> str:
+def _hasher(cost: HashCost) -> PasswordHasher:
+    return PasswordHasher(time_cost=cost.passes, memory_cost=cost.memory_kib, parallelism=cost.lanes)
+
+
+@functools.cache
+def _dummy_hash(cost: HashCost) -> str:
     """Verified against when an account has no password or does not exist, so a wrong
     name costs as much as a wrong password (no user enumeration by timing). Made on
     first use: an argon2 hash is 0.2 s of CPU, which every server start paid."""
-    return _hasher.hash("not-a-real-password")
+    return _hasher(cost).hash("not-a-real-password")
 
 #: Passwords at the top of every leaked-password list that are long enough to pass
 #: the length rule (shorter ones are refused by length already).
@@ -78,18 +121,27 @@ COMMON = frozenset(
 )
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+def hash_password(password: str, cost: HashCost) -> str:
+    return _hasher(cost).hash(password)
 
 
-def verify_password(password_hash: str | None, password: str) -> bool:
-    """True when ``password`` matches; an empty or missing hash never matches."""
+def verify_password(password_hash: str | None, password: str, cost: HashCost) -> bool:
+    """True when ``password`` matches; an empty or missing hash never matches (and costs
+    as much to find out: ``cost`` is what a hash of this server costs)."""
     try:
         if not password_hash:
-            _hasher.verify(_dummy_hash(), password)
+            _hasher(cost).verify(_dummy_hash(cost), password)
             return False
-        return _hasher.verify(password_hash, password)
+        return _hasher(cost).verify(password_hash, password)
     except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str, cost: HashCost) -> bool:
+    """True when ``password_hash`` was made with another cost than ``cost``."""
+    try:
+        return _hasher(cost).check_needs_rehash(password_hash)
+    except InvalidHashError:
         return False
 
 

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from runner.server.auth.passwords import HashCost
+
 T = TypeVar("T")
 
 
@@ -65,6 +67,8 @@ class AuthSettings:
     login_max_failures_per_address: int = 50
     login_window_sec: float = 900.0
     password_min_length: int = 10
+    #: what a password hash costs (argon2id; ``TOLU_PASSWORD_HASH=m=65536,t=3,p=4``).
+    password_hash: HashCost = field(default_factory=HashCost)
     #: accounts that are admins whatever their role in the database.
     admin_users: tuple[str, ...] = ()
     #: the server's URL as users reach it (device-code login prints it) [default: the request's].
@@ -106,6 +110,7 @@ class AuthSettings:
             ),
             login_window_sec=number("TOLU_LOGIN_WINDOW", cls.login_window_sec),
             password_min_length=count("TOLU_PASSWORD_MIN_LENGTH", cls.password_min_length),
+            password_hash=_hash_cost(env),
             admin_users=tuple(
                 n.strip().casefold() for n in env.get("TOLU_ADMIN_USERS", "").split(",") if n.strip()
             ),
@@ -117,6 +122,16 @@ class AuthSettings:
         if settings.password_min_length < 8:
             raise AuthSettingsError("TOLU_PASSWORD_MIN_LENGTH: at least 8 (NIST SP 800-63B)")
         return settings
+
+
+def _hash_cost(env: Mapping[str, str]) -> HashCost:
+    text = env.get("TOLU_PASSWORD_HASH", "").strip()
+    if not text:
+        return HashCost()
+    try:
+        return HashCost.parse(text)
+    except ValueError as exc:
+        raise AuthSettingsError(f"TOLU_PASSWORD_HASH: {exc}") from None
 
 
 def _reader(env: Mapping[str, str], kind: Callable[[str], T], what: str) -> Callable[[str, T], T]:

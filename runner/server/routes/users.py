@@ -18,8 +18,7 @@ def issuer(auth: Auth) -> grants.Issuer:
 @router.post("/register", status_code=201, response_model=models.User)
 def register(body: models.UserCreate, db: Db, auth: Auth, address: Address) -> Response:
     """Create an account (the password policy applies; names are compared without case)."""
-    with db.write() as conn:
-        return json_response(users.register(conn, auth.settings, body, address), 201)
+    return json_response(users.register(db, auth.settings, body, address), 201)
 
 
 @router.post(

@@ -48,27 +48,31 @@ def name_taken(conn: Connection, name_key: str) -> bool:
     return conn.execute(select(t.users.c.id).where(t.users.c.name_key == name_key)).first() is not None
 
 
-def register(
-    conn: Connection, settings: AuthSettings, body: UserCreate, address: str | None
-) -> dict[str, Any]:
+def register(db: Database, settings: AuthSettings, body: UserCreate, address: str | None) -> dict[str, Any]:
     key = body.username.casefold()
-    if name_taken(conn, key):
-        raise Conflict(f"username {body.username!r} is taken (names are compared without case)")
+    with db.read() as conn:
+        if name_taken(conn, key):
+            raise Conflict(f"username {body.username!r} is taken (names are compared without case)")
     problem = passwords.policy_problem(body.password, body.username, settings.password_min_length)
     if problem:
         raise Invalid.at(["body", "password"], f"password refused: {problem}")
-    now = utcnow()
-    user_id = conn.execute(
-        t.users.insert().values(
-            username=body.username,
-            name_key=key,
-            password_hash=passwords.hash_password(body.password),
-            role=role_for(settings, key),
-            created_at=now,
-        )
-    ).inserted_primary_key[0]  # type: ignore[index]
-    audit.record(conn, "account.created", user_id=user_id, name_key=key, address=address, via="password")
-    return me(conn, user_id)
+    # hashed outside the write transaction: it is 0.2 s of CPU, and on SQLite a write
+    # transaction holds the write lock, which every launcher's report waits for
+    password_hash = passwords.hash_password(body.password, settings.password_hash)
+    with db.write() as conn:
+        if name_taken(conn, key):  # registered by another request meanwhile
+            raise Conflict(f"username {body.username!r} is taken (names are compared without case)")
+        user_id = conn.execute(
+            t.users.insert().values(
+                username=body.username,
+                name_key=key,
+                password_hash=password_hash,
+                role=role_for(settings, key),
+                created_at=utcnow(),
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        audit.record(conn, "account.created", user_id=user_id, name_key=key, address=address, via="password")
+        return me(conn, user_id)
 
 
 def login(db: Database, issuer: grants.Issuer, body: LoginRequest, address: str | None) -> dict[str, Any]:
@@ -93,10 +97,16 @@ def verify_password_login(
     """The id of the account a name and password open; records a failure and raises otherwise.
 
     The failure is committed before the error is raised: it counts for the rate limit.
+    The password is checked between two transactions, not inside one: argon2 is 0.2 s of
+    CPU, and on SQLite a write transaction holds the write lock that every launcher's
+    report waits for (a login, or a stream of wrong passwords, would stall them all). So
+    attempts that arrive together are all checked against the count before any of them is
+    recorded: the limit can be passed by as many attempts as are in flight at once.
     """
     key = username.casefold()
     error: ServiceError | None = None
-    with db.write() as conn:
+    cost = settings.password_hash
+    with db.read() as conn:
         now = utcnow()
         login_limit.check(conn, settings, name_key=key, address=address, now=now)
         row = conn.execute(
@@ -104,7 +114,18 @@ def verify_password_login(
                 t.users.c.name_key == key
             )
         ).first()
-        ok = passwords.verify_password(row.password_hash if row else None, password)
+    ok = passwords.verify_password(row.password_hash if row else None, password, cost)
+    rehashed = None
+    verified = row.password_hash if row is not None and ok else None
+    if verified is not None and passwords.needs_rehash(verified, cost):
+        rehashed = passwords.hash_password(password, cost)  # the server's cost changed
+    with db.write() as conn:
+        if row is not None and ok:  # as it is now: disabled meanwhile?
+            row = conn.execute(
+                select(t.users.c.id, t.users.c.password_hash, t.users.c.disabled_at, t.users.c.role).where(
+                    t.users.c.id == row.id
+                )
+            ).first()
         if row is None or not ok:
             audit.record(
                 conn, "login.failed", user_id=row.id if row else None, name_key=key, address=address, at=now
@@ -114,9 +135,14 @@ def verify_password_login(
             audit.record(conn, "login.refused", user_id=row.id, name_key=key, address=address, why="disabled")
             error = Unauthorized("account disabled by an administrator")
         else:
+            changes: dict[str, Any] = {}
             role = role_for(settings, key, row.role)
             if role != row.role:
-                conn.execute(t.users.update().where(t.users.c.id == row.id).values(role=role))
+                changes["role"] = role
+            if rehashed is not None and row.password_hash == verified:
+                changes["password_hash"] = rehashed
+            if changes:
+                conn.execute(t.users.update().where(t.users.c.id == row.id).values(**changes))
             return int(row.id)
     raise error
 

@@ -11,7 +11,7 @@ import functools
 import shlex
 import string
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from runner.apps.errors import AppDefinitionError, MissingParameter
 from runner.models import App, Job
@@ -41,6 +41,24 @@ def _split_cached(template: str) -> tuple[str, ...]:
         return tuple(shlex.split(template))
     except ValueError as exc:
         raise AppDefinitionError(f"command template {template!r}: {exc}") from None
+
+
+class _Compiled(NamedTuple):
+    """A template split and parsed once: each token with its placeholders (a token without
+    any already unescaped), and the whole argv when no token has one."""
+
+    tokens: tuple[tuple[str, tuple[str, ...]], ...]
+    literal: tuple[str, ...] | None
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(template: str) -> _Compiled:
+    tokens = []
+    for token in _split(template):
+        names = _token_fields(token, template)
+        tokens.append((token if names else token.replace("{{", "{").replace("}}", "}"), names))
+    literal = None if any(names for _, names in tokens) else tuple(token for token, _ in tokens)
+    return _Compiled(tuple(tokens), literal)
 
 
 def _token_fields(token: str, template: str) -> tuple[str, ...]:
@@ -76,6 +94,8 @@ def merge_parameters(
 ) -> dict[str, Any]:
     """The app's defaults overlaid with the job's values; a required one missing is an error."""
     merged = {**defaults, **given}
+    if None not in merged.values():  # nothing required is missing (once per job: no generator)
+        return merged
     missing = sorted(k for k, v in merged.items() if v is None and k in defaults and k not in given)
     if missing:
         who = f"app {app!r}: " if app else ""
@@ -93,11 +113,13 @@ def render_argv(template: str, params: Mapping[str, Any], *, app: str = "") -> l
     with spaces, quotes, ``;`` or ``$(...)`` stays one literal argument (no shell runs).
     ``{name:spec}`` applies a format spec (``{i:04d}``); ``{{``/``}}`` are literal braces.
     """
+    compiled = _compiled(template)
+    if compiled.literal is not None:  # no placeholder: the same argv for every job
+        return list(compiled.literal)
     argv: list[str] = []
-    for token in _split(template):
-        names = _token_fields(token, template)
+    for token, names in compiled.tokens:
         if not names:
-            argv.append(token.replace("{{", "{").replace("}}", "}"))
+            argv.append(token)
             continue
         missing = [n for n in names if n not in params or params[n] is None]
         if missing:

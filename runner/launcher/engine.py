@@ -42,9 +42,12 @@ def chain_depth(rate_per_slot: float, floor: int) -> int:
     return max(floor, min(MAX_DEPTH, math.ceil(rate_per_slot * 3 * FLUSH_SEC)))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Start:
-    """What the spawner needs to start one task (built by the mode from a task and its place)."""
+    """What the spawner needs to start one task (built by the mode from a task and its place).
+
+    Not frozen: one is built per job, and a frozen dataclass sets each field through
+    ``object.__setattr__`` (three times the cost)."""
 
     argv: list[str]
     workdir: str

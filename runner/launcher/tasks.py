@@ -14,7 +14,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from runner.apps import AppDefinitionError, job_argv
 from runner.interpreter import module_command
@@ -82,31 +81,31 @@ class TaskFactory:
         if app is None:
             raise TaskError(f"app {job.app_id} of job {job.id} is unknown to this launcher")
         workdir = self._workdir(job)
-        wall = job.wall_time_min * 60 if job.wall_time_min > 0 else None
-        common: dict[str, Any] = {
-            "job_id": job.id,
-            "workdir": workdir,
-            "env": job_env(app, job),
-            "wall_time_sec": wall,
-            "num_nodes": job.num_nodes,
-            "ranks_per_node": job.ranks_per_node,
-            "threads_per_rank": job.threads_per_rank,
-            "gpus_per_rank": job.gpus_per_rank,
-            "node_packing_count": job.node_packing_count,
-            "attempt": job.attempt,
-            "session_id": session_id,
-        }
         if app.kind is AppKind.PYTHON:
             if not app.serialized_function:
                 raise TaskError(f"python app {app.name!r} has no serialized_function")
             write_python_payload(Path(workdir), app, job)
             argv = [*module_command("runner.launcher.pyrunner"), f"{workdir}/{META_DIR}"]
-            return Task(argv=argv, python=True, **common)
-        try:
-            argv = job_argv(app, job)
-        except AppDefinitionError as exc:
-            raise TaskError(str(exc)) from None
-        return Task(argv=argv, **common)
+        else:
+            try:
+                argv = job_argv(app, job)
+            except AppDefinitionError as exc:
+                raise TaskError(str(exc)) from None
+        return Task(
+            job_id=job.id,
+            argv=argv,
+            workdir=workdir,
+            env=job_env(app, job),
+            wall_time_sec=job.wall_time_min * 60 if job.wall_time_min > 0 else None,
+            python=app.kind is AppKind.PYTHON,
+            num_nodes=job.num_nodes,
+            ranks_per_node=job.ranks_per_node,
+            threads_per_rank=job.threads_per_rank,
+            gpus_per_rank=job.gpus_per_rank,
+            node_packing_count=job.node_packing_count,
+            attempt=job.attempt,
+            session_id=session_id,
+        )
 
 
 def write_python_payload(workdir: Path, app: App, job: Job) -> None:

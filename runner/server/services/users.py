@@ -91,6 +91,10 @@ def login(db: Database, issuer: grants.Issuer, body: LoginRequest, address: str 
         )
 
 
+#: what a login reads of the account, before and after the password is checked
+_LOGIN_COLUMNS = (t.users.c.id, t.users.c.password_hash, t.users.c.disabled_at, t.users.c.role)
+
+
 def verify_password_login(
     db: Database, settings: AuthSettings, username: str, password: str, address: str | None
 ) -> int:
@@ -109,11 +113,7 @@ def verify_password_login(
     with db.read() as conn:
         now = utcnow()
         login_limit.check(conn, settings, name_key=key, address=address, now=now)
-        row = conn.execute(
-            select(t.users.c.id, t.users.c.password_hash, t.users.c.disabled_at, t.users.c.role).where(
-                t.users.c.name_key == key
-            )
-        ).first()
+        row = conn.execute(select(*_LOGIN_COLUMNS).where(t.users.c.name_key == key)).first()
     ok = passwords.verify_password(row.password_hash if row else None, password, cost)
     rehashed = None
     verified = row.password_hash if row is not None and ok else None
@@ -121,11 +121,7 @@ def verify_password_login(
         rehashed = passwords.hash_password(password, cost)  # the server's cost changed
     with db.write() as conn:
         if row is not None and ok:  # as it is now: disabled meanwhile?
-            row = conn.execute(
-                select(t.users.c.id, t.users.c.password_hash, t.users.c.disabled_at, t.users.c.role).where(
-                    t.users.c.id == row.id
-                )
-            ).first()
+            row = conn.execute(select(*_LOGIN_COLUMNS).where(t.users.c.id == row.id)).first()
         if row is None or not ok:
             audit.record(
                 conn, "login.failed", user_id=row.id if row else None, name_key=key, address=address, at=now

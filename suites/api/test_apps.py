@@ -64,6 +64,14 @@ def test_render_argv_format_spec_and_literal_braces() -> None:
     assert render_argv("run --n={n:05d} lit{{eral}}", {"n": 7}) == ["run", "--n=00007", "lit{eral}"]
 
 
+def test_render_argv_without_placeholders_gives_a_fresh_list_each_time() -> None:
+    """A template without placeholders is compiled once; each job still gets its own argv."""
+    first = render_argv("echo 'a b' lit{{eral}}", {"unused": 1})
+    assert first == ["echo", "a b", "lit{eral}"]
+    first.append("changed")
+    assert render_argv("echo 'a b' lit{{eral}}", {}) == ["echo", "a b", "lit{eral}"]
+
+
 def test_render_argv_missing_parameter_names_it() -> None:
     with pytest.raises(MissingParameter, match="'dst'"):
         render_argv("cp {src} {dst}", {"src": "a"}, app="copy")

@@ -3,8 +3,8 @@
 An ASGI middleware, so both happen before any body is read or parsed:
 
 - **401 first.** A request for an operation that needs a caller (its route depends
-  on ``runner.server.auth.verify.authenticate``, found once from the routes) is
-  authenticated here, by that same function (the one token check), before anything
+  on ``runner.server.auth.verify.caller``, found once from the routes) is
+  authenticated here, by ``authenticate`` (the one token check), before anything
   reads its body: without a valid token it is answered 401 (403 for a credential
   that may not do it) however large or malformed its body. The caller is cached in
   the request's state, where the route's dependency finds it.
@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runner.server.auth.verify import authenticate
+from runner.server.auth.verify import authenticate, caller
 from runner.server.errors import ServiceError
 
 #: default largest request body (bytes): a bulk request of MAX_BULK jobs fits with room.
@@ -40,13 +40,13 @@ MAX_BODY_BYTES = 64 << 20
 
 
 def needs_caller(route: Any) -> bool:
-    """Whether ``route`` depends on the caller (``authenticate``), directly or not."""
+    """Whether ``route`` depends on the caller (``caller``), directly or not."""
     if not isinstance(route, APIRoute):
         return False
     todo = list(route.dependant.dependencies)
     while todo:
         dep = todo.pop()
-        if dep.call is authenticate:
+        if dep.call is caller:
             return True
         todo.extend(dep.dependencies)
     return False

@@ -15,12 +15,13 @@ asked again ``NO KEY UPDATE`` (its retry waits for it), a session's end ``UPDATE
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, delete, select, update
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, delete, select, update
 
 from runner.models import AcquireSpec, SessionCreate
 from runner.server import bulk, rows
@@ -44,13 +45,28 @@ Lock = Literal["key share", "no key update", "update"]
 
 
 def get_row(conn: Connection, who: Principal, session_id: int, lock: Lock | None = None) -> dict[str, Any]:
-    stmt = select(*rows.SESSION_COLUMNS).where(t.sessions.c.id == session_id, who.owns(t.sessions))
-    if lock is not None and not bulk.is_sqlite(conn):
-        stmt = stmt.with_for_update(read=lock == "key share", key_share=lock != "update")
-    row = conn.execute(stmt).first()
+    sqlite = bulk.is_sqlite(conn)
+    stmt = _get_row(who.site_id is not None, None if sqlite else lock)
+    row = conn.execute(stmt, {"id": session_id, "owner": who.user_id, "site": who.site_id}).first()
     if row is None:
         raise NotFound(f"session {session_id} not found (it may have expired)")
     return rows.one(rows.SESSION_KEYS, row)
+
+
+@functools.cache
+def _get_row(site_token: bool, lock: Lock | None) -> Select[Any]:
+    """``get_row``'s statement, built once per kind: building a statement (and its cache
+    key) costs SQLAlchemy several times what running this one does, and every request of a
+    launcher reads its session. The same rows as ``Principal.owns(t.sessions)``: the
+    user's, and of a site token only its site's."""
+    c = t.sessions.c
+    where = [c.id == bindparam("id"), c.owner_id == bindparam("owner")]
+    if site_token:
+        where.append(c.site_id == bindparam("site"))
+    stmt = select(*rows.SESSION_COLUMNS).where(*where)
+    if lock is not None:
+        stmt = stmt.with_for_update(read=lock == "key share", key_share=lock != "update")
+    return stmt
 
 
 def create(conn: Connection, who: Principal, body: SessionCreate) -> dict[str, Any]:
@@ -89,12 +105,16 @@ def heartbeat(
     expire(conn, up_since=up_since)
     row = get_row(conn, who, session_id)
     now = utcnow()
-    conn.execute(
-        update(t.sessions)
-        .where(t.sessions.c.id == session_id)
-        .values(heartbeat=now, expires_at=now + timedelta(seconds=row["ttl_sec"]))
-    )
+    conn.execute(_BEAT, {"sid": session_id, "beat": now, "until": now + timedelta(seconds=row["ttl_sec"])})
     return get_row(conn, who, session_id)
+
+
+#: a heartbeat's write, built once (see ``_get_row``)
+_BEAT = (
+    update(t.sessions)
+    .where(t.sessions.c.id == bindparam("sid"))
+    .values(heartbeat=bindparam("beat"), expires_at=bindparam("until"))
+)
 
 
 def delete_session(conn: Connection, who: Principal, session_id: int) -> None:
@@ -115,17 +135,25 @@ def expire(conn: Connection, now: datetime | None = None, *, up_since: datetime 
     (``SKIP LOCKED``: the others pass it by), so no job times out twice.
     """
     now = now or utcnow()
-    c = t.sessions.c
-    where = [c.expires_at < now]
-    if up_since is not None:
-        where.append(c.ttl_sec < (now - up_since).total_seconds())
-    stmt = select(c.id).where(*where)
-    if not bulk.is_sqlite(conn):
-        stmt = stmt.with_for_update(skip_locked=True)
-    ids = list(conn.execute(stmt).scalars())
+    stmt = _expired(up_since is not None, bulk.is_sqlite(conn))
+    alive = (now - up_since).total_seconds() if up_since is not None else None
+    ids = list(conn.execute(stmt, {"now": now, "alive": alive}).scalars())
     if ids:
         _release(conn, ids, "session expired")
     return len(ids)
+
+
+@functools.cache
+def _expired(since_up: bool, sqlite: bool) -> Select[Any]:
+    """``expire``'s statement, built once per kind (every heartbeat and acquire runs it)."""
+    c = t.sessions.c
+    where = [c.expires_at < bindparam("now")]  # typed as the column (tables.py)
+    if since_up:
+        where.append(c.ttl_sec < bindparam("alive"))
+    stmt = select(c.id).where(*where)
+    if not sqlite:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return stmt
 
 
 def _release(conn: Connection, session_ids: list[int], reason: str) -> None:

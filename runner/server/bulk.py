@@ -94,13 +94,22 @@ class IdsIn(ColumnElement[bool]):
     type = Boolean()
     _is_implicitly_boolean = True
 
-    def __init__(self, col: ColumnElement[Any], ids: Sequence[int]) -> None:
+    def __init__(self, col: ColumnElement[Any], ids: Sequence[int] | None, key: str | None = None) -> None:
         self.col = col
-        self.ids = bindparam(None, [int(i) for i in ids], type_=_IdList(), unique=True)
+        if ids is None:  # a statement built once: the ids come with each execution
+            self.ids = bindparam(key, type_=_IdList())
+        else:
+            self.ids = bindparam(None, [int(i) for i in ids], type_=_IdList(), unique=True)
 
 
 def ids_in(col: ColumnElement[Any], ids: Sequence[int]) -> ColumnElement[bool]:
     return IdsIn(col, ids)
+
+
+def ids_in_param(col: ColumnElement[Any], key: str) -> ColumnElement[bool]:
+    """``ids_in`` for a statement built once and run many times: the ids are the
+    execution's parameter ``key`` (a list of ints)."""
+    return IdsIn(col, None, key)
 
 
 @compiles(IdsIn, "sqlite")

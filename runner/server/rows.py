@@ -75,6 +75,10 @@ class RawShape:
         """The whole row as one JSON text column (see bulk.json_object)."""
         return self._json[bulk.is_sqlite(conn)]
 
+    def json_for(self, sqlite: bool) -> Any:
+        """``json`` for a statement built before any connection (SQLite's or not)."""
+        return self._json[sqlite]
+
 
 JOBS = RawShape(t.jobs, JOB_KEYS)
 EVENTS = RawShape(t.events, EVENT_KEYS)

@@ -36,7 +36,9 @@ def test_the_jobs_a_report_names_are_looked_up_by_their_ids(tmp_path: Path) -> N
     schema.upgrade(engine)
     engine.dispose()
     for owner_id, site_id in ((7, None), (7, 3), (None, 3)):
-        stmt = recs_query(True, [11, 12, 13], owner_id, site_id)
+        stmt = recs_query(True, owner_id is not None, site_id is not None).params(
+            ids=[11, 12, 13], owner=owner_id, site=site_id
+        )
         sql = str(stmt.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
         steps = plan(url, sql)
         assert "SEARCH jobs USING INTEGER PRIMARY KEY (rowid=?)" in steps, steps

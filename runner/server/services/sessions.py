@@ -21,7 +21,7 @@ import math
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, Connection, Integer, Select, Update, bindparam, delete, select, update
 
 from runner.models import AcquireSpec, SessionCreate
 from runner.server import bulk, rows
@@ -201,27 +201,20 @@ def acquire(
         again = _answered(conn, session_id, spec.request_id)
         if again is not None:
             return again
-    j = t.jobs.c
-    # FREE_TO_RUN word for word: the partial index of the jobs free to run serves it
-    where: list[ColumnElement[bool]] = [j.site_id == session["site_id"], t.FREE_TO_RUN]  # type: ignore[list-item]
     one_node = spec.serial_only or spec.max_nodes_per_job == 1
     tags = sorted(spec.filter_tags.items())
+    if not tags and spec.app_ids is None and spec.max_aggregate_nodes is None:
+        plain = list(conn.execute(*_plain_acquire(conn, session, session_id, spec, one_node)))
+        _note_answer(conn, session_id, spec, plain)
+        return _array(plain)
+    j = t.jobs.c
+    limits = (spec.max_nodes_per_job or None, spec.max_wall_time_min or None)
+    where = _queue_terms(session["site_id"], one_node, *limits, spec.serial_only)
     walk_tags = bool(tags) and one_node and spec.max_aggregate_nodes is None and db.is_sqlite  # see _tagged
     if not walk_tags:
         where.extend(tag_is(key, value) for key, value in tags)
     if spec.app_ids is not None:
         where.append(j.app_id.in_(spec.app_ids))
-    if one_node:
-        # an equality (num_nodes >= 1), which reads the index in its order. Beside "num_nodes
-        # <= 1" (a serial-mode launcher asks both), SQLite took the range and sorted every job
-        # free to run at each acquire: 75 ms against 3 behind 90,000 of them.
-        where.append(j.num_nodes == 1)
-    elif spec.max_nodes_per_job:
-        where.append(j.num_nodes <= spec.max_nodes_per_job)
-    if spec.max_wall_time_min:
-        where.append(j.wall_time_min <= spec.max_wall_time_min)
-    if spec.serial_only:
-        where.append(j.ranks_per_node == 1)
     chosen: ColumnElement[bool] | None
     if spec.max_aggregate_nodes is not None:
         where.append(j.num_nodes <= spec.max_aggregate_nodes * j.node_packing_count)
@@ -231,25 +224,110 @@ def acquire(
         ids = _tagged(conn, where, tags, spec.max_num_jobs)
         chosen = ids_in(j.id, ids) if ids else None
     else:
-        picked = select(j.id).where(*where).order_by(j.num_nodes.desc(), j.id).limit(spec.max_num_jobs)
-        if not db.is_sqlite:
-            picked = picked.with_for_update(skip_locked=True, of=t.jobs)
-        chosen = j.id.in_(picked.scalar_subquery())
+        chosen = _first(where, spec.max_num_jobs, db.is_sqlite)
     held: list[Any] = []
     if chosen is not None:
-        values: dict[str, Any] = {"session_id": session_id, "updated_at": utcnow()}
-        if session["batch_job_id"] is not None:
-            values["batch_job_id"] = session["batch_job_id"]
-        stmt = update(t.jobs).where(chosen).values(**values)
-        held = list(conn.execute(stmt.returning(j.num_nodes, j.id, rows.JOBS.json(conn))))
+        stmt = _hold(chosen, session_id, utcnow(), session["batch_job_id"], db.is_sqlite)
+        held = list(conn.execute(stmt))
+    _note_answer(conn, session_id, spec, held)
+    return _array(held)
+
+
+def _queue_terms(site: Any, one_node: bool, max_nodes: Any, wall: Any, serial_only: bool) -> list[Any]:
+    """The jobs of the site free to run that fit what was asked (values, or bound
+    parameters for a statement built once; None: no such limit)."""
+    j = t.jobs.c
+    # FREE_TO_RUN word for word: the partial index of the jobs free to run serves it
+    where: list[Any] = [j.site_id == site, t.FREE_TO_RUN]
+    if one_node:
+        # an equality (num_nodes >= 1), which reads the index in its order. Beside "num_nodes
+        # <= 1" (a serial-mode launcher asks both), SQLite took the range and sorted every job
+        # free to run at each acquire: 75 ms against 3 behind 90,000 of them.
+        where.append(j.num_nodes == 1)
+    elif max_nodes is not None:
+        where.append(j.num_nodes <= max_nodes)
+    if wall is not None:
+        where.append(j.wall_time_min <= wall)
+    if serial_only:
+        where.append(j.ranks_per_node == 1)
+    return where
+
+
+def _first(where: list[Any], n: Any, sqlite: bool) -> ColumnElement[bool]:
+    """The first ``n`` of those in the acquisition order (PostgreSQL: locked, skipping
+    rows another session is taking)."""
+    j = t.jobs.c
+    picked = select(j.id).where(*where).order_by(j.num_nodes.desc(), j.id).limit(n)
+    if not sqlite:
+        picked = picked.with_for_update(skip_locked=True, of=t.jobs)
+    return j.id.in_(picked.scalar_subquery())
+
+
+def _hold(chosen: ColumnElement[bool], session_id: Any, now: Any, batch: Any, sqlite: bool) -> Update:
+    """Hold the chosen jobs for the session; returns each one's (num_nodes, id, JSON)."""
+    j = t.jobs.c
+    values: dict[str, Any] = {"session_id": session_id, "updated_at": now}
+    if batch is not None:
+        values["batch_job_id"] = batch
+    held = (j.num_nodes, j.id, rows.JOBS.json_for(sqlite))
+    return update(t.jobs).where(chosen).values(**values).returning(*held)
+
+
+def _plain_acquire(
+    conn: Connection, session: dict[str, Any], session_id: int, spec: AcquireSpec, one_node: bool
+) -> tuple[Update, dict[str, Any]]:
+    """The statement and parameters of an acquire without tags, apps or a node budget (a
+    serial-mode launcher's): the general path's statement, built once per kind and run
+    with bound parameters (building it cost SQLAlchemy more than running it)."""
+    batch = session["batch_job_id"]
+    stmt = _plain_acquire_stmt(
+        bulk.is_sqlite(conn),
+        one_node,
+        bool(spec.max_nodes_per_job) and not one_node,
+        bool(spec.max_wall_time_min),
+        spec.serial_only,
+        batch is not None,
+    )
+    params = {
+        "site": session["site_id"],
+        "n": spec.max_num_jobs,
+        "max_nodes": spec.max_nodes_per_job,
+        "wall": spec.max_wall_time_min,
+        "sess": session_id,
+        "now": utcnow(),
+        "batch": batch,
+    }
+    return stmt, params
+
+
+@functools.cache
+def _plain_acquire_stmt(
+    sqlite: bool, one_node: bool, max_nodes: bool, wall: bool, serial_only: bool, batch: bool
+) -> Update:
+    where = _queue_terms(
+        bindparam("site"),
+        one_node,
+        bindparam("max_nodes") if max_nodes else None,
+        bindparam("wall") if wall else None,
+        serial_only,
+    )
+    chosen = _first(where, bindparam("n", type_=Integer()), sqlite)
+    return _hold(chosen, bindparam("sess"), bindparam("now"), bindparam("batch") if batch else None, sqlite)
+
+
+def _note_answer(conn: Connection, session_id: int, spec: AcquireSpec, held: list[Any]) -> None:
+    """An acquire that may be asked again keeps its request id and the ids it answered."""
     if spec.request_id is not None:
         acquired = ",".join(str(row[1]) for row in held)
-        conn.execute(
-            update(t.sessions)
-            .where(t.sessions.c.id == session_id)
-            .values(acquire_key=spec.request_id, acquired=acquired)
-        )
-    return _array(held)
+        conn.execute(_NOTE, {"sid": session_id, "key": spec.request_id, "ids": acquired})
+
+
+#: ``_note_answer``'s write, built once
+_NOTE = (
+    update(t.sessions)
+    .where(t.sessions.c.id == bindparam("sid"))
+    .values(acquire_key=bindparam("key"), acquired=bindparam("ids"))
+)
 
 
 def _array(held: list[Any]) -> bytes:

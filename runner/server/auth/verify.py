@@ -76,7 +76,7 @@ async def caller(request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
-    return await run_in_threadpool(authenticate, request)  # not through the gate (a test app)
+    return await run_in_threadpool(authenticate, request)  # an app without the gate
 
 
 def principal_for(verifier: Verifier, db: Database, token: str, address: str | None) -> Principal:

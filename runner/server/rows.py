@@ -73,7 +73,7 @@ class RawShape:
 
     def json(self, conn: Connection) -> Any:
         """The whole row as one JSON text column (see bulk.json_object)."""
-        return self._json[bulk.is_sqlite(conn)]
+        return self.json_for(bulk.is_sqlite(conn))
 
     def json_for(self, sqlite: bool) -> Any:
         """``json`` for a statement built before any connection (SQLite's or not)."""

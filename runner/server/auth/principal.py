@@ -43,11 +43,7 @@ class Principal:
 
     def owns(self, table: Any) -> ColumnElement[bool]:
         """The rows of ``table`` this principal reaches: its user's, and of a site token only its site's."""
-        mine: ColumnElement[bool] = table.c.owner_id == self.user_id
-        if self.site_id is None:
-            return mine
-        site = table.c.id if table.name == "sites" else table.c.site_id
-        return and_(mine, site == self.site_id)
+        return owned_by(table, self.user_id, self.site_id)
 
     def require_account(self, doing: str) -> None:
         """Refuse what only the account itself may do (a site token may not, whatever it is)."""
@@ -57,3 +53,13 @@ class Principal:
     def require_admin(self) -> None:
         if not self.is_admin:
             raise Forbidden("this needs an administrator (role admin, full-scope credential)")
+
+
+def owned_by(table: Any, owner: Any, site: Any | None) -> ColumnElement[bool]:
+    """``Principal.owns``' rule with the values given: the user's rows, and with ``site``
+    only that site's. The values may be bound parameters (a statement built once)."""
+    mine: ColumnElement[bool] = table.c.owner_id == owner
+    if site is None:
+        return mine
+    column = table.c.id if table.name == "sites" else table.c.site_id
+    return and_(mine, column == site)

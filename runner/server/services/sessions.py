@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, Connection, Integer, Select, Update, bindp
 from runner.models import AcquireSpec, SessionCreate
 from runner.server import bulk, rows
 from runner.server import tables as t
-from runner.server.auth.principal import Principal
+from runner.server.auth.principal import Principal, owned_by
 from runner.server.bulk import ids_in
 from runner.server.db import Database, utcnow
 from runner.server.errors import NotFound
@@ -57,13 +57,10 @@ def get_row(conn: Connection, who: Principal, session_id: int, lock: Lock | None
 def _get_row(site_token: bool, lock: Lock | None) -> Select[Any]:
     """``get_row``'s statement, built once per kind: building a statement (and its cache
     key) costs SQLAlchemy several times what running this one does, and every request of a
-    launcher reads its session. The same rows as ``Principal.owns(t.sessions)``: the
-    user's, and of a site token only its site's."""
-    c = t.sessions.c
-    where = [c.id == bindparam("id"), c.owner_id == bindparam("owner")]
-    if site_token:
-        where.append(c.site_id == bindparam("site"))
-    stmt = select(*rows.SESSION_COLUMNS).where(*where)
+    launcher reads its session. The rows ``Principal.owns`` reaches (``owned_by``)."""
+    site: Any = bindparam("site") if site_token else None
+    mine = owned_by(t.sessions, bindparam("owner"), site)
+    stmt = select(*rows.SESSION_COLUMNS).where(t.sessions.c.id == bindparam("id"), mine)
     if lock is not None:
         stmt = stmt.with_for_update(read=lock == "key share", key_share=lock != "update")
     return stmt

@@ -21,13 +21,24 @@ import math
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, Integer, Select, Update, bindparam, delete, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Float,
+    Integer,
+    Select,
+    Update,
+    bindparam,
+    delete,
+    select,
+    update,
+)
 
 from runner.models import AcquireSpec, SessionCreate
 from runner.server import bulk, rows
 from runner.server import tables as t
 from runner.server.auth.principal import Principal, owned_by
-from runner.server.bulk import ids_in
+from runner.server.bulk import ids_in, ids_in_param
 from runner.server.db import Database, utcnow
 from runner.server.errors import NotFound
 from runner.server.lifecycle import Advancer, chunks, load_recs
@@ -102,8 +113,11 @@ def heartbeat(
     expire(conn, up_since=up_since)
     row = get_row(conn, who, session_id)
     now = utcnow()
-    conn.execute(_BEAT, {"sid": session_id, "beat": now, "until": now + timedelta(seconds=row["ttl_sec"])})
-    return get_row(conn, who, session_id)
+    until = now + timedelta(seconds=row["ttl_sec"])
+    conn.execute(_BEAT, {"sid": session_id, "beat": now, "until": until})
+    # the row as written (timestamps are naive UTC, as the columns hold them): not read again
+    row["heartbeat"], row["expires_at"] = now, until
+    return row
 
 
 #: a heartbeat's write, built once (see ``_get_row``)
@@ -200,8 +214,11 @@ def acquire(
             return again
     one_node = spec.serial_only or spec.max_nodes_per_job == 1
     tags = sorted(spec.filter_tags.items())
-    if not tags and spec.app_ids is None and spec.max_aggregate_nodes is None:
-        plain = list(conn.execute(*_plain_acquire(conn, session, session_id, spec, one_node)))
+    if not tags and spec.app_ids is None:
+        if spec.max_aggregate_nodes is None:
+            plain = list(conn.execute(*_plain_acquire(conn, session, session_id, spec, one_node)))
+        else:
+            plain = _budget_acquire(conn, session, session_id, spec, one_node)
         _note_answer(conn, session_id, spec, plain)
         return _array(plain)
     j = t.jobs.c
@@ -215,7 +232,8 @@ def acquire(
     chosen: ColumnElement[bool] | None
     if spec.max_aggregate_nodes is not None:
         where.append(j.num_nodes <= spec.max_aggregate_nodes * j.node_packing_count)
-        ids = _pack(conn, db, where, spec.max_num_jobs, spec.max_aggregate_nodes)
+        page = _page(where, db.is_sqlite)
+        ids = _pack(conn, page, {}, spec.max_num_jobs, spec.max_aggregate_nodes)
         chosen = ids_in(j.id, ids) if ids else None
     elif walk_tags:
         ids = _tagged(conn, where, tags, spec.max_num_jobs)
@@ -301,14 +319,57 @@ def _plain_acquire(
 def _plain_acquire_stmt(
     sqlite: bool, one_node: bool, max_nodes: bool, wall: bool, serial_only: bool, batch: bool
 ) -> Update:
-    where = _queue_terms(
+    where = _bound_queue_terms(one_node, max_nodes, wall, serial_only)
+    chosen = _first(where, bindparam("n", type_=Integer()), sqlite)
+    return _hold(chosen, bindparam("sess"), bindparam("now"), bindparam("batch") if batch else None, sqlite)
+
+
+def _bound_queue_terms(one_node: bool, max_nodes: bool, wall: bool, serial_only: bool) -> list[Any]:
+    """``_queue_terms`` with bound parameters ``site``, ``max_nodes`` and ``wall``."""
+    return _queue_terms(
         bindparam("site"),
         one_node,
         bindparam("max_nodes") if max_nodes else None,
         bindparam("wall") if wall else None,
         serial_only,
     )
-    chosen = _first(where, bindparam("n", type_=Integer()), sqlite)
+
+
+def _budget_acquire(
+    conn: Connection, session: dict[str, Any], session_id: int, spec: AcquireSpec, one_node: bool
+) -> list[Any]:
+    """An acquire with a node budget and no tags or apps (an MPI-mode launcher's): the
+    general path's pages, packing and hold, their statements built once per kind."""
+    assert spec.max_aggregate_nodes is not None
+    sqlite = bulk.is_sqlite(conn)
+    max_nodes = bool(spec.max_nodes_per_job) and not one_node
+    wall = bool(spec.max_wall_time_min)
+    page = _budget_page(sqlite, one_node, max_nodes, wall, spec.serial_only)
+    params = {
+        "site": session["site_id"],
+        "max_nodes": spec.max_nodes_per_job,
+        "wall": spec.max_wall_time_min,
+        "budget": spec.max_aggregate_nodes,
+    }
+    ids = _pack(conn, page, params, spec.max_num_jobs, spec.max_aggregate_nodes)
+    if not ids:
+        return []
+    batch = session["batch_job_id"]
+    hold = _budget_hold(sqlite, batch is not None)
+    return list(conn.execute(hold, {"ids": ids, "sess": session_id, "now": utcnow(), "batch": batch}))
+
+
+@functools.cache
+def _budget_page(sqlite: bool, one_node: bool, max_nodes: bool, wall: bool, serial_only: bool) -> Select[Any]:
+    j = t.jobs.c
+    where = _bound_queue_terms(one_node, max_nodes, wall, serial_only)
+    where.append(j.num_nodes <= bindparam("budget", type_=Float()) * j.node_packing_count)
+    return _page(where, sqlite)
+
+
+@functools.cache
+def _budget_hold(sqlite: bool, batch: bool) -> Update:
+    chosen = ids_in_param(t.jobs.c.id, "ids")
     return _hold(chosen, bindparam("sess"), bindparam("now"), bindparam("batch") if batch else None, sqlite)
 
 
@@ -418,11 +479,28 @@ def _tagged(
             after = last
 
 
-def _pack(
-    conn: Connection, db: Database, where: list[ColumnElement[bool]], max_jobs: int, budget: float
-) -> list[int]:
-    """Ids of runnable jobs that fit ``budget`` nodes, largest first (PostgreSQL: locked)."""
+def _page(where: list[Any], sqlite: bool) -> Select[Any]:
+    """A page of the jobs ``where`` picks, in the acquisition order, for ``_pack`` (the
+    parameters ``limit`` and ``offset``; PostgreSQL: locked, skipping rows another session
+    is taking)."""
     j = t.jobs.c
+    stmt = (
+        select(j.id, j.num_nodes, j.node_packing_count)
+        .where(*where)
+        .order_by(j.num_nodes.desc(), j.id)
+        .limit(bindparam("limit", type_=Integer()))
+        .offset(bindparam("offset", type_=Integer()))
+    )
+    if not sqlite:
+        stmt = stmt.with_for_update(skip_locked=True, of=t.jobs)
+    return stmt
+
+
+def _pack(
+    conn: Connection, page: Select[Any], params: dict[str, Any], max_jobs: int, budget: float
+) -> list[int]:
+    """Ids of runnable jobs that fit ``budget`` nodes, largest first, read a ``page`` at a
+    time (with ``params``)."""
     chosen: list[int] = []
     # A page of about what fits: a node-equivalent is one job when jobs take whole nodes
     # (twice that, for the ones that share a node); pages grow when more is needed. Reading
@@ -431,16 +509,7 @@ def _pack(
     batch = min(max_jobs * 4, max(64, 2 * math.ceil(budget)))
     offset = 0
     while len(chosen) < max_jobs and budget > 1e-9:
-        stmt = (
-            select(j.id, j.num_nodes, j.node_packing_count)
-            .where(*where)
-            .order_by(j.num_nodes.desc(), j.id)
-            .limit(batch)
-            .offset(offset)
-        )
-        if not db.is_sqlite:
-            stmt = stmt.with_for_update(skip_locked=True, of=t.jobs)
-        got = conn.execute(stmt).all()
+        got = conn.execute(page, {**params, "limit": batch, "offset": offset}).all()
         for job_id, num_nodes, packing in got:
             need = num_nodes / packing
             if need > budget + 1e-9:

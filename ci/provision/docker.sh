@@ -2,7 +2,8 @@
 # ci/provision/docker.sh -- a Docker engine for tolu's container tests (Debian, root, no systemd,
 # possibly no reachable registry).
 #
-#   ci/provision/docker.sh [start]    install docker.io if missing, start dockerd (vfs) with a pid file,
+#   ci/provision/docker.sh [start]    install docker.io and debootstrap if missing, start dockerd (vfs)
+#                                     with a pid file,
 #                                     wait for the API (no-op when an engine already answers)
 #   ci/provision/docker.sh base-image print a base image tag usable for ci/server.Dockerfile:
 #                                     python:3.11-slim if it is present or can be pulled, else
@@ -31,15 +32,25 @@ log() { echo "[docker] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 api_up() { docker info >/dev/null 2>&1; }
 
+install_packages() {
+  # the engine, and debootstrap for the base image: installed here, in one go, so that
+  # base-image can run beside other apt-get installs (ci/test builds the images in the
+  # background) without taking dpkg's lock itself
+  local want=()
+  command -v dockerd >/dev/null || want+=(docker.io iptables)
+  command -v debootstrap >/dev/null || want+=(debootstrap)
+  [ ${#want[@]} -gt 0 ] && [ "$(id -u)" = 0 ] || return 0
+  log "installing ${want[*]} from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${want[@]}" >/dev/null
+}
+
 do_start() {
+  install_packages
   if command -v docker >/dev/null && api_up; then log "engine already up"; return 0; fi
   [ "$(id -u)" = 0 ] || die "no docker engine answers and we are not root (cannot start dockerd)"
-  if ! command -v dockerd >/dev/null; then
-    log "installing docker.io from Debian"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends docker.io iptables >/dev/null
-  fi
+  command -v dockerd >/dev/null || die "dockerd is not installed"
   mkdir -p "$STATE"
   if [ -s "$STATE/dockerd.pid" ] && kill -0 "$(cat "$STATE/dockerd.pid")" 2>/dev/null; then
     log "dockerd (pid $(cat "$STATE/dockerd.pid")) running but API not answering yet"
@@ -65,9 +76,7 @@ do_base_image() {
   fi
   log "no registry answers; building $BASE_TAG from Debian packages (debootstrap, ~45 s)"
   [ "$(id -u)" = 0 ] || die "debootstrap needs root"
-  if ! command -v debootstrap >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null
-  fi
+  command -v debootstrap >/dev/null || die "debootstrap is not installed (ci/provision/docker.sh start installs it)"
   mkdir -p "$STATE"
   local root
   root=$(mktemp -d /var/tmp/tolu-base.XXXXXX)

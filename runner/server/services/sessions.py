@@ -294,25 +294,10 @@ def _plain_acquire(
     """The statement and parameters of an acquire without tags, apps or a node budget (a
     serial-mode launcher's): the general path's statement, built once per kind and run
     with bound parameters (building it cost SQLAlchemy more than running it)."""
-    batch = session["batch_job_id"]
-    stmt = _plain_acquire_stmt(
-        bulk.is_sqlite(conn),
-        one_node,
-        bool(spec.max_nodes_per_job) and not one_node,
-        bool(spec.max_wall_time_min),
-        spec.serial_only,
-        batch is not None,
-    )
-    params = {
-        "site": session["site_id"],
-        "n": spec.max_num_jobs,
-        "max_nodes": spec.max_nodes_per_job,
-        "wall": spec.max_wall_time_min,
-        "sess": session_id,
-        "now": utcnow(),
-        "batch": batch,
-    }
-    return stmt, params
+    hold = _hold_params(session, session_id)
+    kind = _queue_kind(spec, one_node)
+    stmt = _plain_acquire_stmt(bulk.is_sqlite(conn), *kind, hold["batch"] is not None)
+    return stmt, {**_queue_params(session, spec), **hold, "n": spec.max_num_jobs}
 
 
 @functools.cache
@@ -322,6 +307,13 @@ def _plain_acquire_stmt(
     where = _bound_queue_terms(one_node, max_nodes, wall, serial_only)
     chosen = _first(where, bindparam("n", type_=Integer()), sqlite)
     return _hold(chosen, bindparam("sess"), bindparam("now"), bindparam("batch") if batch else None, sqlite)
+
+
+def _queue_kind(spec: AcquireSpec, one_node: bool) -> tuple[bool, bool, bool, bool]:
+    """Which of the queue's terms an acquire built once has: one node, a node limit, a
+    wall-time limit, serial only (``_bound_queue_terms``' arguments)."""
+    max_nodes = bool(spec.max_nodes_per_job) and not one_node
+    return one_node, max_nodes, bool(spec.max_wall_time_min), spec.serial_only
 
 
 def _bound_queue_terms(one_node: bool, max_nodes: bool, wall: bool, serial_only: bool) -> list[Any]:
@@ -335,6 +327,16 @@ def _bound_queue_terms(one_node: bool, max_nodes: bool, wall: bool, serial_only:
     )
 
 
+def _queue_params(session: dict[str, Any], spec: AcquireSpec) -> dict[str, Any]:
+    """The values of ``_bound_queue_terms``' parameters."""
+    return {"site": session["site_id"], "max_nodes": spec.max_nodes_per_job, "wall": spec.max_wall_time_min}
+
+
+def _hold_params(session: dict[str, Any], session_id: int) -> dict[str, Any]:
+    """The values of a hold's parameters built once (``_hold`` with ``sess``, ``now``, ``batch``)."""
+    return {"sess": session_id, "now": utcnow(), "batch": session["batch_job_id"]}
+
+
 def _budget_acquire(
     conn: Connection, session: dict[str, Any], session_id: int, spec: AcquireSpec, one_node: bool
 ) -> list[Any]:
@@ -342,21 +344,13 @@ def _budget_acquire(
     general path's pages, packing and hold, their statements built once per kind."""
     assert spec.max_aggregate_nodes is not None
     sqlite = bulk.is_sqlite(conn)
-    max_nodes = bool(spec.max_nodes_per_job) and not one_node
-    wall = bool(spec.max_wall_time_min)
-    page = _budget_page(sqlite, one_node, max_nodes, wall, spec.serial_only)
-    params = {
-        "site": session["site_id"],
-        "max_nodes": spec.max_nodes_per_job,
-        "wall": spec.max_wall_time_min,
-        "budget": spec.max_aggregate_nodes,
-    }
+    page = _budget_page(sqlite, *_queue_kind(spec, one_node))
+    params = {**_queue_params(session, spec), "budget": spec.max_aggregate_nodes}
     ids = _pack(conn, page, params, spec.max_num_jobs, spec.max_aggregate_nodes)
     if not ids:
         return []
-    batch = session["batch_job_id"]
-    hold = _budget_hold(sqlite, batch is not None)
-    return list(conn.execute(hold, {"ids": ids, "sess": session_id, "now": utcnow(), "batch": batch}))
+    hold = _hold_params(session, session_id)
+    return list(conn.execute(_budget_hold(sqlite, hold["batch"] is not None), {**hold, "ids": ids}))
 
 
 @functools.cache

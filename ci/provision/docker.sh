@@ -97,8 +97,13 @@ do_postgres_image() {
   # a PostgreSQL image for the deployment template's compose file: the official one when present
   # or pullable, else local/postgres:15 built from Debian's packages (ci/provision/postgres-image)
   do_start
-  local official=${POSTGRES_IMAGE:-postgres:16-bookworm} dir local_tag base
+  local official=${POSTGRES_IMAGE:-postgres:16-bookworm} dir local_tag base lock
   dir="$(dirname "$0")/postgres-image"
+  # one build at a time: ci/test builds it in the background while the template's test may ask
+  # for it; whoever comes second waits here and then finds the image built
+  lock="${TMPDIR:-/tmp}/tolu-postgres-image.lock"
+  exec 9>"$lock"
+  flock 9
   # tagged by what it is built from: a changed Dockerfile or entrypoint builds a new one
   local_tag=local/postgres:15-$(cat "$dir"/Dockerfile "$dir"/entrypoint.sh | sha256sum | cut -c1-12)
   if docker image inspect "$official" >/dev/null 2>&1; then echo "$official"; return 0; fi

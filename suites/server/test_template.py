@@ -36,7 +36,8 @@ def template(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def postgres_image() -> str:
-    """TOLU_POSTGRES_IMAGE (ci/test sets it), else what ci/provision/docker.sh finds or builds."""
+    """TOLU_POSTGRES_IMAGE when set, else what ci/provision/docker.sh finds or builds (under a lock:
+    ci/test builds the same image in the background, and this waits for that build)."""
     if os.environ.get("TOLU_POSTGRES_IMAGE"):
         return os.environ["TOLU_POSTGRES_IMAGE"]
     script = REPO_ROOT / "ci" / "provision" / "docker.sh"

@@ -24,6 +24,10 @@ RESULT_FILE = "result.json"
 #: shell task makes one directory, not two).
 EXIT_XATTR = "user.tolu.exit"
 EXIT_FILE = ".tolu-exit.json"
+#: the longest attribute value that stays inside an ext4 inode of 256 bytes (the default):
+#: a longer one takes a 4 KiB block of its own per job (18 us of kernel CPU instead of 5,
+#: a block written back, 4 GiB of disk over a million jobs)
+IN_INODE_BYTES = 60
 #: bytes of a job's output kept for the RUN_ERROR event.
 TAIL_BYTES = 2048
 
@@ -51,23 +55,48 @@ def note_success(
     time (lost_success). Only successes are noted: a failed attempt may be
     retried anyway.
     """
-    record = (
-        f'{{"job_id": {job_id}, "session_id": {session_id}, "attempt": {attempt}, '
-        f'"started": {started!r}, "ended": {ended!r}}}'
-    ).encode()
     try:
-        os.setxattr(workdir, EXIT_XATTR, record)
+        os.setxattr(workdir, EXIT_XATTR, short_note(job_id, session_id, attempt, started, ended))
         return
     except OSError:  # no user attributes here (or no room): the file
         # an older note in the attribute must not outlive this one (read_note prefers it)
         with contextlib.suppress(OSError):
             os.removexattr(workdir, EXIT_XATTR)
+    record = json.dumps(
+        {"job_id": job_id, "session_id": session_id, "attempt": attempt, "started": started, "ended": ended}
+    ).encode()
     with contextlib.suppress(OSError):  # the note only spares a rerun; never fail a job over it
         fd = os.open(os.path.join(workdir, EXIT_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, record)
         finally:
             os.close(fd)
+
+
+def short_note(job_id: int, session_id: int, attempt: int, started: float, ended: float) -> bytes:
+    """The note as the attribute holds it: five numbers, the times to the microsecond (as
+    the server keeps them). Up to IN_INODE_BYTES (job ids of 10 digits, sessions of 7) it
+    stays inside the inode; the JSON it replaced (~105 bytes) took a block per job."""
+    return b"%d %d %d %.6f %.6f" % (job_id, session_id, attempt, started, ended)
+
+
+def _parse_note(data: bytes) -> dict[str, Any] | None:
+    """A note: the attribute's five numbers, or JSON (the file; an attribute written by a
+    launcher before the short form)."""
+    if not data.startswith(b"{"):
+        try:
+            job_id, session_id, attempt, started, ended = data.split()
+            return {
+                "job_id": int(job_id), "session_id": int(session_id), "attempt": int(attempt),
+                "started": float(started), "ended": float(ended),
+            }  # fmt: skip
+        except ValueError:
+            return None
+    try:
+        record: dict[str, Any] = json.loads(data)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def lost_success(record: dict[str, Any], job_id: int, session_id: int, attempt: int) -> bool:
@@ -98,11 +127,7 @@ def read_note(workdir: str) -> dict[str, Any] | None:
                 data = fh.read()
         except OSError:
             return None
-    try:
-        record: dict[str, Any] = json.loads(data)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
+    return _parse_note(data)
 
 
 def read_result(workdir: str) -> dict[str, Any]:

@@ -221,6 +221,27 @@ def test_the_exit_note_falls_back_to_a_file_without_extended_attributes(
         os.getxattr(w, wd.EXIT_XATTR)
 
 
+def test_the_exit_note_fits_inside_the_inode_and_older_notes_still_read(tmp_path: Path) -> None:
+    """The attribute holds five numbers, short enough to stay in an ext4 inode (a longer
+    value takes a block of its own per job); a JSON note an older launcher left reads too."""
+    w = str(tmp_path / "w")
+    wd.prepare(w)
+    started, ended = 1795000000.123456, 1795000000.987654
+    # the largest ids a site plausibly reaches: ten-digit jobs, seven-digit sessions
+    assert len(wd.short_note(9_999_999_999, 9_999_999, 99, started, ended)) <= wd.IN_INODE_BYTES
+    wd.note_success(w, 1_234_567, 890, 2, started, ended)
+    assert os.getxattr(w, wd.EXIT_XATTR) == b"1234567 890 2 1795000000.123456 1795000000.987654"
+    assert wd.read_note(w) == {
+        "job_id": 1_234_567, "session_id": 890, "attempt": 2, "started": started, "ended": ended,
+    }  # fmt: skip
+    older = b'{"job_id": 5, "session_id": 10, "attempt": 1, "started": 1.5, "ended": 2.5}'
+    os.setxattr(w, wd.EXIT_XATTR, older)
+    record = wd.read_note(w)
+    assert record is not None and wd.lost_success(record, 5, 11, 1) and record["ended"] == 2.5
+    os.setxattr(w, wd.EXIT_XATTR, b"5 10 not-a-note")
+    assert wd.read_note(w) is None
+
+
 def test_noted_success_is_recovered_only_for_the_lost_attempt(tmp_path: Path) -> None:
     w = str(tmp_path / "w")
     wd.prepare(w)

@@ -306,6 +306,11 @@ def _plain_acquire_stmt(
 ) -> Update:
     where = _bound_queue_terms(one_node, max_nodes, wall, serial_only)
     chosen = _first(where, bindparam("n", type_=Integer()), sqlite)
+    return _bound_hold(chosen, batch, sqlite)
+
+
+def _bound_hold(chosen: ColumnElement[bool], batch: bool, sqlite: bool) -> Update:
+    """``_hold`` with bound parameters ``sess``, ``now`` and (``batch``) ``batch``: ``_hold_params``."""
     return _hold(chosen, bindparam("sess"), bindparam("now"), bindparam("batch") if batch else None, sqlite)
 
 
@@ -364,7 +369,7 @@ def _budget_page(sqlite: bool, one_node: bool, max_nodes: bool, wall: bool, seri
 @functools.cache
 def _budget_hold(sqlite: bool, batch: bool) -> Update:
     chosen = ids_in_param(t.jobs.c.id, "ids")
-    return _hold(chosen, bindparam("sess"), bindparam("now"), bindparam("batch") if batch else None, sqlite)
+    return _bound_hold(chosen, batch, sqlite)
 
 
 def _note_answer(conn: Connection, session_id: int, spec: AcquireSpec, held: list[Any]) -> None:

@@ -30,16 +30,28 @@ from runner.platform.node_manager import Assignment, JobRequest, NodeManager
 Shape = tuple[int, int, int, int, int]
 
 #: most tasks queued behind one running task.
-MAX_DEPTH = 32
+MAX_DEPTH = 64
+#: seconds of a slot's work (at its finishing rate) that its chain holds.
+HOLD_SEC = 2 * FLUSH_SEC
+#: seconds of a slot's work left in its chain when the spawner asks for more at once.
+RUNWAY_SEC = 0.03
 
 
 def chain_depth(rate_per_slot: float, floor: int) -> int:
-    """How many tasks to queue behind each running one: enough to keep the slot busy
-    while the spawner's batch (up to FLUSH_SEC) and the coordinator's answer are on
-    their way (three flush periods at the slot's finishing rate), at least ``floor``
-    (the site's ``prefetch``), at most MAX_DEPTH. Long tasks need no more than the
-    floor, and a node then holds no more work than it needs."""
-    return max(floor, min(MAX_DEPTH, math.ceil(rate_per_slot * 3 * FLUSH_SEC)))
+    """How many tasks to queue behind each running one: HOLD_SEC of the slot's work at
+    its finishing rate (two of the spawner's flush periods), at least ``floor`` (the
+    site's ``prefetch``), at most MAX_DEPTH. Long tasks need no more than the floor, and
+    a node then holds no more work than it needs."""
+    return max(floor, min(MAX_DEPTH, math.ceil(rate_per_slot * HOLD_SEC)))
+
+
+def refill_mark(rate_per_slot: float, depth: int) -> int:
+    """How few tasks may be left queued behind a slot's running one before its spawner
+    asks the coordinator for more at once, instead of within its flush period: RUNWAY_SEC
+    of the slot's work, which keeps it busy while the coordinator answers, and at most
+    half the chain, so that each answer carries several tasks. 0: ask when none is left
+    (the slot is about to idle; every chain asks then)."""
+    return min(depth // 2, math.ceil(rate_per_slot * RUNWAY_SEC))
 
 
 @dataclass(slots=True)
@@ -128,6 +140,8 @@ class Engine:
         self.pool = pool
         self.build = build
         self.depth = max(0, depth)
+        #: a spawner asks for more at once when a chain has this few tasks left (refill_mark)
+        self.low = 0
         #: started or queued in a spawner, by job id
         self.tasks: dict[int, Task] = {}
         self._chain_of: dict[int, _Chain] = {}
@@ -138,6 +152,11 @@ class Engine:
 
     def __len__(self) -> int:
         return len(self.tasks)
+
+    def pace(self, rate_per_slot: float, floor: int) -> None:
+        """Size the chains for a slot's finishing rate (``chain_depth``, ``refill_mark``)."""
+        self.depth = depth = chain_depth(rate_per_slot, floor)
+        self.low = refill_mark(rate_per_slot, depth)
 
     def place(
         self, task: Task, *, chain: bool = True, keep_idle: int = 0, try_now: bool = True
@@ -198,6 +217,7 @@ class Engine:
             python=start.python,
             after=after,
             ignore_sigpipe=start.ignore_sigpipe,
+            low=self.low,
         )
         self.tasks[task.job_id] = task
         self._chain_of[task.job_id] = ch

@@ -67,8 +67,11 @@ SUFFIX = ".jsonl"
 NEW = ".new"
 #: an all-acknowledged journal larger than this starts over (keeps replay short).
 COMPACT_BYTES = 4 << 20
-#: how much of its end a compaction reads back for spawners' starts still in flight.
-COMPACT_TAIL_BYTES = 256 << 10
+#: how much of its end a compaction reads back for spawners' starts still in flight: a
+#: start and an end line (~80 bytes each) for each task the node's spawners ran within
+#: one flush period (spawner.FLUSH_SEC, 50 ms), room for ~6,500 tasks; a 128-core node
+#: starting 20,000 a second runs 1,000 in that time
+COMPACT_TAIL_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)

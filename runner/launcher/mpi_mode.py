@@ -22,7 +22,6 @@ from runner.launcher.engine import (
     Engine,
     Shape,
     Start,
-    chain_depth,
     node_equivalents,
     request_of,
     shape_equivalents,
@@ -282,7 +281,7 @@ class MPIMode:
     def _finished(self, task: Task, ex: Exit) -> Outcome:
         self.freed.add(node_equivalents(task))
         self.ended.add()
-        self.engine.depth = chain_depth(self.ended.rate() / self.slots, self.ctx.settings.launcher.prefetch)
+        self.engine.pace(self.ended.rate() / self.slots, self.ctx.settings.launcher.prefetch)
         log.debug("job %d ended: rc=%d", ex.key, ex.returncode)
         return exit_outcome(ex, task)
 

@@ -219,7 +219,7 @@ class Worker:
         report.started += out.started
         if out.ended:
             self.finished.add(len(out.ended))
-            self.engine.depth = chain_depth(self.finished.rate() / self.slots, self.prefetch)
+            self.engine.pace(self.finished.rate() / self.slots, self.prefetch)
         # refill the freed slots first, the bookkeeping of the ended tasks after
         self._start_queued()
         if not self.queue and not len(self.engine):

@@ -15,9 +15,9 @@ coordinator, so starting, waiting and bookkeeping spread over the node's cores:
   workdir.note_success); a failure's output tail and a Python task's result are read
   here too;
 - what happened goes back in batches: at once when the coordinator has something to
-  do about it (a slot fell idle or has nothing queued behind its task, a start
-  failed), else within ``FLUSH_SEC`` — the timestamps are taken here, so batching
-  delays no recorded time, and the coordinator wakes once per batch, not per task.
+  do about it (a slot fell idle, its chain of queued tasks ran low, a start failed),
+  else within ``FLUSH_SEC`` — the timestamps are taken here, so batching delays no
+  recorded time, and the coordinator wakes once per batch, not per task.
 
 Standard library only (with tolu's own stdlib-only helpers: workdir, deathsig, roles, leftovers),
 so that it starts in a few milliseconds and stays small; it announces itself as a
@@ -51,7 +51,7 @@ from runner.roles import Role, announce
 #: seconds between SIGTERM and SIGKILL when a task must stop.
 KILL_GRACE_SEC = 3.0
 #: longest an outcome the coordinator need not act on waits for company.
-FLUSH_SEC = 0.02
+FLUSH_SEC = 0.05
 #: a test switch, not a setting: seconds to wait before each task starts (docs/results.md, the
 #: history gate's planted regression). Read once when the spawner starts; unset, the spawner
 #: is the plain class and no task pays for the switch.
@@ -90,6 +90,10 @@ class Spawn(NamedTuple):
     ignore_sigpipe: bool = False
     #: make the workdir first
     prepare: bool = True
+    #: when this one starts in its slot with this few tasks or fewer queued behind it, the
+    #: coordinator hears at once, so that it sends more before the slot runs dry (0: only
+    #: when none is left; engine.refill_mark)
+    low: int = 0
 
 
 class Ended(NamedTuple):
@@ -112,6 +116,19 @@ class Batch(NamedTuple):
     ended: list[Ended]
     #: starts that failed: key, message, when
     errors: list[tuple[int, str, float]]
+
+
+def queued_behind(next_of: Mapping[int, Spawn], key: int, most: int) -> int:
+    """Tasks queued behind ``key`` in its slot (``next_of``: each task's successor by
+    key), counted up to ``most + 1``: enough to tell whether there are more than ``most``."""
+    n = 0
+    while n <= most:
+        spawn = next_of.get(key)
+        if spawn is None:
+            break
+        key = spawn.key
+        n += 1
+    return n
 
 
 def frame(obj: object) -> bytes:
@@ -214,6 +231,8 @@ class Spawner:
         self.out = Batch([], [], [])
         #: the coordinator should hear now (a slot has nothing queued); else by flush_at
         self.urgent = False
+        #: a chain ran low and the coordinator was told: not again until it sends starts
+        self.asked = False
         self.flush_at: float | None = None
         self.stopping = False
         self.closed = False
@@ -276,6 +295,8 @@ class Spawner:
         self.start(spawn)
         if spawn.key not in self.next_of:
             self.urgent = True  # the last one queued in this slot: time to send more
+        elif spawn.low and not self.asked and queued_behind(self.next_of, spawn.key, spawn.low) <= spawn.low:
+            self.urgent = self.asked = True  # running low: more, before the slot runs dry
 
     def _recovered(self, spawn: Spawn) -> bool:
         """Report a success an earlier session noted but never reported, instead of a rerun."""
@@ -471,6 +492,7 @@ class Spawner:
 
     def _handle(self, msg: Any) -> None:
         if msg[0] == "start":
+            self.asked = False
             for spawn in msg[1]:
                 self.enqueue(spawn)
         elif msg[0] == "term":

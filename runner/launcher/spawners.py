@@ -212,12 +212,15 @@ class SpawnerPool:
         python: bool = False,
         after: int | None = None,
         ignore_sigpipe: bool = False,
+        low: int = 0,
     ) -> None:
         """Queue a start of ``argv`` in ``workdir`` with ``env`` over the base environment;
         it goes out with the next ``flush()`` or ``wait()``, which reports it started.
 
         ``after``: start it in the slot of that task, the moment that one ends (same
-        spawner, no round trip through the coordinator).
+        spawner, no round trip through the coordinator). ``low``: when it starts there
+        with this few tasks or fewer queued behind it, its spawner reports at once
+        (``Spawn.low``).
         """
         if key in self._where:
             raise ValueError(f"task {key} is already running")
@@ -229,7 +232,7 @@ class SpawnerPool:
         self._held[i] += 1
         spawn = Spawn(
             key, argv, workdir, env or {}, out_path, wall_time_sec or 0.0, note, python, after,
-            ignore_sigpipe,
+            ignore_sigpipe, True, low,
         )
         self._links[i].queued.append(spawn)
 

@@ -11,7 +11,8 @@ import pytest
 
 from harness.waiting import wait_until
 from runner.launcher import journal as journals
-from runner.launcher.engine import Engine, Start
+from runner.launcher.engine import MAX_DEPTH, Engine, Start, chain_depth, refill_mark
+from runner.launcher.spawner import Spawn, queued_behind
 from runner.launcher.spawners import Ended, Events, SpawnerError, SpawnerPool
 from runner.launcher.tasks import Task
 from runner.launcher.workdir import EXIT_FILE, EXIT_XATTR, note_success, read_note
@@ -218,6 +219,58 @@ def test_the_engine_chains_tasks_of_a_shape_on_their_gpus(pool: SpawnerPool, tmp
     assert nm.running == 0 and engine.backlog == 0 and len(engine) == 0
     assert isinstance(engine.place(other), Assignment)
     assert until_ended(engine, pool, 1) == [4]
+
+
+def test_a_chain_holds_a_tenth_of_a_second_and_asks_for_more_with_30_ms_left() -> None:
+    # /bin/true at 600 a second per slot: 60 queued, more asked for with 18 left
+    assert (chain_depth(600, 2), refill_mark(600, 60)) == (60, 18)
+    # an MPI-mode job of ~7 ms: 15 queued, more with 5 left
+    assert (chain_depth(150, 2), refill_mark(150, 15)) == (15, 5)
+    # faster than MAX_DEPTH covers: at most half the chain is left when it asks
+    assert (chain_depth(100_000, 2), refill_mark(100_000, MAX_DEPTH)) == (MAX_DEPTH, MAX_DEPTH // 2)
+    # long tasks: the site's prefetch; no rate yet: ask only when nothing is left
+    assert (chain_depth(0.5, 2), refill_mark(0.5, 2)) == (2, 1)
+    assert (chain_depth(0.0, 3), refill_mark(0.0, 3)) == (3, 0)
+
+
+def test_a_spawner_counts_a_slots_queue_only_as_far_as_it_needs() -> None:
+    def spawn(key: int, after: int) -> Spawn:
+        return Spawn(key, ["true"], "/w", {}, "/w/job.out", 0.0, None, False, after)
+
+    next_of = {k: spawn(k + 1, k) for k in range(1, 10)}  # 1 -> 2 -> ... -> 10
+    assert queued_behind(next_of, 1, 100) == 9
+    assert queued_behind(next_of, 7, 5) == 3
+    assert queued_behind(next_of, 1, 2) == 3  # more than 2: the count stops there
+    assert queued_behind(next_of, 10, 4) == 0
+
+
+def test_chains_that_ask_for_more_when_low_run_every_task_once(pool: SpawnerPool, tmp_path: Path) -> None:
+    """One slot, chains paced for fast tasks (each spawner is told to report when a
+    chain runs low): every task runs once, in order, and the slot is free at the end."""
+    nm = NodeManager([Node("n1", 1, 0)])
+
+    def build(task: Task, a: Assignment) -> Start:
+        return Start(argv=task.argv, workdir=task.workdir, out_path=task.workdir + "/job.out", env={})
+
+    engine = Engine(nm, pool, build, depth=2)
+    engine.pace(1_000, 2)
+    assert (engine.depth, engine.low) == (64, 30)
+    tasks = [Task(job_id=i, argv=["sh", "-c", f"echo {i} >> {tmp_path}/order"],
+                  workdir=str(tmp_path / f"t{i}")) for i in range(1, 201)]
+    waiting = list(tasks)
+    ended: list[int] = []
+
+    def step() -> list[int]:
+        while waiting and engine.place(waiting[0]):
+            waiting.pop(0)
+        pool.flush()
+        ended.extend(t.job_id for t, _ in engine.handle(pool.wait(0.5)).ended)
+        return ended
+
+    wait_until(step, timeout=60, interval=0, what="200 tasks to end", check=lambda e: len(e) >= 200)
+    assert sorted(ended) == list(range(1, 201))
+    assert (tmp_path / "order").read_text().split() == [str(i) for i in range(1, 201)]
+    assert nm.running == 0 and engine.backlog == 0 and len(engine) == 0
 
 
 def until_ended(engine: Engine, pool: SpawnerPool, n: int) -> list[int]:

@@ -4,7 +4,9 @@ acquiring at once never getting the same job."""
 from __future__ import annotations
 
 import multiprocessing
-from datetime import timedelta
+import sqlite3
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,13 @@ from server_helpers import SiteApp
 from harness.waiting import wait_until
 from runner.client import Client
 from runner.client.errors import NotFound
-from runner.models import Job
+from runner.models import AcquireSpec, Job
+from runner.server import schema
+from runner.server import tables as t
+from runner.server.auth.principal import Principal
+from runner.server.db import Database, make_engine, utcnow
+from runner.server.errors import NotFound as ServerNotFound
+from runner.server.services import sessions
 from runner.states import JobState
 
 S = JobState
@@ -181,6 +189,49 @@ def test_an_expired_session_releases_its_jobs(tolu_client: Client, site_app: Sit
         raise AssertionError("heartbeat on an expired session must be 404")
     except NotFound:
         pass
+
+
+def test_a_session_past_its_ttl_is_not_found_before_the_background_check_ends_it(tmp_path: Path) -> None:
+    """A heartbeat or acquire reads its own session only (not a sweep of every session):
+    one past its ttl is not found, and not revived, though still there until the
+    background check (``sessions.expire``) ends it; after the server's database came
+    back (``up_since``), a session has its whole ttl to beat in."""
+    path = tmp_path / "sessions.db"
+    engine = make_engine(f"sqlite:///{path}")
+    schema.upgrade(engine)
+    engine.dispose()
+    with sqlite3.connect(path) as raw:  # sessions of user 1 at site 1 (no users or sites needed)
+        raw.execute("PRAGMA foreign_keys=OFF")
+        raw.executemany(
+            "INSERT INTO sessions (id, owner_id, site_id, heartbeat, expires_at, ttl_sec)"
+            " VALUES (?, 1, 1, '2026-01-01', ?, 60)",
+            [(1, "2026-01-01 00:01:00"), (2, "2999-01-01 00:00:00")],
+        )
+    db = Database(f"sqlite:///{path}")
+    who = Principal(user_id=1, username="u")
+    long_up = datetime(2026, 1, 1)
+    try:
+        for ask in (
+            lambda conn: sessions.heartbeat(conn, who, 1, up_since=long_up),
+            lambda conn: sessions.acquire(conn, db, who, 1, AcquireSpec(max_num_jobs=1), up_since=long_up),
+        ):
+            with pytest.raises(ServerNotFound, match="session 1 not found"), db.write() as conn:
+                ask(conn)
+        with db.read() as conn:
+            still = sessions.get_row(conn, who, 1)
+        assert still["expires_at"] == datetime(2026, 1, 1, 0, 1)  # not revived, not ended yet
+        with db.write() as conn:
+            assert sessions.heartbeat(conn, who, 2, up_since=long_up)["expires_at"] < datetime(2999, 1, 1)
+            # the database just came back: session 1 has its ttl to beat in
+            assert sessions.heartbeat(conn, who, 1, up_since=utcnow())["expires_at"] > utcnow()
+        with db.write() as conn:
+            past = t.sessions.update().where(t.sessions.c.id == 1).values(expires_at=datetime(2026, 1, 1))
+            conn.execute(past)
+            assert sessions.expire(conn, up_since=long_up) == 1  # the background check's turn
+        with pytest.raises(ServerNotFound), db.read() as conn:
+            sessions.get_row(conn, who, 1)
+    finally:
+        db.dispose()
 
 
 def test_heartbeat_keeps_a_session_alive(tolu_client: Client, site_app: SiteApp) -> None:

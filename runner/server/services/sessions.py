@@ -107,11 +107,31 @@ def filter(
     return rows.page(total, rows.dicts(rows.SESSION_KEYS, conn.execute(stmt)))
 
 
+def live_row(
+    conn: Connection,
+    who: Principal,
+    session_id: int,
+    lock: Lock | None = None,
+    *,
+    up_since: datetime | None = None,
+) -> dict[str, Any]:
+    """``get_row`` of a session that has not expired. One that has (by ``expire``'s rule,
+    ``up_since``'s grace included) is not found, though the background check
+    (``expire``, every ``session_check_sec``) may not have ended it yet: a late heartbeat
+    or acquire cannot revive it, and a launcher's request reads its own session's row
+    only, not every session's. (Ending it here would be rolled back with the 404.)"""
+    row = get_row(conn, who, session_id, lock)
+    if row["expires_at"] < (now := utcnow()) and (
+        up_since is None or row["ttl_sec"] < (now - up_since).total_seconds()
+    ):
+        raise NotFound(f"session {session_id} not found (it has expired)")
+    return row
+
+
 def heartbeat(
     conn: Connection, who: Principal, session_id: int, *, up_since: datetime | None = None
 ) -> dict[str, Any]:
-    expire(conn, up_since=up_since)
-    row = get_row(conn, who, session_id)
+    row = live_row(conn, who, session_id, up_since=up_since)
     now = utcnow()
     until = now + timedelta(seconds=row["ttl_sec"])
     conn.execute(_BEAT, {"sid": session_id, "beat": now, "until": until})
@@ -156,7 +176,7 @@ def expire(conn: Connection, now: datetime | None = None, *, up_since: datetime 
 
 @functools.cache
 def _expired(since_up: bool, sqlite: bool) -> Select[Any]:
-    """``expire``'s statement, built once per kind (every heartbeat and acquire runs it)."""
+    """``expire``'s statement, built once per kind."""
     c = t.sessions.c
     where = [c.expires_at < bindparam("now")]  # typed as the column (tables.py)
     if since_up:
@@ -206,8 +226,8 @@ def acquire(
     A request that repeats the session's last ``request_id`` is the retry of an
     acquire whose answer was lost: it gets that acquire's jobs again (``_answered``).
     """
-    expire(conn, up_since=up_since)
-    session = get_row(conn, who, session_id, lock="key share" if spec.request_id is None else "no key update")
+    lock: Lock = "key share" if spec.request_id is None else "no key update"
+    session = live_row(conn, who, session_id, lock, up_since=up_since)
     if spec.request_id is not None:
         again = _answered(conn, session_id, spec.request_id)
         if again is not None:

@@ -271,6 +271,8 @@ class MPIMode:
         done = [Outcome(task.job_id, None, now, now, error=message) for task, message in out.failed]
         for task, ex in out.ended:
             done.append(self._finished(task, ex))
+        if out.ended:  # once per batch, as serial mode does
+            self.engine.pace(self.ended.rate() / self.slots, self.ctx.settings.launcher.prefetch)
         # out.cancelled: never started; the server releases them with the session
         if started or done:
             self.ctx.sink.report(started=started, done=done)
@@ -281,7 +283,6 @@ class MPIMode:
     def _finished(self, task: Task, ex: Exit) -> Outcome:
         self.freed.add(node_equivalents(task))
         self.ended.add()
-        self.engine.pace(self.ended.rate() / self.slots, self.ctx.settings.launcher.prefetch)
         log.debug("job %d ended: rc=%d", ex.key, ex.returncode)
         return exit_outcome(ex, task)
 

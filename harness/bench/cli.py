@@ -153,7 +153,7 @@ CHAOS_KEYS = (
 )
 
 
-COMMON = ("server", "repeat", "out_dir", "compare_path", "fail_on", "keep_work")
+COMMON = ("server", "repeat", "out_dir", "compare_path", "fail_on", "gate_on", "keep_work")
 #: the options of publishing and of the history gate (docs/results.md)
 PUBLISHING = ("publish", "publish_site", "location", "locations_files", "history_runs")
 
@@ -176,6 +176,12 @@ def _settings(kw: dict[str, Any]) -> tuple[RunSettings, bool, Publishing | None]
     common = {name: kw.pop(name) for name in COMMON if name in kw}
     if history_runs is not None and common.get("compare_path") is not None:
         raise click.UsageError("--compare and --against-history are two baselines: give one")
+    from harness.bench.figures import COMPARED_PREFIX
+
+    common["gate_on"] = tuple(common.get("gate_on") or ())
+    for name in common["gate_on"]:
+        if not name.startswith(COMPARED_PREFIX):
+            raise click.UsageError(f"--gate-on {name}: only ratios ({COMPARED_PREFIX}...) are compared")
     publishing = None
     history = None
     if publish_it or history_runs is not None:
@@ -237,6 +243,13 @@ def _common(f: Any, *, server: bool) -> Any:
             default=None,
             metavar="PERCENT",
             help="with --compare or --against-history: exit 1 when a ratio got worse by more than PERCENT",
+        ),
+        click.option(
+            "--gate-on",
+            multiple=True,
+            metavar="RATIO",
+            help="with --fail-on: only this ratio can fail the run (repeatable; the others are still "
+            "shown) [default: every ratio]",
         ),
         click.option(
             "--against-history",
@@ -344,7 +357,7 @@ def print_summary(result: BenchResult, keys: Sequence[str]) -> None:
                 _fmt(row.before, "ratio"),
                 _fmt(row.after, "ratio"),
                 _fmt(row.change_percent, ""),
-                "[red]REGRESSED[/red]" if row.regressed else "ok",
+                "[red]REGRESSED[/red]" if row.regressed else "ok" if row.gated else "not gated",
             ]
             table.add_row(*cells, *([str(row.runs or "")] if history else []))
         out.print(table)

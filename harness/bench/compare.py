@@ -8,6 +8,7 @@ figure regresses when it moved in its worse direction by more than PERCENT
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from harness.bench.figures import COMPARED_PREFIX
@@ -19,17 +20,31 @@ def compared(scenario: Scenario) -> list[str]:
     return [name for name in scenario.summary if name.startswith(COMPARED_PREFIX)]
 
 
+def gate_notes(comparison: Comparison, gate_on: Collection[str]) -> None:
+    """Note each ``--gate-on`` ratio that no compared scenario has (a typo gates on nothing)."""
+    present = {r.figure for r in comparison.rows}
+    for name in sorted(set(gate_on) - present):
+        comparison.notes.append(f"--gate-on {name}: no compared scenario has this ratio; it gates nothing")
+
+
 def row(
-    scenario: Scenario, name: str, before: float | None, fail_on: float | None, *, runs: int | None = None
+    scenario: Scenario,
+    name: str,
+    before: float | None,
+    fail_on: float | None,
+    *,
+    runs: int | None = None,
+    gate_on: Collection[str] = (),
 ) -> CompareRow:
     """``name``'s median in ``scenario`` against ``before``: regressed when it moved in its worse
-    direction by more than ``fail_on`` percent."""
+    direction by more than ``fail_on`` percent, and ``gate_on`` is empty or names it."""
+    gated = not gate_on or name in gate_on
     after = scenario.summary[name].median
     change = None if before in (None, 0) or after is None else (after - before) / abs(before) * 100
     info = scenario.figure_info.get(name)
     better = info.better if info else "higher"
     worse = change is not None and (change < 0 if better == "higher" else change > 0)
-    regressed = bool(worse and fail_on is not None and change is not None and abs(change) > fail_on)
+    regressed = bool(gated and worse and fail_on is not None and change is not None and abs(change) > fail_on)
     return CompareRow(
         scenario=scenario.name,
         figure=name,
@@ -38,10 +53,13 @@ def row(
         change_percent=change,
         regressed=regressed,
         runs=runs,
+        gated=gated,
     )
 
 
-def compare(current: BenchResult, baseline_path: str | Path, fail_on: float | None) -> Comparison:
+def compare(
+    current: BenchResult, baseline_path: str | Path, fail_on: float | None, gate_on: Collection[str] = ()
+) -> Comparison:
     before = load(baseline_path)
     rows: list[CompareRow] = []
     notes: list[str] = []
@@ -63,11 +81,13 @@ def compare(current: BenchResult, baseline_path: str | Path, fail_on: float | No
             )
         for name in compared(scenario):
             if name in old.summary:
-                rows.append(row(scenario, name, old.summary[name].median, fail_on))
-    return Comparison(
+                rows.append(row(scenario, name, old.summary[name].median, fail_on, gate_on=gate_on))
+    comparison = Comparison(
         baseline_path=str(baseline_path),
         fail_on_percent=fail_on,
         rows=rows,
         regressed=any(r.regressed for r in rows),
         notes=notes,
     )
+    gate_notes(comparison, gate_on)
+    return comparison

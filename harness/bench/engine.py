@@ -41,6 +41,8 @@ class RunOptions:
     repeat: int = 1
     compare_path: Path | None = None
     fail_on: float | None = None
+    #: with fail_on: the ratios that can fail the run (--gate-on); empty: every ratio
+    gate_on: tuple[str, ...] = ()
     #: compare with the published history instead of one file (--against-history)
     history: HistoryGate | None = None
     notes: list[str] = field(default_factory=list)
@@ -96,9 +98,9 @@ def run(opts: RunOptions, runners: Sequence[ScenarioRunner], machine: Machine) -
         check=verdicts.check(scenarios.values()),
     )
     if opts.compare_path is not None:
-        result.comparison = compare(result, opts.compare_path, opts.fail_on)
+        result.comparison = compare(result, opts.compare_path, opts.fail_on, opts.gate_on)
     elif opts.history is not None:
-        result.comparison = opts.history.compare(result, opts.fail_on)
+        result.comparison = opts.history.compare(result, opts.fail_on, opts.gate_on)
     csv_path = output.write_csv(rows, opts.out_dir)
     json_path = output.write_json(result, opts.out_dir)
     report_path = report.write(result, opts.out_dir / output.REPORT_NAME, rows)

@@ -13,10 +13,11 @@ direction by more than PERCENT.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from harness.bench.compare import compared, row
+from harness.bench.compare import compared, gate_notes, row
 from harness.bench.schema import BenchResult, CompareRow, Comparison
 from runner.client import Client
 from runner.client.errors import ToluError
@@ -35,7 +36,9 @@ class HistoryGate:
     location: str
     runs: int
 
-    def compare(self, current: BenchResult, fail_on: float | None) -> Comparison:
+    def compare(
+        self, current: BenchResult, fail_on: float | None, gate_on: Collection[str] = ()
+    ) -> Comparison:
         rows: list[CompareRow] = []
         notes: list[str] = []
         for scenario in current.scenarios:
@@ -68,9 +71,10 @@ class HistoryGate:
                     if (stat := point.figures.get(name)) is not None and stat.median is not None
                 ]
                 if medians:
-                    rows.append(row(scenario, name, statistics.median(medians), fail_on, runs=len(medians)))
+                    median = statistics.median(medians)
+                    rows.append(row(scenario, name, median, fail_on, runs=len(medians), gate_on=gate_on))
         query = urlencode({"location": self.location, "limit": self.runs})
-        return Comparison(
+        comparison = Comparison(
             baseline_path=f"{self.client.url}/runs/trends?{query}",
             fail_on_percent=fail_on,
             rows=rows,
@@ -79,3 +83,5 @@ class HistoryGate:
             source="history",
             location=self.location,
         )
+        gate_notes(comparison, gate_on)
+        return comparison

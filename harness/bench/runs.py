@@ -59,6 +59,8 @@ class RunSettings:
     out_dir: Path | None = None
     compare_path: Path | None = None
     fail_on: float | None = None
+    #: with fail_on: the ratios that can fail the run (--gate-on); empty: every ratio
+    gate_on: tuple[str, ...] = ()
     keep_work: bool = False
     #: compare with the published history (--against-history) instead of compare_path
     history: HistoryGate | None = None
@@ -293,6 +295,7 @@ def _run_options(
         repeat=settings.repeat,
         compare_path=settings.compare_path,
         fail_on=settings.fail_on,
+        gate_on=settings.gate_on,
         history=settings.history,
     )
 

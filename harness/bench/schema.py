@@ -21,7 +21,8 @@ grows with additive changes (old files still load), the major one with any other
 - 1.2: comparisons with the published history (``--against-history``): ``Comparison.source``
   and ``location``, ``CompareRow.runs``;
 - 1.3: the interpreter and how fast it runs Python here (``Machine.python_executable``,
-  ``Machine.python_loop_ns``).
+  ``Machine.python_loop_ns``);
+- 1.4: ``--gate-on``: ``CompareRow.gated`` (False: compared and shown, never regressed).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SchemaVersion = Literal["1.0", "1.1", "1.2", "1.3"]
-SCHEMA_VERSION: SchemaVersion = "1.3"
+SchemaVersion = Literal["1.0", "1.1", "1.2", "1.3", "1.4"]
+SCHEMA_VERSION: SchemaVersion = "1.4"
 SCHEMA_FILE = Path(__file__).with_name("bench.schema.json")
 
 Better = Literal["higher", "lower", "none"]
@@ -212,6 +213,8 @@ class CompareRow(Model):
     regressed: bool
     #: with the history: how many earlier runs ``before`` is the median of
     runs: int | None = None
+    #: False when ``--gate-on`` named other ratios: shown, never ``regressed``
+    gated: bool = True
 
 
 class Comparison(Model):

@@ -179,6 +179,8 @@ def _settings(kw: dict[str, Any]) -> tuple[RunSettings, bool, Publishing | None]
     from harness.bench.figures import COMPARED_PREFIX
 
     common["gate_on"] = tuple(common.get("gate_on") or ())
+    if common["gate_on"] and common.get("fail_on") is None:
+        raise click.UsageError("--gate-on names the ratios --fail-on may fail on: give --fail-on too")
     for name in common["gate_on"]:
         if not name.startswith(COMPARED_PREFIX):
             raise click.UsageError(f"--gate-on {name}: only ratios ({COMPARED_PREFIX}...) are compared")

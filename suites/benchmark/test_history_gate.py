@@ -193,6 +193,9 @@ def test_options_that_cannot_work_stop_before_anything_runs(tolu_client: Client,
     absolute = _bench(tmp_path / "w", *GATE, "--gate-on", "jobs_per_s")
     assert absolute.returncode == 2
     assert "--gate-on jobs_per_s: only ratios (ratio_...) are compared" in absolute.stderr
+    alone = _bench(tmp_path / "v", "--gate-on", "ratio_run")
+    assert alone.returncode == 2
+    assert "--gate-on names the ratios --fail-on may fail on: give --fail-on too" in alone.stderr
     tolu_client.sites.create(name="one", path="/tmp/1", hostname="h")
     tolu_client.sites.create(name="two", path="/tmp/2", hostname="h")
     which = _bench(tmp_path / "y", "--publish")
@@ -203,7 +206,7 @@ def test_options_that_cannot_work_stop_before_anything_runs(tolu_client: Client,
     ]
     unknown = _bench(tmp_path / "z", "--publish", "--site", "one", "--location", "atlantis")
     assert unknown.returncode == 1 and "unknown location 'atlantis'" in unknown.stderr
-    assert not any((tmp_path / name).exists() for name in "wxyz")
+    assert not any((tmp_path / name).exists() for name in "vwxyz")
 
 
 def test_the_slowing_switch_exists_only_when_set() -> None:

@@ -74,7 +74,9 @@ COMPACT_BYTES = 4 << 20
 COMPACT_TAIL_BYTES = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
+#: not frozen: one is made per job, and a frozen dataclass's ``__init__`` costs five times as much
+#: (read-only all the same)
+@dataclass(slots=True)
 class Report:
     """One report as the launcher keeps and sends it: a ``JobReport``'s JSON, with the
     three things the reporter reads of it. Made by :func:`report`, not by pydantic:
@@ -114,7 +116,9 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+#: not frozen: one is made per job, and a frozen dataclass's ``__init__`` costs five times as much
+#: (read-only all the same)
+@dataclass(slots=True)
 class Entry:
     """One report and where it came from: the session the job was acquired under."""
 

@@ -22,7 +22,9 @@ from runner.platform.gpus import DEFAULT_GPU_ENV, GpuEnv
 from runner.platform.nodes import Node
 
 
-@dataclass(frozen=True)
+#: not frozen: one is made per job, and a frozen dataclass's ``__init__`` costs five times as much
+#: (read-only all the same)
+@dataclass(slots=True)
 class JobRequest:
     """The resources one job asks for."""
 
@@ -68,7 +70,9 @@ def _share(parts: int) -> Fraction:
     return Fraction(1, parts)
 
 
-@dataclass(frozen=True)
+#: not frozen: one is made per job, and a frozen dataclass's ``__init__`` costs five times as much
+#: (read-only all the same)
+@dataclass(slots=True)
 class Assignment:
     """Where a job runs: its hosts (in rank order), and per host what it holds."""
 

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Float,
@@ -121,9 +122,9 @@ def live_row(
     or acquire cannot revive it, and a launcher's request reads its own session's row
     only, not every session's. (Ending it here would be rolled back with the 404.)"""
     row = get_row(conn, who, session_id, lock)
-    if row["expires_at"] < (now := utcnow()) and (
-        up_since is None or row["ttl_sec"] < (now - up_since).total_seconds()
-    ):
+    now = utcnow()
+    alive = (now - up_since).total_seconds() if up_since is not None else None
+    if all(expiry(row["expires_at"], row["ttl_sec"], now, alive)):
         raise NotFound(f"session {session_id} not found (it has expired)")
     return row
 
@@ -174,14 +175,25 @@ def expire(conn: Connection, now: datetime | None = None, *, up_since: datetime 
     return len(ids)
 
 
+def expiry(expires_at: Any, ttl_sec: Any, now: Any, alive: Any) -> list[Any]:
+    """The rule that ends a session, as conditions that must all hold: its heartbeat's
+    ``expires_at`` is past ``now``, and (when ``alive`` is not None: the seconds this
+    server has been able to hear heartbeats, see ``expire``) it has had a whole ttl of
+    that to beat in. One rule for both readers: given a row's values it is a list of
+    bools (``live_row``), given columns and parameters the SQL conditions (``expire``)."""
+    conditions = [expires_at < now]
+    if alive is not None:
+        conditions.append(ttl_sec < alive)
+    return conditions
+
+
 @functools.cache
 def _expired(since_up: bool, sqlite: bool) -> Select[Any]:
     """``expire``'s statement, built once per kind."""
     c = t.sessions.c
-    where = [c.expires_at < bindparam("now")]  # typed as the column (tables.py)
-    if since_up:
-        where.append(c.ttl_sec < bindparam("alive"))
-    stmt = select(c.id).where(*where)
+    # the parameters are typed as the columns they meet (tables.py)
+    alive: BindParameter[Any] | None = bindparam("alive") if since_up else None
+    stmt = select(c.id).where(*expiry(c.expires_at, c.ttl_sec, bindparam("now"), alive))
     if not sqlite:
         stmt = stmt.with_for_update(skip_locked=True)
     return stmt

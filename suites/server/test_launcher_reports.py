@@ -161,3 +161,20 @@ def test_every_move_to_restart_ready_starts_an_attempt(tolu_client: Client, site
     assert tolu_client.jobs.get(job.id).attempt == 1  # the server's retry
     tolu_client.jobs.update(job.id, state=S.KILLED)
     assert tolu_client.jobs.update(job.id, state=S.RESTART_READY).attempt == 2  # the owner's
+
+
+def test_a_resent_report_of_an_attempt_that_is_over_is_moot_while_its_session_holds_the_next(
+    tolu_client: Client, site_app: SiteApp
+) -> None:
+    """The session that ran attempt 0 holds attempt 1 now, and RESTART_READY -> RUNNING is a
+    legal move: only the attempt tells a resent RUNNING of the first run from the second's."""
+    (job,) = tolu_client.jobs.bulk_create([{"app_id": site_app.app.id, "retry_limit": 2}])
+    s = tolu_client.sessions.create(site_app.site.id)
+    tolu_client.sessions.acquire(s.id, max_num_jobs=1)
+    tolu_client.sessions.report(s.id, [rep(job.id, 0, S.RUNNING), rep(job.id, 0, S.RUN_ERROR, return_code=1)])
+    assert [j.attempt for j in tolu_client.sessions.acquire(s.id, max_num_jobs=1)] == [1]
+    result = tolu_client.sessions.report(s.id, [rep(job.id, 0, S.RUNNING)])
+    assert result.accepted == 0 and "attempt 0 is over" in result.moot[0].reason
+    assert tolu_client.jobs.get(job.id).state is S.RESTART_READY
+    assert tolu_client.sessions.report(s.id, [rep(job.id, 1, S.RUNNING)]).accepted == 1
+    assert tolu_client.jobs.get(job.id).state is S.RUNNING

@@ -41,9 +41,13 @@ def json_body(tp: Any) -> Callable[[Request], Awaitable[Any]]:
     return parse
 
 
-def openapi_body(tp: Any, description: str) -> dict[str, Any]:
+def openapi_body(tp: Any, description: str, *, max_items: int | None = None) -> dict[str, Any]:
+    """The ``openapi_extra`` of a route whose body ``json_body`` parses: its schema, and
+    ``max_items`` for a list whose length the service limits (the route's 422 beyond it)."""
     schema = TypeAdapter(tp).json_schema(ref_template=REF)
     EXTRA_SCHEMAS.update(schema.pop("$defs", {}))
+    if max_items is not None:
+        schema["maxItems"] = max_items
     return {
         "requestBody": {
             "required": True,

@@ -27,7 +27,9 @@ UpdateBody = Annotated[list[models.JobUpdate], Depends(json_body(list[models.Job
     "",
     status_code=201,
     response_model=list[models.Job],
-    openapi_extra=openapi_body(list[models.JobCreate], "jobs to create (at most MAX_BULK), a DAG by key"),
+    openapi_extra=openapi_body(
+        list[models.JobCreate], "jobs to create, a DAG by key", max_items=models.MAX_BULK
+    ),
 )
 def bulk_create(body: CreateBody, who: Who, db: Db) -> Response:
     try:
@@ -63,7 +65,9 @@ def counts(who: Who, db: Db, flt: Filter) -> Response:
     "",
     response_model=list[models.Job],
     responses={204: {"description": "with `returning=false`: updated, nothing sent back"}},
-    openapi_extra=openapi_body(list[models.JobUpdate], "updates, each with the job id (at most MAX_BULK)"),
+    openapi_extra=openapi_body(
+        list[models.JobUpdate], "updates, each with the job id", max_items=models.MAX_BULK
+    ),
 )
 def bulk_update(
     body: UpdateBody,

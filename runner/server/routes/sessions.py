@@ -47,7 +47,9 @@ ReportsBody = Annotated[list[models.JobReport], Depends(json_body(list[models.Jo
 @router.post(
     "/{session_id}/reports",
     response_model=models.ReportResult,
-    openapi_extra=openapi_body(list[models.JobReport], "what the launcher saw, in order (at most MAX_BULK)"),
+    openapi_extra=openapi_body(
+        list[models.JobReport], "what the launcher saw, in order", max_items=models.MAX_BULK
+    ),
 )
 def report(session_id: models.Id32, body: ReportsBody, who: Who, db: Db) -> Response:
     """Apply a launcher's reports about the jobs it runs; each is applied or answered

@@ -1166,14 +1166,15 @@ class DagNode(Request):
     name: str = Field(min_length=1, max_length=128, pattern=_NAME_PATTERN)
     #: the app's name at the DAG's site.
     app: str = Field(min_length=1, max_length=256)
-    parents: list[str] = Field(default_factory=list)
+    #: bounded as a job's (JobCreate): each node becomes one in every run
+    parents: list[str] = Field(default_factory=list, max_length=MAX_BULK)
     parameters: dict[str, Any] = Field(default_factory=dict)
     tags: Tags = Field(default_factory=dict)
     environment: dict[str, str] = Field(default_factory=dict)
     resources: Resources | None = None
     retry_limit: int = Field(default=3, ge=0, le=1_000)
     workdir: str | None = None
-    transfers: list[TransferItemCreate] = Field(default_factory=list)
+    transfers: list[TransferItemCreate] = Field(default_factory=list, max_length=MAX_BULK)
 
 
 class DagCreate(Request):

@@ -109,12 +109,19 @@ def test_oversize_bulk_is_refused(tolu_client: Client, raw: Raw, site_app: SiteA
         headers={"content-type": "application/json"},
     )
     assert resp.status_code == 422 and str(MAX_BULK) in resp.json()["detail"][0]["msg"]
+    for path in ("/transfers", "/batch-jobs"):
+        resp = raw("PATCH", path, json=[{"id": 1}] * (MAX_BULK + 1))
+        assert resp.status_code == 422 and _locs(resp) == [["body"]], path
+        assert str(MAX_BULK) in resp.json()["detail"][0]["msg"], path
     assert _totals(tolu_client) == before
     # the published API says so: a generated client or a schema fuzzer keeps to the limit
     doc = raw("GET", "/openapi.json").json()
-    for method, path in (("post", "/jobs"), ("patch", "/jobs"), ("post", "/sessions/{session_id}/reports")):
+    bulk = [("post", "/jobs"), ("patch", "/jobs"), ("post", "/sessions/{session_id}/reports")]
+    for method, path in [*bulk, ("patch", "/transfers"), ("patch", "/batch-jobs")]:
         schema = doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
         assert schema["type"] == "array" and schema["maxItems"] == MAX_BULK, (method, path)
+    node = doc["components"]["schemas"]["DagNode"]["properties"]
+    assert node["parents"]["maxItems"] == node["transfers"]["maxItems"] == MAX_BULK
 
 
 def test_bad_updates_are_refused_and_change_nothing(tolu_client: Client, raw: Raw, site_app: SiteApp) -> None:

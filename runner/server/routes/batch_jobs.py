@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 from starlette.responses import Response
 
 from runner import models
@@ -12,6 +12,10 @@ from runner.server.services import batch_jobs
 from runner.states import BatchJobState
 
 router = APIRouter(prefix="/batch-jobs", tags=["batch jobs"])
+
+
+#: at most MAX_BULK (a 422 beyond it, and ``maxItems`` in /openapi.json)
+Updates = Annotated[list[models.BatchJobUpdate], Body(max_length=models.MAX_BULK)]
 
 
 @router.post("", status_code=201, response_model=models.BatchJob)
@@ -36,7 +40,7 @@ def list_batch_jobs(
 
 
 @router.patch("", response_model=list[models.BatchJob])
-def bulk_update(body: list[models.BatchJobUpdate], who: Who, db: Db) -> Response:
+def bulk_update(body: Updates, who: Who, db: Db) -> Response:
     with db.write() as conn:
         return json_response(batch_jobs.bulk_update(conn, who, body))
 

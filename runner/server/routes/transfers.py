@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 from starlette.responses import Response
 
 from runner import models
@@ -11,6 +11,10 @@ from runner.server.routes.deps import DEFAULT, Db, Limit, Offset, Who
 from runner.server.services import transfers
 
 router = APIRouter(prefix="/transfers", tags=["transfers"])
+
+
+#: at most MAX_BULK (a 422 beyond it, and ``maxItems`` in /openapi.json)
+Updates = Annotated[list[models.TransferItemUpdate], Body(max_length=models.MAX_BULK)]
 
 
 @router.get("", response_model=models.Page[models.TransferItem])
@@ -40,6 +44,6 @@ def list_transfers(
 
 
 @router.patch("", response_model=list[models.TransferItem])
-def bulk_update(body: list[models.TransferItemUpdate], who: Who, db: Db) -> Response:
+def bulk_update(body: Updates, who: Who, db: Db) -> Response:
     with db.write() as conn:
         return json_response(transfers.bulk_update(conn, who, body))

@@ -74,8 +74,8 @@ COMPACT_BYTES = 4 << 20
 COMPACT_TAIL_BYTES = 1 << 20
 
 
-#: not frozen: one is made per job, and a frozen dataclass's ``__init__`` costs five times as much
-#: (read-only all the same)
+#: not frozen, as every value made per job: read-only all the same (docs/performance.md,
+#: "Values made per job, no longer frozen")
 @dataclass(slots=True)
 class Report:
     """One report as the launcher keeps and sends it: a ``JobReport``'s JSON, with the
@@ -116,8 +116,8 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-#: not frozen: one is made per job, and a frozen dataclass's ``__init__`` costs five times as much
-#: (read-only all the same)
+#: not frozen, as every value made per job: read-only all the same (docs/performance.md,
+#: "Values made per job, no longer frozen")
 @dataclass(slots=True)
 class Entry:
     """One report and where it came from: the session the job was acquired under."""

@@ -10,7 +10,8 @@ from runner.launcher.tasks import Task
 
 
 #: Not frozen, as every value made per job: a frozen dataclass's ``__init__`` sets each field
-#: through ``object.__setattr__`` (2.3 µs against 0.4 for ten fields here); treat it as read-only.
+#: through ``object.__setattr__`` (2.3 µs against 0.4 for ten fields here); treat it as read-only
+#: (docs/performance.md, "Values made per job, no longer frozen").
 @dataclass(slots=True)
 class Outcome:
     """How one task ended, as a worker reports it (picklable, no Job attached)."""

@@ -22,8 +22,8 @@ from runner.platform.gpus import DEFAULT_GPU_ENV, GpuEnv
 from runner.platform.nodes import Node
 
 
-#: not frozen: one is made per job, and a frozen dataclass's ``__init__`` costs five times as much
-#: (read-only all the same)
+#: not frozen, as every value made per job: read-only all the same (docs/performance.md,
+#: "Values made per job, no longer frozen")
 @dataclass(slots=True)
 class JobRequest:
     """The resources one job asks for."""
@@ -70,8 +70,8 @@ def _share(parts: int) -> Fraction:
     return Fraction(1, parts)
 
 
-#: not frozen: one is made per job, and a frozen dataclass's ``__init__`` costs five times as much
-#: (read-only all the same)
+#: not frozen, as every value made per job: read-only all the same (docs/performance.md,
+#: "Values made per job, no longer frozen")
 @dataclass(slots=True)
 class Assignment:
     """Where a job runs: its hosts (in rank order), and per host what it holds."""

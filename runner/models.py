@@ -334,6 +334,16 @@ HOOKS = ("preprocess", "postprocess", "handle_error", "handle_timeout")
 Hook = Literal["preprocess", "postprocess", "handle_error", "handle_timeout"]
 
 
+def _each_once(hooks: list[Hook]) -> list[Hook]:
+    if len(set(hooks)) != len(hooks):
+        raise PydanticCustomError("duplicate_hook", "each hook at most once")
+    return hooks
+
+
+#: an app's hooks: each at most once.
+Hooks = Annotated[list[Hook], Field(max_length=len(HOOKS)), AfterValidator(_each_once)]
+
+
 class AppCreate(Request):
     site_id: Id32
     name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -348,7 +358,7 @@ class AppCreate(Request):
     default_resources: Resources = Field(default_factory=Resources)
     environment: Environment = Field(default_factory=dict)
     #: which hooks the app's definition implements (others are skipped by the server).
-    hooks: list[Hook] = Field(default_factory=list)
+    hooks: Hooks = Field(default_factory=list)
     #: the app takes parameters it does not declare (e.g. a python function with
     #: ``**kwargs``); otherwise a job naming an undeclared parameter is refused.
     free_parameters: bool = False
@@ -362,7 +372,7 @@ class AppUpdate(Request):
     parameters: Parameters | None = None
     default_resources: Resources | None = None
     environment: Environment | None = None
-    hooks: list[Hook] | None = None
+    hooks: Hooks | None = None
     free_parameters: bool | None = None
 
 

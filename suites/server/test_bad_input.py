@@ -161,6 +161,18 @@ def test_bad_updates_are_refused_and_change_nothing(tolu_client: Client, raw: Ra
         ),
         (
             "POST",
+            "/apps",
+            {"site_id": "SITE", "name": "twice", "command_template": "true", "hooks": ["preprocess"] * 2},
+            ["body", "hooks"],
+        ),
+        (
+            "POST",
+            "/apps",
+            {"site_id": "SITE", "name": "many", "command_template": "true", "hooks": ["preprocess"] * 5},
+            ["body", "hooks"],
+        ),
+        (
+            "POST",
             "/batch-jobs",
             {"site_id": "SITE", "num_nodes": 0, "wall_time_min": 5},
             ["body", "num_nodes"],

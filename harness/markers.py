@@ -39,6 +39,10 @@ OTHER_MARKERS: dict[str, str] = {
         "postgres, gpu, mpi, pbs or a feature a location declares); elsewhere skipped with "
         "the reason, or failed when the feature is in --require."
     ),
+    "databases": (
+        "databases(name, ...): a test that runs on these databases only (sqlite, postgresql), "
+        "in any folder; with --database, on those of them it names (none: skipped)."
+    ),
     "expect_errors": (
         "expect_errors(pattern, ...): regular expressions of ERROR log lines this test "
         "provokes on purpose; other ERROR lines in its collected logs flag the run."

@@ -281,7 +281,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         areas = set(folder_areas(metafunc.definition.path, config.rootpath, config.getini("tolu_suites_dir")))
         areas |= {m.name for m in metafunc.definition.iter_markers()}
         chosen = list(DATABASES) if areas & ALL_DATABASE_AREAS else ["sqlite"]
-    if len(chosen) == 1:
+    only = {db for mark in metafunc.definition.iter_markers("databases") for db in mark.args}
+    if only:
+        # none left (``--database sqlite`` for a PostgreSQL-only test): pytest skips it
+        chosen = [db for db in (chosen if option else DATABASES) if db in only]
+    elif len(chosen) == 1:
         return  # tolu_database answers --database (or sqlite) itself; no "[sqlite]" in every test id
     params = [
         pytest.param(db, marks=pytest.mark.requires("postgres"), id=db)

@@ -1,11 +1,11 @@
-"""A bulk update's plain rows as a few set-based statements (the launcher's hot path).
+"""A bulk update's plain rows as a few set-based statements (PostgreSQL's ``PATCH /jobs``).
 
 Most rows a launcher reports are *plain*: a job of an app without hooks, with no
 transfer items and no children, going RUNNING, or RUN_DONE (which the server
 carries on to JOB_FINISHED). Their outcome depends on nothing but the two states,
 so a thousand of them need no Python per job — three statements apply them:
 
-1. **check** (on PostgreSQL it also locks the rows, in id order): the rows that are
+1. **check** (it also locks the rows, in id order): the rows that are
    *not* plain — a job that is missing or not the caller's, a transition the table
    refuses, a job whose app has hooks or that has transfer items or children;
 2. **events**: ``INSERT INTO events ... SELECT`` the reported transition and every
@@ -16,6 +16,11 @@ Every other row goes through ``lifecycle.Advancer`` afterwards, in the same
 transaction (services/jobs.py): 404s and 409s come from there, and a refused row
 rolls back the whole request.
 
+On PostgreSQL only: a statement per step instead of a round trip per row is its win.
+SQLite runs in the server's process, where binding the Advancer's rows costs less
+than reading a JSON payload with ``json_extract`` once per column per row, so there
+every row takes the Advancer (docs/performance.md, "PATCH /jobs on SQLite").
+
 Nothing here is a second copy of the life cycle. ``ROUTES`` is made once by running
 the ``Advancer`` itself on a plain job for every transition that runner.states
 allows, keeping those whose outcome depends on nothing it had to look up (hooks and
@@ -25,8 +30,8 @@ records a reason is not plain.
 The payload is one JSON text, a row per update (``row``): the job id, the target
 state, the reported timestamp, return code and Event data, then what the route
 says — the Events as [from, to] pairs, the final state, whether the session is
-kept. The database reads it with ``json_each`` (SQLite) or ``json_array_elements``
-(PostgreSQL); Python only looks the route up per row.
+kept. The database reads it with ``json_array_elements``; Python only looks the
+route up per row.
 """
 
 from __future__ import annotations
@@ -39,7 +44,6 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, text
 
-from runner.server import bulk
 from runner.server.lifecycle import Advancer, JobRec
 from runner.states import FINAL, TRANSITIONS, JobState
 
@@ -300,17 +304,26 @@ def _values(name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) ->
 _ROUTES_CTE = _values("r", ("source", "target"), [(r.source, r.target) for r in ROUTES.values()])
 
 _COLUMNS = ("id", "first", "rc", "events", "final", "keeps", "asks_hooks", "counts_in", "counts_out", "ends")
-_PAYLOAD = {
-    True: "p AS (SELECT x.key AS ord, "
-    + ", ".join(f"json_extract(x.value, '$[{i}]') AS {name}" for i, name in enumerate(_COLUMNS))
-    + " FROM json_each(:p) AS x)",
-    False: "p AS (SELECT x.ord, (x.e->>0)::bigint AS id, x.e->>1 AS first, (x.e->>2)::int AS rc,"
+_PAYLOAD = (
+    "p AS (SELECT x.ord, (x.e->>0)::bigint AS id, x.e->>1 AS first, (x.e->>2)::int AS rc,"
     " x.e->3 AS events, x.e->>4 AS final, "
     + ", ".join(f"(x.e->>{i})::int AS {name}" for i, name in enumerate(_COLUMNS) if i >= 5)
-    + " FROM json_array_elements(CAST(:p AS json)) WITH ORDINALITY AS x(e, ord))",
-}
+    + " FROM json_array_elements(CAST(:p AS json)) WITH ORDINALITY AS x(e, ord))"
+)
 
-_NOT_PLAIN = (
+# Lock the rows first (id order: two requests never wait on each other in a circle),
+# so nobody changes a job between this check and the writes. The ids go in as one
+# array (``= ANY(ARRAY(...))``, an index scan on the primary key whatever the
+# statistics say): as ``IN (SELECT id FROM p)`` the planner, with the table's
+# statistics taken before a bulk create, compared every job of the owner with every
+# payload row (2.5 million comparisons, 0.5 s, for 1,000 reports over 3,000 jobs).
+_CHECK = text(
+    f"WITH {_PAYLOAD}, {_ROUTES_CTE},"
+    " j AS (SELECT id, state, app_id, n_stage_in, n_stage_out, has_children FROM jobs"
+    " WHERE id = ANY(ARRAY(SELECT id FROM p)) AND owner_id = :o AND site_id = coalesce(:s, site_id)"
+    " ORDER BY id FOR UPDATE)"
+    " SELECT p.ord FROM p LEFT JOIN j ON j.id = p.id"
+    " LEFT JOIN r ON r.source = j.state AND r.target = p.first"
     " WHERE r.target IS NULL"
     " OR (p.counts_in = 1 AND j.n_stage_in > 0) OR (p.counts_out = 1 AND j.n_stage_out > 0)"
     " OR (p.ends = 1 AND j.has_children)"
@@ -319,88 +332,35 @@ _NOT_PLAIN = (
     " ORDER BY p.ord"
 )
 
-_CHECK = {
-    True: text(
-        f"WITH {_PAYLOAD[True]}, {_ROUTES_CTE}"
-        " SELECT p.ord FROM p LEFT JOIN jobs AS j ON j.id = p.id AND j.owner_id = :o"
-        " AND j.site_id = coalesce(:s, j.site_id)"
-        " LEFT JOIN r ON r.source = j.state AND r.target = p.first" + _NOT_PLAIN
-    ),
-    # Lock the rows first (id order: two requests never wait on each other in a
-    # circle), so nobody changes a job between this check and the writes. The ids go in
-    # as one array (``= ANY(ARRAY(...))``, an index scan on the primary key whatever the
-    # statistics say): as ``IN (SELECT id FROM p)`` the planner, with the table's
-    # statistics taken before a bulk create, compared every job of the owner with every
-    # payload row (2.5 million comparisons, 0.5 s, for 1,000 reports over 3,000 jobs).
-    False: text(
-        f"WITH {_PAYLOAD[False]}, {_ROUTES_CTE},"
-        " j AS (SELECT id, state, app_id, n_stage_in, n_stage_out, has_children FROM jobs"
-        " WHERE id = ANY(ARRAY(SELECT id FROM p)) AND owner_id = :o AND site_id = coalesce(:s, site_id)"
-        " ORDER BY id FOR UPDATE)"
-        " SELECT p.ord FROM p LEFT JOIN j ON j.id = p.id"
-        " LEFT JOIN r ON r.source = j.state AND r.target = p.first" + _NOT_PLAIN
-    ),
-}
-
-# SQLite keeps naive-UTC timestamps as text "YYYY-MM-DD HH:MM:SS.ffffff"; orjson wrote
-# "YYYY-MM-DDTHH:MM:SS[.ffffff]Z" (the microseconds only when not zero).
-_TS = "json_extract(ev.value, '$[2]')"
-_SQLITE_TS = (
-    f"replace(substr({_TS}, 1, 19), 'T', ' ')"
-    f" || CASE length({_TS}) WHEN 27 THEN substr({_TS}, 20, 7) ELSE '.000000' END"
+_EVENTS = text(
+    f"WITH {_PAYLOAD}"
+    " INSERT INTO events (owner_id, site_id, job_id, from_state, to_state, timestamp, data)"
+    " SELECT j.owner_id, j.site_id, j.id, coalesce(ev.v->>0, j.state), ev.v->>1,"
+    " coalesce((ev.v->>2)::timestamptz AT TIME ZONE 'UTC', :now), ev.v->3"
+    " FROM p CROSS JOIN jobs AS j CROSS JOIN json_array_elements(p.events) WITH ORDINALITY AS ev(v, k)"
+    " WHERE j.id = p.id ORDER BY p.ord, ev.k"
 )
-# ``p CROSS JOIN ...``: SQLite joins in the order written (the payload outermost, each
-# row's Events from its own short list); PostgreSQL takes it as a plain join.
-_EVENTS_FROM = {
-    True: (
-        " FROM p CROSS JOIN jobs AS j CROSS JOIN json_each(p.events) AS ev WHERE j.id = p.id",
-        ("json_extract(ev.value, '$[0]')", "json_extract(ev.value, '$[1]')", _SQLITE_TS),
-        ("json_extract(ev.value, '$[3]')", "ev.key"),
-    ),
-    False: (
-        " FROM p CROSS JOIN jobs AS j CROSS JOIN json_array_elements(p.events) WITH ORDINALITY AS ev(v, k)"
-        " WHERE j.id = p.id",
-        ("ev.v->>0", "ev.v->>1", "(ev.v->>2)::timestamptz AT TIME ZONE 'UTC'"),
-        ("ev.v->3", "ev.k"),
-    ),
-}
-_EVENTS = {
-    sqlite: text(
-        f"WITH {_PAYLOAD[sqlite]}"
-        " INSERT INTO events (owner_id, site_id, job_id, from_state, to_state, timestamp, data)"
-        f" SELECT j.owner_id, j.site_id, j.id, coalesce({a}, j.state), {b}, coalesce({ts}, :now), {data}"
-        f"{from_} ORDER BY p.ord, {k}"
-    )
-    for sqlite, (from_, (a, b, ts), (data, k)) in _EVENTS_FROM.items()
-}
 
-_JOBS = {
-    sqlite: text(
-        f"WITH {_PAYLOAD[sqlite]}"
-        " UPDATE jobs SET state = p.final, return_code = coalesce(p.rc, jobs.return_code),"
-        " session_id = CASE WHEN p.keeps = 1 THEN jobs.session_id END, updated_at = :now"
-        " FROM p WHERE jobs.id = p.id"
-    )
-    for sqlite in (True, False)
-}
+_JOBS = text(
+    f"WITH {_PAYLOAD}"
+    " UPDATE jobs SET state = p.final, return_code = coalesce(p.rc, jobs.return_code),"
+    " session_id = CASE WHEN p.keeps = 1 THEN jobs.session_id END, updated_at = :now"
+    " FROM p WHERE jobs.id = p.id"
+)
 
 
 def not_plain(conn: Connection, owner_id: int, site_id: int | None, rows: Sequence[Row]) -> list[int]:
-    """Positions of ``rows`` that the Advancer must take (PostgreSQL: all rows locked)."""
+    """Positions of ``rows`` that the Advancer must take (all rows locked)."""
     if not rows:
         return []
-    sqlite = bulk.is_sqlite(conn)
-    result = conn.execute(_CHECK[sqlite], {"p": dumps(rows), "o": owner_id, "s": site_id})
-    # SQLite's json_each counts from 0, PostgreSQL's ordinality from 1
-    base = 0 if sqlite else 1
-    return [int(ord_) - base for ord_ in result.scalars()]
+    result = conn.execute(_CHECK, {"p": dumps(rows), "o": owner_id, "s": site_id})
+    return [int(ord_) - 1 for ord_ in result.scalars()]  # the ordinality counts from 1
 
 
 def apply(conn: Connection, rows: Sequence[Row], now: datetime) -> None:
     """Write the Events and the new states of ``rows``, all plain (see ``not_plain``)."""
     if not rows:
         return
-    sqlite = bulk.is_sqlite(conn)
-    params = {"p": dumps(rows), "now": bulk.ts(conn, now)}
-    conn.execute(_EVENTS[sqlite], params)
-    conn.execute(_JOBS[sqlite], params)
+    params = {"p": dumps(rows), "now": now}
+    conn.execute(_EVENTS, params)
+    conn.execute(_JOBS, params)

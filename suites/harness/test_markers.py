@@ -136,6 +136,20 @@ def test_server_and_api_tests_run_on_every_database(tree: pytest.Pytester) -> No
     only.stdout.fnmatch_lines(["*DATABASE postgresql*"])
 
 
+def test_a_databases_mark_narrows_the_databases(tree: pytest.Pytester) -> None:
+    marked = "import pytest\n@pytest.mark.databases('postgresql')" + DB_TEST
+    tree.makepyfile(**{"suites/server/test_s.py": marked, "suites/site/test_t.py": marked})
+    result = tree.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines_random(
+        ["suites/server/test_s.py::test_db[[]postgresql[]]", "suites/site/test_t.py::test_db[[]postgresql[]]"]
+    )
+    result.stdout.no_fnmatch_line("*sqlite*")
+    # --database sqlite leaves it none: skipped, never run on the other one
+    none = tree.runpytest("-rs", "--database", "sqlite", "suites/server")
+    none.assert_outcomes(skipped=1)
+    none.stdout.fnmatch_lines(["*empty parameter set*"])
+
+
 def test_postgresql_case_skips_or_fails_without_postgres(
     tree: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

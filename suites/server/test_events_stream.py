@@ -237,11 +237,10 @@ def test_the_feed_gives_up_an_id_that_never_comes(feed_db: Database) -> None:
     assert feed.settled == d > c  # given up; the cursor moves past it
 
 
-def test_the_feed_returns_an_id_that_commits_late(feed_db: Database, tolu_database: str) -> None:
+@pytest.mark.databases("postgresql")  # SQLite's writers take turns: ids become visible in order
+def test_the_feed_returns_an_id_that_commits_late(feed_db: Database) -> None:
     """PostgreSQL hands out ids at insert and shows rows at commit: a transaction that
     inserted first may commit last. The feed must not skip it."""
-    if tolu_database != "postgresql":
-        pytest.skip("SQLite writers take turns: ids become visible in order")
     engine = create_engine(feed_db.url)
     with feed_db.write() as conn:
         start = _insert(conn, 1, 1)

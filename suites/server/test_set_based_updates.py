@@ -1,5 +1,5 @@
 """Bulk updates on the set-based path (runner/server/transitions.py) against the
-Advancer, over HTTP, on both databases.
+Advancer, over HTTP, on PostgreSQL (on SQLite every row takes the Advancer).
 
 A row is plain when its job's app has no hooks and the job has no transfer items or
 children; the server applies such rows with a few statements and sends every other
@@ -24,6 +24,8 @@ from runner.client.errors import Conflict, NotFound
 from runner.models import HOOKS, Event, Hook, Job
 from runner.server import transitions
 from runner.states import TRANSITIONS, JobState
+
+pytestmark = pytest.mark.databases("postgresql")
 
 S = JobState
 ALL_STATES = sorted(JobState, key=str)

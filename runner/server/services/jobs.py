@@ -162,8 +162,9 @@ def bulk_update(
     """Apply the updates all-or-nothing; answer the jobs as they are now (``[]``
     when not ``returning``: the launcher's hot path never reads them).
 
-    Plain state reports (see runner/server/transitions.py) are applied by a few
-    set-based statements; the other rows, and every refusal, go through the Advancer.
+    On PostgreSQL, plain state reports (see runner/server/transitions.py) are applied
+    by a few set-based statements; the other rows, every refusal, and on SQLite every
+    row go through the Advancer.
     """
     if len(items) > MAX_BULK:
         raise too_many(len(items), "updates")
@@ -176,8 +177,9 @@ def bulk_update(
         ids.append(it.id)
         if it.tags is not None:
             check_tags(it.tags, ["body", i, "tags"])
-    rows, at, others = _plain_rows(items)
     now = utcnow()
+    # the set-based path is PostgreSQL's (transitions.py says why)
+    rows, at, others = ([], [], list(range(len(items)))) if bulk.is_sqlite(conn) else _plain_rows(items)
     if rows:
         slow = transitions.not_plain(conn, who.user_id, who.site_id, rows)
         if slow:

@@ -31,6 +31,8 @@ def test_a_bulk_create_sent_again_creates_nothing_and_answers_the_jobs(
     assert first.status_code == 201
     ids = [j["id"] for j in first.json()]
     assert [j["idempotency_key"] for j in first.json()] == ["a", "b", "c"]
+    # a created job is answered as GET shows it: the Job's fields, none of the row's others
+    assert first.json()[0] == raw("GET", f"/jobs/{ids[0]}").json()
     events = _event_count(tolu_client, ids)
 
     again = raw("POST", "/jobs", json=body)

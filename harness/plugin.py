@@ -282,6 +282,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         areas |= {m.name for m in metafunc.definition.iter_markers()}
         chosen = list(DATABASES) if areas & ALL_DATABASE_AREAS else ["sqlite"]
     only = {db for mark in metafunc.definition.iter_markers("databases") for db in mark.args}
+    if unknown := sorted(only - set(DATABASES)):
+        known = ", ".join(DATABASES)
+        pytest.fail(f"databases(): unknown {', '.join(unknown)} (known: {known})", pytrace=False)
     if only:
         # none left (``--database sqlite`` for a PostgreSQL-only test): pytest skips it
         chosen = [db for db in (chosen if option else DATABASES) if db in only]

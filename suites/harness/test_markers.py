@@ -148,6 +148,11 @@ def test_a_databases_mark_narrows_the_databases(tree: pytest.Pytester) -> None:
     none = tree.runpytest("-rs", "--database", "sqlite", "suites/server")
     none.assert_outcomes(skipped=1)
     none.stdout.fnmatch_lines(["*empty parameter set*"])
+    # a misspelt database is an error, not a test quietly never run
+    tree.makepyfile(**{"suites/server/test_s.py": marked.replace("'postgresql'", "'postgres'")})
+    typo = tree.runpytest("--collect-only", "-q", "suites/server")
+    assert typo.ret != 0
+    typo.stdout.fnmatch_lines(["*databases(): unknown postgres (known: sqlite, postgresql)*"])
 
 
 def test_postgresql_case_skips_or_fails_without_postgres(

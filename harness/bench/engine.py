@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.bench import output, report, stats, verdicts
+from harness.bench import filesystem, output, report, stats, verdicts
 from harness.bench.compare import compare
 from harness.bench.schema import BenchResult, Machine, Scenario
 from harness.bench.throughput import JobRow, TrialOutput
@@ -119,4 +119,6 @@ def _notes(machine: Machine, extra: list[str]) -> list[str]:
             f"{machine.cores_logical} cores): absolute rates are noisy; the ratios, measured in the same "
             "trial, are the figures to trust"
         )
+    if machine.slow_inode_reuse:
+        notes.append(filesystem.SLOW_REUSE_NOTE)
     return notes

@@ -160,6 +160,13 @@ def throughput_figures(task: Task, *, server_memory: bool = True) -> dict[str, F
             "higher",
             "run_jobs_per_s / the pool whose tasks each get a directory and an output file (as jobs do)",
         ),
+        "fs_workdir_us": _info(
+            "us",
+            "none",
+            "CPU to make a directory with a file in it on the site's file system just before "
+            "the trial, as every job gets: what the file system charged per job then "
+            "(harness/bench/filesystem.py)",
+        ),
         "jobs_failed": _info("jobs", "lower", "jobs that did not end JOB_FINISHED"),
         "run_errors": _info(
             "events", "lower", "RUN_ERROR/RUN_TIMEOUT events (each one a retry or a failure)"

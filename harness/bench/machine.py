@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from harness.bench import filesystem
 from harness.bench.schema import Machine
 
 
@@ -110,8 +111,11 @@ def python_loop_ns(steps: int = 200_000, tries: int = 5) -> float:
     return best / steps * 1e9
 
 
-def collect(*, database: str = "sqlite", database_version: str | None = None) -> Machine:
-    """Describe this machine now."""
+def collect(
+    *, database: str = "sqlite", database_version: str | None = None, work_dir: Path | None = None
+) -> Machine:
+    """Describe this machine now; with ``work_dir``, the file system the jobs' directories are on."""
+    fs = filesystem.of(work_dir) if work_dir is not None else None
     mem = psutil.virtual_memory()
     try:
         load = list(os.getloadavg())
@@ -131,6 +135,8 @@ def collect(*, database: str = "sqlite", database_version: str | None = None) ->
         python_implementation=platform.python_implementation(),
         python_executable=os.path.realpath(sys.executable),
         python_loop_ns=round(python_loop_ns(), 1),
+        file_system=fs.describe() if fs else None,
+        slow_inode_reuse=fs.reuses_freed_inodes_slowly if fs else None,
         mpi=mpi_version(mpiexec),
         mpiexec=mpiexec,
         database=database,

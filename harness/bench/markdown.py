@@ -26,7 +26,9 @@ def render(result: BenchResult, figures: Sequence[str] = ()) -> str:
         f"{m.cpu_model}, {m.cores_logical} cores, {m.memory_bytes / 2**30:.1f} GiB, {m.os}, "
         f"Python {m.python}"
         + (f" ({m.python_loop_ns:.0f} ns per loop step)" if m.python_loop_ns is not None else "")
-        + f", {m.mpi or 'no MPI'}, {m.database} {m.database_version or ''}; "
+        + f", {m.mpi or 'no MPI'}, {m.database} {m.database_version or ''}"
+        + (f", job directories on {m.file_system}" if m.file_system else "")
+        + "; "
         f"load average at start {', '.join(f'{x:.1f}' for x in m.load_average)}",
         "",
     ]

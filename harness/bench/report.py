@@ -45,6 +45,7 @@ def _machine(result: BenchResult) -> list[tuple[str, str]]:
         ("Python", f"{m.python_implementation} {m.python}" + _interpreter(m)),
         ("MPI", f"{m.mpi or '-'} ({m.mpiexec or 'no mpiexec'})"),
         ("database", f"{m.database} {m.database_version or ''}"),
+        ("job directories on", m.file_system or "-"),
         ("tolu", f"{m.tolu_version} @ {(m.git_commit or '?')[:12]}"),
         ("load average at start", ", ".join(f"{x:.2f}" for x in m.load_average)),
         ("host", m.hostname),

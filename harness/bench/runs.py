@@ -110,7 +110,7 @@ def throughput(
             work / command, server=settings.server, database=database, slots=workers, nodes=nodes
         ) as stack,
     ):
-        info = machine.collect(database=database, database_version=stack.database.version)
+        info = machine.collect(database=database, database_version=stack.database.version, work_dir=work)
         runners = [
             ThroughputScenario(
                 stack=stack,
@@ -266,7 +266,7 @@ def chaos(
             progress=progress(),
             say=say,
         )
-        info = machine.collect(database="postgresql", database_version=postgres.version())
+        info = machine.collect(database="postgresql", database_version=postgres.version(), work_dir=work)
         notes = [f"seed {the_seed}: `--seed {the_seed}` plans the same faults at the same points of the run"]
         opts = _run_options("chaos", settings, params, out_dir)
         opts.notes.extend(notes)

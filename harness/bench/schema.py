@@ -22,7 +22,9 @@ grows with additive changes (old files still load), the major one with any other
   and ``location``, ``CompareRow.runs``;
 - 1.3: the interpreter and how fast it runs Python here (``Machine.python_executable``,
   ``Machine.python_loop_ns``);
-- 1.4: ``--gate-on``: ``CompareRow.gated`` (False: compared and shown, never regressed).
+- 1.4: ``--gate-on``: ``CompareRow.gated`` (False: compared and shown, never regressed);
+- 1.5: the file system of the jobs' directories (``Machine.file_system``,
+  ``Machine.slow_inode_reuse``; the trials' ``fs_workdir_us`` is a figure like the others).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SchemaVersion = Literal["1.0", "1.1", "1.2", "1.3", "1.4"]
-SCHEMA_VERSION: SchemaVersion = "1.4"
+SchemaVersion = Literal["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"]
+SCHEMA_VERSION: SchemaVersion = "1.5"
 SCHEMA_FILE = Path(__file__).with_name("bench.schema.json")
 
 Better = Literal["higher", "lower", "none"]
@@ -61,6 +63,12 @@ class Machine(Model):
     #: ns per step of a plain Python loop when the run started (machine.python_loop_ns):
     #: how fast that interpreter is here; tolu's CPU per job scales with it.
     python_loop_ns: float | None = None
+    #: the file system of the run's work directory, where the jobs' directories are made
+    #: (``harness.bench.filesystem``: ``ext4 on / (vda), no journal``)
+    file_system: str | None = None
+    #: whether that file system skips recently freed inodes when it makes new ones (ext4
+    #: without a journal): then a run soon after a large deletion reads slower
+    slow_inode_reuse: bool | None = None
     mpi: str | None
     mpiexec: str | None
     database: str

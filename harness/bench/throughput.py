@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from harness.bench import baselines, history, stats
+from harness.bench import baselines, filesystem, history, stats
 from harness.bench.figures import STARTING_ROLES, throughput_figures
 from harness.bench.history import FINAL, History
 from harness.bench.machine import mpiexec_path
@@ -189,6 +189,8 @@ class ThroughputScenario:
     # ------------------------------------------------------------ the trial
 
     def run(self, index: int) -> TrialOutput:
+        # what a job's directory costs on the site's file system now (kept: see the module)
+        fs_us = filesystem.workdir_us(self.stack.site_dir / "data" / "fs-probe")
         # Half of the baseline runs before tolu's run and half after, so a machine whose
         # load changes during the trial weighs on both sides of the ratio alike.
         before = self.measure_baselines(max(1, self.baseline_jobs // 2))
@@ -263,6 +265,7 @@ class ThroughputScenario:
             harness_requests=harness_requests,
         )
         trial.requests_by_route = dict(sorted(routes.items(), key=lambda kv: -kv[1]))
+        trial.figures["fs_workdir_us"] = fs_us
         trial.raw["launcher_stop_s"] = [stop_s]
         if self.errors:
             trial.notes.append(

@@ -60,6 +60,9 @@ def test_bench_json_validates_against_its_schema(bench_dir: Path) -> None:
     # the interpreter the run's processes used, and how fast it ran a plain loop here
     assert document["machine"]["python_executable"] == os.path.realpath(sys.executable)
     assert document["machine"]["python_loop_ns"] > 0
+    # and the file system the jobs' directories were made on
+    machine = document["machine"]
+    assert machine["file_system"].split()[0] and machine["slow_inode_reuse"] in (True, False)
 
 
 def test_every_job_finished_and_figures_are_there(bench_dir: Path) -> None:
@@ -84,6 +87,7 @@ def test_every_job_finished_and_figures_are_there(bench_dir: Path) -> None:
             "ratio_cpu_start_vs_pool",
             "ratio_run_vs_pool_workdirs",
             "ratio_cpu_start_vs_pool_workdirs",
+            "fs_workdir_us",
         ):
             value = trial.figures[figure]
             assert value is not None and value > 0, figure

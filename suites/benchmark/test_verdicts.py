@@ -90,7 +90,7 @@ def test_verdicts_are_in_bench_json_and_report_html(tmp_path: Path) -> None:
     document = json.loads(outcome.json_path.read_text())
     schema = json.loads((tmp_path / "bench.schema.json").read_text())
     jsonschema.Draft202012Validator(schema).validate(document)
-    assert document["schema_version"] == "1.4"
+    assert document["schema_version"] == "1.5"
     assert document["check"] == {"aims": 2, "met": 1, "failed": ["c: lag_ms 9 (aim < 5)"]}
     html = outcome.report_path.read_text()
     assert '<td class="ok" title="met">✓</td>' in html

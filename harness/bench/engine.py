@@ -9,6 +9,7 @@ earlier run, and says whether a ratio regressed and whether every aim was met.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,11 +19,27 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.bench import filesystem, output, report, stats, verdicts
 from harness.bench.compare import compare
-from harness.bench.schema import BenchResult, Machine, Scenario
+from harness.bench.schema import BenchResult, FigureInfo, Machine, Scenario
 from harness.bench.throughput import JobRow, TrialOutput
 
 if TYPE_CHECKING:
     from harness.bench.history_gate import HistoryGate
+
+#: every trial's figure of how busy the machine was when it began (the run's start is in
+#: ``Machine.load_average``; a later trial may start on a busier or a quieter machine)
+LOAD_FIGURE = "load_1min_at_start"
+LOAD_INFO = FigureInfo(
+    unit="load",
+    better="none",
+    description="the machine's 1-minute load average when the trial began: read the trial's rates beside it",
+)
+
+
+def _load_1min() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # no load average here
+        return None
 
 
 class ScenarioRunner(Protocol):
@@ -73,12 +90,16 @@ def default_out_dir(command: str, root: Path | None = None) -> Path:
 def run(opts: RunOptions, runners: Sequence[ScenarioRunner], machine: Machine) -> RunOutcome:
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     scenarios = {r.name: r.describe() for r in runners}
+    for scenario in scenarios.values():
+        scenario.figure_info.setdefault(LOAD_FIGURE, LOAD_INFO)
     rows: list[JobRow] = []
     created_at = datetime.now(UTC)
     start = time.perf_counter()
     for index in range(opts.repeat):
         for runner in runners:
+            load = _load_1min()
             out = runner.run(index)
+            out.trial.figures.setdefault(LOAD_FIGURE, load)
             scenarios[runner.name].trials.append(out.trial)
             rows.extend(out.rows)
     for scenario in scenarios.values():

@@ -91,6 +91,9 @@ def test_every_job_finished_and_figures_are_there(bench_dir: Path) -> None:
         ):
             value = trial.figures[figure]
             assert value is not None and value > 0, figure
+        # how busy the machine was when the trial began, whatever the bench
+        busy = trial.figures["load_1min_at_start"]
+        assert busy is not None and busy >= 0 and scenario.figure_info["load_1min_at_start"].unit == "load"
         names = {b.name for b in trial.baselines}
         pools = {"process_pool", "process_pool_workdirs"}
         assert names == (pools | {"mpiexec_loop"} if scenario.name == "mpi" else pools)

@@ -92,6 +92,11 @@ def test_verdicts_are_in_bench_json_and_report_html(tmp_path: Path) -> None:
     jsonschema.Draft202012Validator(schema).validate(document)
     assert document["schema_version"] == "1.5"
     assert document["check"] == {"aims": 2, "met": 1, "failed": ["c: lag_ms 9 (aim < 5)"]}
+    # the engine adds every trial's load at its start, and it never takes an aim
+    (scenario,) = document["scenarios"]
+    (trial,) = scenario["trials"]
+    assert trial["figures"]["load_1min_at_start"] >= 0
+    assert "load_1min_at_start" not in {v["figure"] for v in scenario["verdicts"]}
     html = outcome.report_path.read_text()
     assert '<td class="ok" title="met">✓</td>' in html
     assert '<td class="bad" title="missed">✗</td>' in html

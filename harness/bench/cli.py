@@ -153,7 +153,17 @@ CHAOS_KEYS = (
 )
 
 
-COMMON = ("server", "repeat", "out_dir", "compare_path", "fail_on", "gate_on", "keep_work")
+COMMON = (
+    "server",
+    "repeat",
+    "out_dir",
+    "compare_path",
+    "fail_on",
+    "gate_on",
+    "keep_work",
+    "quiet_wait",
+    "quiet_load",
+)
 #: the options of publishing and of the history gate (docs/results.md)
 PUBLISHING = ("publish", "publish_site", "location", "locations_files", "history_runs")
 
@@ -290,6 +300,24 @@ def _common(f: Any, *, server: bool) -> Any:
             help="a locations YAML file to detect the location with (repeatable; as pytest --locations)",
         ),
         click.option("--keep-work", is_flag=True, help="keep the server data and site directory"),
+        click.option(
+            "--quiet-wait",
+            type=click.FloatRange(0),
+            default=0.0,
+            metavar="SECONDS",
+            help="before the first trial, wait SECONDS, then until the 1-minute load is under "
+            "--quiet-load (at most 10 minutes more); the notes say what it came to. On some disks a "
+            "run soon after a large deletion reads slow for minutes: 180 is a good wait there "
+            "(docs/performance.md) [default: start at once]",
+        ),
+        click.option(
+            "--quiet-load",
+            type=click.FloatRange(0, min_open=True),
+            default=1.0,
+            show_default=True,
+            metavar="LOAD",
+            help="with --quiet-wait: the 1-minute load average to wait for",
+        ),
         click.option(
             "--check",
             is_flag=True,

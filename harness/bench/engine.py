@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.bench import filesystem, output, report, stats, verdicts
+from harness.bench import filesystem, output, quiet, report, stats, verdicts
 from harness.bench.compare import compare
 from harness.bench.schema import BenchResult, FigureInfo, Machine, Scenario
 from harness.bench.throughput import JobRow, TrialOutput
@@ -63,6 +63,8 @@ class RunOptions:
     #: compare with the published history instead of one file (--against-history)
     history: HistoryGate | None = None
     notes: list[str] = field(default_factory=list)
+    #: wait for a quiet machine before the first trial (--quiet-wait)
+    quiet_wait: quiet.QuietWait | None = None
 
 
 @dataclass
@@ -89,6 +91,8 @@ def default_out_dir(command: str, root: Path | None = None) -> Path:
 
 def run(opts: RunOptions, runners: Sequence[ScenarioRunner], machine: Machine) -> RunOutcome:
     opts.out_dir.mkdir(parents=True, exist_ok=True)
+    if opts.quiet_wait is not None:
+        opts.notes.append(quiet.wait(opts.quiet_wait))
     scenarios = {r.name: r.describe() for r in runners}
     for scenario in scenarios.values():
         scenario.figure_info.setdefault(LOAD_FIGURE, LOAD_INFO)

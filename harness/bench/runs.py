@@ -23,6 +23,7 @@ from harness.bench.baselines import BaselineError
 from harness.bench.chaos import TARGETS, ChaosError, ChaosScenario
 from harness.bench.dag import DagScenario
 from harness.bench.history_gate import HistoryError, HistoryGate
+from harness.bench.quiet import QuietWait
 from harness.bench.stack import StackError, check_server_workers, open_stack
 from harness.bench.tasks import Task, TaskError, parse
 from harness.bench.throughput import BenchError, NoProgress, Progress, ThroughputScenario
@@ -64,6 +65,10 @@ class RunSettings:
     keep_work: bool = False
     #: compare with the published history (--against-history) instead of compare_path
     history: HistoryGate | None = None
+    #: --quiet-wait: seconds to wait before the first trial, then for the load to fall
+    #: under ``quiet_load`` (harness/bench/quiet.py); 0: start at once
+    quiet_wait: float = 0.0
+    quiet_load: float = 1.0
 
 
 def throughput(
@@ -297,6 +302,7 @@ def _run_options(
         fail_on=settings.fail_on,
         gate_on=settings.gate_on,
         history=settings.history,
+        quiet_wait=QuietWait(settings.quiet_wait, settings.quiet_load) if settings.quiet_wait > 0 else None,
     )
 
 

@@ -9,7 +9,6 @@ earlier run, and says whether a ratio regressed and whether every aim was met.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,13 +32,6 @@ LOAD_INFO = FigureInfo(
     better="none",
     description="the machine's 1-minute load average when the trial began: read the trial's rates beside it",
 )
-
-
-def _load_1min() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except OSError:  # no load average here
-        return None
 
 
 class ScenarioRunner(Protocol):
@@ -101,7 +93,7 @@ def run(opts: RunOptions, runners: Sequence[ScenarioRunner], machine: Machine) -
     start = time.perf_counter()
     for index in range(opts.repeat):
         for runner in runners:
-            load = _load_1min()
+            load = quiet.load_1min()
             out = runner.run(index)
             out.trial.figures.setdefault(LOAD_FIGURE, load)
             scenarios[runner.name].trials.append(out.trial)

@@ -30,7 +30,8 @@ class QuietWait:
     most_s: float = 600.0
 
 
-def _load() -> float | None:
+def load_1min() -> float | None:
+    """The 1-minute load average now; None where the system keeps none."""
     try:
         return os.getloadavg()[0]
     except OSError:
@@ -41,7 +42,7 @@ def wait(
     quiet: QuietWait,
     *,
     say: Callable[[str], None] = print,
-    load: Callable[[], float | None] = _load,
+    load: Callable[[], float | None] = load_1min,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> str:

@@ -16,6 +16,7 @@ the trial, so that two runs' ratios can be read side by side.
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +53,13 @@ class FileSystem:
         return text
 
 
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
 def _unescape(field: str) -> str:
-    """Mountinfo's octal escapes (``\\040`` for a space) undone."""
-    return field.encode("latin-1").decode("unicode_escape") if "\\" in field else field
+    """Mountinfo's octal escapes (``\\040`` for a space) undone, and nothing else: the
+    rest of the path stays as it is, whatever characters it holds."""
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
 def parse_mountinfo(text: str) -> list[tuple[str, str, str]]:

@@ -21,6 +21,7 @@ from runner.server.auth.tokens import AccessTokens
 from runner.server.auth.verify import Verifier
 from runner.server.db import Database, utcnow
 from runner.server.gate import Gate
+from runner.server.hotpath import HotPath
 from runner.server.openapi import document
 from runner.server.routes import (
     admin,
@@ -121,7 +122,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app)
-    # authentication and the body limit before any route reads a request (gate.py)
+    # the launchers' three requests answered without FastAPI's routing (hotpath.py), under
+    # the gate: authentication and the body limit before any route reads a request (gate.py)
+    app.add_middleware(HotPath)
     app.add_middleware(Gate, max_body_bytes=settings.max_body_bytes)
     if faults.enabled():
         log.warning("test mode: %s=1, the fault switch /_test/faults is on (never in production)", faults.ENV)

@@ -94,12 +94,37 @@ class Invalid(ServiceError):
         return {"detail": self.errors}
 
 
+#: the 409 of two requests that raced past a uniqueness check (e.g. the same username at once).
+CONFLICT = "conflict with a concurrent change; retry the request"
+
+
+def dumps(body: Any) -> bytes:
+    """An answer's JSON (naive datetimes are UTC, written with a ``Z``)."""
+    return orjson.dumps(body, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z)
+
+
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(
-        orjson.dumps(body, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z),
-        status_code=status,
-        media_type="application/json",
-    )
+    return Response(dumps(body), status_code=status, media_type="application/json")
+
+
+async def send_json(send: Send, status: int, raw: bytes, headers: dict[str, str] | None = None) -> None:
+    """Answer with the JSON ``raw`` straight through ASGI (middleware that answers itself)."""
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
+    head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": raw})
+
+
+def error_headers(exc: ServiceError) -> dict[str, str]:
+    """The headers that go with ``exc``'s answer."""
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, OAuthError):
+        headers["Cache-Control"] = "no-store"
+    return headers
 
 
 def _clean(errors: Sequence[Any]) -> list[dict[str, Any]]:
@@ -116,12 +141,7 @@ def install(app: FastAPI) -> None:
     async def service_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
         resp = json_response(exc.body(), exc.status)
-        if exc.status == 401:
-            resp.headers["WWW-Authenticate"] = "Bearer"
-        if isinstance(exc, TooManyRequests):
-            resp.headers["Retry-After"] = str(exc.retry_after)
-        if isinstance(exc, OAuthError):
-            resp.headers["Cache-Control"] = "no-store"
+        resp.headers.update(error_headers(exc))
         return resp
 
     async def validation_error(_request: Request, exc: Exception) -> Response:
@@ -138,8 +158,7 @@ def install(app: FastAPI) -> None:
         return json_response({"detail": exc.detail}, exc.status_code)
 
     async def integrity_error(_request: Request, exc: Exception) -> Response:
-        # Two requests raced past a uniqueness check (e.g. the same username at once).
-        return json_response({"detail": "conflict with a concurrent change; retry the request"}, 409)
+        return json_response({"detail": CONFLICT}, 409)
 
     app.add_exception_handler(IntegrityError, integrity_error)
     app.add_exception_handler(ServiceError, service_error)

@@ -24,7 +24,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-import orjson
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -33,7 +32,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runner.server.auth.verify import authenticate, caller
-from runner.server.errors import ServiceError
+from runner.server.errors import ServiceError, dumps, send_json
 
 #: default largest request body (bytes): a bulk request of MAX_BULK jobs fits with room.
 MAX_BODY_BYTES = 64 << 20
@@ -143,8 +142,4 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _answer(send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-    raw = orjson.dumps(body)
-    head = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
-    head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": head})
-    await send({"type": "http.response.body", "body": raw})
+    await send_json(send, status, dumps(body), headers)

@@ -3,16 +3,23 @@
 A launcher's ``POST /sessions/{id}/heartbeat``, ``.../acquire`` and ``.../reports``
 cost the server milliseconds of CPU each before the jobs they carry, and most of it
 was the framework: the exception middleware, matching the route, solving its
-dependencies, a response object (docs/performance.md, "What a request costs"). This
-ASGI middleware sits right under the gate (runner/server/gate.py), which has already
-authenticated the request, limited its body and refused a NUL in its query, and
-answers the well-formed ones itself: it reads the body, parses it with the same
-models, runs the same service function in the thread pool and sends its JSON.
+dependencies, a response object, and two hand-offs to a worker thread, one for the
+caller's token and one for the route (docs/performance.md, "What a request costs").
+This ASGI middleware sits right under the gate (runner/server/gate.py), which has
+limited the body and refused a NUL in the query, and answers the well-formed ones
+itself, in one trip to the thread pool: the caller's token checked, the body parsed
+with the same models, the same service function run.
 
-Everything else goes on to FastAPI unchanged, with the body replayed when it was
-read: an id out of range, a body the models refuse (so a 422 is FastAPI's own, word
-for word), an acquire whose content type is not JSON. The routes in routes/sessions.py stay
-the operations' definition in OpenAPI and answer those cases.
+Who asks still comes first. The gate checks the token of a request whose body may be
+large (announced over ``SMALL_BODY`` bytes, or not announced); it leaves that of a
+small one to this module, which reads the body, then checks the token before it looks
+at the body, in the same trip. Without a valid token the answer is the gate's 401,
+whatever the body.
+
+Everything else goes on to FastAPI, authenticated, with the body replayed when it
+was read: an id out of range, a body the models refuse (so a 422 is FastAPI's own,
+word for word), an acquire whose content type is not JSON. The routes in
+routes/sessions.py stay the operations' definition in OpenAPI and answer those cases.
 """
 
 from __future__ import annotations
@@ -24,19 +31,36 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runner import models
-from runner.server.auth.principal import Principal
+from runner.server.auth.verify import authenticate
 from runner.server.db import utcnow
 from runner.server.errors import CONFLICT, ServiceError, dumps, error_headers, send_json
 from runner.server.services import reports, sessions
 
 #: the launchers' three operations; any other path or method goes on to FastAPI.
 PATH = re.compile(r"/sessions/([0-9]{1,10})/(heartbeat|acquire|reports)\Z")
+#: a body announced no larger than this is read before its token is checked, in the
+#: same trip to the thread pool as the work (bytes): a report of 1,000 jobs is ~150 KB.
+SMALL_BODY = 1 << 20
 _ACQUIRE: TypeAdapter[models.AcquireSpec] = TypeAdapter(models.AcquireSpec)
 _REPORTS: TypeAdapter[list[models.JobReport]] = TypeAdapter(list[models.JobReport])
 _JSON = b"application/json"
+#: what ``_serve`` answers for a body the models refuse: FastAPI's route answers it.
+_REFUSED = object()
+
+
+def takes(scope: Scope, limit: int = SMALL_BODY) -> bool:
+    """Whether this module answers the request, and checks its token: one of the three,
+    with a body announced no larger than ``limit`` bytes (the gate's checks the others')."""
+    if scope["method"] != "POST" or PATH.match(scope["path"]) is None or b"%00" in scope["query_string"]:
+        return False  # (the gate's 422 for a NUL in the query comes after its 401)
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            return value.isdigit() and int(value) <= limit
+    return False
 
 
 class HotPath:
@@ -45,35 +69,35 @@ class HotPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = PATH.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
-        principal = scope.get("state", {}).get("principal") if match else None
-        if match is None or not isinstance(principal, Principal):
+        if match is None:
             await self.app(scope, receive, send)
             return
-        session_id, operation = int(match[1]), match[2]
+        try:
+            await self._serve(scope, receive, send, int(match[1]), match[2])
+        except ServiceError as exc:
+            await send_json(send, exc.status, dumps(exc.body()), error_headers(exc))
+        except IntegrityError:
+            await send_json(send, 409, dumps({"detail": CONFLICT}))
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, session_id: int, operation: str
+    ) -> None:
+        request = Request(scope)
         # FastAPI's 422s: the path parameter out of range; an acquire's body that does not
         # say it is JSON (FastAPI's strict content type; the reports' body is JSON whatever
         # it says, routes/body.py)
         if session_id > models.INT32_MAX or (operation == "acquire" and not _says_json(scope)):
+            await run_in_threadpool(authenticate, request)
             await self.app(scope, receive, send)
             return
         try:
             raw = await _body(receive)
         except HTTPException as exc:  # the gate's body limit (413)
-            await _answer(send, exc.status_code, {"detail": exc.detail})
+            await send_json(send, exc.status_code, dumps({"detail": exc.detail}))
             return
-        try:
-            spec = _parse(operation, raw)
-        except ValidationError:
+        answer = await run_in_threadpool(_work, request, operation, session_id, raw)
+        if answer is _REFUSED:
             await self.app(scope, _replay(raw, receive), send)  # FastAPI's 422, word for word
-            return
-        state = scope["app"].state
-        try:
-            answer = await run_in_threadpool(_serve, operation, state, principal, session_id, spec)
-        except ServiceError as exc:
-            await _answer(send, exc.status, exc.body(), error_headers(exc))
-            return
-        except IntegrityError:
-            await _answer(send, 409, {"detail": CONFLICT})
             return
         await send_json(send, 200, answer)
 
@@ -123,18 +147,21 @@ def _parse(operation: str, raw: bytes) -> Any:
     return adapter.validate_json(raw, context=context)
 
 
-def _serve(operation: str, state: Any, who: Principal, session_id: int, spec: Any) -> bytes:
-    """The operation's answer, as routes/sessions.py computes it (in a worker thread)."""
+def _work(request: Request, operation: str, session_id: int, raw: bytes) -> Any:
+    """In a worker thread: the caller (401/403 first; the gate's when it checked it), the
+    body, then the operation's answer as routes/sessions.py computes it; ``_REFUSED``
+    for a body the models refuse."""
+    who = authenticate(request)  # cached in the request's state: the route finds it there
+    try:
+        spec = _parse(operation, raw)
+    except ValidationError:
+        return _REFUSED
+    state = request.app.state
     db = state.db
     up_since = state.up_since or utcnow()
     with db.write() as conn:
         if operation == "acquire":
-            held: bytes = sessions.acquire(conn, db, who, session_id, spec, up_since=up_since)
-            return held
+            return sessions.acquire(conn, db, who, session_id, spec, up_since=up_since)
         if operation == "reports":
             return dumps(reports.apply(conn, who, session_id, spec))
         return dumps(sessions.heartbeat(conn, who, session_id, up_since=up_since))
-
-
-async def _answer(send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-    await send_json(send, status, dumps(body), headers)

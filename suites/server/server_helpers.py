@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -36,3 +38,19 @@ class Raw:
 
     def __call__(self, method: str, path: str, **kw: Any) -> requests.Response:
         return self.session.request(method, self.url + path, timeout=60, **kw)
+
+
+def send_head(url: str, head: str, body: bytes = b"") -> tuple[int, str]:
+    """Send raw request bytes (a head that announces more body than follows) and read
+    the answer: the server must answer without waiting for the rest."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(head.encode() + b"\r\n" + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    status_line, _, rest = data.decode("latin-1").partition("\r\n")
+    return int(status_line.split()[1]), rest

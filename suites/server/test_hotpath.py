@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 import pytest
 import requests
-from server_helpers import Raw, SiteApp
+from auth_helpers import exchange
+from server_helpers import Raw, SiteApp, send_head
 
 from runner.client import Client
 from runner.models import INT32_MAX, Job, ReportResult, Session
@@ -103,8 +104,54 @@ def test_who_and_which_session_come_before_the_body(
     json = {"content-type": "application/json"}
     gone = raw("POST", f"/sessions/{s.id + 1000}/{operation}", data=body, headers=json)
     assert gone.status_code == 404 and "session" in gone.json()["detail"], gone.text
+    nul = requests.post(f"{url}?x=%00", data=body, headers=json, timeout=30)
+    assert nul.status_code == 401, nul.text  # who asks, then the gate's NUL check
+    nul = raw("POST", f"/sessions/{s.id}/{operation}?x=%00", data=body, headers=json)
+    assert nul.status_code == 422 and nul.json()["detail"][0]["loc"] == ["query", "x"], nul.text
     beyond = raw("POST", f"/sessions/{INT32_MAX + 1}/{operation}", data=body, headers=json)
     assert beyond.status_code == 422 and beyond.json()["detail"][0]["loc"] == ["path", "session_id"]
+    assert _held(tolu_client, site_app) == [None]
+
+
+@pytest.mark.parametrize("operation", ["heartbeat", "acquire", "reports"])
+def test_no_token_is_401_before_a_large_body_is_read(
+    tolu_client: Client, site_app: SiteApp, operation: str
+) -> None:
+    """A 400 MB body announced, a few bytes sent: 401 at once, as the gate answers."""
+    s = tolu_client.sessions.create(site_app.site.id)
+    head = (
+        f"POST /sessions/{s.id}/{operation} HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {400 << 20}\r\n"
+    )
+    status, rest = send_head(tolu_client.url, head, b"[{junk")
+    assert status == 401 and "www-authenticate: bearer" in rest.lower(), rest
+
+
+def test_a_read_only_or_revoked_token_is_refused_and_changes_nothing(
+    tolu_client: Client, raw: Raw, site_app: SiteApp
+) -> None:
+    tolu_client.jobs.bulk_create([{"app_id": site_app.app.id}])
+    s = tolu_client.sessions.create(site_app.site.id)
+    reader = exchange(tolu_client.url, tolu_client.account.create_token("reader", scope="read").token)
+    ask = b'{"max_num_jobs": 5}'
+    for operation, body in [("heartbeat", b""), ("acquire", ask), ("reports", b"[]")]:
+        resp = requests.post(
+            f"{tolu_client.url}/sessions/{s.id}/{operation}",
+            data=body,
+            headers={"Authorization": f"Bearer {reader}", "content-type": "application/json"},
+            timeout=30,
+        )
+        assert resp.status_code == 403 and "read-only" in resp.json()["detail"], resp.text
+    made = tolu_client.account.create_token("launcher")
+    launcher = exchange(tolu_client.url, made.token)
+    tolu_client.account.revoke(made.id)  # its access token is refused from its next request on
+    resp = requests.post(
+        f"{tolu_client.url}/sessions/{s.id}/acquire",
+        data=ask,
+        headers={"Authorization": f"Bearer {launcher}", "content-type": "application/json"},
+        timeout=30,
+    )
+    assert resp.status_code == 401 and "revoked" in resp.json()["detail"], resp.text
     assert _held(tolu_client, site_app) == [None]
 
 

@@ -8,15 +8,13 @@ limit is refused from its length, before it is buffered.
 from __future__ import annotations
 
 import enum
-import socket
 import types
 import typing
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-from server_helpers import Raw, SiteApp
+from server_helpers import Raw, SiteApp, send_head
 
 from runner.client import Client
 from runner.models import PARAMETERS_MAX_BYTES, JobReport, JobUpdate, Request
@@ -151,34 +149,18 @@ def test_a_job_parameter_larger_than_the_limit_is_refused(raw: Raw, site_app: Si
     assert resp.status_code == 422 and ["body", 0, "parameters"] in _locs(resp), resp.text
 
 
-def _send_head(url: str, head: str, body: bytes = b"") -> tuple[int, str]:
-    """Send raw request bytes (a head that announces more body than follows) and read
-    the answer: the server must answer without waiting for the rest."""
-    parts = urlsplit(url)
-    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
-        sock.sendall(head.encode() + b"\r\n" + body)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    status_line, _, rest = data.decode("latin-1").partition("\r\n")
-    return int(status_line.split()[1]), rest
-
-
 def test_no_token_is_401_before_the_body_is_read(tolu_client: Client) -> None:
     """A 400 MB body announced, a few bytes sent: 401 at once (the body is never read)."""
     head = (
         "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Content-Length: {400 << 20}\r\n"
     )
-    status, _ = _send_head(tolu_client.url, head, b"[{junk")
+    status, _ = send_head(tolu_client.url, head, b"[{junk")
     assert status == 401
     junk = (
         "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 6\r\n"
     )
-    assert _send_head(tolu_client.url, junk, b"[{junk")[0] == 401  # not 422: who asks comes first
+    assert send_head(tolu_client.url, junk, b"[{junk")[0] == 401  # not 422: who asks comes first
 
 
 def test_a_body_over_the_limit_is_413_before_it_is_read(tolu_client: Client) -> None:
@@ -186,7 +168,7 @@ def test_a_body_over_the_limit_is_413_before_it_is_read(tolu_client: Client) -> 
         "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Authorization: Bearer {tolu_client.token}\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n"
     )
-    status, rest = _send_head(tolu_client.url, head, b"[")
+    status, rest = send_head(tolu_client.url, head, b"[")
     assert status == 413, rest
 
 

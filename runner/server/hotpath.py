@@ -7,8 +7,8 @@ dependencies, a response object, and two hand-offs to a worker thread, one for t
 caller's token and one for the route (docs/performance.md, "What a request costs").
 This ASGI middleware sits right under the gate (runner/server/gate.py), which has
 limited the body and refused a NUL in the query, and answers the well-formed ones
-itself, in one trip to the thread pool: the caller's token checked, the body parsed
-with the same models, the same service function run.
+itself, in one trip to the thread pool and one transaction: the body parsed with the
+same models, the caller's grant read, the same service function run.
 
 Who asks still comes first. The gate checks the token of a request whose body may be
 large (announced over ``SMALL_BODY`` bytes, or not announced); it leaves that of a
@@ -148,18 +148,22 @@ def _parse(operation: str, raw: bytes) -> Any:
 
 
 def _work(request: Request, operation: str, session_id: int, raw: bytes) -> Any:
-    """In a worker thread: the caller (401/403 first; the gate's when it checked it), the
-    body, then the operation's answer as routes/sessions.py computes it; ``_REFUSED``
-    for a body the models refuse."""
-    who = authenticate(request)  # cached in the request's state: the route finds it there
+    """In a worker thread, in one transaction: the caller (401/403 first; the gate's when
+    it checked it), then the operation's answer as routes/sessions.py computes it;
+    ``_REFUSED`` for a body the models refuse (parsed first, answered after the caller)."""
     try:
-        spec = _parse(operation, raw)
+        spec, refused = _parse(operation, raw), False
     except ValidationError:
-        return _REFUSED
+        spec, refused = None, True
     state = request.app.state
     db = state.db
     up_since = state.up_since or utcnow()
     with db.write() as conn:
+        # the grant's row read in the work's transaction; cached in the request's state,
+        # where the route finds it when the body goes on to FastAPI
+        who = authenticate(request, conn)
+        if refused:
+            return _REFUSED
         if operation == "acquire":
             return sessions.acquire(conn, db, who, session_id, spec, up_since=up_since)
         if operation == "reports":

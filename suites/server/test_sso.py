@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from oidc_helpers import OIDCProviderProcess, ProviderConfig, approve_device, provider_version, rsa_jwk
 
 from harness.waiting import wait_until
+from runner.client import Client
 from runner.server.process import ServerProcess, free_port
 
 TOLU = [sys.executable, "-c", "from runner.cli.main import cli; cli()"]
@@ -158,6 +159,26 @@ def test_a_provider_token_is_accepted_as_bearer_and_claims_make_the_account(
     assert me.json()["username"] == "bob" and me.json()["role"] == "user"
     assert me.json()["email"] == "bob@example.org"
     assert _me(server.url, provider.id_token("bob")).json()["id"] == me.json()["id"], "found again by subject"
+
+
+def test_a_provider_token_signs_in_through_a_launchers_request(
+    server: ServerProcess, provider: OIDCProviderProcess
+) -> None:
+    """The launchers' requests check the caller in their own transaction
+    (runner/server/hotpath.py): a provider's first sign-in there makes the account with
+    the work, or not at all when the work is refused."""
+    token = provider.id_token("carol")
+    auth = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
+    gone = requests.post(f"{server.url}/sessions/999999/heartbeat", data=b"", headers=auth, timeout=30)
+    assert gone.status_code == 404, gone.text
+    client = Client(server.url, token)  # the account made here, at its first request
+    site = client.sites.create(name="carol-site", path="/tmp/carol", hostname="h")
+    session = client.sessions.create(site.id)
+    for operation, body in [("heartbeat", b""), ("acquire", b'{"max_num_jobs": 1}'), ("reports", b"[]")]:
+        url = f"{server.url}/sessions/{session.id}/{operation}"
+        resp = requests.post(url, data=body, headers=auth, timeout=30)
+        assert resp.status_code == 200, (operation, resp.text)
+    assert _me(server.url, token).json()["username"] == "carol"
 
 
 def test_a_token_for_another_audience_is_refused(

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Request
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from runner.server.auth.oidc import OIDCProvider
@@ -50,13 +51,15 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def authenticate(request: Request) -> Principal:
-    """The caller of ``request``; Unauthorized (401) or Forbidden (403) when refused."""
+def authenticate(request: Request, conn: Connection | None = None) -> Principal:
+    """The caller of ``request``; Unauthorized (401) or Forbidden (403) when refused.
+    ``conn``: a transaction the caller has open anyway, for the grant's row (one
+    transaction per request, not two: runner/server/hotpath.py)."""
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
     who = principal_for(
-        request.app.state.auth, request.app.state.db, bearer(request), client_address(request)
+        request.app.state.auth, request.app.state.db, bearer(request), client_address(request), conn
     )
     if who.scope == Scope.READ and request.method not in READ_METHODS:
         raise Forbidden("this token is read-only")
@@ -79,15 +82,22 @@ async def caller(request: Request) -> Principal:
     return await run_in_threadpool(authenticate, request)  # an app without the gate
 
 
-def principal_for(verifier: Verifier, db: Database, token: str, address: str | None) -> Principal:
+def principal_for(
+    verifier: Verifier, db: Database, token: str, address: str | None, conn: Connection | None = None
+) -> Principal:
     """Who ``token`` speaks for (Unauthorized when refused): the check of every request,
-    and of a token that arrives another way (the event stream's first message)."""
+    and of a token that arrives another way (the event stream's first message). The
+    database is asked through ``conn`` when given (a write transaction: a provider's
+    first sign-in makes its account), else in a transaction of its own."""
     from runner.server.services import grants, sso
 
     if verifier.tokens.is_ours(token) or verifier.oidc is None:
         claims = verifier.tokens.decode(token)
-        with db.read() as conn:
+        if conn is not None:
             row = grants.check(conn, claims.grant_id)
+        else:
+            with db.read() as read:
+                row = grants.check(read, claims.grant_id)
         return Principal(
             user_id=row.user_id,
             username=row.username,
@@ -98,6 +108,9 @@ def principal_for(verifier: Verifier, db: Database, token: str, address: str | N
             via="token" if row.kind == "token" else "login",
         )
     provider_claims = verifier.oidc.verify(token)
-    with db.write() as conn:
+    if conn is not None:  # (the account a first sign-in makes is the request's to commit)
         account = sso.account_for(conn, verifier.oidc.settings, provider_claims, address)
+    else:
+        with db.write() as write:
+            account = sso.account_for(write, verifier.oidc.settings, provider_claims, address)
     return Principal(user_id=account.id, username=account.username, role=account.role, via="sso")

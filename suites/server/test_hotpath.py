@@ -133,24 +133,21 @@ def test_a_read_only_or_revoked_token_is_refused_and_changes_nothing(
     tolu_client.jobs.bulk_create([{"app_id": site_app.app.id}])
     s = tolu_client.sessions.create(site_app.site.id)
     reader = exchange(tolu_client.url, tolu_client.account.create_token("reader", scope="read").token)
+
+    def post_as(token: str, operation: str, body: bytes) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
+        return requests.post(
+            f"{tolu_client.url}/sessions/{s.id}/{operation}", data=body, headers=headers, timeout=30
+        )
+
     ask = b'{"max_num_jobs": 5}'
     for operation, body in [("heartbeat", b""), ("acquire", ask), ("reports", b"[]")]:
-        resp = requests.post(
-            f"{tolu_client.url}/sessions/{s.id}/{operation}",
-            data=body,
-            headers={"Authorization": f"Bearer {reader}", "content-type": "application/json"},
-            timeout=30,
-        )
+        resp = post_as(reader, operation, body)
         assert resp.status_code == 403 and "read-only" in resp.json()["detail"], resp.text
     made = tolu_client.account.create_token("launcher")
     launcher = exchange(tolu_client.url, made.token)
     tolu_client.account.revoke(made.id)  # its access token is refused from its next request on
-    resp = requests.post(
-        f"{tolu_client.url}/sessions/{s.id}/acquire",
-        data=ask,
-        headers={"Authorization": f"Bearer {launcher}", "content-type": "application/json"},
-        timeout=30,
-    )
+    resp = post_as(launcher, "acquire", ask)
     assert resp.status_code == 401 and "revoked" in resp.json()["detail"], resp.text
     assert _held(tolu_client, site_app) == [None]
 

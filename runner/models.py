@@ -30,7 +30,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from runner.states import BatchJobState, JobState
+from runner.states import RUN_OUTCOMES, BatchJobState, JobState
 
 #: Largest number of items one bulk request may carry; clients split larger work.
 MAX_BULK = 10_000
@@ -879,10 +879,23 @@ class JobReport(Request):
     return_code: Int32 | None = None
     #: replaces the job's ``data`` (a python-function job's result).
     data: Data | None = None
+    #: when the run began, on an outcome (RUN_DONE, RUN_ERROR, RUN_TIMEOUT) whose RUNNING
+    #: was not reported on its own: a task that ended before its launcher sent its start
+    #: says both in one report, and the server records the RUNNING Event at this time first.
+    run_started: datetime | None = None
 
     # only these fields can hold text: the check runs for them alone (per report, not
     # per field: half the cost of reading a launcher's batch)
     _no_nul = field_validator("state_data", "data")(no_nul)
+
+    @field_validator("run_started")
+    @classmethod
+    def _run_started(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        state = info.data.get("state")
+        if value is not None and state is not None and state not in RUN_OUTCOMES:
+            outcomes = ", ".join(s.value for s in sorted(RUN_OUTCOMES))
+            raise ValueError(f"only an outcome ({outcomes}) carries the run's start")
+        return value
 
 
 class MootReport(Reply):

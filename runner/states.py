@@ -62,6 +62,8 @@ TRANSITIONS = {
 RUNNABLE: frozenset[JobState] = frozenset({S.PREPROCESSED, S.RESTART_READY})
 #: States a job never leaves on its own.
 FINAL: frozenset[JobState] = frozenset({S.JOB_FINISHED, S.FAILED, S.KILLED})
+#: How a run ends, as a launcher reports it (the states RUNNING leaves for on its own).
+RUN_OUTCOMES: frozenset[JobState] = frozenset({S.RUN_DONE, S.RUN_ERROR, S.RUN_TIMEOUT})
 #: States in which the job's process exists (or existed) under a launcher session.
 ACTIVE: frozenset[JobState] = frozenset({S.RUNNING})
 #: States that still count as "work to do" for the queue maintainer and autoscaler.

@@ -18,7 +18,8 @@ calls only this; how the news reaches the server is not its business:
 
 Each call becomes reports (a ``JobReport``'s JSON, tied to the attempt the job was
 acquired in: ``journal.report``) that the reporter journals at once and sends in
-batches (runner/launcher/reporter.py).
+batches (runner/launcher/reporter.py). A task whose start and end come in one batch
+is one report: its outcome, carrying the start (``run_started``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Held:
     job: Job
     session_id: int
     started: float | None = None
+    #: its start goes with its outcome (``JobReport.run_started``), not in a RUNNING of its own
+    start_unsaid: bool = False
 
 
 class OutcomeSink:
@@ -103,12 +106,18 @@ class OutcomeSink:
     ) -> None:
         """A batch of news, in this order: starts, ends, failures to start, returns."""
         out: dict[int, list[Report]] = {}
+        done = list(done)
+        # a task that started and ended within the batch: its outcome carries the start
+        ending = {o.job_id for o in done} if done else ()
         with self._lock:
             for job_id, t in started:
                 h = self._held.get(job_id)
                 if h is not None and h.started is None:
                     h.started = t
-                    out.setdefault(h.session_id, []).append(self._report(h, S.RUNNING, t))
+                    if job_id in ending:
+                        h.start_unsaid = True
+                    else:
+                        out.setdefault(h.session_id, []).append(self._report(h, S.RUNNING, t))
             for o in done:
                 h = self._held.pop(o.job_id, None)
                 if h is not None:
@@ -171,6 +180,9 @@ class OutcomeSink:
         job = h.job
         # the job's data is replaced as a whole, so keep what it held
         extra: dict[str, Any] = {"data": {**job.data, **o.result}} if o.result else {}
+        if h.start_unsaid:
+            assert h.started is not None
+            extra["run_started"] = ts(h.started)
         if o.error:
             return self._report(h, S.RUN_ERROR, o.ended, state_data={"error": o.error}, **extra)
         if o.timed_out or o.stopped:

@@ -12,10 +12,15 @@ from pathlib import Path
 import pytest
 
 from harness.waiting import wait_until
+from runner.client import Client
 from runner.launcher import journal as journals
 from runner.launcher import workdir as wd
+from runner.launcher.outcome import Outcome
+from runner.launcher.reporter import Reporter
+from runner.launcher.session import LauncherSession
+from runner.launcher.sink import OutcomeSink
 from runner.launcher.tasks import TaskError, TaskFactory
-from runner.models import JobReport
+from runner.models import Job, JobReport
 from runner.states import JobState
 
 
@@ -404,3 +409,41 @@ def test_a_report_is_the_json_the_server_reads_and_a_nul_in_it_becomes_u_fffd() 
     plain = journals.report(5, 0, JobState.RUNNING, when)
     sent = JobReport.model_validate_json(plain.json).model_fields_set
     assert sent == {"id", "attempt", "state", "timestamp"}
+
+
+def _held_job(job_id: int) -> Job:
+    now = datetime.now(UTC)
+    return Job(
+        id=job_id, app_id=1, site_id=3, state=JobState.PREPROCESSED, idempotency_key=None, parents=[],
+        parameters={}, serialized_args="", tags={}, environment={}, workdir=f"w/{job_id}", num_nodes=1,
+        ranks_per_node=1, threads_per_rank=1, gpus_per_rank=0, node_packing_count=1, wall_time_min=0,
+        return_code=None, retry_count=0, retry_limit=0, attempt=2, data={}, batch_job_id=None,
+        session_id=7, created_at=now, updated_at=now,
+    )
+
+
+def test_a_task_that_ends_in_the_batch_it_started_in_is_one_report(tmp_path: Path) -> None:
+    """The sink's reports, as the journal keeps them for the server: a start and an end
+    heard together are one outcome that carries the start (``run_started``); a start heard
+    alone is a RUNNING, and its later end an outcome alone. Nothing is sent (no server)."""
+    j = journals.Journal(tmp_path, site_id=3).open()
+    client = Client("http://127.0.0.1:9", "no-server")
+    sink = OutcomeSink(Reporter(client, LauncherSession(client, 3), j, interval_sec=60))
+    for job_id in (1, 2, 3):
+        sink.hold(_held_job(job_id), 7)
+    sink.report(started=[(1, 10.25), (2, 10.5)], done=[Outcome(1, 0, 10.25, 10.75)])
+    sink.report(done=[Outcome(2, 4, 10.5, 11.0)])
+    sink.report(started=[(3, 12.0)], done=[Outcome(3, 0, 12.0, 12.5, result={"x": 1})])
+    _header, entries, _ = journals.read(j.path)
+    sent = [JobReport.model_validate_json(e.report.json) for e in entries]
+    assert [(r.id, r.attempt, r.state) for r in sent] == [
+        (2, 2, JobState.RUNNING),  # a batch's starts come before its ends
+        (1, 2, JobState.RUN_DONE),
+        (2, 2, JobState.RUN_ERROR),
+        (3, 2, JobState.RUN_DONE),
+    ]
+    assert [r.run_started and r.run_started.timestamp() for r in sent] == [None, 10.25, None, 12.0]
+    assert [r.timestamp.timestamp() for r in sent] == [10.5, 10.75, 11.0, 12.5]
+    assert sent[3].data == {"x": 1} and sent[2].return_code == 4
+    assert sink.running == 0
+    j.close()

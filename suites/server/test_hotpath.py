@@ -71,6 +71,13 @@ def test_the_launchers_requests_do_what_the_api_says(
             ["body", 1, "timestamp"],
             id="second-report",
         ),
+        pytest.param(
+            "reports",
+            orjson.dumps([{**REPORT, "run_started": REPORT["timestamp"]}]),
+            {},
+            ["body", 0, "run_started"],
+            id="start-on-running",
+        ),
     ],
 )
 def test_a_bad_body_is_fastapis_422_naming_the_field_and_changes_nothing(

@@ -178,3 +178,41 @@ def test_a_resent_report_of_an_attempt_that_is_over_is_moot_while_its_session_ho
     assert tolu_client.jobs.get(job.id).state is S.RESTART_READY
     assert tolu_client.sessions.report(s.id, [rep(job.id, 1, S.RUNNING)]).accepted == 1
     assert tolu_client.jobs.get(job.id).state is S.RUNNING
+
+
+def test_an_outcome_that_carries_its_start_records_the_running_first(
+    tolu_client: Client, site_app: SiteApp
+) -> None:
+    """A task that ended before its launcher sent its start says both in one report
+    (``run_started``): the history is the same as from two reports, the start once."""
+    a, b, c = tolu_client.jobs.bulk_create([{"app_id": site_app.app.id}] * 3)
+    s = tolu_client.sessions.create(site_app.site.id)
+    tolu_client.sessions.acquire(s.id, max_num_jobs=3)
+    t0 = datetime(2026, 1, 1, 12, 0, 0, 250000, tzinfo=UTC)
+    t1 = datetime(2026, 1, 1, 12, 0, 1, 500000, tzinfo=UTC)
+    tolu_client.sessions.report(s.id, [rep(b.id, 0, S.RUNNING)])
+    tolu_client.jobs.update(c.id, state=S.KILLED)
+    result = tolu_client.sessions.report(
+        s.id,
+        [
+            JobReport(id=a.id, attempt=0, state=S.RUN_DONE, timestamp=t1, return_code=0, run_started=t0),
+            # already RUNNING on the server: its start is not recorded again
+            rep(b.id, 0, S.RUN_ERROR, return_code=3, run_started=t0),
+            # killed meanwhile: moot whole, no RUNNING either
+            rep(c.id, 0, S.RUN_DONE, return_code=0, run_started=t0),
+        ],
+    )
+    # the answer was lost: the same report again changes nothing
+    again = tolu_client.sessions.report(
+        s.id, [JobReport(id=a.id, attempt=0, state=S.RUN_DONE, timestamp=t1, return_code=0, run_started=t0)]
+    )
+    assert result.accepted == 2 and [(m.id, m.state) for m in result.moot] == [(c.id, S.RUN_DONE)], result
+    assert "KILLED" in result.moot[0].reason and S.RUNNING not in states(tolu_client, c.id)
+    assert again.accepted == 0 and "RUN_DONE" in again.moot[0].reason, again
+    history = sorted(tolu_client.events.filter(job_id=a.id), key=lambda e: e.id)
+    run = [(e.from_state, e.to_state, e.timestamp) for e in history if e.to_state in (S.RUNNING, S.RUN_DONE)]
+    assert run == [(S.PREPROCESSED, S.RUNNING, t0), (S.RUNNING, S.RUN_DONE, t1)]
+    assert states(tolu_client, a.id)[-3:] == [S.POSTPROCESSED, S.STAGED_OUT, S.JOB_FINISHED]
+    assert tolu_client.jobs.get(a.id).return_code == 0
+    assert states(tolu_client, b.id).count(S.RUNNING) == 1
+    assert tolu_client.jobs.get(b.id).return_code == 3

@@ -36,7 +36,7 @@ from runner.server.db import to_naive_utc
 from runner.server.lifecycle import Advancer, JobRec, load_recs
 from runner.server.services.common import too_many
 from runner.server.services.sessions import get_row
-from runner.states import JobState, TransitionError
+from runner.states import JobState, TransitionError, allowed
 
 S = JobState
 #: the Event data key with which a session's end marks the attempt it took from its launcher.
@@ -93,6 +93,9 @@ def _apply_one(adv: Advancer, rec: JobRec, r: JobReport, session_id: int) -> str
         if r.attempt == rec.attempt - 1:
             _reclaim(adv, rec, r.attempt, session_id)
         if r.state is not rec.state:
+            if r.run_started is not None and allowed(rec.state, S.RUNNING):
+                # an outcome that carries its run's start: the RUNNING it stands for
+                adv.move(rec, S.RUNNING, to_naive_utc(r.run_started))
             adv.move(rec, r.state, to_naive_utc(r.timestamp), r.state_data or None)
     except TransitionError as exc:
         return str(exc)

@@ -2,8 +2,10 @@
 
 - bulk create: ``jobs`` jobs in requests of up to 10,000;
 - acquire-and-complete: ``sessions`` launcher-like sessions at once, each acquiring
-  ``batch`` jobs, reporting them RUNNING, then RUN_DONE (the server carries them on to
-  JOB_FINISHED), until none is left; every acquisition is kept, so a job that two
+  ``batch`` jobs and reporting them through the launchers' endpoint as a launcher
+  reports a task that ended in the batch it started in (``POST /sessions/{id}/reports``,
+  one RUN_DONE per job carrying its start; the server records the RUNNING and carries the
+  job on to JOB_FINISHED), until none is left; every acquisition is kept, so a job that two
   acquisitions got (``jobs_acquired_twice``) or that did not end JOB_FINISHED
   (``jobs_not_cycled``) is counted, not assumed away;
 - page: a filtered 50-row page (tag and state filters, with the total count) out
@@ -34,6 +36,7 @@ from harness.bench.schema import Phase, ProcessUsage, Scenario, Trial
 from harness.bench.stack import Stack
 from harness.bench.tasks import parse
 from harness.bench.throughput import TrialOutput
+from runner.launcher.journal import report
 from runner.roles import Role
 from runner.states import JobState
 
@@ -53,7 +56,7 @@ class SessionLog:
     session_id: int
     #: every job id each acquisition returned, in order (duplicates kept)
     acquired: list[int] = field(default_factory=list)
-    #: jobs whose RUNNING and RUN_DONE were both accepted
+    #: jobs whose report was accepted (not moot)
     completed: int = 0
     acquire_ms: list[float] = field(default_factory=list)
     update_ms: list[float] = field(default_factory=list)
@@ -330,11 +333,14 @@ class ApiScenario:
 
     def _session(self, client: Any, log: SessionLog, tag: str, ready: threading.Barrier) -> None:
         """One launcher-like session: acquire a batch as a serial-mode launcher asks (one
-        node, one rank, the run's tag), report it RUNNING, then RUN_DONE, as a launcher's
-        reporter sends them (nobody reads the jobs back), until none is left.
+        node, one rank, the run's tag), then report it in one request as a launcher's
+        reporter sends the outcomes of tasks that ended in the batch they started in (one
+        RUN_DONE per job, carrying its start: runner/launcher/sink.py), until none is left.
+        A task that runs longer than a spawner's batch costs its launcher one more report,
+        its RUNNING; the cycle is the short task's.
 
-        An error ends the session and is kept in ``log`` (the trial's notes say it); the jobs
-        it held then show in ``jobs_not_cycled``.
+        An error, or a report the server answers as moot, ends the session and is kept in
+        ``log`` (the trial's notes say it); the jobs it held then show in ``jobs_not_cycled``.
         """
         ready.wait()
         cpu0 = time.thread_time()
@@ -348,16 +354,20 @@ class ApiScenario:
                 log.acquire_ms.append((time.perf_counter() - a) * 1000)
                 if not held:
                     break
-                ids = [int(j.id) for j in held]
-                log.acquired.extend(ids)
+                log.acquired.extend(int(j.id) for j in held)
                 now = datetime.now(UTC)
                 u = time.perf_counter()
-                running = [{"id": i, "state": "RUNNING", "state_timestamp": now} for i in ids]
-                client.jobs.bulk_update(running, returning=False)
-                done = [{"id": i, "state": "RUN_DONE", "return_code": 0, "state_timestamp": now} for i in ids]
-                client.jobs.bulk_update(done, returning=False)
-                log.update_ms.append((time.perf_counter() - u) * 1000 / 2)
-                log.completed += len(ids)
+                reports = [
+                    report(j.id, j.attempt, JobState.RUN_DONE, now, return_code=0, run_started=now).json
+                    for j in held
+                ]
+                result = client.sessions.report_json(log.session_id, reports)
+                log.update_ms.append((time.perf_counter() - u) * 1000)
+                log.completed += result.accepted
+                if result.moot:
+                    m = result.moot[0]
+                    log.error = f"{len(result.moot)} reports answered as moot, e.g. job {m.id}: {m.reason}"
+                    break
         except Exception as exc:  # kept and reported: the bookkeeping figures show what it cost
             log.error = f"{type(exc).__name__}: {exc}"
         finally:

@@ -586,7 +586,7 @@ class WorkerCounts(click.ParamType):
     type=click.IntRange(1, 10_000),
     default=1_000,
     show_default=True,
-    help="jobs per acquire/update request in the cycle",
+    help="jobs per acquire/report request in the cycle",
 )
 @click.option(
     "--table-jobs",

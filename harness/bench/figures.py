@@ -186,7 +186,7 @@ API: dict[str, FigureInfo] = {
         "jobs/s", "higher", "acquire + RUNNING + RUN_DONE in launcher-sized batches", ">= 20000"
     ),
     "acquire_ms_per_batch": _info("ms", "lower", "median acquire request per batch"),
-    "update_ms_per_batch": _info("ms", "lower", "median bulk state update request per batch"),
+    "update_ms_per_batch": _info("ms", "lower", "median report request per batch (one outcome per job)"),
     "cycle_server_cpu_ms_per_job": _info(
         "ms",
         "lower",

@@ -183,7 +183,10 @@ def throughput_figures(task: Task, *, server_memory: bool = True) -> dict[str, F
 API: dict[str, FigureInfo] = {
     "create_jobs_per_s": _info("jobs/s", "higher", "bulk create (requests of up to 10,000 jobs)", ">= 20000"),
     "cycle_jobs_per_s": _info(
-        "jobs/s", "higher", "acquire + RUNNING + RUN_DONE in launcher-sized batches", ">= 20000"
+        "jobs/s",
+        "higher",
+        "acquire + a launcher's report (RUN_DONE with its start) in launcher-sized batches",
+        ">= 20000",
     ),
     "acquire_ms_per_batch": _info("ms", "lower", "median acquire request per batch"),
     "update_ms_per_batch": _info("ms", "lower", "median report request per batch (one outcome per job)"),
